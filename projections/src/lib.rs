@@ -1,0 +1,18 @@
+//! Pure folds of the event log into the read models that answer requests.
+//!
+//! Every model implements [`ReadModel::apply`]; [`ReadModels`] holds them all and can be
+//! built up to any position or moment of the log, which is how point-in-time questions
+//! are answered.
+
+mod read_models;
+pub mod stream_catalog;
+
+use domain::RecordedEvent;
+
+pub use read_models::{ReadModels, Until};
+pub use stream_catalog::StreamCatalog;
+
+/// A read model: state folded from the log, one event at a time, in position order.
+pub trait ReadModel {
+    fn apply(&mut self, event: &RecordedEvent);
+}

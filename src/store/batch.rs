@@ -1,0 +1,280 @@
+//! Planning one group commit: which of the queued appends fit their expected versions,
+//! and the positions, versions, timestamps and chain hashes of the events they add.
+//! Pure, so the rules are the same for every backend.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use domain::{ExpectedVersion, NewEvent, RecordedEvent, StreamId, chain::HashedFields};
+
+use super::{AppendError, Appended, LogHead, StoreError};
+
+/// One caller's append, waiting in the writer's queue.
+#[derive(Debug)]
+pub struct PendingAppend {
+    pub stream: StreamId,
+    pub expected: ExpectedVersion,
+    pub events: Vec<NewEvent>,
+}
+
+#[derive(Debug)]
+pub struct BatchPlan {
+    /// Rows to insert, in position order.
+    pub rows: Vec<RecordedEvent>,
+    /// One outcome per pending append, in queue order.
+    pub outcomes: Vec<Result<Appended, AppendError>>,
+    /// The head after the batch commits.
+    pub head: LogHead,
+}
+
+/// The distinct streams a batch touches, whose stored versions `plan` needs.
+pub fn streams_touched(appends: &[PendingAppend]) -> Vec<String> {
+    let mut streams: Vec<String> = appends
+        .iter()
+        .map(|a| a.stream.as_str().to_owned())
+        .collect();
+    streams.sort_unstable();
+    streams.dedup();
+    streams
+}
+
+/// Collects the `(stream id, version)` rows a backend read for [`streams_touched`].
+pub fn stored_versions(
+    rows: impl Iterator<Item = Result<(String, i64), sqlx::Error>>,
+) -> Result<HashMap<StreamId, u64>, StoreError> {
+    let mut versions = HashMap::new();
+    for row in rows {
+        let (stream, version) = row?;
+        let corrupt = |reason: String| StoreError::Corrupt {
+            position: 0,
+            reason,
+        };
+        let stream =
+            StreamId::parse(stream).map_err(|e| corrupt(format!("stored stream id: {e}")))?;
+        let version = u64::try_from(version)
+            .map_err(|_| corrupt(format!("negative version in stream {stream}")))?;
+        versions.insert(stream, version);
+    }
+    Ok(versions)
+}
+
+/// Plans a batch on top of `head`. `stream_versions` holds the stored version of every
+/// stream the batch touches (absent means the stream does not exist). Appends are
+/// decided in queue order, each seeing the versions the earlier ones produced.
+pub fn plan(
+    head: LogHead,
+    mut stream_versions: HashMap<StreamId, u64>,
+    appends: Vec<PendingAppend>,
+    now: DateTime<Utc>,
+) -> BatchPlan {
+    // Stored timestamps have microsecond precision and never go backwards along the log,
+    // which is what lets point-in-time reads stop at the first later event.
+    let now = DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
+    let recorded_at = head.recorded_at.map_or(now, |last| last.max(now));
+
+    let mut rows = Vec::with_capacity(appends.iter().map(|a| a.events.len()).sum());
+    let mut outcomes = Vec::with_capacity(appends.len());
+    let mut position = head.position;
+    let mut prev_hash = head.hash;
+
+    for append in appends {
+        let current = stream_versions.get(&append.stream).copied().unwrap_or(0);
+        if !append.expected.admits(current) {
+            outcomes.push(Err(AppendError::WrongExpectedVersion {
+                stream: append.stream,
+                expected: append.expected,
+                actual: current,
+            }));
+            continue;
+        }
+        let mut version = current;
+        for event in append.events {
+            position += 1;
+            version += 1;
+            let hash = HashedFields {
+                prev_hash: &prev_hash,
+                position,
+                event_id: &event.event_id,
+                stream_id: append.stream.as_str(),
+                stream_version: version,
+                event_type: &event.event_type,
+                schema_version: event.schema_version,
+                payload: &event.payload,
+                metadata: &event.metadata,
+                recorded_at_micros: recorded_at.timestamp_micros(),
+            }
+            .hash();
+            rows.push(RecordedEvent {
+                position,
+                event_id: event.event_id,
+                stream_id: append.stream.clone(),
+                stream_version: version,
+                event_type: event.event_type,
+                schema_version: event.schema_version,
+                payload: event.payload,
+                metadata: event.metadata,
+                recorded_at,
+                prev_hash,
+                hash,
+            });
+            prev_hash = hash;
+        }
+        stream_versions.insert(append.stream, version);
+        outcomes.push(Ok(Appended {
+            stream_version: version,
+            position,
+        }));
+    }
+
+    let head = if rows.is_empty() {
+        head
+    } else {
+        LogHead {
+            position,
+            hash: prev_hash,
+            recorded_at: Some(recorded_at),
+        }
+    };
+    BatchPlan {
+        rows,
+        outcomes,
+        head,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use domain::{ChainHash, ChainVerifier, Metadata};
+
+    use super::*;
+
+    fn append(stream: &str, expected: ExpectedVersion, count: usize) -> PendingAppend {
+        let metadata = Metadata::system(DateTime::UNIX_EPOCH);
+        PendingAppend {
+            stream: StreamId::parse(stream).unwrap(),
+            expected,
+            events: (0..count)
+                .map(|n| NewEvent::new("test.happened", 1, &n, &metadata).unwrap())
+                .collect(),
+        }
+    }
+
+    fn versions(pairs: &[(&str, u64)]) -> HashMap<StreamId, u64> {
+        pairs
+            .iter()
+            .map(|(s, v)| (StreamId::parse(*s).unwrap(), *v))
+            .collect()
+    }
+
+    #[test]
+    fn appends_in_one_batch_see_each_others_versions() {
+        let now = DateTime::from_timestamp(1_000, 0).unwrap();
+        let plan = plan(
+            LogHead::default(),
+            versions(&[]),
+            vec![
+                append("a-1", ExpectedVersion::NoStream, 2),
+                append("a-1", ExpectedVersion::NoStream, 1),
+                append("a-1", ExpectedVersion::Exact(2), 1),
+                append("b-1", ExpectedVersion::Any, 1),
+            ],
+            now,
+        );
+        let outcomes: Vec<_> = plan
+            .outcomes
+            .iter()
+            .map(|o| o.as_ref().map(|a| *a).map_err(|e| e.to_string()))
+            .collect();
+        assert_eq!(
+            outcomes[0],
+            Ok(Appended {
+                stream_version: 2,
+                position: 2
+            })
+        );
+        assert!(
+            outcomes[1]
+                .as_ref()
+                .unwrap_err()
+                .contains("is at version 2")
+        );
+        assert_eq!(
+            outcomes[2],
+            Ok(Appended {
+                stream_version: 3,
+                position: 3
+            })
+        );
+        assert_eq!(
+            outcomes[3],
+            Ok(Appended {
+                stream_version: 1,
+                position: 4
+            })
+        );
+        assert_eq!(
+            plan.rows.iter().map(|r| r.position).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4]
+        );
+        assert_eq!(plan.head.position, 4);
+        assert_eq!(plan.head.hash, plan.rows[3].hash);
+    }
+
+    #[test]
+    fn planned_rows_form_a_valid_chain_continuing_the_head() {
+        let now = DateTime::from_timestamp(1_000, 0).unwrap();
+        let first = plan(
+            LogHead::default(),
+            versions(&[]),
+            vec![append("a-1", ExpectedVersion::Any, 3)],
+            now,
+        );
+        let second = plan(
+            first.head,
+            versions(&[("a-1", 3)]),
+            vec![append("a-1", ExpectedVersion::Exact(3), 2)],
+            now,
+        );
+        let mut verifier = ChainVerifier::new();
+        for row in first.rows.iter().chain(&second.rows) {
+            verifier.check(row).unwrap();
+        }
+        assert_eq!(verifier.finish(second.head.position), Ok(5));
+        assert_eq!(first.rows[0].prev_hash, ChainHash::GENESIS);
+    }
+
+    #[test]
+    fn recorded_time_never_goes_backwards() {
+        let later = DateTime::from_timestamp(2_000, 0).unwrap();
+        let earlier = DateTime::from_timestamp(1_000, 0).unwrap();
+        let head = LogHead {
+            position: 0,
+            hash: ChainHash::GENESIS,
+            recorded_at: Some(later),
+        };
+        let plan = plan(
+            head,
+            versions(&[]),
+            vec![append("a-1", ExpectedVersion::Any, 1)],
+            earlier,
+        );
+        assert_eq!(plan.rows[0].recorded_at, later);
+    }
+
+    #[test]
+    fn a_rejected_batch_leaves_the_head_unchanged() {
+        let head = LogHead {
+            position: 7,
+            hash: ChainHash([1; 32]),
+            recorded_at: None,
+        };
+        let plan = plan(
+            head,
+            versions(&[("a-1", 1)]),
+            vec![append("a-1", ExpectedVersion::NoStream, 1)],
+            DateTime::UNIX_EPOCH,
+        );
+        assert!(plan.rows.is_empty());
+        assert_eq!(plan.head, head);
+    }
+}

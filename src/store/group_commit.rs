@@ -1,0 +1,161 @@
+//! Group commit: one writer task per process takes every append queued while the previous
+//! transaction was committing and writes them all in one transaction, so throughput grows
+//! with the number of concurrent writers while each append still returns only once durable.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use domain::{ExpectedVersion, NewEvent, RecordedEvent, StreamId};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::batch::{BatchPlan, PendingAppend};
+use super::{AppendError, Appended, EventStore, LogHead, StoreError};
+
+/// Caps one transaction; a single larger append still goes through, alone.
+const MAX_BATCH_EVENTS: usize = 4096;
+/// Appends waiting beyond this make callers wait for room: back-pressure, not memory growth.
+const QUEUE_CAPACITY: usize = 8192;
+
+/// What a SQL backend provides; batching, version checks and hashing are shared.
+#[async_trait]
+pub(super) trait LogBackend: Send + Sync + 'static {
+    /// In one transaction that excludes every other writer of the log: reads the head and
+    /// the versions of the streams `appends` touch, lets [`super::batch::plan`] decide,
+    /// inserts its rows, records the new head and commits.
+    async fn commit(&self, appends: Vec<PendingAppend>) -> Result<BatchPlan, StoreError>;
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        after_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    async fn read_all(
+        &self,
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    async fn head(&self) -> Result<LogHead, StoreError>;
+}
+
+struct Queued {
+    append: PendingAppend,
+    reply: oneshot::Sender<Result<Appended, AppendError>>,
+}
+
+pub(super) struct GroupCommitStore<B> {
+    backend: Arc<B>,
+    queue: mpsc::Sender<Queued>,
+    committed: Arc<watch::Sender<u64>>,
+}
+
+impl<B: LogBackend> GroupCommitStore<B> {
+    /// Starts the writer task. `committed` may also be fed by the backend, e.g. from
+    /// another process's notifications.
+    pub(super) fn start(backend: B, committed: Arc<watch::Sender<u64>>) -> Self {
+        let backend = Arc::new(backend);
+        let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        tokio::spawn(write_batches(backend.clone(), receiver, committed.clone()));
+        Self {
+            backend,
+            queue,
+            committed,
+        }
+    }
+}
+
+async fn write_batches<B: LogBackend>(
+    backend: Arc<B>,
+    mut receiver: mpsc::Receiver<Queued>,
+    committed: Arc<watch::Sender<u64>>,
+) {
+    while let Some(first) = receiver.recv().await {
+        let mut events = first.append.events.len();
+        let mut batch = vec![first];
+        while events < MAX_BATCH_EVENTS {
+            match receiver.try_recv() {
+                Ok(queued) => {
+                    events += queued.append.events.len();
+                    batch.push(queued);
+                }
+                Err(_) => break,
+            }
+        }
+        let (appends, replies): (Vec<_>, Vec<_>) =
+            batch.into_iter().map(|q| (q.append, q.reply)).unzip();
+        match backend.commit(appends).await {
+            Ok(plan) => {
+                committed.send_if_modified(|known| raise(known, plan.head.position));
+                for (reply, outcome) in replies.into_iter().zip(plan.outcomes) {
+                    // A caller that gave up waiting no longer needs the answer.
+                    let _ = reply.send(outcome);
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, appends = replies.len(), "group commit failed");
+                for reply in replies {
+                    let _ = reply.send(Err(error.clone().into()));
+                }
+            }
+        }
+    }
+}
+
+/// Raises a known committed position, never lowers it.
+pub(super) fn raise(known: &mut u64, position: u64) -> bool {
+    if position > *known {
+        *known = position;
+        true
+    } else {
+        false
+    }
+}
+
+#[async_trait]
+impl<B: LogBackend> EventStore for GroupCommitStore<B> {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<Appended, AppendError> {
+        let (reply, answer) = oneshot::channel();
+        let append = PendingAppend {
+            stream: stream.clone(),
+            expected,
+            events,
+        };
+        self.queue
+            .send(Queued { append, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        after_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.backend.read_stream(stream, after_version, limit).await
+    }
+
+    async fn read_all(
+        &self,
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.backend.read_all(after_position, limit).await
+    }
+
+    async fn head(&self) -> Result<LogHead, StoreError> {
+        self.backend.head().await
+    }
+
+    fn committed(&self) -> watch::Receiver<u64> {
+        self.committed.subscribe()
+    }
+}

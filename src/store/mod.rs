@@ -1,0 +1,179 @@
+//! The event log: one trait, [`EventStore`], with SQL backends behind a group-commit
+//! writer. Every backend passes the same conformance suite (tests/store_conformance.rs).
+
+mod batch;
+mod group_commit;
+mod postgres;
+mod sqlite;
+mod subscription;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::{ChainHash, ExpectedVersion, NewEvent, RecordedEvent, StreamId};
+use tokio::sync::watch;
+
+pub use subscription::Subscription;
+
+/// Where the log ends, as the store recorded it with its last commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogHead {
+    pub position: u64,
+    pub hash: ChainHash,
+    pub recorded_at: Option<DateTime<Utc>>,
+}
+
+/// The result of a successful append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// The stream's version after the append.
+    pub stream_version: u64,
+    /// The global position of the last appended event (or of the log's head, for an
+    /// append of no events): wait for projections to reach it to read your own write.
+    pub position: u64,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AppendError {
+    #[error("stream {stream} is at version {actual}, but the append expected {expected:?}")]
+    WrongExpectedVersion {
+        stream: StreamId,
+        expected: ExpectedVersion,
+        actual: u64,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(Arc<sqlx::Error>),
+    #[error("migration failed: {0}")]
+    Migration(Arc<sqlx::migrate::MigrateError>),
+    #[error("stored event at position {position} cannot be read: {reason}")]
+    Corrupt { position: i64, reason: String },
+    #[error("unsupported database URL {0:?}: expected sqlite://… or postgres://…")]
+    UnsupportedUrl(String),
+    #[error("the event store has shut down")]
+    Closed,
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        StoreError::Database(Arc::new(error))
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(error: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Migration(Arc::new(error))
+    }
+}
+
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Appends `events` to `stream` if the stream's version admits `expected`; returns
+    /// once the events are durable. A conflict is an error and writes nothing.
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<Appended, AppendError>;
+
+    /// Events of one stream with a version above `after_version`, in version order.
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        after_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Up to `limit` events with a global position above `after_position`, in commit order.
+    async fn read_all(
+        &self,
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// The head recorded with the last commit.
+    async fn head(&self) -> Result<LogHead, StoreError>;
+
+    /// The highest position known to be committed, updated as commits happen in this
+    /// process or, where the backend can tell, in others.
+    fn committed(&self) -> watch::Receiver<u64>;
+}
+
+/// Opens the store a database URL names, creating and migrating it as needed.
+pub async fn open(database_url: &str) -> Result<Arc<dyn EventStore>, StoreError> {
+    if database_url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::open(database_url).await?))
+    } else if database_url.starts_with("postgres:") || database_url.starts_with("postgresql:") {
+        Ok(Arc::new(postgres::open(database_url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(database_url.to_owned()))
+    }
+}
+
+/// Starts a tail of the log after `after_position`.
+pub fn subscribe(store: Arc<dyn EventStore>, after_position: u64) -> Subscription {
+    Subscription::new(store, after_position)
+}
+
+/// Converts a database integer into a position or version; negative values only come
+/// from a tampered database.
+fn to_u64(value: i64, position: i64, column: &str) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt {
+        position,
+        reason: format!("negative {column}"),
+    })
+}
+
+/// Positions and versions are u64 in the domain and BIGINT in both databases.
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// The fields of one stored row, decoded the same way for every backend.
+struct StoredRow {
+    position: i64,
+    event_id: uuid::Uuid,
+    stream_id: String,
+    stream_version: i64,
+    event_type: String,
+    schema_version: i64,
+    payload: String,
+    metadata: String,
+    recorded_at: i64,
+    prev_hash: Vec<u8>,
+    hash: Vec<u8>,
+}
+
+impl StoredRow {
+    fn into_event(self) -> Result<RecordedEvent, StoreError> {
+        let position = self.position;
+        let corrupt = |reason: &str| StoreError::Corrupt {
+            position,
+            reason: reason.to_owned(),
+        };
+        Ok(RecordedEvent {
+            position: to_u64(position, position, "position")?,
+            event_id: self.event_id,
+            stream_id: StreamId::parse(self.stream_id).map_err(|e| corrupt(&e.to_string()))?,
+            stream_version: to_u64(self.stream_version, position, "stream version")?,
+            event_type: self.event_type,
+            schema_version: u32::try_from(self.schema_version)
+                .map_err(|_| corrupt("schema version out of range"))?,
+            payload: self.payload,
+            metadata: self.metadata,
+            recorded_at: DateTime::from_timestamp_micros(self.recorded_at)
+                .ok_or_else(|| corrupt("recorded_at out of range"))?,
+            prev_hash: ChainHash::from_slice(&self.prev_hash)
+                .ok_or_else(|| corrupt("prev_hash is not 32 bytes"))?,
+            hash: ChainHash::from_slice(&self.hash)
+                .ok_or_else(|| corrupt("hash is not 32 bytes"))?,
+        })
+    }
+}

@@ -1,0 +1,112 @@
+//! Shared set-up for the end-to-end tests: a fresh database per test, on SQLite or on the
+//! Postgres server the test script provides.
+
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::path::PathBuf;
+
+use sqlx::Connection;
+
+/// The Postgres server the tests create their databases on; `scripts/test` exports it.
+pub fn postgres_server_url() -> String {
+    std::env::var("KEYWARD_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A database of the test's own, dropped when the test ends.
+pub enum TestDb {
+    Sqlite { dir: tempfile::TempDir },
+    Postgres { name: String },
+}
+
+impl TestDb {
+    pub fn sqlite() -> Self {
+        TestDb::Sqlite {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub async fn postgres() -> Self {
+        let name = format!("keyward_test_{}", uuid::Uuid::now_v7().simple());
+        let mut admin = sqlx::PgConnection::connect(&postgres_server_url())
+            .await
+            .expect("the Postgres server of KEYWARD_TEST_POSTGRES_URL is reachable (scripts/test starts one)");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("create database");
+        TestDb::Postgres { name }
+    }
+
+    pub fn url(&self) -> String {
+        match self {
+            TestDb::Sqlite { dir } => format!("sqlite://{}", self.sqlite_path_in(dir).display()),
+            TestDb::Postgres { name } => {
+                let mut url = url::Url::parse(&postgres_server_url()).expect("postgres URL");
+                url.set_path(name);
+                url.to_string()
+            }
+        }
+    }
+
+    /// The SQLite file, for tests that tamper with it.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        match self {
+            TestDb::Sqlite { dir } => Some(self.sqlite_path_in(dir)),
+            TestDb::Postgres { .. } => None,
+        }
+    }
+
+    fn sqlite_path_in(&self, dir: &tempfile::TempDir) -> PathBuf {
+        dir.path().join("keyward.db")
+    }
+
+    /// Runs one SQL statement on the test database with a plain connection, outside
+    /// keyward: how the tamper tests play an attacker with database access.
+    pub async fn execute_sql(&self, sql: &str) -> u64 {
+        match self {
+            TestDb::Sqlite { .. } => {
+                let mut connection = sqlx::SqliteConnection::connect(&self.url())
+                    .await
+                    .expect("open sqlite");
+                sqlx::query(sql)
+                    .execute(&mut connection)
+                    .await
+                    .expect("sql")
+                    .rows_affected()
+            }
+            TestDb::Postgres { .. } => {
+                let mut connection = sqlx::PgConnection::connect(&self.url())
+                    .await
+                    .expect("open postgres");
+                sqlx::query(sql)
+                    .execute(&mut connection)
+                    .await
+                    .expect("sql")
+                    .rows_affected()
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let TestDb::Postgres { name } = self {
+            let statement = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+            // Drop runs outside any runtime the test may still be tearing down.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
+                runtime.block_on(async {
+                    let mut admin = sqlx::PgConnection::connect(&postgres_server_url())
+                        .await
+                        .ok()?;
+                    sqlx::query(&statement).execute(&mut admin).await.ok()
+                })
+            })
+            .join();
+        }
+    }
+}
