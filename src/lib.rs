@@ -1,3 +1,13 @@
 //! keyward: a self-hosted secrets vault and signing proxy for AI agents.
+//!
+//! The service around the pure crates: configuration, the event store adapters, the
+//! projector that keeps read models current, the HTTP API and the command line.
 
+pub mod api;
+pub mod bench;
+pub mod cli;
+pub mod config;
+pub mod projector;
+pub mod replay;
 pub mod store;
+pub mod verify;

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use domain::{ChainHash, RecordedEvent, StreamId};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::{Connection, Postgres, Row, Transaction};
 use tokio::sync::watch;
 
 use super::batch::{self, BatchPlan, PendingAppend};
@@ -18,7 +18,7 @@ use super::group_commit::{GroupCommitStore, LogBackend, raise};
 use super::{LogHead, StoreError, StoredRow, to_i64};
 
 /// Serializes writers of the log across processes; the value is arbitrary but fixed.
-const WRITER_LOCK: i64 = 0x6b65_7977_6172_64; // "keyward"
+const WRITER_LOCK: i64 = 0x006b_6579_7761_7264; // "keyward" in ASCII
 const COMMIT_CHANNEL: &str = "keyward_events";
 
 const SELECT_EVENTS: &str = "SELECT position, event_id, stream_id, stream_version, event_type, schema_version, \
@@ -30,6 +30,12 @@ pub(super) struct PostgresLog {
 
 pub(super) async fn open(database_url: &str) -> Result<GroupCommitStore<PostgresLog>, StoreError> {
     let options = PgConnectOptions::from_str(database_url)?;
+    // One direct connection first: its error says why (refused, unknown database, bad
+    // password), where a pool would only report that it timed out.
+    sqlx::PgConnection::connect_with(&options)
+        .await?
+        .close()
+        .await?;
     let pool = PgPoolOptions::new()
         .max_connections(8)
         .acquire_timeout(Duration::from_secs(10))

@@ -110,3 +110,77 @@ impl Drop for TestDb {
         }
     }
 }
+
+/// The keyward binary built for this test run, with a clean KEYWARD_* environment.
+pub fn keyward() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("KEYWARD_") {
+            command.env_remove(key);
+        }
+    }
+    command.env("KEYWARD_LOG", "warn");
+    command
+}
+
+/// Runs the binary to completion and returns (exit code, stdout, stderr).
+pub fn run_keyward(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let output = keyward()
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run keyward");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A `keyward serve` process on a free port, killed when dropped.
+pub struct Server {
+    child: std::process::Child,
+    pub base_url: String,
+}
+
+impl Server {
+    pub async fn start(env: &[(&str, &str)]) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let listen = format!("127.0.0.1:{port}");
+        let child = keyward()
+            .arg("serve")
+            .env("KEYWARD_LISTEN", &listen)
+            .envs(env.iter().copied())
+            .spawn()
+            .expect("spawn keyward serve");
+        let server = Server {
+            child,
+            base_url: format!("http://{listen}"),
+        };
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if let Ok(response) = client.get(server.url("/v1/health")).send().await {
+                if response.status().is_success() {
+                    return server;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("keyward serve did not answer /v1/health within 10 s");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

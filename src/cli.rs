@@ -1,0 +1,283 @@
+//! The command line: `keyward serve | migrate | verify | replay | bench`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use projections::Until;
+
+use crate::config::{self, Config};
+use crate::store::{self, EventStore};
+use crate::{api, bench, projector::Projector, replay, verify};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "keyward",
+    version,
+    about = "Secrets vault and signing proxy for AI agents"
+)]
+pub struct Cli {
+    /// TOML configuration file; every key can also be set as KEYWARD_<KEY>.
+    #[arg(long, global = true, env = "KEYWARD_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP API.
+    Serve,
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Walk the hash chain of the whole log: exit 0 if intact, 1 naming the first broken event.
+    Verify,
+    /// Rebuild every read model from the log, optionally only up to a moment or a position.
+    Replay(ReplayArgs),
+    /// Measure the event store on a database named explicitly (never the configured one).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+struct ReplayArgs {
+    /// Only events recorded at or before this moment (RFC 3339, e.g. 2026-11-22T10:00:00Z).
+    #[arg(long, value_parser = parse_time, conflicts_with = "position")]
+    until: Option<DateTime<Utc>>,
+    /// Only events up to and including this global position.
+    #[arg(long)]
+    position: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Concurrent single-event appends with expected versions; prints events/s per writer count.
+    Append {
+        #[arg(long, value_name = "URL")]
+        database_url: String,
+        /// Writer counts to measure, one run each.
+        #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+        writers: Vec<usize>,
+        /// Length of each run.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Write `<position> <event id>` for every acknowledged append to this file.
+        #[arg(long, value_name = "FILE")]
+        ack_file: Option<PathBuf>,
+    },
+    /// Fill a log with synthetic events, to measure replay and verify on it.
+    Seed {
+        #[arg(long, value_name = "URL")]
+        database_url: String,
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+    },
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|time| time.with_timezone(&Utc))
+        .map_err(|e| format!("not an RFC 3339 time such as 2026-11-22T10:00:00Z: {e}"))
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Bench(command) => return run_bench(command).await.map(|()| ExitCode::SUCCESS),
+        Command::Serve | Command::Migrate | Command::Verify | Command::Replay(_) => {}
+    }
+    let config = Config::load(cli.config.as_deref())?;
+    let store = open_store(&config).await?;
+    match cli.command {
+        Command::Serve => serve(config, store).await,
+        Command::Migrate => {
+            let head = store.head().await?;
+            println!(
+                "{} is migrated; the log holds {} events",
+                config::redacted(&config.database_url),
+                head.position
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify => run_verify(store).await,
+        Command::Replay(args) => {
+            let until = match (args.until, args.position) {
+                (Some(moment), _) => Until::Time(moment),
+                (None, Some(position)) => Until::Position(position),
+                (None, None) => Until::End,
+            };
+            run_replay(store, until).await
+        }
+        Command::Bench(_) => unreachable!("handled before the configuration is loaded"),
+    }
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn EventStore>> {
+    if config.database_url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
+    }
+    store::open(&config.database_url).await.with_context(|| {
+        format!(
+            "cannot open the event store at {}",
+            config::redacted(&config.database_url)
+        )
+    })
+}
+
+async fn serve(config: Config, store: Arc<dyn EventStore>) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let projector = Projector::start(store.clone())
+        .await
+        .context("cannot rebuild the read models")?;
+    tracing::info!(
+        log_position = projector.position(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "read models rebuilt"
+    );
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    tracing::info!(listen = %config.listen, public_url = %config.public_url, "keyward is serving");
+    let app = api::router(api::AppState { store, projector });
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("the HTTP server failed")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}
+
+/// A progress bar on a terminal; nothing when output goes to a file or a pipe.
+fn progress_bar(length: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(length);
+    let template =
+        format!("{what} [{{bar:40}}] {{pos}}/{{len}} events ({{per_sec}}, {{eta}} left)");
+    if let Ok(style) = ProgressStyle::with_template(&template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+async fn run_verify(store: Arc<dyn EventStore>) -> anyhow::Result<ExitCode> {
+    let head = store.head().await?;
+    let bar = progress_bar(head.position, "verifying");
+    let started = Instant::now();
+    let verdict = verify::verify(&*store, |position| bar.set_position(position)).await?;
+    bar.finish_and_clear();
+    match verdict {
+        verify::Verdict::Intact { events } => {
+            println!(
+                "chain intact: {events} events verified in {:.2}s, head {}",
+                started.elapsed().as_secs_f64(),
+                head.hash.to_hex()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        verify::Verdict::Broken {
+            events_verified,
+            reason,
+        } => {
+            println!("chain broken: {reason}");
+            println!("{events_verified} events before the break verified");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+async fn run_replay(store: Arc<dyn EventStore>, until: Until) -> anyhow::Result<ExitCode> {
+    let head = store.head().await?;
+    let bar = progress_bar(head.position, "replaying");
+    let started = Instant::now();
+    let models = replay::build(store, until, |position| bar.set_position(position)).await?;
+    let elapsed = started.elapsed();
+    bar.finish_and_clear();
+    let rate = models.position() as f64 / elapsed.as_secs_f64().max(f64::EPSILON);
+    let as_of = models
+        .last_recorded_at()
+        .map_or_else(|| "the empty log".to_owned(), |at| at.to_rfc3339());
+    println!(
+        "replayed {} events in {:.3}s ({rate:.0} events/s), up to position {} as of {as_of}",
+        models.position(),
+        elapsed.as_secs_f64(),
+        models.position()
+    );
+    for (name, count) in models.summary() {
+        println!("  {name}: {count}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_bench(command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Append {
+            database_url,
+            writers,
+            seconds,
+            ack_file,
+        } => {
+            let store = bench::open(&database_url).await?;
+            println!(
+                "{:>8} {:>10} {:>9} {:>12}",
+                "writers", "events", "seconds", "events/s"
+            );
+            for count in writers {
+                let run = bench::append(
+                    store.clone(),
+                    count,
+                    Duration::from_secs(seconds),
+                    ack_file.clone(),
+                )
+                .await?;
+                println!(
+                    "{:>8} {:>10} {:>9.2} {:>12.0}",
+                    run.writers,
+                    run.events,
+                    run.elapsed.as_secs_f64(),
+                    run.events_per_second()
+                );
+            }
+        }
+        BenchCommand::Seed {
+            database_url,
+            events,
+        } => {
+            let store = bench::open(&database_url).await?;
+            let bar = progress_bar(events, "seeding");
+            let started = Instant::now();
+            bench::seed(store, events, |written| bar.set_position(written)).await?;
+            bar.finish_and_clear();
+            println!(
+                "seeded {events} events in {:.2}s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,362 @@
+//! Configuration: a TOML file, every key overridable by an environment variable
+//! `KEYWARD_<KEY>`, resolved once at start-up into typed values.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+const DEFAULT_DATA_DIR: &str = "./data";
+
+/// One EVM chain the Intents module may sign for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainConfig {
+    pub name: String,
+    pub display_name: String,
+    pub chain_id: u64,
+    pub rpc_url: Url,
+    pub native_currency: String,
+    pub is_testnet: bool,
+}
+
+impl ChainConfig {
+    /// The chain used when none is configured: a local anvil node.
+    pub fn local_anvil() -> Self {
+        Self {
+            name: "anvil".into(),
+            display_name: "Anvil (local)".into(),
+            chain_id: 31337,
+            rpc_url: Url::parse("http://127.0.0.1:8545")
+                .unwrap_or_else(|_| unreachable!("static URL")),
+            native_currency: "ETH".into(),
+            is_testnet: true,
+        }
+    }
+}
+
+/// The file as written; every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    listen: Option<String>,
+    database_url: Option<String>,
+    data_dir: Option<PathBuf>,
+    public_url: Option<String>,
+    admins: Option<Vec<String>>,
+    chains: Option<Vec<ChainConfig>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub data_dir: PathBuf,
+    pub public_url: Url,
+    /// Emails of platform administrators, lower-cased.
+    pub admins: Vec<String>,
+    pub chains: Vec<ChainConfig>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid {key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+impl Config {
+    /// Loads `path` (if given) and applies the process environment on top.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with(path, |key| std::env::var(key).ok())
+    }
+
+    /// Loads with an explicit environment lookup, so tests need not touch the process's.
+    pub fn load_with(
+        path: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let file = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path: path.to_owned(),
+                    message: e.to_string(),
+                })?
+            }
+            None => ConfigFile::default(),
+        };
+        let overridden = |key: &str, from_file: Option<String>| {
+            env(&format!("KEYWARD_{}", key.to_uppercase())).or(from_file)
+        };
+
+        let listen_text =
+            overridden("listen", file.listen).unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            invalid(
+                "listen",
+                format!("{listen_text:?} is not an address such as 127.0.0.1:8080"),
+            )
+        })?;
+
+        let data_dir = overridden(
+            "data_dir",
+            file.data_dir.map(|d| d.to_string_lossy().into_owned()),
+        )
+        .map_or_else(|| PathBuf::from(DEFAULT_DATA_DIR), PathBuf::from);
+
+        let database_url = overridden("database_url", file.database_url)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("keyward.db").display()));
+        check_database_url(&database_url)?;
+
+        let public_url_text =
+            overridden("public_url", file.public_url).unwrap_or_else(|| format!("http://{listen}"));
+        let public_url = Url::parse(&public_url_text)
+            .ok()
+            .filter(|url| matches!(url.scheme(), "http" | "https"))
+            .ok_or_else(|| {
+                invalid(
+                    "public_url",
+                    format!("{public_url_text:?} is not an http(s) URL"),
+                )
+            })?;
+
+        let admins = match env("KEYWARD_ADMINS") {
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|e| !e.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            None => file.admins.unwrap_or_default(),
+        };
+        let admins = admins
+            .into_iter()
+            .map(|email| match email.split_once('@') {
+                Some((local, domain)) if !local.is_empty() && domain.contains('.') => {
+                    Ok(email.to_lowercase())
+                }
+                _ => Err(invalid(
+                    "admins",
+                    format!("{email:?} is not an email address"),
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let chains = match env("KEYWARD_CHAINS") {
+            Some(json) => serde_json::from_str(&json).map_err(|e| {
+                invalid(
+                    "chains",
+                    format!("KEYWARD_CHAINS is not a JSON array of chains: {e}"),
+                )
+            })?,
+            None => file.chains.unwrap_or_default(),
+        };
+        let chains = if chains.is_empty() {
+            vec![ChainConfig::local_anvil()]
+        } else {
+            chains
+        };
+        check_chains(&chains)?;
+
+        Ok(Config {
+            listen,
+            database_url,
+            data_dir,
+            public_url,
+            admins,
+            chains,
+        })
+    }
+}
+
+/// A database URL fit for messages and logs: any password replaced by `***`.
+pub fn redacted(database_url: &str) -> String {
+    match Url::parse(database_url) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        _ => database_url.to_owned(),
+    }
+}
+
+fn check_database_url(url: &str) -> Result<(), ConfigError> {
+    let scheme_ok = ["sqlite:", "postgres://", "postgresql://"]
+        .iter()
+        .any(|prefix| url.starts_with(prefix));
+    if !scheme_ok {
+        return Err(invalid(
+            "database_url",
+            format!("{url:?} must start with sqlite:// (embedded) or postgres:// (production)"),
+        ));
+    }
+    if url.starts_with("postgres") {
+        Url::parse(url)
+            .map_err(|e| invalid("database_url", format!("malformed Postgres URL: {e}")))?;
+    }
+    Ok(())
+}
+
+fn check_chains(chains: &[ChainConfig]) -> Result<(), ConfigError> {
+    for (index, chain) in chains.iter().enumerate() {
+        let duplicate = chains[..index]
+            .iter()
+            .any(|c| c.name == chain.name || c.chain_id == chain.chain_id);
+        if duplicate {
+            return Err(invalid(
+                "chains",
+                format!(
+                    "chain {:?} (id {}) is configured twice",
+                    chain.name, chain.chain_id
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn load(file: Option<&str>, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyward.toml");
+        if let Some(text) = file {
+            std::fs::write(&path, text).unwrap();
+        }
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::load_with(file.map(|_| path.as_path()), |key| env.get(key).cloned())
+    }
+
+    #[test]
+    fn defaults_give_an_embedded_service_on_localhost() {
+        let config = load(None, &[]).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(config.data_dir, PathBuf::from("./data"));
+        assert_eq!(config.database_url, "sqlite://./data/keyward.db");
+        assert_eq!(config.public_url.as_str(), "http://127.0.0.1:8080/");
+        assert!(config.admins.is_empty());
+        assert_eq!(config.chains, vec![ChainConfig::local_anvil()]);
+    }
+
+    #[test]
+    fn environment_overrides_every_file_key() {
+        let file = r#"
+            listen = "127.0.0.1:9000"
+            database_url = "sqlite:///tmp/file.db"
+            data_dir = "/var/lib/from-file"
+            public_url = "https://file.example"
+            admins = ["file@example.com"]
+            [[chains]]
+            name = "file"
+            display_name = "File"
+            chain_id = 1
+            rpc_url = "http://file:8545"
+            native_currency = "ETH"
+            is_testnet = false
+        "#;
+        let config = load(
+            Some(file),
+            &[
+                ("KEYWARD_LISTEN", "0.0.0.0:7000"),
+                ("KEYWARD_DATABASE_URL", "postgres://u@db:5432/keyward"),
+                ("KEYWARD_DATA_DIR", "/srv/keyward"),
+                ("KEYWARD_PUBLIC_URL", "https://vault.example"),
+                ("KEYWARD_ADMINS", "Ops@Example.com, root@example.com"),
+                (
+                    "KEYWARD_CHAINS",
+                    r#"[{"name":"base","display_name":"Base","chain_id":8453,"rpc_url":"https://rpc.base.example","native_currency":"ETH","is_testnet":false}]"#,
+                ),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.listen, "0.0.0.0:7000".parse().unwrap());
+        assert_eq!(config.database_url, "postgres://u@db:5432/keyward");
+        assert_eq!(config.data_dir, PathBuf::from("/srv/keyward"));
+        assert_eq!(config.public_url.as_str(), "https://vault.example/");
+        assert_eq!(config.admins, vec!["ops@example.com", "root@example.com"]);
+        assert_eq!(config.chains.len(), 1);
+        assert_eq!(
+            (config.chains[0].name.as_str(), config.chains[0].chain_id),
+            ("base", 8453)
+        );
+    }
+
+    #[test]
+    fn file_keys_apply_without_environment() {
+        let config = load(Some("data_dir = \"/srv/k\"\nadmins = [\"a@b.io\"]\n"), &[]).unwrap();
+        assert_eq!(config.database_url, "sqlite:///srv/k/keyward.db");
+        assert_eq!(config.admins, vec!["a@b.io"]);
+    }
+
+    #[test]
+    fn passwords_are_redacted_from_database_urls() {
+        assert_eq!(
+            redacted("postgres://app:s3cret@db:5432/keyward"),
+            "postgres://app:***@db:5432/keyward"
+        );
+        assert_eq!(
+            redacted("postgres://app@db/keyward"),
+            "postgres://app@db/keyward"
+        );
+        assert_eq!(
+            redacted("sqlite://./data/keyward.db"),
+            "sqlite://./data/keyward.db"
+        );
+    }
+
+    #[test]
+    fn bad_configuration_is_a_clear_error() {
+        let message = |result: Result<Config, ConfigError>| result.unwrap_err().to_string();
+        assert!(message(load(Some("listen = 8080"), &[])).contains("is not valid"));
+        assert!(message(load(Some("lisen = \"x\""), &[])).contains("unknown field `lisen`"));
+        assert!(
+            message(load(None, &[("KEYWARD_LISTEN", "localhost")])).starts_with("invalid listen")
+        );
+        assert!(
+            message(load(None, &[("KEYWARD_DATABASE_URL", "mysql://x")]))
+                .starts_with("invalid database_url")
+        );
+        assert!(
+            message(load(
+                None,
+                &[("KEYWARD_DATABASE_URL", "postgres://u@h:port/db")]
+            ))
+            .contains("malformed Postgres URL")
+        );
+        assert!(
+            message(load(None, &[("KEYWARD_PUBLIC_URL", "ftp://x")]))
+                .starts_with("invalid public_url")
+        );
+        assert!(
+            message(load(None, &[("KEYWARD_ADMINS", "not-an-email")]))
+                .starts_with("invalid admins")
+        );
+        assert!(message(load(None, &[("KEYWARD_CHAINS", "{")])).starts_with("invalid chains"));
+    }
+}

@@ -1,0 +1,54 @@
+//! Folding the log into read models: at start-up, for `keyward replay`, and for any
+//! point-in-time question.
+
+use std::sync::Arc;
+
+use projections::{ReadModels, Until};
+use tokio::sync::mpsc;
+
+use crate::store::{EventStore, StoreError};
+
+/// Events read per query; large enough to amortize the round trip.
+const READ_BATCH: usize = 10_000;
+
+/// Builds every read model from the start of the log up to `until`, calling `progress`
+/// with the position reached after each batch. Reading and folding overlap: one task
+/// reads the next batch while this one folds the last.
+pub async fn build(
+    store: Arc<dyn EventStore>,
+    until: Until,
+    mut progress: impl FnMut(u64),
+) -> Result<ReadModels, StoreError> {
+    let (batches, mut received) = mpsc::channel(2);
+    let reader = tokio::spawn(async move {
+        let mut after = 0;
+        loop {
+            let batch = store.read_all(after, READ_BATCH).await;
+            let done = match &batch {
+                Ok(events) => match events.last() {
+                    Some(last) => {
+                        after = last.position;
+                        !until.includes(last)
+                    }
+                    None => true,
+                },
+                Err(_) => true,
+            };
+            if batches.send(batch).await.is_err() || done {
+                return;
+            }
+        }
+    });
+
+    let mut models = ReadModels::new();
+    while let Some(batch) = received.recv().await {
+        let events = batch?;
+        for event in events.iter().take_while(|event| until.includes(event)) {
+            models.apply(event);
+        }
+        progress(models.position());
+    }
+    // The reader ends on its own once it has sent its last batch.
+    let _ = reader.await;
+    Ok(models)
+}
