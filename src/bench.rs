@@ -102,11 +102,7 @@ async fn spawn_ack_writer(path: PathBuf) -> anyhow::Result<mpsc::UnboundedSender
 
 /// Fills a log with `events` synthetic events spread over many streams and event types,
 /// for measuring replay and verification. Appends go in batches, as imports do.
-pub async fn seed(
-    store: Arc<dyn EventStore>,
-    events: u64,
-    mut progress: impl FnMut(u64),
-) -> anyhow::Result<()> {
+pub async fn seed(store: Arc<dyn EventStore>, events: u64, mut progress: impl FnMut(u64)) -> anyhow::Result<()> {
     const WRITERS: u64 = 16;
     const BATCH: u64 = 250;
     const STREAMS_PER_WRITER: u64 = 500;
@@ -127,10 +123,8 @@ pub async fn seed(
                 let mut done = 0;
                 while done < share {
                     let count = BATCH.min(share - done);
-                    let stream = StreamId::for_aggregate(
-                        "seed",
-                        format!("{writer}.{}", (done / BATCH) % STREAMS_PER_WRITER),
-                    )?;
+                    let stream =
+                        StreamId::for_aggregate("seed", format!("{writer}.{}", (done / BATCH) % STREAMS_PER_WRITER))?;
                     let metadata = Metadata::system(Utc::now());
                     let batch = (done..done + count)
                         .map(|n| {

@@ -15,12 +15,17 @@ use crate::config::{self, Config};
 use crate::store::{self, EventStore};
 use crate::{api, bench, projector::Projector, replay, verify};
 
+/// Prints a line of output; a reader that closed stdout early (`keyward replay | head -1`)
+/// is not an error worth a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 #[derive(Debug, Parser)]
-#[command(
-    name = "keyward",
-    version,
-    about = "Secrets vault and signing proxy for AI agents"
-)]
+#[command(name = "keyward", version, about = "Secrets vault and signing proxy for AI agents")]
 pub struct Cli {
     /// TOML configuration file; every key can also be set as KEYWARD_<KEY>.
     #[arg(long, global = true, env = "KEYWARD_CONFIG", value_name = "FILE")]
@@ -96,7 +101,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve => serve(config, store).await,
         Command::Migrate => {
             let head = store.head().await?;
-            println!(
+            say!(
                 "{} is migrated; the log holds {} events",
                 config::redacted(&config.database_url),
                 head.position
@@ -177,8 +182,7 @@ async fn shutdown_signal() {
 /// A progress bar on a terminal; nothing when output goes to a file or a pipe.
 fn progress_bar(length: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(length);
-    let template =
-        format!("{what} [{{bar:40}}] {{pos}}/{{len}} events ({{per_sec}}, {{eta}} left)");
+    let template = format!("{what} [{{bar:40}}] {{pos}}/{{len}} events ({{per_sec}}, {{eta}} left)");
     if let Ok(style) = ProgressStyle::with_template(&template) {
         bar.set_style(style.progress_chars("=> "));
     }
@@ -193,7 +197,7 @@ async fn run_verify(store: Arc<dyn EventStore>) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
     match verdict {
         verify::Verdict::Intact { events } => {
-            println!(
+            say!(
                 "chain intact: {events} events verified in {:.2}s, head {}",
                 started.elapsed().as_secs_f64(),
                 head.hash.to_hex()
@@ -204,8 +208,8 @@ async fn run_verify(store: Arc<dyn EventStore>) -> anyhow::Result<ExitCode> {
             events_verified,
             reason,
         } => {
-            println!("chain broken: {reason}");
-            println!("{events_verified} events before the break verified");
+            say!("chain broken: {reason}");
+            say!("{events_verified} events before the break verified");
             Ok(ExitCode::FAILURE)
         }
     }
@@ -222,14 +226,14 @@ async fn run_replay(store: Arc<dyn EventStore>, until: Until) -> anyhow::Result<
     let as_of = models
         .last_recorded_at()
         .map_or_else(|| "the empty log".to_owned(), |at| at.to_rfc3339());
-    println!(
+    say!(
         "replayed {} events in {:.3}s ({rate:.0} events/s), up to position {} as of {as_of}",
         models.position(),
         elapsed.as_secs_f64(),
         models.position()
     );
     for (name, count) in models.summary() {
-        println!("  {name}: {count}");
+        say!("  {name}: {count}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -243,19 +247,10 @@ async fn run_bench(command: BenchCommand) -> anyhow::Result<()> {
             ack_file,
         } => {
             let store = bench::open(&database_url).await?;
-            println!(
-                "{:>8} {:>10} {:>9} {:>12}",
-                "writers", "events", "seconds", "events/s"
-            );
+            say!("{:>8} {:>10} {:>9} {:>12}", "writers", "events", "seconds", "events/s");
             for count in writers {
-                let run = bench::append(
-                    store.clone(),
-                    count,
-                    Duration::from_secs(seconds),
-                    ack_file.clone(),
-                )
-                .await?;
-                println!(
+                let run = bench::append(store.clone(), count, Duration::from_secs(seconds), ack_file.clone()).await?;
+                say!(
                     "{:>8} {:>10} {:>9.2} {:>12.0}",
                     run.writers,
                     run.events,
@@ -264,19 +259,13 @@ async fn run_bench(command: BenchCommand) -> anyhow::Result<()> {
                 );
             }
         }
-        BenchCommand::Seed {
-            database_url,
-            events,
-        } => {
+        BenchCommand::Seed { database_url, events } => {
             let store = bench::open(&database_url).await?;
             let bar = progress_bar(events, "seeding");
             let started = Instant::now();
             bench::seed(store, events, |written| bar.set_position(written)).await?;
             bar.finish_and_clear();
-            println!(
-                "seeded {events} events in {:.2}s",
-                started.elapsed().as_secs_f64()
-            );
+            say!("seeded {events} events in {:.2}s", started.elapsed().as_secs_f64());
         }
     }
     Ok(())

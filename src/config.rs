@@ -29,8 +29,7 @@ impl ChainConfig {
             name: "anvil".into(),
             display_name: "Anvil (local)".into(),
             chain_id: 31337,
-            rpc_url: Url::parse("http://127.0.0.1:8545")
-                .unwrap_or_else(|_| unreachable!("static URL")),
+            rpc_url: Url::parse("http://127.0.0.1:8545").unwrap_or_else(|_| unreachable!("static URL")),
             native_currency: "ETH".into(),
             is_testnet: true,
         }
@@ -63,10 +62,7 @@ pub struct Config {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("config file {path} is not valid: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("invalid {key}: {message}")]
@@ -87,10 +83,7 @@ impl Config {
     }
 
     /// Loads with an explicit environment lookup, so tests need not touch the process's.
-    pub fn load_with(
-        path: Option<&Path>,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, ConfigError> {
+    pub fn load_with(path: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let file = match path {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -104,12 +97,10 @@ impl Config {
             }
             None => ConfigFile::default(),
         };
-        let overridden = |key: &str, from_file: Option<String>| {
-            env(&format!("KEYWARD_{}", key.to_uppercase())).or(from_file)
-        };
+        let overridden =
+            |key: &str, from_file: Option<String>| env(&format!("KEYWARD_{}", key.to_uppercase())).or(from_file);
 
-        let listen_text =
-            overridden("listen", file.listen).unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen_text = overridden("listen", file.listen).unwrap_or_else(|| DEFAULT_LISTEN.into());
         let listen: SocketAddr = listen_text.parse().map_err(|_| {
             invalid(
                 "listen",
@@ -117,27 +108,18 @@ impl Config {
             )
         })?;
 
-        let data_dir = overridden(
-            "data_dir",
-            file.data_dir.map(|d| d.to_string_lossy().into_owned()),
-        )
-        .map_or_else(|| PathBuf::from(DEFAULT_DATA_DIR), PathBuf::from);
+        let data_dir = overridden("data_dir", file.data_dir.map(|d| d.to_string_lossy().into_owned()))
+            .map_or_else(|| PathBuf::from(DEFAULT_DATA_DIR), PathBuf::from);
 
         let database_url = overridden("database_url", file.database_url)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("keyward.db").display()));
         check_database_url(&database_url)?;
 
-        let public_url_text =
-            overridden("public_url", file.public_url).unwrap_or_else(|| format!("http://{listen}"));
+        let public_url_text = overridden("public_url", file.public_url).unwrap_or_else(|| format!("http://{listen}"));
         let public_url = Url::parse(&public_url_text)
             .ok()
             .filter(|url| matches!(url.scheme(), "http" | "https"))
-            .ok_or_else(|| {
-                invalid(
-                    "public_url",
-                    format!("{public_url_text:?} is not an http(s) URL"),
-                )
-            })?;
+            .ok_or_else(|| invalid("public_url", format!("{public_url_text:?} is not an http(s) URL")))?;
 
         let admins = match env("KEYWARD_ADMINS") {
             Some(list) => list
@@ -151,23 +133,14 @@ impl Config {
         let admins = admins
             .into_iter()
             .map(|email| match email.split_once('@') {
-                Some((local, domain)) if !local.is_empty() && domain.contains('.') => {
-                    Ok(email.to_lowercase())
-                }
-                _ => Err(invalid(
-                    "admins",
-                    format!("{email:?} is not an email address"),
-                )),
+                Some((local, domain)) if !local.is_empty() && domain.contains('.') => Ok(email.to_lowercase()),
+                _ => Err(invalid("admins", format!("{email:?} is not an email address"))),
             })
             .collect::<Result<Vec<_>, _>>()?;
 
         let chains = match env("KEYWARD_CHAINS") {
-            Some(json) => serde_json::from_str(&json).map_err(|e| {
-                invalid(
-                    "chains",
-                    format!("KEYWARD_CHAINS is not a JSON array of chains: {e}"),
-                )
-            })?,
+            Some(json) => serde_json::from_str(&json)
+                .map_err(|e| invalid("chains", format!("KEYWARD_CHAINS is not a JSON array of chains: {e}")))?,
             None => file.chains.unwrap_or_default(),
         };
         let chains = if chains.is_empty() {
@@ -210,8 +183,7 @@ fn check_database_url(url: &str) -> Result<(), ConfigError> {
         ));
     }
     if url.starts_with("postgres") {
-        Url::parse(url)
-            .map_err(|e| invalid("database_url", format!("malformed Postgres URL: {e}")))?;
+        Url::parse(url).map_err(|e| invalid("database_url", format!("malformed Postgres URL: {e}")))?;
     }
     Ok(())
 }
@@ -224,10 +196,7 @@ fn check_chains(chains: &[ChainConfig]) -> Result<(), ConfigError> {
         if duplicate {
             return Err(invalid(
                 "chains",
-                format!(
-                    "chain {:?} (id {}) is configured twice",
-                    chain.name, chain.chain_id
-                ),
+                format!("chain {:?} (id {}) is configured twice", chain.name, chain.chain_id),
             ));
         }
     }
@@ -246,10 +215,7 @@ mod tests {
         if let Some(text) = file {
             std::fs::write(&path, text).unwrap();
         }
-        let env: HashMap<String, String> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::load_with(file.map(|_| path.as_path()), |key| env.get(key).cloned())
     }
 
@@ -320,14 +286,8 @@ mod tests {
             redacted("postgres://app:s3cret@db:5432/keyward"),
             "postgres://app:***@db:5432/keyward"
         );
-        assert_eq!(
-            redacted("postgres://app@db/keyward"),
-            "postgres://app@db/keyward"
-        );
-        assert_eq!(
-            redacted("sqlite://./data/keyward.db"),
-            "sqlite://./data/keyward.db"
-        );
+        assert_eq!(redacted("postgres://app@db/keyward"), "postgres://app@db/keyward");
+        assert_eq!(redacted("sqlite://./data/keyward.db"), "sqlite://./data/keyward.db");
     }
 
     #[test]
@@ -335,28 +295,14 @@ mod tests {
         let message = |result: Result<Config, ConfigError>| result.unwrap_err().to_string();
         assert!(message(load(Some("listen = 8080"), &[])).contains("is not valid"));
         assert!(message(load(Some("lisen = \"x\""), &[])).contains("unknown field `lisen`"));
+        assert!(message(load(None, &[("KEYWARD_LISTEN", "localhost")])).starts_with("invalid listen"));
+        assert!(message(load(None, &[("KEYWARD_DATABASE_URL", "mysql://x")])).starts_with("invalid database_url"));
         assert!(
-            message(load(None, &[("KEYWARD_LISTEN", "localhost")])).starts_with("invalid listen")
+            message(load(None, &[("KEYWARD_DATABASE_URL", "postgres://u@h:port/db")]))
+                .contains("malformed Postgres URL")
         );
-        assert!(
-            message(load(None, &[("KEYWARD_DATABASE_URL", "mysql://x")]))
-                .starts_with("invalid database_url")
-        );
-        assert!(
-            message(load(
-                None,
-                &[("KEYWARD_DATABASE_URL", "postgres://u@h:port/db")]
-            ))
-            .contains("malformed Postgres URL")
-        );
-        assert!(
-            message(load(None, &[("KEYWARD_PUBLIC_URL", "ftp://x")]))
-                .starts_with("invalid public_url")
-        );
-        assert!(
-            message(load(None, &[("KEYWARD_ADMINS", "not-an-email")]))
-                .starts_with("invalid admins")
-        );
+        assert!(message(load(None, &[("KEYWARD_PUBLIC_URL", "ftp://x")])).starts_with("invalid public_url"));
+        assert!(message(load(None, &[("KEYWARD_ADMINS", "not-an-email")])).starts_with("invalid admins"));
         assert!(message(load(None, &[("KEYWARD_CHAINS", "{")])).starts_with("invalid chains"));
     }
 }

@@ -8,10 +8,7 @@ use tracing_subscriber::EnvFilter;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -28,10 +25,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr; `KEYWARD_LOG` filters them (default `info`), `KEYWARD_LOG_FORMAT=json`
+/// Logs go to stderr; `KEYWARD_LOG` filters them (default `info,sqlx=warn`), `KEYWARD_LOG_FORMAT=json`
 /// makes them one JSON object per line for log shippers.
 fn init_tracing() {
-    let filter = EnvFilter::try_from_env("KEYWARD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_env("KEYWARD_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

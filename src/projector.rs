@@ -36,10 +36,7 @@ impl Projector {
 
     /// Answers a question from the read models.
     pub fn read<T>(&self, question: impl FnOnce(&ReadModels) -> T) -> T {
-        let models = self
-            .models
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let models = self.models.read().unwrap_or_else(|poisoned| poisoned.into_inner());
         question(&models)
     }
 

@@ -8,13 +8,8 @@ const READ_BATCH: usize = 10_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    Intact {
-        events: u64,
-    },
-    Broken {
-        events_verified: u64,
-        reason: BreakReason,
-    },
+    Intact { events: u64 },
+    Broken { events_verified: u64, reason: BreakReason },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,10 +35,7 @@ impl std::fmt::Display for BreakReason {
 
 /// Checks every stored event against its predecessor and its own hash, and the end of the
 /// log against the recorded head.
-pub async fn verify(
-    store: &dyn EventStore,
-    mut progress: impl FnMut(u64),
-) -> Result<Verdict, StoreError> {
+pub async fn verify(store: &dyn EventStore, mut progress: impl FnMut(u64)) -> Result<Verdict, StoreError> {
     let mut verifier = ChainVerifier::new();
     let broken = |verifier: &ChainVerifier, reason| Verdict::Broken {
         events_verified: verifier.verified(),
@@ -53,10 +45,7 @@ pub async fn verify(
         let events = match store.read_all(verifier.verified(), READ_BATCH).await {
             Ok(events) => events,
             Err(StoreError::Corrupt { position, reason }) => {
-                return Ok(broken(
-                    &verifier,
-                    BreakReason::Unreadable { position, reason },
-                ));
+                return Ok(broken(&verifier, BreakReason::Unreadable { position, reason }));
             }
             Err(other) => return Err(other),
         };

@@ -85,9 +85,7 @@ async fn acknowledged_appends_survive_kill_9(db: TestDb) {
     assert_eq!(code, 0, "{stdout}");
 
     // The same read models whether rebuilt in batches or followed event by event.
-    let replayed = keyward::replay::build(store.clone(), Until::End, |_| {})
-        .await
-        .unwrap();
+    let replayed = keyward::replay::build(store.clone(), Until::End, |_| {}).await.unwrap();
     let mut followed = ReadModels::new();
     let mut tail = store::subscribe(store.clone(), 0);
     while followed.position() < stored.len() as u64 {

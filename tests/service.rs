@@ -21,17 +21,7 @@ async fn serve_on_the_embedded_default_creates_its_data_dir_and_answers_health()
 #[tokio::test]
 async fn health_reports_the_position_of_a_seeded_log_on_postgres() {
     let db = TestDb::postgres().await;
-    let (code, _, stderr) = run_keyward(
-        &[
-            "bench",
-            "seed",
-            "--database-url",
-            &db.url(),
-            "--events",
-            "1234",
-        ],
-        &[],
-    );
+    let (code, _, stderr) = run_keyward(&["bench", "seed", "--database-url", &db.url(), "--events", "1234"], &[]);
     assert_eq!(code, 0, "{stderr}");
     let server = Server::start(&[("KEYWARD_DATABASE_URL", &db.url())]).await;
     let body: serde_json::Value = reqwest::get(server.url("/v1/health"))
@@ -48,20 +38,14 @@ async fn unknown_routes_and_methods_are_problem_json() {
     let db = TestDb::sqlite();
     let server = Server::start(&[("KEYWARD_DATABASE_URL", &db.url())]).await;
     let client = reqwest::Client::new();
-    for (method, path, status) in [
-        ("GET", "/v1/nothing-here", 404),
-        ("DELETE", "/v1/health", 405),
-    ] {
+    for (method, path, status) in [("GET", "/v1/nothing-here", 404), ("DELETE", "/v1/health", 405)] {
         let response = client
             .request(method.parse().unwrap(), server.url(path))
             .send()
             .await
             .unwrap();
         assert_eq!(response.status().as_u16(), status);
-        assert_eq!(
-            response.headers()["content-type"],
-            "application/problem+json"
-        );
+        assert_eq!(response.headers()["content-type"], "application/problem+json");
         assert!(response.headers().contains_key("x-request-id"));
         let problem: serde_json::Value = response.json().await.unwrap();
         assert_eq!(problem["status"], status);
@@ -109,10 +93,7 @@ fn bad_configuration_stops_the_service_with_a_clear_message() {
         ),
         (
             vec!["serve"],
-            vec![(
-                "KEYWARD_DATABASE_URL",
-                "postgres://u:hunter2@127.0.0.1:1/db",
-            )],
+            vec![("KEYWARD_DATABASE_URL", "postgres://u:hunter2@127.0.0.1:1/db")],
             "Connection refused",
         ),
         (
@@ -145,17 +126,7 @@ fn replay_rebuilds_up_to_a_position_or_a_moment() {
     let db = TestDb::sqlite();
     let env = [("KEYWARD_DATABASE_URL", db.url())];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (code, _, stderr) = run_keyward(
-        &[
-            "bench",
-            "seed",
-            "--database-url",
-            &db.url(),
-            "--events",
-            "300",
-        ],
-        &[],
-    );
+    let (code, _, stderr) = run_keyward(&["bench", "seed", "--database-url", &db.url(), "--events", "300"], &[]);
     assert_eq!(code, 0, "{stderr}");
 
     let (code, stdout, _) = run_keyward(&["replay"], &env);

@@ -37,9 +37,7 @@ async fn verify_chain(store: &dyn EventStore) -> u64 {
             verifier.check(event).unwrap();
         }
     }
-    verifier
-        .finish(store.head().await.unwrap().position)
-        .unwrap()
+    verifier.finish(store.head().await.unwrap().position).unwrap()
 }
 
 async fn appends_are_read_back_per_stream_and_globally(store: Arc<dyn EventStore>) {
@@ -62,20 +60,14 @@ async fn appends_are_read_back_per_stream_and_globally(store: Arc<dyn EventStore
     assert_eq!((third.stream_version, third.position), (3, 4));
 
     let of_a = store.read_stream(&a, 0, 100).await.unwrap();
-    assert_eq!(
-        of_a.iter().map(|e| e.stream_version).collect::<Vec<_>>(),
-        vec![1, 2, 3]
-    );
+    assert_eq!(of_a.iter().map(|e| e.stream_version).collect::<Vec<_>>(), vec![1, 2, 3]);
     assert_eq!(
         of_a.iter().map(|e| e.payload.as_str()).collect::<Vec<_>>(),
         vec![r#"{"n":1}"#, r#"{"n":2}"#, r#"{"n":4}"#]
     );
     assert_eq!(store.read_stream(&a, 2, 100).await.unwrap().len(), 1);
     let all = store.read_all(0, 100).await.unwrap();
-    assert_eq!(
-        all.iter().map(|e| e.position).collect::<Vec<_>>(),
-        vec![1, 2, 3, 4]
-    );
+    assert_eq!(all.iter().map(|e| e.position).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
     assert_eq!(all[2].stream_id, b);
     assert_eq!(store.read_all(3, 100).await.unwrap().len(), 1);
     assert_eq!(store.read_all(0, 2).await.unwrap().len(), 2);
@@ -83,9 +75,7 @@ async fn appends_are_read_back_per_stream_and_globally(store: Arc<dyn EventStore
     assert_eq!(verify_chain(&*store).await, 4);
 }
 
-async fn a_wrong_expected_version_is_a_typed_conflict_that_writes_nothing(
-    store: Arc<dyn EventStore>,
-) {
+async fn a_wrong_expected_version_is_a_typed_conflict_that_writes_nothing(store: Arc<dyn EventStore>) {
     let a = stream("account-a");
     store
         .append(&a, ExpectedVersion::NoStream, vec![event(1)])
@@ -109,9 +99,7 @@ async fn a_wrong_expected_version_is_a_typed_conflict_that_writes_nothing(
 
 /// 16 writers each append 20 events to one stream, always expecting the version they last
 /// saw: every version has exactly one winner and no event is lost or written twice.
-async fn sixteen_writers_racing_on_one_stream_get_one_winner_per_version(
-    store: Arc<dyn EventStore>,
-) {
+async fn sixteen_writers_racing_on_one_stream_get_one_winner_per_version(store: Arc<dyn EventStore>) {
     const WRITERS: u64 = 16;
     const PER_WRITER: u64 = 20;
     let contended = stream("account-contended");
@@ -126,10 +114,7 @@ async fn sixteen_writers_racing_on_one_stream_get_one_winner_per_version(
                 while (won.len() as u64) < PER_WRITER {
                     let new = event(writer * 1000 + won.len() as u64);
                     let id = new.event_id;
-                    match store
-                        .append(&contended, ExpectedVersion::Exact(seen), vec![new])
-                        .await
-                    {
+                    match store.append(&contended, ExpectedVersion::Exact(seen), vec![new]).await {
                         Ok(appended) => {
                             assert_eq!(appended.stream_version, seen + 1);
                             won.push((appended.stream_version, id));
@@ -153,10 +138,7 @@ async fn sixteen_writers_racing_on_one_stream_get_one_winner_per_version(
         let (won, lost) = task.await.unwrap();
         conflicts += lost;
         for (version, id) in won {
-            assert!(
-                winners.insert(version, id).is_none(),
-                "version {version} won twice"
-            );
+            assert!(winners.insert(version, id).is_none(), "version {version} won twice");
         }
     }
     let total = WRITERS * PER_WRITER;
@@ -187,14 +169,9 @@ async fn read_all_returns_events_in_commit_order(store: Arc<dyn EventStore>) {
                 let stream = stream(&format!("account-{writer}"));
                 let mut acknowledged = Vec::new();
                 for n in 0..25 {
-                    let batch: Vec<_> = (0..=n % 3)
-                        .map(|i| event(writer * 100 + n * 3 + i))
-                        .collect();
+                    let batch: Vec<_> = (0..=n % 3).map(|i| event(writer * 100 + n * 3 + i)).collect();
                     let ids: Vec<Uuid> = batch.iter().map(|e| e.event_id).collect();
-                    let appended = store
-                        .append(&stream, ExpectedVersion::Any, batch)
-                        .await
-                        .unwrap();
+                    let appended = store.append(&stream, ExpectedVersion::Any, batch).await.unwrap();
                     let first = appended.position + 1 - ids.len() as u64;
                     acknowledged.extend(ids.into_iter().zip(first..));
                 }
@@ -226,11 +203,7 @@ async fn read_all_returns_events_in_commit_order(store: Arc<dyn EventStore>) {
 /// A tail started before a burst of concurrent appends sees every event exactly once.
 async fn a_tail_sees_every_event_exactly_once(store: Arc<dyn EventStore>) {
     let head_before = store
-        .append(
-            &stream("account-early"),
-            ExpectedVersion::Any,
-            vec![event(0)],
-        )
+        .append(&stream("account-early"), ExpectedVersion::Any, vec![event(0)])
         .await
         .unwrap();
     let mut tail = store::subscribe(store.clone(), 0);
@@ -243,11 +216,7 @@ async fn a_tail_sees_every_event_exactly_once(store: Arc<dyn EventStore>) {
                     let new = event(writer * 100 + n);
                     ids.push(new.event_id);
                     store
-                        .append(
-                            &stream(&format!("account-{writer}")),
-                            ExpectedVersion::Any,
-                            vec![new],
-                        )
+                        .append(&stream(&format!("account-{writer}")), ExpectedVersion::Any, vec![new])
                         .await
                         .unwrap();
                 }
@@ -302,11 +271,7 @@ async fn a_reopened_store_continues_the_log(url: String) {
     let store = store::open(&url).await.unwrap();
     assert_eq!(store.head().await.unwrap().position, 2);
     let appended = store
-        .append(
-            &stream("account-a"),
-            ExpectedVersion::Exact(2),
-            vec![event(3)],
-        )
+        .append(&stream("account-a"), ExpectedVersion::Exact(2), vec![event(3)])
         .await
         .unwrap();
     assert_eq!((appended.stream_version, appended.position), (3, 3));
@@ -333,8 +298,7 @@ macro_rules! conformance_suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn a_wrong_expected_version_is_a_typed_conflict_that_writes_nothing() {
                 let (_db, store) = fresh().await;
-                super::a_wrong_expected_version_is_a_typed_conflict_that_writes_nothing(store)
-                    .await;
+                super::a_wrong_expected_version_is_a_typed_conflict_that_writes_nothing(store).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -10,17 +10,7 @@ const EVENTS: &str = "60";
 
 /// Seeds the test database through the binary and returns the stored event ids by position.
 async fn seeded(db: &TestDb) -> Vec<Uuid> {
-    let (code, _, stderr) = run_keyward(
-        &[
-            "bench",
-            "seed",
-            "--database-url",
-            &db.url(),
-            "--events",
-            EVENTS,
-        ],
-        &[],
-    );
+    let (code, _, stderr) = run_keyward(&["bench", "seed", "--database-url", &db.url(), "--events", EVENTS], &[]);
     assert_eq!(code, 0, "seed failed: {stderr}");
     let store = keyward::store::open(&db.url()).await.unwrap();
     store
@@ -51,9 +41,7 @@ async fn intact_log_verifies(db: TestDb) {
 async fn one_changed_payload_byte_is_named(db: TestDb) {
     let ids = seeded(&db).await;
     let changed = db
-        .execute_sql(
-            "UPDATE events SET payload = replace(payload, '\"n\":', '\"m\":') WHERE position = 17",
-        )
+        .execute_sql("UPDATE events SET payload = replace(payload, '\"n\":', '\"m\":') WHERE position = 17")
         .await;
     assert_eq!(changed, 1);
     let (code, stdout) = verify(&db);
@@ -65,26 +53,16 @@ async fn one_changed_payload_byte_is_named(db: TestDb) {
         )),
         "{stdout}"
     );
-    assert!(
-        stdout.contains("16 events before the break verified"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("16 events before the break verified"), "{stdout}");
 }
 
 async fn a_deleted_event_is_named_by_its_successor(db: TestDb) {
     let ids = seeded(&db).await;
-    assert_eq!(
-        db.execute_sql("DELETE FROM events WHERE position = 30")
-            .await,
-        1
-    );
+    assert_eq!(db.execute_sql("DELETE FROM events WHERE position = 30").await, 1);
     let (code, stdout) = verify(&db);
     assert_eq!(code, 1, "{stdout}");
     assert!(
-        stdout.contains(&format!(
-            "event {} at position 31: expected position 30",
-            ids[30]
-        )),
+        stdout.contains(&format!("event {} at position 31: expected position 30", ids[30])),
         "{stdout}"
     );
 }

@@ -93,27 +93,20 @@ impl RecordedEvent {
 /// The first place where the stored log departs from its chain.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChainBreak {
-    #[error(
-        "event {event_id} at position {position}: expected position {expected}, events are missing or reordered"
-    )]
+    #[error("event {event_id} at position {position}: expected position {expected}, events are missing or reordered")]
     PositionGap {
         event_id: Uuid,
         position: u64,
         expected: u64,
     },
-    #[error(
-        "event {event_id} at position {position}: its link to the previous event does not match that event's hash"
-    )]
+    #[error("event {event_id} at position {position}: its link to the previous event does not match that event's hash")]
     BrokenLink { event_id: Uuid, position: u64 },
     #[error("event {event_id} at position {position}: its stored contents do not match its hash")]
     ContentChanged { event_id: Uuid, position: u64 },
     #[error(
         "the log ends at position {last_position} but its recorded head is position {head_position}: events at the end were deleted"
     )]
-    TruncatedTail {
-        last_position: u64,
-        head_position: u64,
-    },
+    TruncatedTail { last_position: u64, head_position: u64 },
 }
 
 impl ChainBreak {

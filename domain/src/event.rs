@@ -153,8 +153,7 @@ mod tests {
             request_id: Some("req-1".into()),
             timestamp: at,
         };
-        let event =
-            NewEvent::new("vault.created", 1, &serde_json::json!({"n": 1}), &metadata).unwrap();
+        let event = NewEvent::new("vault.created", 1, &serde_json::json!({"n": 1}), &metadata).unwrap();
         assert_eq!(event.payload, r#"{"n":1}"#);
         let back: Metadata = serde_json::from_str(&event.metadata).unwrap();
         assert_eq!(back, metadata);

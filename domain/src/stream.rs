@@ -54,9 +54,7 @@ impl StreamId {
 
     /// The aggregate type this stream belongs to, e.g. `agent`.
     pub fn category(&self) -> &str {
-        self.0
-            .split_once('-')
-            .map_or(&self.0, |(category, _)| category)
+        self.0.split_once('-').map_or(&self.0, |(category, _)| category)
     }
 }
 
@@ -99,23 +97,11 @@ mod tests {
     #[test]
     fn malformed_stream_ids_are_rejected() {
         assert_eq!(StreamId::parse(""), Err(StreamIdError::Empty));
-        assert_eq!(
-            StreamId::parse("agent"),
-            Err(StreamIdError::MissingCategory)
-        );
+        assert_eq!(StreamId::parse("agent"), Err(StreamIdError::MissingCategory));
         assert_eq!(StreamId::parse("-42"), Err(StreamIdError::MissingCategory));
-        assert_eq!(
-            StreamId::parse("agent-"),
-            Err(StreamIdError::MissingCategory)
-        );
-        assert_eq!(
-            StreamId::parse("agent 42"),
-            Err(StreamIdError::InvalidCharacter)
-        );
-        assert_eq!(
-            StreamId::parse("agent-é"),
-            Err(StreamIdError::InvalidCharacter)
-        );
+        assert_eq!(StreamId::parse("agent-"), Err(StreamIdError::MissingCategory));
+        assert_eq!(StreamId::parse("agent 42"), Err(StreamIdError::InvalidCharacter));
+        assert_eq!(StreamId::parse("agent-é"), Err(StreamIdError::InvalidCharacter));
         assert_eq!(
             StreamId::parse(format!("a-{}", "x".repeat(MAX_LEN))),
             Err(StreamIdError::TooLong)

@@ -143,10 +143,7 @@ impl Wei {
             return Err(WeiParseError::Negative);
         }
         // Only ASCII digits remain, so the one way left to fail is overflow.
-        digits
-            .parse::<u128>()
-            .map(Wei)
-            .map_err(|_| WeiParseError::Overflow)
+        digits.parse::<u128>().map(Wei).map_err(|_| WeiParseError::Overflow)
     }
 
     /// The exact ETH amount as a decimal string without trailing zeros: `"0.5"`, `"1"`,
@@ -243,9 +240,7 @@ fn wei_from_eth_decimal(eth: Decimal) -> Result<Wei, WeiParseError> {
     let scale = eth.scale();
     let shift = Wei::DECIMALS
         .checked_sub(scale)
-        .ok_or(WeiParseError::TooPrecise {
-            digits: scale as usize,
-        })?;
+        .ok_or(WeiParseError::TooPrecise { digits: scale as usize })?;
     let mantissa = u128::try_from(eth.mantissa()).map_err(|_| WeiParseError::Negative)?;
     10u128
         .checked_pow(shift)
@@ -317,37 +312,25 @@ mod tests {
             eth("999999999.999999999999999999"),
             Ok(Wei::from_wei(999_999_999_999_999_999_999_999_999))
         );
-        assert_eq!(
-            Wei::CEILING.as_u128(),
-            1_000_000_000_000_000_000_000_000_000
-        );
+        assert_eq!(Wei::CEILING.as_u128(), 1_000_000_000_000_000_000_000_000_000);
     }
 
     #[test]
     fn one_wei_above_ceiling_is_rejected() {
-        assert_eq!(
-            eth("1000000000.000000000000000001"),
-            Err(WeiParseError::AboveCeiling)
-        );
+        assert_eq!(eth("1000000000.000000000000000001"), Err(WeiParseError::AboveCeiling));
     }
 
     #[test]
     fn wei_amount_sent_as_eth_is_rejected_as_above_ceiling() {
         assert_eq!(eth("1000000000000000000"), Err(WeiParseError::AboveCeiling));
         assert_eq!(eth("9999999999"), Err(WeiParseError::AboveCeiling));
-        assert_eq!(
-            eth("9999999999.999999999999999999"),
-            Err(WeiParseError::AboveCeiling)
-        );
+        assert_eq!(eth("9999999999.999999999999999999"), Err(WeiParseError::AboveCeiling));
     }
 
     #[test]
     fn amount_beyond_u128_is_rejected_without_overflow() {
         assert_eq!(eth(&"9".repeat(100)), Err(WeiParseError::AboveCeiling));
-        assert_eq!(
-            eth(&format!("{}.5", "9".repeat(100))),
-            Err(WeiParseError::AboveCeiling)
-        );
+        assert_eq!(eth(&format!("{}.5", "9".repeat(100))), Err(WeiParseError::AboveCeiling));
     }
 
     #[test]
@@ -468,14 +451,8 @@ mod tests {
     #[test]
     fn checked_sum_adds_exactly_and_reports_overflow() -> Result<(), WeiParseError> {
         let spent = [eth("0.1")?, eth("0.2")?, eth("0.000000000000000001")?];
-        assert_eq!(
-            Wei::checked_sum(spent),
-            Some(Wei::from_wei(300_000_000_000_000_001))
-        );
-        assert_eq!(
-            Wei::checked_sum([Wei::from_wei(u128::MAX), Wei::from_wei(1)]),
-            None
-        );
+        assert_eq!(Wei::checked_sum(spent), Some(Wei::from_wei(300_000_000_000_000_001)));
+        assert_eq!(Wei::checked_sum([Wei::from_wei(u128::MAX), Wei::from_wei(1)]), None);
         Ok(())
     }
 
@@ -495,8 +472,7 @@ mod tests {
 
     #[test]
     fn deserializes_from_a_decimal_wei_string_without_ceiling() {
-        let parsed: Result<Wei, _> =
-            serde_json::from_str("\"340282366920938463463374607431768211455\"");
+        let parsed: Result<Wei, _> = serde_json::from_str("\"340282366920938463463374607431768211455\"");
         assert_eq!(parsed.ok(), Some(Wei::from_wei(u128::MAX)));
         let parsed: Result<Wei, _> = serde_json::from_str("\"007\"");
         assert_eq!(parsed.ok(), Some(Wei::from_wei(7)));

@@ -7,11 +7,7 @@ use proptest::prelude::*;
 /// of the parser; `None` above the ceiling. `int` has at most 10 digits, `frac` at most 18.
 fn oracle_wei(int: &str, frac: &str) -> Option<u128> {
     let int: u128 = int.parse().ok()?;
-    let frac_value: u128 = if frac.is_empty() {
-        0
-    } else {
-        frac.parse().ok()?
-    };
+    let frac_value: u128 = if frac.is_empty() { 0 } else { frac.parse().ok()? };
     let frac_scale = 10u128.pow(18 - u32::try_from(frac.len()).ok()?);
     let wei = int * Wei::WEI_PER_ETH + frac_value * frac_scale;
     (wei <= Wei::CEILING.as_u128()).then_some(wei)

@@ -29,12 +29,7 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&self).unwrap_or_default();
-        (
-            status,
-            [(header::CONTENT_TYPE, "application/problem+json")],
-            body,
-        )
-            .into_response()
+        (status, [(header::CONTENT_TYPE, "application/problem+json")], body).into_response()
     }
 }
 
@@ -43,8 +38,5 @@ pub async fn not_found() -> Problem {
 }
 
 pub async fn method_not_allowed() -> Problem {
-    Problem::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method not allowed on this resource",
-    )
+    Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this resource")
 }

@@ -29,30 +29,23 @@ pub struct BatchPlan {
 
 /// The distinct streams a batch touches, whose stored versions `plan` needs.
 pub fn streams_touched(appends: &[PendingAppend]) -> Vec<String> {
-    let mut streams: Vec<String> = appends
-        .iter()
-        .map(|a| a.stream.as_str().to_owned())
-        .collect();
+    let mut streams: Vec<String> = appends.iter().map(|a| a.stream.as_str().to_owned()).collect();
     streams.sort_unstable();
     streams.dedup();
     streams
 }
 
-/// Collects the `(stream id, version)` rows a backend read for [`streams_touched`].
+/// Collects the `(stream id, version)` rows a backend read for [`streams_touched`]; a
+/// stream without events has no version.
 pub fn stored_versions(
-    rows: impl Iterator<Item = Result<(String, i64), sqlx::Error>>,
+    rows: impl Iterator<Item = Result<(String, Option<i64>), sqlx::Error>>,
 ) -> Result<HashMap<StreamId, u64>, StoreError> {
     let mut versions = HashMap::new();
     for row in rows {
-        let (stream, version) = row?;
-        let corrupt = |reason: String| StoreError::Corrupt {
-            position: 0,
-            reason,
-        };
-        let stream =
-            StreamId::parse(stream).map_err(|e| corrupt(format!("stored stream id: {e}")))?;
-        let version = u64::try_from(version)
-            .map_err(|_| corrupt(format!("negative version in stream {stream}")))?;
+        let (stream, Some(version)) = row? else { continue };
+        let corrupt = |reason: String| StoreError::Corrupt { position: 0, reason };
+        let stream = StreamId::parse(stream).map_err(|e| corrupt(format!("stored stream id: {e}")))?;
+        let version = u64::try_from(version).map_err(|_| corrupt(format!("negative version in stream {stream}")))?;
         versions.insert(stream, version);
     }
     Ok(versions)
@@ -135,11 +128,7 @@ pub fn plan(
             recorded_at: Some(recorded_at),
         }
     };
-    BatchPlan {
-        rows,
-        outcomes,
-        head,
-    }
+    BatchPlan { rows, outcomes, head }
 }
 
 #[cfg(test)]
@@ -160,10 +149,7 @@ mod tests {
     }
 
     fn versions(pairs: &[(&str, u64)]) -> HashMap<StreamId, u64> {
-        pairs
-            .iter()
-            .map(|(s, v)| (StreamId::parse(*s).unwrap(), *v))
-            .collect()
+        pairs.iter().map(|(s, v)| (StreamId::parse(*s).unwrap(), *v)).collect()
     }
 
     #[test]
@@ -192,12 +178,7 @@ mod tests {
                 position: 2
             })
         );
-        assert!(
-            outcomes[1]
-                .as_ref()
-                .unwrap_err()
-                .contains("is at version 2")
-        );
+        assert!(outcomes[1].as_ref().unwrap_err().contains("is at version 2"));
         assert_eq!(
             outcomes[2],
             Ok(Appended {

@@ -31,11 +31,7 @@ pub(super) trait LogBackend: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
 
-    async fn read_all(
-        &self,
-        after_position: u64,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError>;
+    async fn read_all(&self, after_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError>;
 
     async fn head(&self) -> Result<LogHead, StoreError>;
 }
@@ -83,8 +79,7 @@ async fn write_batches<B: LogBackend>(
                 Err(_) => break,
             }
         }
-        let (appends, replies): (Vec<_>, Vec<_>) =
-            batch.into_iter().map(|q| (q.append, q.reply)).unzip();
+        let (appends, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|q| (q.append, q.reply)).unzip();
         match backend.commit(appends).await {
             Ok(plan) => {
                 committed.send_if_modified(|known| raise(known, plan.head.position));
@@ -143,11 +138,7 @@ impl<B: LogBackend> EventStore for GroupCommitStore<B> {
         self.backend.read_stream(stream, after_version, limit).await
     }
 
-    async fn read_all(
-        &self,
-        after_position: u64,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
+    async fn read_all(&self, after_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
         self.backend.read_all(after_position, limit).await
     }
 

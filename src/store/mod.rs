@@ -24,6 +24,24 @@ pub struct LogHead {
     pub recorded_at: Option<DateTime<Utc>>,
 }
 
+impl LogHead {
+    /// Decodes the stored head row, which every backend keeps the same way.
+    fn from_stored(position: i64, hash: &[u8], recorded_at: Option<i64>) -> Result<Self, StoreError> {
+        let corrupt = |reason: &str| StoreError::Corrupt {
+            position,
+            reason: reason.to_owned(),
+        };
+        Ok(LogHead {
+            position: to_u64(position, position, "head position")?,
+            hash: ChainHash::from_slice(hash).ok_or_else(|| corrupt("head hash is not 32 bytes"))?,
+            recorded_at: match recorded_at {
+                Some(micros) => Some(DateTime::from_timestamp_micros(micros).ok_or_else(|| corrupt("head time"))?),
+                None => None,
+            },
+        })
+    }
+}
+
 /// The result of a successful append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
@@ -50,6 +68,8 @@ pub enum AppendError {
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(Arc<sqlx::Error>),
+    #[error("database error: {0}")]
+    SqliteRead(Arc<rusqlite::Error>),
     #[error("migration failed: {0}")]
     Migration(Arc<sqlx::migrate::MigrateError>),
     #[error("stored event at position {position} cannot be read: {reason}")]
@@ -92,11 +112,7 @@ pub trait EventStore: Send + Sync + 'static {
     ) -> Result<Vec<RecordedEvent>, StoreError>;
 
     /// Up to `limit` events with a global position above `after_position`, in commit order.
-    async fn read_all(
-        &self,
-        after_position: u64,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError>;
+    async fn read_all(&self, after_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError>;
 
     /// The head recorded with the last commit.
     async fn head(&self) -> Result<LogHead, StoreError>;
@@ -164,16 +180,13 @@ impl StoredRow {
             stream_id: StreamId::parse(self.stream_id).map_err(|e| corrupt(&e.to_string()))?,
             stream_version: to_u64(self.stream_version, position, "stream version")?,
             event_type: self.event_type,
-            schema_version: u32::try_from(self.schema_version)
-                .map_err(|_| corrupt("schema version out of range"))?,
+            schema_version: u32::try_from(self.schema_version).map_err(|_| corrupt("schema version out of range"))?,
             payload: self.payload,
             metadata: self.metadata,
             recorded_at: DateTime::from_timestamp_micros(self.recorded_at)
                 .ok_or_else(|| corrupt("recorded_at out of range"))?,
-            prev_hash: ChainHash::from_slice(&self.prev_hash)
-                .ok_or_else(|| corrupt("prev_hash is not 32 bytes"))?,
-            hash: ChainHash::from_slice(&self.hash)
-                .ok_or_else(|| corrupt("hash is not 32 bytes"))?,
+            prev_hash: ChainHash::from_slice(&self.prev_hash).ok_or_else(|| corrupt("prev_hash is not 32 bytes"))?,
+            hash: ChainHash::from_slice(&self.hash).ok_or_else(|| corrupt("hash is not 32 bytes"))?,
         })
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use domain::{ChainHash, RecordedEvent, StreamId};
+use domain::{RecordedEvent, StreamId};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, Postgres, Row, Transaction};
 use tokio::sync::watch;
@@ -32,10 +32,7 @@ pub(super) async fn open(database_url: &str) -> Result<GroupCommitStore<Postgres
     let options = PgConnectOptions::from_str(database_url)?;
     // One direct connection first: its error says why (refused, unknown database, bad
     // password), where a pool would only report that it timed out.
-    sqlx::PgConnection::connect_with(&options)
-        .await?
-        .close()
-        .await?;
+    sqlx::PgConnection::connect_with(&options).await?.close().await?;
     let pool = PgPoolOptions::new()
         .max_connections(8)
         .acquire_timeout(Duration::from_secs(10))
@@ -102,45 +99,30 @@ fn decode(row: &PgRow) -> Result<RecordedEvent, StoreError> {
     .into_event()
 }
 
-fn decode_head(row: PgRow) -> Result<LogHead, StoreError> {
-    let position: i64 = row.try_get(0)?;
-    let hash: Vec<u8> = row.try_get(1)?;
-    let recorded_at: Option<i64> = row.try_get(2)?;
-    Ok(LogHead {
-        position: super::to_u64(position, position, "head position")?,
-        hash: ChainHash::from_slice(&hash).ok_or(StoreError::Corrupt {
-            position,
-            reason: "head hash is not 32 bytes".into(),
-        })?,
-        recorded_at: recorded_at.and_then(chrono::DateTime::from_timestamp_micros),
-    })
+fn decode_head((position, hash, recorded_at): (i64, Vec<u8>, Option<i64>)) -> Result<LogHead, StoreError> {
+    LogHead::from_stored(position, &hash, recorded_at)
 }
 
 impl PostgresLog {
-    async fn write(
-        tx: &mut Transaction<'_, Postgres>,
-        appends: Vec<PendingAppend>,
-    ) -> Result<BatchPlan, StoreError> {
+    async fn write(tx: &mut Transaction<'_, Postgres>, appends: Vec<PendingAppend>) -> Result<BatchPlan, StoreError> {
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(WRITER_LOCK)
             .execute(&mut **tx)
             .await?;
         let head = decode_head(
-            sqlx::query("SELECT position, hash, recorded_at FROM log_head WHERE id = 1")
+            sqlx::query_as("SELECT position, hash, recorded_at FROM log_head WHERE id = 1")
                 .fetch_one(&mut **tx)
                 .await?,
         )?;
+        // A correlated MAX per stream is one index seek each.
         let versions = sqlx::query(
-            "SELECT stream_id, MAX(stream_version) FROM events WHERE stream_id = ANY($1) GROUP BY stream_id",
+            "SELECT touched, (SELECT MAX(stream_version) FROM events WHERE stream_id = touched) \
+             FROM UNNEST($1::text[]) AS touched",
         )
         .bind(batch::streams_touched(&appends))
         .fetch_all(&mut **tx)
         .await?;
-        let versions = batch::stored_versions(
-            versions
-                .iter()
-                .map(|row| Ok((row.try_get(0)?, row.try_get(1)?))),
-        )?;
+        let versions = batch::stored_versions(versions.iter().map(|row| Ok((row.try_get(0)?, row.try_get(1)?))))?;
         let plan = batch::plan(head, versions, appends, Utc::now());
         if plan.rows.is_empty() {
             return Ok(plan);
@@ -161,7 +143,11 @@ impl PostgresLog {
         .bind(rows.iter().map(|r| i64::from(r.schema_version)).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.payload.as_str()).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.metadata.as_str()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.recorded_at.timestamp_micros()).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|r| r.recorded_at.timestamp_micros())
+                .collect::<Vec<_>>(),
+        )
         .bind(rows.iter().map(|r| r.prev_hash.0.to_vec()).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.hash.0.to_vec()).collect::<Vec<_>>())
         .execute(&mut **tx)
@@ -198,9 +184,8 @@ impl LogBackend for PostgresLog {
         after_version: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let query = format!(
-            "{SELECT_EVENTS} WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version LIMIT $3"
-        );
+        let query =
+            format!("{SELECT_EVENTS} WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version LIMIT $3");
         let rows = sqlx::query(&query)
             .bind(stream.as_str())
             .bind(to_i64(after_version))
@@ -210,11 +195,7 @@ impl LogBackend for PostgresLog {
         rows.iter().map(decode).collect()
     }
 
-    async fn read_all(
-        &self,
-        after_position: u64,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
+    async fn read_all(&self, after_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
         let query = format!("{SELECT_EVENTS} WHERE position > $1 ORDER BY position LIMIT $2");
         let rows = sqlx::query(&query)
             .bind(to_i64(after_position))
@@ -226,7 +207,7 @@ impl LogBackend for PostgresLog {
 
     async fn head(&self) -> Result<LogHead, StoreError> {
         decode_head(
-            sqlx::query("SELECT position, hash, recorded_at FROM log_head WHERE id = 1")
+            sqlx::query_as("SELECT position, hash, recorded_at FROM log_head WHERE id = 1")
                 .fetch_one(&self.pool)
                 .await?,
         )

@@ -9,8 +9,7 @@ use sqlx::Connection;
 
 /// The Postgres server the tests create their databases on; `scripts/test` exports it.
 pub fn postgres_server_url() -> String {
-    std::env::var("KEYWARD_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("KEYWARD_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 /// A database of the test's own, dropped when the test ends.
@@ -66,9 +65,7 @@ impl TestDb {
     pub async fn execute_sql(&self, sql: &str) -> u64 {
         match self {
             TestDb::Sqlite { .. } => {
-                let mut connection = sqlx::SqliteConnection::connect(&self.url())
-                    .await
-                    .expect("open sqlite");
+                let mut connection = sqlx::SqliteConnection::connect(&self.url()).await.expect("open sqlite");
                 sqlx::query(sql)
                     .execute(&mut connection)
                     .await
@@ -76,9 +73,7 @@ impl TestDb {
                     .rows_affected()
             }
             TestDb::Postgres { .. } => {
-                let mut connection = sqlx::PgConnection::connect(&self.url())
-                    .await
-                    .expect("open postgres");
+                let mut connection = sqlx::PgConnection::connect(&self.url()).await.expect("open postgres");
                 sqlx::query(sql)
                     .execute(&mut connection)
                     .await
@@ -100,9 +95,7 @@ impl Drop for TestDb {
                     .build()
                     .ok()?;
                 runtime.block_on(async {
-                    let mut admin = sqlx::PgConnection::connect(&postgres_server_url())
-                        .await
-                        .ok()?;
+                    let mut admin = sqlx::PgConnection::connect(&postgres_server_url()).await.ok()?;
                     sqlx::query(&statement).execute(&mut admin).await.ok()
                 })
             })

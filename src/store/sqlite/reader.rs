@@ -1,0 +1,145 @@
+//! Reads of the SQLite log through rusqlite, on blocking threads: rows are decoded
+//! straight from SQLite's buffers, several times faster than through sqlx, which is what
+//! makes replaying millions of events take seconds rather than minutes.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use domain::RecordedEvent;
+use rusqlite::{OpenFlags, OptionalExtension};
+
+use crate::store::{LogHead, StoreError, StoredRow, to_i64};
+
+const SELECT_EVENTS: &str = "SELECT position, event_id, stream_id, stream_version, event_type, schema_version, \
+     payload, metadata, recorded_at, prev_hash, hash FROM events";
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        StoreError::SqliteRead(Arc::new(error))
+    }
+}
+
+/// Read-only connections to the log file, reused across reads.
+#[derive(Clone)]
+pub(super) struct Readers {
+    path: PathBuf,
+    idle: Arc<Mutex<Vec<rusqlite::Connection>>>,
+}
+
+impl Readers {
+    pub(super) fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            idle: Arc::default(),
+        }
+    }
+
+    /// Runs `read` on an idle connection (or a new one) on a blocking thread.
+    async fn with_connection<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let readers = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let idle = readers
+                .idle
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .pop();
+            let connection = match idle {
+                Some(connection) => connection,
+                None => {
+                    let connection = rusqlite::Connection::open_with_flags(
+                        &readers.path,
+                        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+                    )?;
+                    connection.busy_timeout(Duration::from_secs(10))?;
+                    connection
+                }
+            };
+            let result = read(&connection);
+            readers
+                .idle
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .push(connection);
+            result
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
+    }
+
+    pub(super) async fn read_all(&self, after_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.with_connection(move |connection| {
+            let query = format!("{SELECT_EVENTS} WHERE position > ?1 ORDER BY position LIMIT ?2");
+            let mut statement = connection.prepare_cached(&query)?;
+            let rows = statement.query((to_i64(after_position), to_i64(limit as u64)))?;
+            decode_all(rows, limit)
+        })
+        .await
+    }
+
+    pub(super) async fn read_stream(
+        &self,
+        stream: String,
+        after_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.with_connection(move |connection| {
+            let query = format!(
+                "{SELECT_EVENTS} WHERE stream_id = ?1 AND stream_version > ?2 ORDER BY stream_version LIMIT ?3"
+            );
+            let mut statement = connection.prepare_cached(&query)?;
+            let rows = statement.query((stream, to_i64(after_version), to_i64(limit as u64)))?;
+            decode_all(rows, limit)
+        })
+        .await
+    }
+
+    pub(super) async fn head(&self) -> Result<LogHead, StoreError> {
+        self.with_connection(|connection| {
+            let head = connection
+                .query_row(
+                    "SELECT position, hash, recorded_at FROM log_head WHERE id = 1",
+                    (),
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                )
+                .optional()?
+                .ok_or(StoreError::Corrupt {
+                    position: 0,
+                    reason: "the log head row is missing".into(),
+                })?;
+            super::decode_head(head)
+        })
+        .await
+    }
+}
+
+fn decode_all(mut rows: rusqlite::Rows<'_>, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+    let mut events = Vec::with_capacity(limit.min(10_000));
+    while let Some(row) = rows.next()? {
+        let position: i64 = row.get(0)?;
+        let not_a_uuid = || StoreError::Corrupt {
+            position,
+            reason: "event_id is not 16 bytes".into(),
+        };
+        let event_id_bytes = row.get_ref(1)?.as_blob().map_err(|_| not_a_uuid())?;
+        let event_id = uuid::Uuid::from_slice(event_id_bytes).map_err(|_| not_a_uuid())?;
+        let stored = StoredRow {
+            position,
+            event_id,
+            stream_id: row.get(2)?,
+            stream_version: row.get(3)?,
+            event_type: row.get(4)?,
+            schema_version: row.get(5)?,
+            payload: row.get(6)?,
+            metadata: row.get(7)?,
+            recorded_at: row.get(8)?,
+            prev_hash: row.get(9)?,
+            hash: row.get(10)?,
+        };
+        events.push(stored.into_event()?);
+    }
+    Ok(events)
+}
