@@ -5,8 +5,10 @@
 
 pub mod chain;
 pub mod event;
+pub mod ids;
 pub mod stream;
 
 pub use chain::{ChainBreak, ChainHash, ChainVerifier};
+pub use ids::{AgentId, ApiKeyId, EnrollmentId, OrgId, PolicyId, SecretId, ShareId, UserId, VaultId};
 pub use event::{ActorType, ExpectedVersion, Metadata, NewEvent, RecordedEvent};
 pub use stream::{StreamId, StreamIdError};
