@@ -64,7 +64,7 @@ pub async fn append(
                     let done = store
                         .append(&stream, ExpectedVersion::Exact(version), vec![event])
                         .await?;
-                    version = done.stream_version;
+                    version = done.stream_version();
                     appended.fetch_add(1, Ordering::Relaxed);
                     if let Some(acks) = &acks {
                         let _ = acks.send(format!("{} {event_id}\n", done.position));

@@ -12,7 +12,13 @@ use keyward::projector::Projector;
 use keyward::store;
 
 fn event() -> NewEvent {
-    NewEvent::new("test.happened", 1, &serde_json::json!({}), &Metadata::system(Utc::now())).unwrap()
+    NewEvent::new(
+        "test.happened",
+        1,
+        &serde_json::json!({}),
+        &Metadata::system(Utc::now()),
+    )
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -20,14 +26,25 @@ async fn a_write_is_in_the_read_models_once_caught_up_to_its_position() {
     let db = TestDb::sqlite();
     let store = store::open(&db.url()).await.unwrap();
     let vault = StreamId::parse("vault-1").unwrap();
-    store.append(&vault, ExpectedVersion::NoStream, vec![event()]).await.unwrap();
+    store
+        .append(&vault, ExpectedVersion::NoStream, vec![event()])
+        .await
+        .unwrap();
 
     let projector = Projector::start(store.clone()).await.unwrap();
     assert_eq!(projector.position(), 1, "start-up rebuilds from the log");
 
-    let appended = store.append(&vault, ExpectedVersion::Exact(1), vec![event(), event()]).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(10), projector.caught_up_to(appended.position)).await.unwrap();
-    assert_eq!(projector.read(|models| models.streams.stream("vault-1").map(|s| s.version)), Some(3));
+    let appended = store
+        .append(&vault, ExpectedVersion::Exact(1), vec![event(), event()])
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), projector.caught_up_to(appended.position))
+        .await
+        .unwrap();
+    assert_eq!(
+        projector.read(|models| models.streams.stream("vault-1").map(|s| s.version)),
+        Some(3)
+    );
     assert_eq!(projector.position(), 3);
 }
 
@@ -38,7 +55,19 @@ async fn a_replica_sees_writes_made_through_another_on_postgres() {
     let second = store::open(&db.url()).await.unwrap();
     let projector = Projector::start(first).await.unwrap();
 
-    let appended = second.append(&StreamId::parse("agent-1").unwrap(), ExpectedVersion::NoStream, vec![event()]).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(10), projector.caught_up_to(appended.position)).await.unwrap();
-    assert_eq!(projector.read(|models| models.streams.stream("agent-1").map(|s| s.version)), Some(1));
+    let appended = second
+        .append(
+            &StreamId::parse("agent-1").unwrap(),
+            ExpectedVersion::NoStream,
+            vec![event()],
+        )
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), projector.caught_up_to(appended.position))
+        .await
+        .unwrap();
+    assert_eq!(
+        projector.read(|models| models.streams.stream("agent-1").map(|s| s.version)),
+        Some(1)
+    );
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use common::TestDb;
 use domain::{ChainVerifier, ExpectedVersion, Metadata, NewEvent, StreamId};
-use keyward::store::{self, AppendError, EventStore};
+use keyward::store::{self, AppendError, EventStore, StreamAppend};
 use uuid::Uuid;
 
 fn event(n: u64) -> NewEvent {
@@ -55,9 +55,9 @@ async fn appends_are_read_back_per_stream_and_globally(store: Arc<dyn EventStore
         .append(&a, ExpectedVersion::Exact(2), vec![event(4)])
         .await
         .unwrap();
-    assert_eq!((first.stream_version, first.position), (2, 2));
-    assert_eq!((second.stream_version, second.position), (1, 3));
-    assert_eq!((third.stream_version, third.position), (3, 4));
+    assert_eq!((first.stream_version(), first.position), (2, 2));
+    assert_eq!((second.stream_version(), second.position), (1, 3));
+    assert_eq!((third.stream_version(), third.position), (3, 4));
 
     let of_a = store.read_stream(&a, 0, 100).await.unwrap();
     assert_eq!(of_a.iter().map(|e| e.stream_version).collect::<Vec<_>>(), vec![1, 2, 3]);
@@ -97,6 +97,33 @@ async fn a_wrong_expected_version_is_a_typed_conflict_that_writes_nothing(store:
     assert_eq!(store.head().await.unwrap().position, 1);
 }
 
+/// An append over several streams is one unit: a conflict on any stream writes nothing.
+async fn an_atomic_append_writes_every_stream_or_none(store: Arc<dyn EventStore>) {
+    let part = |name: &str, expected, n| StreamAppend {
+        stream: stream(name),
+        expected,
+        events: vec![event(n)],
+    };
+    let signup = vec![
+        part("email-a", ExpectedVersion::NoStream, 1),
+        part("user-1", ExpectedVersion::NoStream, 2),
+    ];
+    let appended = store.append_atomic(signup).await.unwrap();
+    assert_eq!((appended.stream_versions, appended.position), (vec![1, 1], 2));
+
+    let same_email = vec![
+        part("user-2", ExpectedVersion::NoStream, 3),
+        part("email-a", ExpectedVersion::NoStream, 4),
+    ];
+    match store.append_atomic(same_email).await {
+        Err(AppendError::WrongExpectedVersion { stream, actual: 1, .. }) => assert_eq!(stream.as_str(), "email-a"),
+        other => panic!("expected a conflict on email-a, got {other:?}"),
+    }
+    assert!(store.read_stream(&stream("user-2"), 0, 10).await.unwrap().is_empty());
+    assert_eq!(store.head().await.unwrap().position, 2);
+    assert_eq!(verify_chain(&*store).await, 2);
+}
+
 /// 16 writers each append 20 events to one stream, always expecting the version they last
 /// saw: every version has exactly one winner and no event is lost or written twice.
 async fn sixteen_writers_racing_on_one_stream_get_one_winner_per_version(store: Arc<dyn EventStore>) {
@@ -116,9 +143,9 @@ async fn sixteen_writers_racing_on_one_stream_get_one_winner_per_version(store: 
                     let id = new.event_id;
                     match store.append(&contended, ExpectedVersion::Exact(seen), vec![new]).await {
                         Ok(appended) => {
-                            assert_eq!(appended.stream_version, seen + 1);
-                            won.push((appended.stream_version, id));
-                            seen = appended.stream_version;
+                            assert_eq!(appended.stream_version(), seen + 1);
+                            won.push((appended.stream_version(), id));
+                            seen = appended.stream_version();
                         }
                         Err(AppendError::WrongExpectedVersion { actual, .. }) => {
                             conflicts += 1;
@@ -274,7 +301,7 @@ async fn a_reopened_store_continues_the_log(url: String) {
         .append(&stream("account-a"), ExpectedVersion::Exact(2), vec![event(3)])
         .await
         .unwrap();
-    assert_eq!((appended.stream_version, appended.position), (3, 3));
+    assert_eq!((appended.stream_version(), appended.position), (3, 3));
     assert_eq!(verify_chain(&*store).await, 3);
 }
 
@@ -299,6 +326,12 @@ macro_rules! conformance_suite {
             async fn a_wrong_expected_version_is_a_typed_conflict_that_writes_nothing() {
                 let (_db, store) = fresh().await;
                 super::a_wrong_expected_version_is_a_typed_conflict_that_writes_nothing(store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn an_atomic_append_writes_every_stream_or_none() {
+                let (_db, store) = fresh().await;
+                super::an_atomic_append_writes_every_stream_or_none(store).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -5,16 +5,21 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use domain::{ExpectedVersion, NewEvent, RecordedEvent, StreamId, chain::HashedFields};
+use domain::{RecordedEvent, StreamId, chain::HashedFields};
 
-use super::{AppendError, Appended, LogHead, StoreError};
+use super::{AppendError, Appended, LogHead, StoreError, StreamAppend};
 
-/// One caller's append, waiting in the writer's queue.
+/// One caller's append, waiting in the writer's queue: one or more streams, written all
+/// together or not at all.
 #[derive(Debug)]
 pub struct PendingAppend {
-    pub stream: StreamId,
-    pub expected: ExpectedVersion,
-    pub events: Vec<NewEvent>,
+    pub parts: Vec<StreamAppend>,
+}
+
+impl PendingAppend {
+    pub fn event_count(&self) -> usize {
+        self.parts.iter().map(|part| part.events.len()).sum()
+    }
 }
 
 #[derive(Debug)]
@@ -29,7 +34,11 @@ pub struct BatchPlan {
 
 /// The distinct streams a batch touches, whose stored versions `plan` needs.
 pub fn streams_touched(appends: &[PendingAppend]) -> Vec<String> {
-    let mut streams: Vec<String> = appends.iter().map(|a| a.stream.as_str().to_owned()).collect();
+    let mut streams: Vec<String> = appends
+        .iter()
+        .flat_map(|a| &a.parts)
+        .map(|part| part.stream.as_str().to_owned())
+        .collect();
     streams.sort_unstable();
     streams.dedup();
     streams
@@ -65,56 +74,55 @@ pub fn plan(
     let now = DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
     let recorded_at = head.recorded_at.map_or(now, |last| last.max(now));
 
-    let mut rows = Vec::with_capacity(appends.iter().map(|a| a.events.len()).sum());
+    let mut rows = Vec::with_capacity(appends.iter().map(PendingAppend::event_count).sum());
     let mut outcomes = Vec::with_capacity(appends.len());
     let mut position = head.position;
     let mut prev_hash = head.hash;
 
     for append in appends {
-        let current = stream_versions.get(&append.stream).copied().unwrap_or(0);
-        if !append.expected.admits(current) {
-            outcomes.push(Err(AppendError::WrongExpectedVersion {
-                stream: append.stream,
-                expected: append.expected,
-                actual: current,
-            }));
+        if let Some(conflict) = first_conflict(&append.parts, &stream_versions) {
+            outcomes.push(Err(conflict));
             continue;
         }
-        let mut version = current;
-        for event in append.events {
-            position += 1;
-            version += 1;
-            let hash = HashedFields {
-                prev_hash: &prev_hash,
-                position,
-                event_id: &event.event_id,
-                stream_id: append.stream.as_str(),
-                stream_version: version,
-                event_type: &event.event_type,
-                schema_version: event.schema_version,
-                payload: &event.payload,
-                metadata: &event.metadata,
-                recorded_at_micros: recorded_at.timestamp_micros(),
+        let mut versions_after = Vec::with_capacity(append.parts.len());
+        for part in append.parts {
+            let mut version = stream_versions.get(&part.stream).copied().unwrap_or(0);
+            for event in part.events {
+                position += 1;
+                version += 1;
+                let hash = HashedFields {
+                    prev_hash: &prev_hash,
+                    position,
+                    event_id: &event.event_id,
+                    stream_id: part.stream.as_str(),
+                    stream_version: version,
+                    event_type: &event.event_type,
+                    schema_version: event.schema_version,
+                    payload: &event.payload,
+                    metadata: &event.metadata,
+                    recorded_at_micros: recorded_at.timestamp_micros(),
+                }
+                .hash();
+                rows.push(RecordedEvent {
+                    position,
+                    event_id: event.event_id,
+                    stream_id: part.stream.clone(),
+                    stream_version: version,
+                    event_type: event.event_type,
+                    schema_version: event.schema_version,
+                    payload: event.payload,
+                    metadata: event.metadata,
+                    recorded_at,
+                    prev_hash,
+                    hash,
+                });
+                prev_hash = hash;
             }
-            .hash();
-            rows.push(RecordedEvent {
-                position,
-                event_id: event.event_id,
-                stream_id: append.stream.clone(),
-                stream_version: version,
-                event_type: event.event_type,
-                schema_version: event.schema_version,
-                payload: event.payload,
-                metadata: event.metadata,
-                recorded_at,
-                prev_hash,
-                hash,
-            });
-            prev_hash = hash;
+            stream_versions.insert(part.stream, version);
+            versions_after.push(version);
         }
-        stream_versions.insert(append.stream, version);
         outcomes.push(Ok(Appended {
-            stream_version: version,
+            stream_versions: versions_after,
             position,
         }));
     }
@@ -131,20 +139,48 @@ pub fn plan(
     BatchPlan { rows, outcomes, head }
 }
 
+/// The first part of an append whose stream is not at the version it expects, taking the
+/// earlier parts of the same append into account.
+fn first_conflict(parts: &[StreamAppend], stored: &HashMap<StreamId, u64>) -> Option<AppendError> {
+    let mut after_earlier_parts: HashMap<&StreamId, u64> = HashMap::new();
+    for part in parts {
+        let current = after_earlier_parts
+            .get(&part.stream)
+            .or_else(|| stored.get(&part.stream))
+            .copied()
+            .unwrap_or(0);
+        if !part.expected.admits(current) {
+            return Some(AppendError::WrongExpectedVersion {
+                stream: part.stream.clone(),
+                expected: part.expected,
+                actual: current,
+            });
+        }
+        after_earlier_parts.insert(&part.stream, current + part.events.len() as u64);
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
-    use domain::{ChainHash, ChainVerifier, Metadata};
+    use domain::{ChainHash, ChainVerifier, ExpectedVersion, Metadata, NewEvent};
 
     use super::*;
 
-    fn append(stream: &str, expected: ExpectedVersion, count: usize) -> PendingAppend {
+    fn part(stream: &str, expected: ExpectedVersion, count: usize) -> StreamAppend {
         let metadata = Metadata::system(DateTime::UNIX_EPOCH);
-        PendingAppend {
+        StreamAppend {
             stream: StreamId::parse(stream).unwrap(),
             expected,
             events: (0..count)
                 .map(|n| NewEvent::new("test.happened", 1, &n, &metadata).unwrap())
                 .collect(),
+        }
+    }
+
+    fn append(stream: &str, expected: ExpectedVersion, count: usize) -> PendingAppend {
+        PendingAppend {
+            parts: vec![part(stream, expected, count)],
         }
     }
 
@@ -169,36 +205,66 @@ mod tests {
         let outcomes: Vec<_> = plan
             .outcomes
             .iter()
-            .map(|o| o.as_ref().map(|a| *a).map_err(|e| e.to_string()))
+            .map(|o| {
+                o.as_ref()
+                    .map(|a| (a.stream_versions.clone(), a.position))
+                    .map_err(|e| e.to_string())
+            })
             .collect();
-        assert_eq!(
-            outcomes[0],
-            Ok(Appended {
-                stream_version: 2,
-                position: 2
-            })
-        );
+        assert_eq!(outcomes[0], Ok((vec![2], 2)));
         assert!(outcomes[1].as_ref().unwrap_err().contains("is at version 2"));
-        assert_eq!(
-            outcomes[2],
-            Ok(Appended {
-                stream_version: 3,
-                position: 3
-            })
-        );
-        assert_eq!(
-            outcomes[3],
-            Ok(Appended {
-                stream_version: 1,
-                position: 4
-            })
-        );
+        assert_eq!(outcomes[2], Ok((vec![3], 3)));
+        assert_eq!(outcomes[3], Ok((vec![1], 4)));
         assert_eq!(
             plan.rows.iter().map(|r| r.position).collect::<Vec<_>>(),
             vec![1, 2, 3, 4]
         );
         assert_eq!(plan.head.position, 4);
         assert_eq!(plan.head.hash, plan.rows[3].hash);
+    }
+
+    #[test]
+    fn a_multi_stream_append_is_written_whole_or_not_at_all() {
+        let now = DateTime::from_timestamp(1_000, 0).unwrap();
+        let both = PendingAppend {
+            parts: vec![
+                part("user-1", ExpectedVersion::NoStream, 1),
+                part("email-x", ExpectedVersion::NoStream, 1),
+            ],
+        };
+        let clashing = PendingAppend {
+            parts: vec![
+                part("user-2", ExpectedVersion::NoStream, 1),
+                part("email-x", ExpectedVersion::NoStream, 1),
+            ],
+        };
+        let same_stream_twice = PendingAppend {
+            parts: vec![
+                part("org-1", ExpectedVersion::NoStream, 2),
+                part("org-1", ExpectedVersion::Exact(2), 1),
+            ],
+        };
+        let plan = plan(
+            LogHead::default(),
+            versions(&[]),
+            vec![both, clashing, same_stream_twice],
+            now,
+        );
+
+        let appended = plan.outcomes[0].as_ref().unwrap();
+        assert_eq!((appended.stream_versions.clone(), appended.position), (vec![1, 1], 2));
+        match &plan.outcomes[1] {
+            Err(AppendError::WrongExpectedVersion { stream, actual: 1, .. }) => assert_eq!(stream.as_str(), "email-x"),
+            other => panic!("expected a conflict on email-x, got {other:?}"),
+        }
+        let appended = plan.outcomes[2].as_ref().unwrap();
+        assert_eq!((appended.stream_versions.clone(), appended.position), (vec![2, 3], 5));
+        let streams: Vec<_> = plan.rows.iter().map(|r| r.stream_id.as_str()).collect();
+        assert_eq!(
+            streams,
+            vec!["user-1", "email-x", "org-1", "org-1", "org-1"],
+            "nothing of user-2 was written"
+        );
     }
 
     #[test]

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use domain::{ExpectedVersion, NewEvent, RecordedEvent, StreamId};
+use domain::{RecordedEvent, StreamId};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::batch::{BatchPlan, PendingAppend};
-use super::{AppendError, Appended, EventStore, LogHead, StoreError};
+use super::{AppendError, Appended, EventStore, LogHead, StoreError, StreamAppend};
 
 /// Caps one transaction; a single larger append still goes through, alone.
 const MAX_BATCH_EVENTS: usize = 4096;
@@ -68,12 +68,12 @@ async fn write_batches<B: LogBackend>(
     committed: Arc<watch::Sender<u64>>,
 ) {
     while let Some(first) = receiver.recv().await {
-        let mut events = first.append.events.len();
+        let mut events = first.append.event_count();
         let mut batch = vec![first];
         while events < MAX_BATCH_EVENTS {
             match receiver.try_recv() {
                 Ok(queued) => {
-                    events += queued.append.events.len();
+                    events += queued.append.event_count();
                     batch.push(queued);
                 }
                 Err(_) => break,
@@ -110,18 +110,9 @@ pub(super) fn raise(known: &mut u64, position: u64) -> bool {
 
 #[async_trait]
 impl<B: LogBackend> EventStore for GroupCommitStore<B> {
-    async fn append(
-        &self,
-        stream: &StreamId,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> Result<Appended, AppendError> {
+    async fn append_atomic(&self, parts: Vec<StreamAppend>) -> Result<Appended, AppendError> {
         let (reply, answer) = oneshot::channel();
-        let append = PendingAppend {
-            stream: stream.clone(),
-            expected,
-            events,
-        };
+        let append = PendingAppend { parts };
         self.queue
             .send(Queued { append, reply })
             .await

@@ -42,14 +42,29 @@ impl LogHead {
     }
 }
 
+/// Events for one stream, and the version that stream must be at for them to be written.
+#[derive(Debug, Clone)]
+pub struct StreamAppend {
+    pub stream: StreamId,
+    pub expected: ExpectedVersion,
+    pub events: Vec<NewEvent>,
+}
+
 /// The result of a successful append.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Appended {
-    /// The stream's version after the append.
-    pub stream_version: u64,
+    /// Each stream's version after the append, in the order the streams were given.
+    pub stream_versions: Vec<u64>,
     /// The global position of the last appended event (or of the log's head, for an
     /// append of no events): wait for projections to reach it to read your own write.
     pub position: u64,
+}
+
+impl Appended {
+    /// The version of the first (for [`EventStore::append`], the only) stream.
+    pub fn stream_version(&self) -> u64 {
+        self.stream_versions.first().copied().unwrap_or(0)
+    }
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -94,14 +109,26 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
 
 #[async_trait]
 pub trait EventStore: Send + Sync + 'static {
-    /// Appends `events` to `stream` if the stream's version admits `expected`; returns
-    /// once the events are durable. A conflict is an error and writes nothing.
+    /// Appends to every stream given, in one transaction, if each stream's version admits
+    /// what its part expects; returns once the events are durable. Any conflict is an error
+    /// and writes nothing, so a command that touches several streams (a signup claims an
+    /// email and creates a user) never half-happens.
+    async fn append_atomic(&self, parts: Vec<StreamAppend>) -> Result<Appended, AppendError>;
+
+    /// Appends `events` to `stream` if the stream's version admits `expected`.
     async fn append(
         &self,
         stream: &StreamId,
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
-    ) -> Result<Appended, AppendError>;
+    ) -> Result<Appended, AppendError> {
+        self.append_atomic(vec![StreamAppend {
+            stream: stream.clone(),
+            expected,
+            events,
+        }])
+        .await
+    }
 
     /// Events of one stream with a version above `after_version`, in version order.
     async fn read_stream(
