@@ -3,12 +3,20 @@
 //!
 //! Nothing here performs IO, awaits, or reads a clock: time is always an argument.
 
+pub mod authz;
 pub mod chain;
+pub mod change;
+pub mod email;
 pub mod event;
+pub mod events;
 pub mod ids;
+pub mod secret_path;
 pub mod stream;
+pub mod user;
+pub mod vault;
 
 pub use chain::{ChainBreak, ChainHash, ChainVerifier};
-pub use ids::{AgentId, ApiKeyId, EnrollmentId, OrgId, PolicyId, SecretId, ShareId, UserId, VaultId};
 pub use event::{ActorType, ExpectedVersion, Metadata, NewEvent, RecordedEvent};
+pub use ids::{AgentId, ApiKeyId, EnrollmentId, OrgId, PolicyId, SecretId, ShareId, UserId, VaultId};
+pub use secret_path::{SecretPath, SecretPathError};
 pub use stream::{StreamId, StreamIdError};

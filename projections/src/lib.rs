@@ -4,11 +4,13 @@
 //! built up to any position or moment of the log, which is how point-in-time questions
 //! are answered.
 
+pub mod directory;
 mod read_models;
 pub mod stream_catalog;
 
 use domain::RecordedEvent;
 
+pub use directory::Directory;
 pub use read_models::{ReadModels, Until};
 pub use stream_catalog::StreamCatalog;
 

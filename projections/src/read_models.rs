@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use domain::RecordedEvent;
 
-use crate::{ReadModel, StreamCatalog};
+use crate::{Directory, ReadModel, StreamCatalog};
 
 /// How far into the log a build goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +34,7 @@ pub struct ReadModels {
     position: u64,
     last_recorded_at: Option<DateTime<Utc>>,
     pub streams: StreamCatalog,
+    pub directory: Directory,
 }
 
 impl ReadModels {
@@ -56,6 +57,7 @@ impl ReadModels {
             return false;
         }
         self.streams.apply(event);
+        self.directory.apply(event);
         self.position = event.position;
         self.last_recorded_at = Some(event.recorded_at);
         true
@@ -67,6 +69,9 @@ impl ReadModels {
             ("events", self.streams.event_count()),
             ("streams", self.streams.stream_count() as u64),
             ("event types", self.streams.event_type_count() as u64),
+            ("users", self.directory.user_count() as u64),
+            ("vaults", self.directory.vault_count() as u64),
+            ("undecodable events", self.directory.undecodable()),
         ]
     }
 }

@@ -1,0 +1,217 @@
+//! The event vocabulary: every change of keyward's state is one of these, stored in the
+//! log as JSON whose `type` is also the envelope's event type.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::authz::Principal;
+use crate::email::Email;
+use crate::event::{Metadata, NewEvent, RecordedEvent};
+use crate::ids::{OrgId, UserId, VaultId};
+
+/// Bumped for an event type when its payload changes shape; upcasting reads old versions.
+pub const SCHEMA_VERSION: u32 = 1;
+
+macro_rules! event_vocabulary {
+    ($($(#[$doc:meta])* $variant:ident = $name:literal),* $(,)?) => {
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "type")]
+        pub enum Event {
+            $($(#[$doc])* #[serde(rename = $name)] $variant($variant),)*
+        }
+
+        impl Event {
+            /// Every event type keyward writes.
+            pub const TYPES: &'static [&'static str] = &[$($name),*];
+
+            pub fn event_type(&self) -> &'static str {
+                match self {
+                    $(Event::$variant(_) => $name,)*
+                }
+            }
+        }
+
+        $(impl From<$variant> for Event {
+            fn from(event: $variant) -> Self {
+                Event::$variant(event)
+            }
+        })*
+    };
+}
+
+event_vocabulary!(
+    /// An organization came into being with its first member.
+    OrgCreated = "org.created",
+    /// An email address was claimed by an account: the stream of the address can hold one
+    /// claim only, which is what keeps addresses unique under concurrent sign-ups.
+    EmailClaimed = "email.claimed",
+    UserSignedUp = "user.signed_up",
+    UserAuthenticated = "user.authenticated",
+    /// Credentials were presented and refused (audit `auth.failure`).
+    AuthenticationFailed = "auth.failed",
+    PasswordChanged = "user.password_changed",
+    ProfileUpdated = "user.profile_updated",
+    /// A session token was revoked before its expiry (DELETE /v1/auth/token).
+    TokenRevoked = "user.token_revoked",
+    VaultCreated = "vault.created",
+    VaultDeleted = "vault.deleted",
+);
+
+impl Event {
+    /// The envelope for appending this event.
+    pub fn to_new_event(&self, metadata: &Metadata) -> Result<NewEvent, serde_json::Error> {
+        NewEvent::new(self.event_type(), SCHEMA_VERSION, self, metadata)
+    }
+
+    /// The domain event a stored event holds: `None` for event types that are not part of
+    /// the vocabulary (benchmark and test events share the log format).
+    pub fn decode(recorded: &RecordedEvent) -> Option<Result<Event, serde_json::Error>> {
+        Event::TYPES.contains(&recorded.event_type.as_str()).then(|| serde_json::from_str(&recorded.payload))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrgRole {
+    Owner,
+    Admin,
+    Member,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrgCreated {
+    pub org_id: OrgId,
+    pub name: String,
+    pub created_by: UserId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailClaimed {
+    pub user_id: UserId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserSignedUp {
+    pub user_id: UserId,
+    pub org_id: OrgId,
+    pub email: Email,
+    pub display_name: String,
+    pub role: OrgRole,
+    /// argon2id, PHC format: never the password.
+    pub password_hash: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    Password,
+    ApiKey,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserAuthenticated {
+    pub user_id: UserId,
+    pub method: AuthMethod,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthenticationFailed {
+    /// The account the credentials named, when they named one that exists.
+    pub principal: Option<Principal>,
+    pub method: AuthMethod,
+    /// Why, for the auditor; the caller only ever sees "invalid credentials".
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasswordChanged {
+    pub user_id: UserId,
+    pub password_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileUpdated {
+    pub user_id: UserId,
+    pub display_name: String,
+    pub marketing_emails: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRevoked {
+    pub user_id: UserId,
+    pub token_id: Uuid,
+    /// Once the token would have expired anyway, the revocation can be forgotten.
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VaultCreated {
+    pub vault_id: VaultId,
+    pub org_id: OrgId,
+    pub name: String,
+    pub description: Option<String>,
+    pub created_by: Principal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VaultDeleted {
+    pub vault_id: VaultId,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::StreamId;
+
+    #[test]
+    fn an_event_round_trips_through_its_stored_form() {
+        let event = Event::from(OrgCreated { org_id: OrgId(Uuid::from_u128(1)), name: "Acme".into(), created_by: UserId(Uuid::from_u128(2)) });
+        let new = event.to_new_event(&Metadata::system(DateTime::UNIX_EPOCH)).unwrap();
+        assert_eq!(new.event_type, "org.created");
+        assert_eq!(
+            new.payload,
+            r#"{"type":"org.created","org_id":"00000000-0000-0000-0000-000000000001","name":"Acme","created_by":"00000000-0000-0000-0000-000000000002"}"#
+        );
+        let recorded = RecordedEvent {
+            position: 1,
+            event_id: new.event_id,
+            stream_id: StreamId::parse("org-1").unwrap(),
+            stream_version: 1,
+            event_type: new.event_type,
+            schema_version: new.schema_version,
+            payload: new.payload,
+            metadata: new.metadata,
+            recorded_at: DateTime::UNIX_EPOCH,
+            prev_hash: Default::default(),
+            hash: Default::default(),
+        };
+        assert_eq!(Event::decode(&recorded).unwrap().unwrap(), event);
+    }
+
+    #[test]
+    fn foreign_event_types_are_not_domain_events() {
+        let recorded = RecordedEvent {
+            position: 1,
+            event_id: Uuid::nil(),
+            stream_id: StreamId::parse("bench-1").unwrap(),
+            stream_version: 1,
+            event_type: "bench.appended".into(),
+            schema_version: 1,
+            payload: "{}".into(),
+            metadata: "{}".into(),
+            recorded_at: DateTime::UNIX_EPOCH,
+            prev_hash: Default::default(),
+            hash: Default::default(),
+        };
+        assert!(Event::decode(&recorded).is_none());
+    }
+
+    #[test]
+    fn every_type_name_is_distinct() {
+        let mut names = Event::TYPES.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Event::TYPES.len());
+    }
+}

@@ -1,0 +1,236 @@
+//! Humans: signing up (which founds an organization), their profile, password and sessions.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::change::{Change, DomainError, stream};
+use crate::email::Email;
+use crate::event::ExpectedVersion;
+use crate::events::{
+    EmailClaimed, Event, OrgCreated, OrgRole, PasswordChanged, ProfileUpdated, TokenRevoked, UserSignedUp,
+};
+use crate::ids::{OrgId, UserId};
+use crate::stream::StreamId;
+
+const MAX_DISPLAY_NAME: usize = 100;
+
+pub fn user_stream(user: UserId) -> StreamId {
+    stream("user", user)
+}
+
+pub fn org_stream(org: OrgId) -> StreamId {
+    stream("org", org)
+}
+
+/// The stream that can hold one claim of `email`.
+pub fn email_stream(email: &Email) -> StreamId {
+    stream("email", email.claim_key())
+}
+
+/// A human as the decisions about them need to see it, folded from their stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub org_id: OrgId,
+    pub email: Email,
+    pub display_name: String,
+    pub role: OrgRole,
+    pub password_hash: String,
+    pub marketing_emails: bool,
+    pub created_at: DateTime<Utc>,
+    /// The version of the user's stream this state reflects.
+    pub version: u64,
+}
+
+impl User {
+    /// Starts the state from the stream's first event.
+    pub fn signed_up(event: &UserSignedUp, at: DateTime<Utc>, version: u64) -> Self {
+        Self {
+            id: event.user_id,
+            org_id: event.org_id,
+            email: event.email.clone(),
+            display_name: event.display_name.clone(),
+            role: event.role,
+            password_hash: event.password_hash.clone(),
+            marketing_emails: false,
+            created_at: at,
+            version,
+        }
+    }
+
+    /// Folds a later event of the user's stream.
+    pub fn apply(&mut self, event: &Event, version: u64) {
+        match event {
+            Event::PasswordChanged(changed) => self.password_hash.clone_from(&changed.password_hash),
+            Event::ProfileUpdated(updated) => {
+                self.display_name.clone_from(&updated.display_name);
+                self.marketing_emails = updated.marketing_emails;
+            }
+            _ => {}
+        }
+        self.version = version;
+    }
+}
+
+pub struct SignUp {
+    pub user_id: UserId,
+    pub org_id: OrgId,
+    pub email: Email,
+    pub display_name: Option<String>,
+    /// Hashed by the caller: hashing is deliberately slow and salted with randomness.
+    pub password_hash: String,
+}
+
+/// A sign-up claims the email, creates the user and founds their organization, all in
+/// one append: if the email is taken, nothing is written.
+pub fn sign_up(command: SignUp) -> Result<Vec<Change>, DomainError> {
+    let display_name = match command.display_name {
+        Some(name) => display_name(&name)?,
+        None => command.email.as_str().split('@').next().unwrap_or_default().to_owned(),
+    };
+    Ok(vec![
+        Change::new(email_stream(&command.email), ExpectedVersion::NoStream, EmailClaimed { user_id: command.user_id }),
+        Change::new(
+            org_stream(command.org_id),
+            ExpectedVersion::NoStream,
+            OrgCreated {
+                org_id: command.org_id,
+                name: format!("{display_name}'s organization"),
+                created_by: command.user_id,
+            },
+        ),
+        Change::new(
+            user_stream(command.user_id),
+            ExpectedVersion::NoStream,
+            UserSignedUp {
+                user_id: command.user_id,
+                org_id: command.org_id,
+                email: command.email,
+                display_name,
+                role: OrgRole::Owner,
+                password_hash: command.password_hash,
+            },
+        ),
+    ])
+}
+
+pub fn change_password(user: &User, new_password_hash: String) -> Change {
+    Change::new(
+        user_stream(user.id),
+        ExpectedVersion::Exact(user.version),
+        PasswordChanged { user_id: user.id, password_hash: new_password_hash },
+    )
+}
+
+pub fn update_profile(
+    user: &User,
+    display_name: Option<&str>,
+    marketing_emails: Option<bool>,
+) -> Result<Change, DomainError> {
+    let display_name = match display_name {
+        Some(name) => self::display_name(name)?,
+        None => user.display_name.clone(),
+    };
+    Ok(Change::new(
+        user_stream(user.id),
+        ExpectedVersion::Exact(user.version),
+        ProfileUpdated {
+            user_id: user.id,
+            display_name,
+            marketing_emails: marketing_emails.unwrap_or(user.marketing_emails),
+        },
+    ))
+}
+
+/// Revokes one session token; appended whatever the stream's version, since revoking
+/// twice or beside another change is harmless.
+pub fn revoke_token(user: UserId, token_id: Uuid, expires_at: DateTime<Utc>) -> Change {
+    Change::new(user_stream(user), ExpectedVersion::Any, TokenRevoked { user_id: user, token_id, expires_at })
+}
+
+fn display_name(raw: &str) -> Result<String, DomainError> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err(DomainError::Invalid("display_name must not be empty".into()));
+    }
+    if name.chars().count() > MAX_DISPLAY_NAME {
+        return Err(DomainError::Invalid(format!("display_name must be at most {MAX_DISPLAY_NAME} characters")));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(DomainError::Invalid("display_name must not contain control characters".into()));
+    }
+    Ok(name.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signup(display_name: Option<&str>) -> Result<Vec<Change>, DomainError> {
+        sign_up(SignUp {
+            user_id: UserId(Uuid::from_u128(1)),
+            org_id: OrgId(Uuid::from_u128(2)),
+            email: Email::parse("ada@example.com").unwrap(),
+            display_name: display_name.map(str::to_owned),
+            password_hash: "$argon2id$...".into(),
+        })
+    }
+
+    #[test]
+    fn sign_up_claims_the_email_and_founds_an_org_in_one_decision() {
+        let changes = signup(Some("  Ada Lovelace ")).unwrap();
+        let streams: Vec<_> = changes.iter().map(|c| c.stream.category()).collect();
+        assert_eq!(streams, vec!["email", "org", "user"]);
+        assert!(changes.iter().all(|c| c.expected == ExpectedVersion::NoStream));
+        match &changes[2].events[0] {
+            Event::UserSignedUp(user) => {
+                assert_eq!(user.display_name, "Ada Lovelace");
+                assert_eq!(user.role, OrgRole::Owner);
+            }
+            other => panic!("{other:?}"),
+        }
+        match &changes[1].events[0] {
+            Event::OrgCreated(org) => assert_eq!(org.name, "Ada Lovelace's organization"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn display_name_defaults_to_the_mailbox_name() {
+        match &signup(None).unwrap()[2].events[0] {
+            Event::UserSignedUp(user) => assert_eq!(user.display_name, "ada"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_display_names_are_refused() {
+        assert_eq!(signup(Some("   ")), Err(DomainError::Invalid("display_name must not be empty".into())));
+        assert!(matches!(signup(Some(&"x".repeat(101))), Err(DomainError::Invalid(_))));
+        assert!(matches!(signup(Some("a\u{0}b")), Err(DomainError::Invalid(_))));
+    }
+
+    #[test]
+    fn profile_changes_expect_the_version_they_were_decided_on() {
+        let mut user = User::signed_up(
+            &UserSignedUp {
+                user_id: UserId(Uuid::from_u128(1)),
+                org_id: OrgId(Uuid::from_u128(2)),
+                email: Email::parse("ada@example.com").unwrap(),
+                display_name: "Ada".into(),
+                role: OrgRole::Owner,
+                password_hash: "old".into(),
+            },
+            DateTime::UNIX_EPOCH,
+            1,
+        );
+        let change = update_profile(&user, None, Some(true)).unwrap();
+        assert_eq!(change.expected, ExpectedVersion::Exact(1));
+        user.apply(&change.events[0], 2);
+        assert_eq!((user.display_name.as_str(), user.marketing_emails, user.version), ("Ada", true, 2));
+        let change = change_password(&user, "new".into());
+        assert_eq!(change.expected, ExpectedVersion::Exact(2));
+        user.apply(&change.events[0], 3);
+        assert_eq!(user.password_hash, "new");
+    }
+}
