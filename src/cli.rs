@@ -11,6 +11,8 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use projections::Until;
 
+use crate::auth::{SigningKeys, TOKEN_AUDIENCE, TokenIssuer};
+use crate::commands::Commands;
 use crate::config::{self, Config};
 use crate::store::{self, EventStore};
 use crate::{api, bench, projector::Projector, replay, verify};
@@ -122,10 +124,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn EventStore>> {
-    if config.database_url.starts_with("sqlite:") {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
-    }
+    // data_dir holds the embedded database and, whatever the database, the signing and
+    // master keys generated on first start.
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
     store::open(&config.database_url).await.with_context(|| {
         format!(
             "cannot open the event store at {}",
@@ -144,11 +146,25 @@ async fn serve(config: Config, store: Arc<dyn EventStore>) -> anyhow::Result<Exi
         elapsed_ms = started.elapsed().as_millis() as u64,
         "read models rebuilt"
     );
+    let signing_keys = SigningKeys::load_or_generate(&config.data_dir).context("cannot load the token signing key")?;
+    let tokens = Arc::new(TokenIssuer::new(
+        signing_keys,
+        config.public_url.to_string(),
+        TOKEN_AUDIENCE.to_owned(),
+    ));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!(listen = %config.listen, public_url = %config.public_url, "keyward is serving");
-    let app = api::router(api::AppState { store, projector });
+    let commands = Commands::new(store.clone(), projector.clone());
+    let config = Arc::new(config);
+    let app = api::router(api::AppState {
+        config,
+        store,
+        projector,
+        commands,
+        tokens,
+    });
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),

@@ -1,7 +1,9 @@
 //! Configuration: a TOML file, every key overridable by an environment variable
 //! `KEYWARD_<KEY>`, resolved once at start-up into typed values.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+
+use ipnet::IpNet;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -46,6 +48,7 @@ struct ConfigFile {
     public_url: Option<String>,
     admins: Option<Vec<String>>,
     chains: Option<Vec<ChainConfig>>,
+    trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +60,8 @@ pub struct Config {
     /// Emails of platform administrators, lower-cased.
     pub admins: Vec<String>,
     pub chains: Vec<ChainConfig>,
+    /// Peers whose X-Forwarded-For header is believed (load balancers, reverse proxies).
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -150,6 +155,22 @@ impl Config {
         };
         check_chains(&chains)?;
 
+        let trusted_proxies = match env("KEYWARD_TRUSTED_PROXIES") {
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            None => file.trusted_proxies.unwrap_or_default(),
+        };
+        let trusted_proxies = trusted_proxies
+            .iter()
+            .map(|proxy| {
+                parse_net(proxy).ok_or_else(|| invalid("trusted_proxies", format!("{proxy:?} is not an IP or CIDR")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+
         Ok(Config {
             listen,
             database_url,
@@ -157,8 +178,38 @@ impl Config {
             public_url,
             admins,
             chains,
+            trusted_proxies,
         })
     }
+
+    /// The client a request comes from: the socket peer, unless the peer is a trusted
+    /// proxy, in which case the nearest address in X-Forwarded-For that is not itself a
+    /// trusted proxy. Addresses a client wrote further left are never believed.
+    pub fn client_ip(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+        let trusted = |ip: &IpAddr| self.trusted_proxies.iter().any(|net| net.contains(ip));
+        if !trusted(&peer) {
+            return peer;
+        }
+        let Some(forwarded_for) = forwarded_for else {
+            return peer;
+        };
+        let mut client = peer;
+        for hop in forwarded_for.rsplit(',') {
+            match hop.trim().parse::<IpAddr>() {
+                Ok(ip) if trusted(&ip) => client = ip,
+                Ok(ip) => return ip,
+                Err(_) => return client,
+            }
+        }
+        client
+    }
+}
+
+/// A CIDR (`10.0.0.0/8`) or a single address (`10.0.0.7`, taken as /32 or /128).
+pub fn parse_net(text: &str) -> Option<IpNet> {
+    text.parse::<IpNet>()
+        .ok()
+        .or_else(|| text.parse::<IpAddr>().ok().map(IpNet::from))
 }
 
 /// A database URL fit for messages and logs: any password replaced by `***`.
@@ -228,6 +279,7 @@ mod tests {
         assert_eq!(config.public_url.as_str(), "http://127.0.0.1:8080/");
         assert!(config.admins.is_empty());
         assert_eq!(config.chains, vec![ChainConfig::local_anvil()]);
+        assert!(config.trusted_proxies.is_empty());
     }
 
     #[test]
@@ -278,6 +330,22 @@ mod tests {
         let config = load(Some("data_dir = \"/srv/k\"\nadmins = [\"a@b.io\"]\n"), &[]).unwrap();
         assert_eq!(config.database_url, "sqlite:///srv/k/keyward.db");
         assert_eq!(config.admins, vec!["a@b.io"]);
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let config = load(None, &[("KEYWARD_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.1")]).unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // An untrusted peer is the client, whatever it claims.
+        assert_eq!(config.client_ip(ip("203.0.113.9"), Some("1.2.3.4")), ip("203.0.113.9"));
+        // A trusted proxy forwards for the nearest untrusted hop; spoofed hops further left are ignored.
+        assert_eq!(
+            config.client_ip(ip("10.1.2.3"), Some("6.6.6.6, 198.51.100.7, 192.168.1.1")),
+            ip("198.51.100.7")
+        );
+        assert_eq!(config.client_ip(ip("10.1.2.3"), None), ip("10.1.2.3"));
+        assert_eq!(config.client_ip(ip("10.1.2.3"), Some("garbage")), ip("10.1.2.3"));
+        assert!(load(None, &[("KEYWARD_TRUSTED_PROXIES", "not-an-ip")]).is_err());
     }
 
     #[test]

@@ -4,9 +4,12 @@
 //! projector that keeps read models current, the HTTP API and the command line.
 
 pub mod api;
+pub mod auth;
 pub mod bench;
 pub mod cli;
+pub mod commands;
 pub mod config;
+pub mod crypto;
 pub mod projector;
 pub mod replay;
 pub mod store;

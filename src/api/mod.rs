@@ -1,19 +1,27 @@
 //! The HTTP API (axum): routes, the per-request tracing span, and the fallbacks that keep
 //! every error in problem+json.
 
+mod auth;
+mod extract;
 mod health;
+mod org;
 mod problem;
+mod session;
+mod vaults;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::http::{HeaderName, Request};
-use axum::routing::get;
+use axum::routing::{get, post};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-pub use problem::Problem;
+pub use problem::{ApiError, Problem};
 
+use crate::auth::TokenIssuer;
+use crate::commands::Commands;
+use crate::config::Config;
 use crate::projector::Projector;
 use crate::store::EventStore;
 
@@ -22,13 +30,25 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
+    pub config: Arc<Config>,
     pub store: Arc<dyn EventStore>,
     pub projector: Arc<Projector>,
+    pub commands: Commands,
+    pub tokens: Arc<TokenIssuer>,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/health", get(health::health))
+        .route("/v1/auth/signup", post(auth::signup))
+        .route("/v1/auth/token", post(auth::login).delete(auth::logout))
+        .route("/v1/auth/me", get(auth::me).patch(auth::update_me))
+        .route("/v1/auth/change-password", post(auth::change_password))
+        .route("/v1/auth/jwt-public-key", get(auth::jwt_public_key))
+        .route("/.well-known/jwks.json", get(auth::jwks))
+        .route("/v1/org/members", get(org::members))
+        .route("/v1/vaults", post(vaults::create).get(vaults::list))
+        .route("/v1/vaults/{vault_id}", get(vaults::get).delete(vaults::delete))
         .fallback(problem::not_found)
         .method_not_allowed_fallback(problem::method_not_allowed)
         .with_state(state)

@@ -156,10 +156,10 @@ impl Server {
         };
         let client = reqwest::Client::new();
         for _ in 0..200 {
-            if let Ok(response) = client.get(server.url("/v1/health")).send().await {
-                if response.status().is_success() {
-                    return server;
-                }
+            if let Ok(response) = client.get(server.url("/v1/health")).send().await
+                && response.status().is_success()
+            {
+                return server;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }

@@ -1,0 +1,315 @@
+//! Human accounts: sign-up, sign-in and out, profile, password, and the keys that verify
+//! keyward's tokens.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use chrono::{DateTime, Utc};
+use domain::email::Email;
+use domain::events::{AuthMethod, AuthenticationFailed, OrgRole, UserAuthenticated};
+use domain::user::{self, User};
+use domain::{ActorType, OrgId, UserId};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::extract::{Body, RequestContext};
+use super::problem::ApiError;
+use super::session::HumanSession;
+use crate::auth::{self, PrincipalType, TokenRequest};
+
+/// How long a human's access token lives.
+const SESSION_TTL: chrono::Duration = chrono::Duration::hours(1);
+
+#[derive(Deserialize)]
+pub struct SignupRequest {
+    email: String,
+    password: String,
+    display_name: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct SignupResponse {
+    message: &'static str,
+    email: String,
+    access_token: String,
+    token_type: &'static str,
+}
+
+pub async fn signup(
+    State(state): State<AppState>,
+    context: RequestContext,
+    Body(request): Body<SignupRequest>,
+) -> Result<Json<SignupResponse>, ApiError> {
+    let email = Email::parse(&request.email).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    auth::check_password_policy(&request.password).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let password_hash = hash_password(request.password).await?;
+    let (user_id, org_id) = (UserId::new(), OrgId::new());
+    let changes = user::sign_up(user::SignUp {
+        user_id,
+        org_id,
+        email: email.clone(),
+        display_name: request.display_name,
+        password_hash,
+    })?;
+    let metadata = context.metadata(ActorType::Anonymous, Some(user_id.to_string()), Some(org_id));
+    state
+        .commands
+        .execute(changes, &metadata)
+        .await
+        .map_err(|error| match ApiError::from(error) {
+            ApiError::Conflict(_) => ApiError::Conflict("an account with this email already exists".into()),
+            other => other,
+        })?;
+    let (access_token, _) = issue_session(&state, user_id, org_id, context.now)?;
+    Ok(Json(SignupResponse {
+        message: "account created",
+        email: email.to_string(),
+        access_token,
+        token_type: "Bearer",
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct LoginRequest {
+    email: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+pub struct LoginResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: i64,
+}
+
+/// Email and password for a token. Every failure is the same 401, after the same amount
+/// of hashing work, so neither the answer nor its timing says whether the email exists.
+pub async fn login(
+    State(state): State<AppState>,
+    context: RequestContext,
+    Body(request): Body<LoginRequest>,
+) -> Result<Json<LoginResponse>, ApiError> {
+    let user = Email::parse(&request.email).ok().and_then(|email| {
+        state
+            .projector
+            .read(|models| models.directory.user_by_email(&email).cloned())
+    });
+    let verified = match &user {
+        Some(user) => verify_password(request.password, user.password_hash.clone()).await?,
+        None => {
+            tokio::task::spawn_blocking(auth::dummy_verify)
+                .await
+                .map_err(ApiError::internal)?;
+            false
+        }
+    };
+    match user {
+        Some(user) if verified => {
+            let metadata = context.metadata(ActorType::User, Some(user.id.to_string()), Some(user.org_id));
+            let authenticated = UserAuthenticated {
+                user_id: user.id,
+                method: AuthMethod::Password,
+            };
+            let change =
+                domain::change::Change::new(user::user_stream(user.id), domain::ExpectedVersion::Any, authenticated);
+            state.commands.execute(vec![change], &metadata).await?;
+            let (access_token, expires_in) = issue_session(&state, user.id, user.org_id, context.now)?;
+            Ok(Json(LoginResponse {
+                access_token,
+                token_type: "Bearer",
+                expires_in,
+            }))
+        }
+        user => {
+            let reason = if user.is_some() {
+                "wrong password"
+            } else {
+                "unknown email"
+            };
+            record_failure(&state, &context, user.as_ref(), reason).await?;
+            Err(ApiError::Unauthorized)
+        }
+    }
+}
+
+async fn record_failure(
+    state: &AppState,
+    context: &RequestContext,
+    user: Option<&User>,
+    reason: &str,
+) -> Result<(), ApiError> {
+    let principal = user.map(|user| domain::authz::Principal {
+        kind: domain::authz::PrincipalType::User,
+        id: user.id.0,
+    });
+    let metadata = context.metadata(ActorType::Anonymous, None, user.map(|user| user.org_id));
+    let failed = AuthenticationFailed {
+        principal,
+        method: AuthMethod::Password,
+        reason: reason.to_owned(),
+    };
+    let stream = domain::StreamId::for_aggregate("audit", "authentication").map_err(ApiError::internal)?;
+    let change = domain::change::Change::new(stream, domain::ExpectedVersion::Any, failed);
+    state.commands.execute(vec![change], &metadata).await?;
+    Ok(())
+}
+
+fn issue_session(state: &AppState, user: UserId, org: OrgId, now: DateTime<Utc>) -> Result<(String, i64), ApiError> {
+    let request = TokenRequest {
+        principal_type: PrincipalType::User,
+        principal_id: user.0,
+        org_id: org.0,
+        scopes: Vec::new(),
+        vault_ids: Vec::new(),
+        intents_api_enabled: false,
+        sid: None,
+    };
+    let ttl = SESSION_TTL;
+    let (token, _) = state.tokens.issue(request, now, ttl).map_err(ApiError::internal)?;
+    Ok((token, ttl.num_seconds()))
+}
+
+async fn hash_password(password: String) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || auth::hash_password(&password))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)
+}
+
+async fn verify_password(password: String, hash: String) -> Result<bool, ApiError> {
+    tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
+        .await
+        .map_err(ApiError::internal)
+}
+
+/// DELETE /v1/auth/token: this session's token is refused from the next request on.
+pub async fn logout(State(state): State<AppState>, session: HumanSession) -> Result<StatusCode, ApiError> {
+    let expires_at = DateTime::from_timestamp(session.claims.exp, 0).unwrap_or(session.context.now);
+    let change = user::revoke_token(session.user.id, session.claims.jti, expires_at);
+    state.commands.execute(vec![change], &session.metadata()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize)]
+pub struct UserProfileResponse {
+    id: UserId,
+    email: String,
+    display_name: String,
+    auth_method: &'static str,
+    role: OrgRole,
+    email_verified: bool,
+    marketing_emails: bool,
+    totp_enabled: bool,
+    created_at: DateTime<Utc>,
+}
+
+impl From<&User> for UserProfileResponse {
+    fn from(user: &User) -> Self {
+        Self {
+            id: user.id,
+            email: user.email.to_string(),
+            display_name: user.display_name.clone(),
+            auth_method: "password",
+            role: user.role,
+            // keyward sends no verification mail; the address is the one the human typed.
+            email_verified: false,
+            marketing_emails: user.marketing_emails,
+            totp_enabled: false,
+            created_at: user.created_at,
+        }
+    }
+}
+
+pub async fn me(session: HumanSession) -> Json<UserProfileResponse> {
+    Json(UserProfileResponse::from(&session.user))
+}
+
+#[derive(Deserialize)]
+pub struct UpdateProfileRequest {
+    display_name: Option<String>,
+    marketing_emails: Option<bool>,
+}
+
+pub async fn update_me(
+    State(state): State<AppState>,
+    session: HumanSession,
+    Body(request): Body<UpdateProfileRequest>,
+) -> Result<Json<UserProfileResponse>, ApiError> {
+    let user_id = session.user.id;
+    state
+        .commands
+        .decide(&session.metadata(), |models| {
+            let user = models
+                .directory
+                .user(user_id)
+                .ok_or(domain::change::DomainError::NotFound("user"))?;
+            Ok(vec![user::update_profile(
+                user,
+                request.display_name.as_deref(),
+                request.marketing_emails,
+            )?])
+        })
+        .await?;
+    let user = state
+        .projector
+        .read(|models| models.directory.user(user_id).cloned())
+        .ok_or(ApiError::Unauthorized)?;
+    Ok(Json(UserProfileResponse::from(&user)))
+}
+
+#[derive(Deserialize)]
+pub struct ChangePasswordRequest {
+    current_password: String,
+    new_password: String,
+}
+
+pub async fn change_password(
+    State(state): State<AppState>,
+    session: HumanSession,
+    Body(request): Body<ChangePasswordRequest>,
+) -> Result<StatusCode, ApiError> {
+    if !verify_password(request.current_password, session.user.password_hash.clone()).await? {
+        record_failure(
+            &state,
+            &session.context,
+            Some(&session.user),
+            "wrong current password on change",
+        )
+        .await?;
+        return Err(ApiError::BadRequest("current_password is not correct".into()));
+    }
+    auth::check_password_policy(&request.new_password).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let new_hash = hash_password(request.new_password).await?;
+    let user_id = session.user.id;
+    state
+        .commands
+        .decide(&session.metadata(), |models| {
+            let user = models
+                .directory
+                .user(user_id)
+                .ok_or(domain::change::DomainError::NotFound("user"))?;
+            Ok(vec![user::change_password(user, new_hash.clone())])
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/jwk-set+json")],
+        Json(state.tokens.jwks()),
+    )
+}
+
+pub async fn jwt_public_key(State(state): State<AppState>) -> impl IntoResponse {
+    Json(state.tokens.public_key_response())
+}
+
+impl HumanSession {
+    /// Audit metadata for an event this human causes.
+    pub fn metadata(&self) -> domain::Metadata {
+        self.context
+            .metadata(ActorType::User, Some(self.user.id.to_string()), Some(self.user.org_id))
+    }
+}

@@ -1,0 +1,54 @@
+//! Who is calling: the bearer token verified, and its principal checked live against the
+//! directory, so a revoked session or a deleted account is refused on the very next
+//! request, whatever the token's expiry says.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use domain::UserId;
+use domain::user::User;
+
+use super::AppState;
+use super::extract::RequestContext;
+use super::problem::ApiError;
+use crate::auth::{Claims, PrincipalType};
+
+/// A signed-in human.
+pub struct HumanSession {
+    pub user: User,
+    pub claims: Claims,
+    pub context: RequestContext,
+}
+
+fn bearer_token(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|token| !token.is_empty())
+}
+
+impl FromRequestParts<AppState> for HumanSession {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let context = RequestContext::from_request_parts(parts, state).await?;
+        let token = bearer_token(parts).ok_or(ApiError::Unauthorized)?;
+        let claims = state
+            .tokens
+            .verify(token, context.now)
+            .map_err(|_| ApiError::Unauthorized)?;
+        if claims.principal_type != PrincipalType::User {
+            return Err(ApiError::Forbidden("this endpoint is for human accounts".into()));
+        }
+        let user_id = UserId(claims.principal_id);
+        let user = state.projector.read(|models| {
+            let directory = &models.directory;
+            let live = !directory.is_token_revoked(claims.jti) && directory.user(user_id).is_some();
+            live.then(|| directory.user(user_id).cloned()).flatten()
+        });
+        let user = user.ok_or(ApiError::Unauthorized)?;
+        Ok(HumanSession { user, claims, context })
+    }
+}

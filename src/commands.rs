@@ -1,0 +1,81 @@
+//! Executing decisions: a handler's changes become one atomic append, and the handler
+//! returns only once the read models include it, so the next request reads its write.
+
+use std::sync::Arc;
+
+use domain::change::{Change, DomainError};
+use domain::{Metadata, NewEvent};
+use projections::ReadModels;
+
+use crate::projector::Projector;
+use crate::store::{AppendError, Appended, EventStore, StreamAppend};
+
+/// Decisions are retried this often when another request changed a stream between
+/// reading the state and appending.
+const ATTEMPTS: usize = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error(transparent)]
+    Append(#[from] AppendError),
+    #[error("cannot encode an event: {0}")]
+    Encoding(#[from] serde_json::Error),
+}
+
+#[derive(Clone)]
+pub struct Commands {
+    store: Arc<dyn EventStore>,
+    projector: Arc<Projector>,
+}
+
+impl Commands {
+    pub fn new(store: Arc<dyn EventStore>, projector: Arc<Projector>) -> Self {
+        Self { store, projector }
+    }
+
+    /// Appends `changes` in one transaction and waits for the read models to include them.
+    pub async fn execute(&self, changes: Vec<Change>, metadata: &Metadata) -> Result<Appended, CommandError> {
+        let parts = changes
+            .into_iter()
+            .map(|change| {
+                let events = change
+                    .events
+                    .iter()
+                    .map(|event| event.to_new_event(metadata))
+                    .collect::<Result<Vec<NewEvent>, _>>()?;
+                Ok(StreamAppend {
+                    stream: change.stream,
+                    expected: change.expected,
+                    events,
+                })
+            })
+            .collect::<Result<Vec<_>, serde_json::Error>>()?;
+        let appended = self.store.append_atomic(parts).await?;
+        self.projector.caught_up_to(appended.position).await;
+        Ok(appended)
+    }
+
+    /// Decides on the current read models and executes the decision. When a stream moved
+    /// on in between (another request, another replica), the read models catch up and the
+    /// decision is made again on the newer state.
+    pub async fn decide(
+        &self,
+        metadata: &Metadata,
+        decision: impl Fn(&ReadModels) -> Result<Vec<Change>, DomainError>,
+    ) -> Result<Appended, CommandError> {
+        let mut attempt = 1;
+        loop {
+            let changes = self.projector.read(&decision)?;
+            match self.execute(changes, metadata).await {
+                Err(CommandError::Append(AppendError::WrongExpectedVersion { .. })) if attempt < ATTEMPTS => {
+                    attempt += 1;
+                    let head = self.store.head().await.map_err(AppendError::from)?;
+                    self.projector.caught_up_to(head.position).await;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+}
