@@ -1,0 +1,385 @@
+//! Humans over HTTP: sign-up founds an org, sign-in issues tokens that are checked live,
+//! and vaults are visible only inside their org.
+
+mod common;
+
+use common::{Server, TestDb};
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+
+struct Api {
+    client: Client,
+    server: Server,
+}
+
+impl Api {
+    async fn start(db: &TestDb) -> Self {
+        let data_dir = tempfile::tempdir().unwrap().keep();
+        let server = Server::start(&[
+            ("KEYWARD_DATABASE_URL", &db.url()),
+            ("KEYWARD_DATA_DIR", data_dir.to_str().unwrap()),
+        ])
+        .await;
+        Self {
+            client: Client::new(),
+            server,
+        }
+    }
+
+    async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self.client.request(method.parse().unwrap(), self.server.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let is_problem = response
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v == "application/problem+json");
+        let text = response.text().await.unwrap();
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap()
+        };
+        if status.is_client_error() || status.is_server_error() {
+            assert!(
+                is_problem,
+                "{method} {path}: error {status} is not problem+json: {text}"
+            );
+            assert_eq!(value["status"], status.as_u16(), "{text}");
+        }
+        (status, value)
+    }
+
+    async fn signup(&self, email: &str, password: &str) -> String {
+        let (status, body) = self
+            .call(
+                "POST",
+                "/v1/auth/signup",
+                None,
+                Some(json!({"email": email, "password": password})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+}
+
+#[tokio::test]
+async fn a_human_signs_up_signs_in_and_manages_their_profile() {
+    let db = TestDb::sqlite();
+    let api = Api::start(&db).await;
+    let (status, body) = api
+        .call(
+            "POST",
+            "/v1/auth/signup",
+            None,
+            Some(json!({"email": " Ada@Example.com ", "password": "correct horse", "display_name": "Ada"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["email"], "ada@example.com");
+    assert_eq!(body["token_type"], "Bearer");
+    let signup_token = body["access_token"].as_str().unwrap().to_owned();
+
+    let (status, me) = api.call("GET", "/v1/auth/me", Some(&signup_token), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (me["email"].as_str(), me["display_name"].as_str(), me["role"].as_str()),
+        (Some("ada@example.com"), Some("Ada"), Some("owner"))
+    );
+
+    let (status, login) = api
+        .call(
+            "POST",
+            "/v1/auth/token",
+            None,
+            Some(json!({"email": "ada@example.com", "password": "correct horse"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(login["expires_in"], 3600);
+    let token = login["access_token"].as_str().unwrap().to_owned();
+
+    let (status, updated) = api
+        .call(
+            "PATCH",
+            "/v1/auth/me",
+            Some(&token),
+            Some(json!({"display_name": "Ada L.", "marketing_emails": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (updated["display_name"].as_str(), updated["marketing_emails"].as_bool()),
+        (Some("Ada L."), Some(true))
+    );
+
+    let (status, _) = api
+        .call(
+            "POST",
+            "/v1/auth/change-password",
+            Some(&token),
+            Some(json!({"current_password": "wrong one!", "new_password": "new secret pw"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = api
+        .call(
+            "POST",
+            "/v1/auth/change-password",
+            Some(&token),
+            Some(json!({"current_password": "correct horse", "new_password": "new secret pw"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = api
+        .call(
+            "POST",
+            "/v1/auth/token",
+            None,
+            Some(json!({"email": "ada@example.com", "password": "correct horse"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = api
+        .call(
+            "POST",
+            "/v1/auth/token",
+            None,
+            Some(json!({"email": "ada@example.com", "password": "new secret pw"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, members) = api.call("GET", "/v1/org/members", Some(&token), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(members["members"].as_array().unwrap().len(), 1);
+    assert_eq!(members["members"][0]["email"], "ada@example.com");
+}
+
+#[tokio::test]
+async fn wrong_credentials_are_the_same_401_whether_or_not_the_email_exists() {
+    let db = TestDb::sqlite();
+    let api = Api::start(&db).await;
+    api.signup("ada@example.com", "correct horse").await;
+    let (wrong_password, body_a) = api
+        .call(
+            "POST",
+            "/v1/auth/token",
+            None,
+            Some(json!({"email": "ada@example.com", "password": "nope nope"})),
+        )
+        .await;
+    let (unknown_email, body_b) = api
+        .call(
+            "POST",
+            "/v1/auth/token",
+            None,
+            Some(json!({"email": "bob@example.com", "password": "nope nope"})),
+        )
+        .await;
+    assert_eq!(
+        (wrong_password, unknown_email),
+        (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED)
+    );
+    assert_eq!(body_a, body_b);
+}
+
+#[tokio::test]
+async fn an_email_has_one_account_even_under_concurrent_sign_ups() {
+    let db = TestDb::postgres().await;
+    let api = Api::start(&db).await;
+    let attempts = (0..8).map(|_| {
+        api.call(
+            "POST",
+            "/v1/auth/signup",
+            None,
+            Some(json!({"email": "race@example.com", "password": "correct horse"})),
+        )
+    });
+    let statuses: Vec<StatusCode> = futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::CONFLICT).count(),
+        7,
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_session_is_refused_on_the_next_request() {
+    let db = TestDb::sqlite();
+    let api = Api::start(&db).await;
+    let token = api.signup("ada@example.com", "correct horse").await;
+    assert_eq!(
+        api.call("GET", "/v1/auth/me", Some(&token), None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        api.call("DELETE", "/v1/auth/token", Some(&token), None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let (status, _) = api.call("GET", "/v1/auth/me", Some(&token), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn forged_and_missing_tokens_are_401() {
+    let db = TestDb::sqlite();
+    let api = Api::start(&db).await;
+    let token = api.signup("ada@example.com", "correct horse").await;
+    let mut tampered = token.clone();
+    tampered.pop();
+    tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
+    for bad in [
+        None,
+        Some("garbage"),
+        Some(tampered.as_str()),
+        Some("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."),
+    ] {
+        let (status, _) = api.call("GET", "/v1/auth/me", bad, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{bad:?}");
+    }
+    let (status, jwks) = api.call("GET", "/.well-known/jwks.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(jwks["keys"][0]["alg"], "EdDSA");
+    let (_, public_key) = api.call("GET", "/v1/auth/jwt-public-key", None, None).await;
+    assert_eq!(public_key["alg"], "EdDSA");
+}
+
+#[tokio::test]
+async fn bad_sign_up_input_is_400_and_changes_nothing() {
+    let db = TestDb::sqlite();
+    let api = Api::start(&db).await;
+    for body in [
+        json!({"email": "not-an-email", "password": "correct horse"}),
+        json!({"email": "ada@example.com", "password": "short"}),
+        json!({"email": "ada@example.com"}),
+        json!({"email": 12345678, "password": "correct horse"}),
+        json!({"email": "ada@example.com", "password": "correct horse", "display_name": "   "}),
+    ] {
+        let (status, problem) = api.call("POST", "/v1/auth/signup", None, Some(body.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(!problem["detail"].as_str().unwrap().contains("12345678"), "{problem}");
+    }
+    let (_, health) = api.call("GET", "/v1/health", None, None).await;
+    assert_eq!(health["log_position"], 0, "a refused sign-up wrote events");
+}
+
+#[tokio::test]
+async fn vaults_are_created_listed_and_deleted_within_their_org_only() {
+    let db = TestDb::sqlite();
+    let api = Api::start(&db).await;
+    let ada = api.signup("ada@example.com", "correct horse").await;
+    let bob = api.signup("bob@example.com", "correct horse").await;
+
+    let (status, vault) = api
+        .call(
+            "POST",
+            "/v1/vaults",
+            Some(&ada),
+            Some(json!({"name": "prod", "description": "production keys"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(
+        (vault["name"].as_str(), vault["created_by_type"].as_str()),
+        (Some("prod"), Some("user"))
+    );
+    let vault_id = vault["id"].as_str().unwrap().to_owned();
+
+    let (_, listed) = api.call("GET", "/v1/vaults", Some(&ada), None).await;
+    assert_eq!(listed["vaults"].as_array().unwrap().len(), 1);
+    let (_, listed) = api.call("GET", "/v1/vaults", Some(&bob), None).await;
+    assert_eq!(
+        listed["vaults"].as_array().unwrap().len(),
+        0,
+        "another org sees the vault"
+    );
+    let path = format!("/v1/vaults/{vault_id}");
+    assert_eq!(api.call("GET", &path, Some(&bob), None).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        api.call("DELETE", &path, Some(&bob), None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        api.call("GET", "/v1/vaults/not-a-uuid", Some(&ada), None).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        api.call("POST", "/v1/vaults", Some(&ada), Some(json!({"name": ""})))
+            .await
+            .0,
+        StatusCode::BAD_REQUEST
+    );
+
+    let (status, fetched) = api.call("GET", &path, Some(&ada), None).await;
+    assert_eq!(
+        (status, fetched["description"].as_str()),
+        (StatusCode::OK, Some("production keys"))
+    );
+    assert_eq!(
+        api.call("DELETE", &path, Some(&ada), None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(api.call("GET", &path, Some(&ada), None).await.0, StatusCode::NOT_FOUND);
+}
+
+/// Invariant 1: state lives only in the log. A restarted service rebuilds every read model
+/// from it and answers exactly as before.
+#[tokio::test]
+async fn a_restarted_service_answers_the_same_from_the_log_alone() {
+    let db = TestDb::postgres().await;
+    let data_dir = tempfile::tempdir().unwrap();
+    // Tokens name public_url as their issuer: it stays put while the port changes.
+    let env = [
+        ("KEYWARD_DATABASE_URL", db.url()),
+        ("KEYWARD_DATA_DIR", data_dir.path().to_str().unwrap().to_owned()),
+        ("KEYWARD_PUBLIC_URL", "http://keyward.test".to_owned()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let answers = |api: Api, token: String| async move {
+        let mut answers = Vec::new();
+        for path in ["/v1/auth/me", "/v1/vaults", "/v1/org/members"] {
+            answers.push(api.call("GET", path, Some(&token), None).await);
+        }
+        answers
+    };
+    let first = Api {
+        client: Client::new(),
+        server: Server::start(&env).await,
+    };
+    let token = first.signup("ada@example.com", "correct horse").await;
+    first
+        .call("POST", "/v1/vaults", Some(&token), Some(json!({"name": "prod"})))
+        .await;
+    first
+        .call(
+            "PATCH",
+            "/v1/auth/me",
+            Some(&token),
+            Some(json!({"display_name": "Ada"})),
+        )
+        .await;
+    let before = answers(first, token.clone()).await;
+
+    let restarted = Api {
+        client: Client::new(),
+        server: Server::start(&env).await,
+    };
+    assert_eq!(answers(restarted, token).await, before);
+}
