@@ -14,6 +14,7 @@ pub mod secret_path;
 pub mod stream;
 pub mod user;
 pub mod vault;
+pub mod wei;
 
 pub use chain::{ChainBreak, ChainHash, ChainVerifier};
 pub use event::{ActorType, ExpectedVersion, Metadata, NewEvent, RecordedEvent};

@@ -4,9 +4,7 @@
 //! transaction building, signing, simulation and broadcast. Everything that can be pure is
 //! pure: the guardrails decide on values and state passed in, with no IO and no clock.
 //!
-//! For now it holds the guardrails' money type, [`Wei`]: an exact amount of wei, parsed
-//! from decimal ETH strings with no floating point anywhere near it.
+//! Its money type, [`Wei`], lives in the domain crate, because an agent's limits are part
+//! of the agent's state; it is re-exported here for the guardrails.
 
-pub mod wei;
-
-pub use wei::{Wei, WeiParseError};
+pub use domain::wei::{Wei, WeiParseError};

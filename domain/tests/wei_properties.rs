@@ -1,6 +1,6 @@
 //! Properties of `Wei` parsing and formatting, over generated amounts and arbitrary strings.
 
-use keyward_intents::{Wei, WeiParseError};
+use keyward_domain::wei::{Wei, WeiParseError};
 use proptest::prelude::*;
 
 /// What `digits[.frac]` ETH is in wei, computed with plain `u128` arithmetic, independently
