@@ -182,6 +182,13 @@ impl Config {
         })
     }
 
+    /// Whether a chain is configured under this name or decimal chain id.
+    pub fn has_chain(&self, name_or_id: &str) -> bool {
+        self.chains
+            .iter()
+            .any(|chain| chain.name == name_or_id || chain.chain_id.to_string() == name_or_id)
+    }
+
     /// The client a request comes from: the socket peer, unless the peer is a trusted
     /// proxy, in which case the nearest address in X-Forwarded-For that is not itself a
     /// trusted proxy. Addresses a client wrote further left are never believed.

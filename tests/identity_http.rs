@@ -3,72 +3,9 @@
 
 mod common;
 
-use common::{Server, TestDb};
+use common::{Api, Server, TestDb};
 use reqwest::{Client, StatusCode};
-use serde_json::{Value, json};
-
-struct Api {
-    client: Client,
-    server: Server,
-}
-
-impl Api {
-    async fn start(db: &TestDb) -> Self {
-        let data_dir = tempfile::tempdir().unwrap().keep();
-        let server = Server::start(&[
-            ("KEYWARD_DATABASE_URL", &db.url()),
-            ("KEYWARD_DATA_DIR", data_dir.to_str().unwrap()),
-        ])
-        .await;
-        Self {
-            client: Client::new(),
-            server,
-        }
-    }
-
-    async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
-        let mut request = self.client.request(method.parse().unwrap(), self.server.url(path));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let is_problem = response
-            .headers()
-            .get("content-type")
-            .is_some_and(|v| v == "application/problem+json");
-        let text = response.text().await.unwrap();
-        let value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap()
-        };
-        if status.is_client_error() || status.is_server_error() {
-            assert!(
-                is_problem,
-                "{method} {path}: error {status} is not problem+json: {text}"
-            );
-            assert_eq!(value["status"], status.as_u16(), "{text}");
-        }
-        (status, value)
-    }
-
-    async fn signup(&self, email: &str, password: &str) -> String {
-        let (status, body) = self
-            .call(
-                "POST",
-                "/v1/auth/signup",
-                None,
-                Some(json!({"email": email, "password": password})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        body["access_token"].as_str().unwrap().to_owned()
-    }
-}
+use serde_json::json;
 
 #[tokio::test]
 async fn a_human_signs_up_signs_in_and_manages_their_profile() {

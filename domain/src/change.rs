@@ -14,7 +14,11 @@ pub struct Change {
 
 impl Change {
     pub fn new(stream: StreamId, expected: ExpectedVersion, event: impl Into<Event>) -> Self {
-        Self { stream, expected, events: vec![event.into()] }
+        Self {
+            stream,
+            expected,
+            events: vec![event.into()],
+        }
     }
 }
 

@@ -40,7 +40,9 @@ impl Email {
             && !domain.starts_with('.')
             && !domain.ends_with('.')
             && !domain.contains("..")
-            && email.chars().all(|c| !c.is_whitespace() && !c.is_control() && !"<>(),;:\\\"[]".contains(c));
+            && email
+                .chars()
+                .all(|c| !c.is_whitespace() && !c.is_control() && !"<>(),;:\\\"[]".contains(c));
         if !well_formed {
             return Err(EmailError::Malformed);
         }
@@ -104,11 +106,24 @@ mod tests {
     #[test]
     fn malformed_addresses_are_rejected() {
         assert_eq!(Email::parse("   "), Err(EmailError::Empty));
-        for bad in ["ada", "@example.com", "ada@", "ada@example", "ada@@example.com", "ada@.example.com",
-            "ada@example.com.", "ada@exa..mple.com", "a da@example.com", "ada@example.com\n<x>", "<ada>@example.com"]
-        {
+        for bad in [
+            "ada",
+            "@example.com",
+            "ada@",
+            "ada@example",
+            "ada@@example.com",
+            "ada@.example.com",
+            "ada@example.com.",
+            "ada@exa..mple.com",
+            "a da@example.com",
+            "ada@example.com\n<x>",
+            "<ada>@example.com",
+        ] {
             assert_eq!(Email::parse(bad), Err(EmailError::Malformed), "{bad:?}");
         }
-        assert_eq!(Email::parse(&format!("{}@example.com", "a".repeat(250))), Err(EmailError::TooLong));
+        assert_eq!(
+            Email::parse(&format!("{}@example.com", "a".repeat(250))),
+            Err(EmailError::TooLong)
+        );
     }
 }

@@ -5,10 +5,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::agent::{AgentKey, AgentSettings};
 use crate::authz::Principal;
 use crate::email::Email;
 use crate::event::{Metadata, NewEvent, RecordedEvent};
-use crate::ids::{OrgId, UserId, VaultId};
+use crate::ids::{AgentId, OrgId, UserId, VaultId};
 
 /// Bumped for an event type when its payload changes shape; upcasting reads old versions.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -56,6 +57,13 @@ event_vocabulary!(
     TokenRevoked = "user.token_revoked",
     VaultCreated = "vault.created",
     VaultDeleted = "vault.deleted",
+    AgentRegistered = "agent.registered",
+    AgentUpdated = "agent.updated",
+    /// The agent's API key was replaced; tokens issued with the old one are refused.
+    AgentKeyRotated = "agent.key_rotated",
+    AgentDeactivated = "agent.deactivated",
+    /// An agent exchanged its API key for a token (audit `auth.success`).
+    AgentAuthenticated = "agent.authenticated",
 );
 
 impl Event {
@@ -67,7 +75,9 @@ impl Event {
     /// The domain event a stored event holds: `None` for event types that are not part of
     /// the vocabulary (benchmark and test events share the log format).
     pub fn decode(recorded: &RecordedEvent) -> Option<Result<Event, serde_json::Error>> {
-        Event::TYPES.contains(&recorded.event_type.as_str()).then(|| serde_json::from_str(&recorded.payload))
+        Event::TYPES
+            .contains(&recorded.event_type.as_str())
+            .then(|| serde_json::from_str(&recorded.payload))
     }
 }
 
@@ -159,6 +169,41 @@ pub struct VaultDeleted {
     pub vault_id: VaultId,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentRegistered {
+    pub agent_id: AgentId,
+    pub org_id: OrgId,
+    pub created_by: UserId,
+    pub settings: AgentSettings,
+    pub key: AgentKey,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentUpdated {
+    pub agent_id: AgentId,
+    /// The whole settings after the update, so the event reads on its own.
+    pub settings: AgentSettings,
+    pub is_active: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentKeyRotated {
+    pub agent_id: AgentId,
+    pub key: AgentKey,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentDeactivated {
+    pub agent_id: AgentId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentAuthenticated {
+    pub agent_id: AgentId,
+    /// The key that was presented, by id: its rotation generation.
+    pub key_id: Uuid,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,7 +211,11 @@ mod tests {
 
     #[test]
     fn an_event_round_trips_through_its_stored_form() {
-        let event = Event::from(OrgCreated { org_id: OrgId(Uuid::from_u128(1)), name: "Acme".into(), created_by: UserId(Uuid::from_u128(2)) });
+        let event = Event::from(OrgCreated {
+            org_id: OrgId(Uuid::from_u128(1)),
+            name: "Acme".into(),
+            created_by: UserId(Uuid::from_u128(2)),
+        });
         let new = event.to_new_event(&Metadata::system(DateTime::UNIX_EPOCH)).unwrap();
         assert_eq!(new.event_type, "org.created");
         assert_eq!(

@@ -3,6 +3,7 @@
 //!
 //! Nothing here performs IO, awaits, or reads a clock: time is always an argument.
 
+pub mod agent;
 pub mod authz;
 pub mod chain;
 pub mod change;

@@ -89,7 +89,13 @@ pub fn sign_up(command: SignUp) -> Result<Vec<Change>, DomainError> {
         None => command.email.as_str().split('@').next().unwrap_or_default().to_owned(),
     };
     Ok(vec![
-        Change::new(email_stream(&command.email), ExpectedVersion::NoStream, EmailClaimed { user_id: command.user_id }),
+        Change::new(
+            email_stream(&command.email),
+            ExpectedVersion::NoStream,
+            EmailClaimed {
+                user_id: command.user_id,
+            },
+        ),
         Change::new(
             org_stream(command.org_id),
             ExpectedVersion::NoStream,
@@ -118,7 +124,10 @@ pub fn change_password(user: &User, new_password_hash: String) -> Change {
     Change::new(
         user_stream(user.id),
         ExpectedVersion::Exact(user.version),
-        PasswordChanged { user_id: user.id, password_hash: new_password_hash },
+        PasswordChanged {
+            user_id: user.id,
+            password_hash: new_password_hash,
+        },
     )
 }
 
@@ -145,7 +154,15 @@ pub fn update_profile(
 /// Revokes one session token; appended whatever the stream's version, since revoking
 /// twice or beside another change is harmless.
 pub fn revoke_token(user: UserId, token_id: Uuid, expires_at: DateTime<Utc>) -> Change {
-    Change::new(user_stream(user), ExpectedVersion::Any, TokenRevoked { user_id: user, token_id, expires_at })
+    Change::new(
+        user_stream(user),
+        ExpectedVersion::Any,
+        TokenRevoked {
+            user_id: user,
+            token_id,
+            expires_at,
+        },
+    )
 }
 
 fn display_name(raw: &str) -> Result<String, DomainError> {
@@ -154,10 +171,14 @@ fn display_name(raw: &str) -> Result<String, DomainError> {
         return Err(DomainError::Invalid("display_name must not be empty".into()));
     }
     if name.chars().count() > MAX_DISPLAY_NAME {
-        return Err(DomainError::Invalid(format!("display_name must be at most {MAX_DISPLAY_NAME} characters")));
+        return Err(DomainError::Invalid(format!(
+            "display_name must be at most {MAX_DISPLAY_NAME} characters"
+        )));
     }
     if name.chars().any(char::is_control) {
-        return Err(DomainError::Invalid("display_name must not contain control characters".into()));
+        return Err(DomainError::Invalid(
+            "display_name must not contain control characters".into(),
+        ));
     }
     Ok(name.to_owned())
 }
@@ -205,7 +226,10 @@ mod tests {
 
     #[test]
     fn bad_display_names_are_refused() {
-        assert_eq!(signup(Some("   ")), Err(DomainError::Invalid("display_name must not be empty".into())));
+        assert_eq!(
+            signup(Some("   ")),
+            Err(DomainError::Invalid("display_name must not be empty".into()))
+        );
         assert!(matches!(signup(Some(&"x".repeat(101))), Err(DomainError::Invalid(_))));
         assert!(matches!(signup(Some("a\u{0}b")), Err(DomainError::Invalid(_))));
     }
@@ -227,7 +251,10 @@ mod tests {
         let change = update_profile(&user, None, Some(true)).unwrap();
         assert_eq!(change.expected, ExpectedVersion::Exact(1));
         user.apply(&change.events[0], 2);
-        assert_eq!((user.display_name.as_str(), user.marketing_emails, user.version), ("Ada", true, 2));
+        assert_eq!(
+            (user.display_name.as_str(), user.marketing_emails, user.version),
+            ("Ada", true, 2)
+        );
         let change = change_password(&user, "new".into());
         assert_eq!(change.expected, ExpectedVersion::Exact(2));
         user.apply(&change.events[0], 3);

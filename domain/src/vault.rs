@@ -57,9 +57,17 @@ pub fn create_vault(command: CreateVault) -> Result<Change, DomainError> {
             "name must be 1 to {MAX_NAME} characters without control characters"
         )));
     }
-    let description = command.description.map(|d| d.trim().to_owned()).filter(|d| !d.is_empty());
-    if description.as_ref().is_some_and(|d| d.chars().count() > MAX_DESCRIPTION) {
-        return Err(DomainError::Invalid(format!("description must be at most {MAX_DESCRIPTION} characters")));
+    let description = command
+        .description
+        .map(|d| d.trim().to_owned())
+        .filter(|d| !d.is_empty());
+    if description
+        .as_ref()
+        .is_some_and(|d| d.chars().count() > MAX_DESCRIPTION)
+    {
+        return Err(DomainError::Invalid(format!(
+            "description must be at most {MAX_DESCRIPTION} characters"
+        )));
     }
     Ok(Change::new(
         vault_stream(command.vault_id),
@@ -75,7 +83,11 @@ pub fn create_vault(command: CreateVault) -> Result<Change, DomainError> {
 }
 
 pub fn delete_vault(vault: &Vault) -> Change {
-    Change::new(vault_stream(vault.id), ExpectedVersion::Exact(vault.version), VaultDeleted { vault_id: vault.id })
+    Change::new(
+        vault_stream(vault.id),
+        ExpectedVersion::Exact(vault.version),
+        VaultDeleted { vault_id: vault.id },
+    )
 }
 
 #[cfg(test)]
@@ -92,7 +104,10 @@ mod tests {
             org_id: OrgId(Uuid::from_u128(2)),
             name: name.into(),
             description: description.map(str::to_owned),
-            created_by: Principal { kind: PrincipalType::User, id: Uuid::from_u128(3) },
+            created_by: Principal {
+                kind: PrincipalType::User,
+                id: Uuid::from_u128(3),
+            },
         }
     }
 

@@ -5,11 +5,12 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use domain::agent::Agent;
 use domain::email::Email;
-use domain::events::{Event, OrgCreated};
+use domain::events::{AgentAuthenticated, AgentDeactivated, AgentKeyRotated, AgentUpdated, Event, OrgCreated};
 use domain::user::User;
 use domain::vault::Vault;
-use domain::{OrgId, RecordedEvent, UserId, VaultId};
+use domain::{AgentId, OrgId, RecordedEvent, UserId, VaultId};
 use uuid::Uuid;
 
 use crate::ReadModel;
@@ -29,6 +30,9 @@ pub struct Directory {
     users_by_email: HashMap<Email, UserId>,
     orgs: HashMap<OrgId, Org>,
     vaults: HashMap<VaultId, Vault>,
+    agents: HashMap<AgentId, Agent>,
+    /// Current key hashes only: a rotated key stops resolving at once.
+    agents_by_key_hash: HashMap<String, AgentId>,
     revoked_tokens: HashMap<Uuid, DateTime<Utc>>,
     /// Events of a known type whose payload did not decode: zero unless the log was
     /// written by an incompatible version. Shown by `keyward replay`.
@@ -49,7 +53,11 @@ impl Directory {
     }
 
     pub fn members(&self, org: OrgId) -> impl Iterator<Item = &User> {
-        self.orgs.get(&org).into_iter().flat_map(|org| &org.members).filter_map(|id| self.users.get(id))
+        self.orgs
+            .get(&org)
+            .into_iter()
+            .flat_map(|org| &org.members)
+            .filter_map(|id| self.users.get(id))
     }
 
     /// A live (not deleted) vault.
@@ -64,12 +72,32 @@ impl Directory {
         vaults
     }
 
+    pub fn agent(&self, id: AgentId) -> Option<&Agent> {
+        self.agents.get(&id)
+    }
+
+    /// The agent whose current API key has this hash.
+    pub fn agent_by_key_hash(&self, key_hash: &str) -> Option<&Agent> {
+        self.agents_by_key_hash.get(key_hash).and_then(|id| self.agents.get(id))
+    }
+
+    /// The org's agents, oldest first.
+    pub fn agents_of(&self, org: OrgId) -> Vec<&Agent> {
+        let mut agents: Vec<_> = self.agents.values().filter(|a| a.org_id == org).collect();
+        agents.sort_by_key(|a| (a.created_at, a.id));
+        agents
+    }
+
     pub fn is_token_revoked(&self, token_id: Uuid) -> bool {
         self.revoked_tokens.contains_key(&token_id)
     }
 
     pub fn user_count(&self) -> usize {
         self.users.len()
+    }
+
+    pub fn agent_count(&self) -> usize {
+        self.agents.len()
     }
 
     pub fn vault_count(&self) -> usize {
@@ -94,14 +122,23 @@ impl ReadModel for Directory {
         let (at, version) = (recorded.recorded_at, recorded.stream_version);
         match &event {
             Event::OrgCreated(OrgCreated { org_id, name, .. }) => {
-                self.orgs.insert(*org_id, Org { id: *org_id, name: name.clone(), created_at: at, members: Vec::new() });
+                self.orgs.insert(
+                    *org_id,
+                    Org {
+                        id: *org_id,
+                        name: name.clone(),
+                        created_at: at,
+                        members: Vec::new(),
+                    },
+                );
             }
             Event::UserSignedUp(signed_up) => {
                 if let Some(org) = self.orgs.get_mut(&signed_up.org_id) {
                     org.members.push(signed_up.user_id);
                 }
                 self.users_by_email.insert(signed_up.email.clone(), signed_up.user_id);
-                self.users.insert(signed_up.user_id, User::signed_up(signed_up, at, version));
+                self.users
+                    .insert(signed_up.user_id, User::signed_up(signed_up, at, version));
             }
             Event::PasswordChanged(domain::events::PasswordChanged { user_id, .. })
             | Event::ProfileUpdated(domain::events::ProfileUpdated { user_id, .. })
@@ -117,10 +154,31 @@ impl ReadModel for Directory {
                 self.revoked_tokens.insert(revoked.token_id, revoked.expires_at);
             }
             Event::VaultCreated(created) => {
-                self.vaults.insert(created.vault_id, Vault::created(created, at, version));
+                self.vaults
+                    .insert(created.vault_id, Vault::created(created, at, version));
             }
             Event::VaultDeleted(deleted) => {
                 self.vaults.remove(&deleted.vault_id);
+            }
+            Event::AgentRegistered(registered) => {
+                self.agents_by_key_hash
+                    .insert(registered.key.key_hash.clone(), registered.agent_id);
+                self.agents
+                    .insert(registered.agent_id, Agent::registered(registered, at, version));
+            }
+            Event::AgentKeyRotated(AgentKeyRotated { agent_id, key }) => {
+                if let Some(agent) = self.agents.get_mut(agent_id) {
+                    self.agents_by_key_hash.remove(&agent.key.key_hash);
+                    self.agents_by_key_hash.insert(key.key_hash.clone(), *agent_id);
+                    agent.apply(&event, at, version);
+                }
+            }
+            Event::AgentUpdated(AgentUpdated { agent_id, .. })
+            | Event::AgentDeactivated(AgentDeactivated { agent_id })
+            | Event::AgentAuthenticated(AgentAuthenticated { agent_id, .. }) => {
+                if let Some(agent) = self.agents.get_mut(agent_id) {
+                    agent.apply(&event, at, version);
+                }
             }
             Event::EmailClaimed(_) | Event::AuthenticationFailed(_) => {}
         }

@@ -70,6 +70,7 @@ impl ReadModels {
             ("streams", self.streams.stream_count() as u64),
             ("event types", self.streams.event_type_count() as u64),
             ("users", self.directory.user_count() as u64),
+            ("agents", self.directory.agent_count() as u64),
             ("vaults", self.directory.vault_count() as u64),
             ("undecodable events", self.directory.undecodable()),
         ]

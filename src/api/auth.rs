@@ -6,10 +6,12 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
+use domain::authz::Principal;
+use domain::change::Change;
 use domain::email::Email;
 use domain::events::{AuthMethod, AuthenticationFailed, OrgRole, UserAuthenticated};
 use domain::user::{self, User};
-use domain::{ActorType, OrgId, UserId};
+use domain::{ActorType, ExpectedVersion, OrgId, StreamId, UserId};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
@@ -127,32 +129,47 @@ pub async fn login(
             } else {
                 "unknown email"
             };
-            record_failure(&state, &context, user.as_ref(), reason).await?;
+            let principal = user.as_ref().map(|user| Principal::user(user.id));
+            record_failure(
+                &state,
+                &context,
+                principal,
+                user.as_ref().map(|user| user.org_id),
+                reason,
+            )
+            .await?;
             Err(ApiError::Unauthorized)
         }
     }
 }
 
-async fn record_failure(
+/// Audits refused credentials (`auth.failure`); the caller only ever sees a bare 401.
+pub(super) async fn record_failure(
     state: &AppState,
     context: &RequestContext,
-    user: Option<&User>,
+    principal: Option<Principal>,
+    org: Option<OrgId>,
     reason: &str,
 ) -> Result<(), ApiError> {
-    let principal = user.map(|user| domain::authz::Principal {
-        kind: domain::authz::PrincipalType::User,
-        id: user.id.0,
-    });
-    let metadata = context.metadata(ActorType::Anonymous, None, user.map(|user| user.org_id));
+    let method = if principal.is_some_and(|p| p.is_agent()) {
+        AuthMethod::ApiKey
+    } else {
+        AuthMethod::Password
+    };
+    let metadata = context.metadata(ActorType::Anonymous, None, org);
     let failed = AuthenticationFailed {
         principal,
-        method: AuthMethod::Password,
+        method,
         reason: reason.to_owned(),
     };
-    let stream = domain::StreamId::for_aggregate("audit", "authentication").map_err(ApiError::internal)?;
-    let change = domain::change::Change::new(stream, domain::ExpectedVersion::Any, failed);
+    let change = Change::new(audit_stream(), ExpectedVersion::Any, failed);
     state.commands.execute(vec![change], &metadata).await?;
     Ok(())
+}
+
+/// Failed sign-ins name no account that could hold them, so they share one stream.
+fn audit_stream() -> StreamId {
+    StreamId::parse("audit-authentication").unwrap_or_else(|_| unreachable!("a valid literal stream id"))
 }
 
 fn issue_session(state: &AppState, user: UserId, org: OrgId, now: DateTime<Utc>) -> Result<(String, i64), ApiError> {
@@ -270,13 +287,9 @@ pub async fn change_password(
     Body(request): Body<ChangePasswordRequest>,
 ) -> Result<StatusCode, ApiError> {
     if !verify_password(request.current_password, session.user.password_hash.clone()).await? {
-        record_failure(
-            &state,
-            &session.context,
-            Some(&session.user),
-            "wrong current password on change",
-        )
-        .await?;
+        let principal = Some(Principal::user(session.user.id));
+        let reason = "wrong current password on change";
+        record_failure(&state, &session.context, principal, Some(session.user.org_id), reason).await?;
         return Err(ApiError::BadRequest("current_password is not correct".into()));
     }
     auth::check_password_policy(&request.new_password).map_err(|e| ApiError::BadRequest(e.to_string()))?;

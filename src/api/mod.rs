@@ -1,6 +1,7 @@
 //! The HTTP API (axum): routes, the per-request tracing span, and the fallbacks that keep
 //! every error in problem+json.
 
+mod agents;
 mod auth;
 mod extract;
 mod health;
@@ -46,6 +47,17 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/auth/change-password", post(auth::change_password))
         .route("/v1/auth/jwt-public-key", get(auth::jwt_public_key))
         .route("/.well-known/jwks.json", get(auth::jwks))
+        .route("/v1/auth/agent-token", post(agents::token))
+        .route("/v1/agents", post(agents::create).get(agents::list))
+        .route("/v1/agents/me", get(agents::me))
+        .route(
+            "/v1/agents/{agent_id}",
+            get(agents::get)
+                .patch(agents::update)
+                .put(agents::update)
+                .delete(agents::deactivate),
+        )
+        .route("/v1/agents/{agent_id}/rotate-key", post(agents::rotate_key))
         .route("/v1/org/members", get(org::members))
         .route("/v1/vaults", post(vaults::create).get(vaults::list))
         .route("/v1/vaults/{vault_id}", get(vaults::get).delete(vaults::delete))

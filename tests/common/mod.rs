@@ -177,3 +177,75 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// An HTTP client of one server, asserting that every error it sees is problem+json.
+pub struct Api {
+    pub client: reqwest::Client,
+    pub server: Server,
+}
+
+impl Api {
+    /// A server of its own on `db`.
+    pub async fn start(db: &TestDb) -> Self {
+        let data_dir = tempfile::tempdir().unwrap().keep();
+        let server = Server::start(&[
+            ("KEYWARD_DATABASE_URL", &db.url()),
+            ("KEYWARD_DATA_DIR", data_dir.to_str().unwrap()),
+        ])
+        .await;
+        Self {
+            client: reqwest::Client::new(),
+            server,
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let mut request = self.client.request(method.parse().unwrap(), self.server.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let is_problem = response
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v == "application/problem+json");
+        let text = response.text().await.unwrap();
+        let value = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap()
+        };
+        if status.is_client_error() || status.is_server_error() {
+            assert!(
+                is_problem,
+                "{method} {path}: error {status} is not problem+json: {text}"
+            );
+            assert_eq!(value["status"], status.as_u16(), "{text}");
+        }
+        (status, value)
+    }
+
+    /// Signs a human up and returns their access token.
+    pub async fn signup(&self, email: &str, password: &str) -> String {
+        let (status, body) = self
+            .call(
+                "POST",
+                "/v1/auth/signup",
+                None,
+                Some(serde_json::json!({"email": email, "password": password})),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+}

@@ -1,0 +1,301 @@
+//! Agents: AI identities a human registers (or approves), with the settings that bound
+//! what their tokens can reach and what they may spend, and the API key they sign in with.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::authz::PathPattern;
+use crate::change::{Change, DomainError, stream};
+use crate::event::ExpectedVersion;
+use crate::events::{AgentDeactivated, AgentKeyRotated, AgentRegistered, AgentUpdated, Event};
+use crate::ids::{AgentId, OrgId, UserId, VaultId};
+use crate::stream::StreamId;
+use crate::wei::Wei;
+
+const MAX_NAME: usize = 100;
+const MAX_DESCRIPTION: usize = 1000;
+/// Agent tokens live between a minute and a day: long enough to work, short enough that
+/// a leaked token expires soon.
+pub const TOKEN_TTL_SECONDS: std::ops::RangeInclusive<u32> = 60..=86_400;
+pub const DEFAULT_TOKEN_TTL_SECONDS: u32 = 3600;
+
+pub fn agent_stream(agent: AgentId) -> StreamId {
+    stream("agent", agent)
+}
+
+/// What an agent is allowed, as its creator set it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentSettings {
+    pub name: String,
+    pub description: Option<String>,
+    /// The ceiling of its tokens' reach; empty means "derive from its policies".
+    pub scopes: Vec<PathPattern>,
+    /// The vaults its tokens are bound to; empty means every vault of its org.
+    pub vault_ids: Vec<VaultId>,
+    pub token_ttl_seconds: Option<u32>,
+    pub intents_api_enabled: bool,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Lower-cased 0x addresses.
+    pub tx_to_allowlist: Vec<String>,
+    pub tx_max_value: Option<Wei>,
+    pub tx_daily_limit: Option<Wei>,
+    pub tx_allowed_chains: Vec<String>,
+}
+
+impl AgentSettings {
+    /// Checks what a request cannot express in types alone.
+    pub fn validated(mut self) -> Result<Self, DomainError> {
+        let invalid = |message: String| Err(DomainError::Invalid(message));
+        self.name = self.name.trim().to_owned();
+        if self.name.is_empty() || self.name.chars().count() > MAX_NAME || self.name.chars().any(char::is_control) {
+            return invalid(format!(
+                "name must be 1 to {MAX_NAME} characters without control characters"
+            ));
+        }
+        self.description = self.description.map(|d| d.trim().to_owned()).filter(|d| !d.is_empty());
+        if self
+            .description
+            .as_ref()
+            .is_some_and(|d| d.chars().count() > MAX_DESCRIPTION)
+        {
+            return invalid(format!("description must be at most {MAX_DESCRIPTION} characters"));
+        }
+        if let Some(ttl) = self.token_ttl_seconds
+            && !TOKEN_TTL_SECONDS.contains(&ttl)
+        {
+            return invalid(format!(
+                "token_ttl_seconds must be between {} and {}",
+                TOKEN_TTL_SECONDS.start(),
+                TOKEN_TTL_SECONDS.end()
+            ));
+        }
+        for address in &mut self.tx_to_allowlist {
+            let is_address =
+                address.len() == 42 && address.starts_with("0x") && address[2..].bytes().all(|b| b.is_ascii_hexdigit());
+            if !is_address {
+                return invalid(format!(
+                    "tx_to_allowlist entry {address:?} is not a 0x-prefixed 20-byte address"
+                ));
+            }
+            address.make_ascii_lowercase();
+        }
+        for chain in &self.tx_allowed_chains {
+            if chain.is_empty()
+                || chain.len() > 64
+                || !chain
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return invalid(format!("tx_allowed_chains entry {chain:?} is not a chain name or id"));
+            }
+        }
+        self.scopes.sort();
+        self.scopes.dedup();
+        self.vault_ids.sort();
+        self.vault_ids.dedup();
+        self.tx_to_allowlist.sort();
+        self.tx_to_allowlist.dedup();
+        Ok(self)
+    }
+
+    pub fn token_ttl(&self) -> u32 {
+        self.token_ttl_seconds.unwrap_or(DEFAULT_TOKEN_TTL_SECONDS)
+    }
+}
+
+/// The one API key an agent signs in with. Only its hash is kept; `key_id` changes with
+/// every rotation and is carried in the agent's tokens, so a rotation refuses every token
+/// issued before it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentKey {
+    pub key_id: Uuid,
+    /// SHA-256 hex of the key.
+    pub key_hash: String,
+    /// The first characters of the key, to recognize it in lists.
+    pub key_prefix: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agent {
+    pub id: AgentId,
+    pub org_id: OrgId,
+    /// The human who registered or approved the agent: its `creator` for shares.
+    pub created_by: UserId,
+    pub settings: AgentSettings,
+    pub key: AgentKey,
+    pub is_active: bool,
+    pub created_at: DateTime<Utc>,
+    pub last_active_at: Option<DateTime<Utc>>,
+    pub version: u64,
+}
+
+impl Agent {
+    pub fn registered(event: &AgentRegistered, at: DateTime<Utc>, version: u64) -> Self {
+        Self {
+            id: event.agent_id,
+            org_id: event.org_id,
+            created_by: event.created_by,
+            settings: event.settings.clone(),
+            key: event.key.clone(),
+            is_active: true,
+            created_at: at,
+            last_active_at: None,
+            version,
+        }
+    }
+
+    pub fn apply(&mut self, event: &Event, at: DateTime<Utc>, version: u64) {
+        match event {
+            Event::AgentUpdated(updated) => {
+                self.settings = updated.settings.clone();
+                self.is_active = updated.is_active;
+            }
+            Event::AgentKeyRotated(rotated) => self.key = rotated.key.clone(),
+            Event::AgentDeactivated(_) => self.is_active = false,
+            Event::AgentAuthenticated(_) => self.last_active_at = Some(at),
+            _ => {}
+        }
+        self.version = version;
+    }
+
+    /// Whether the agent may sign in at `now`.
+    pub fn can_authenticate(&self, now: DateTime<Utc>) -> bool {
+        self.is_active && self.settings.expires_at.is_none_or(|expiry| now < expiry)
+    }
+}
+
+pub struct RegisterAgent {
+    pub agent_id: AgentId,
+    pub org_id: OrgId,
+    pub created_by: UserId,
+    pub settings: AgentSettings,
+    pub key: AgentKey,
+}
+
+pub fn register(command: RegisterAgent) -> Result<Change, DomainError> {
+    Ok(Change::new(
+        agent_stream(command.agent_id),
+        ExpectedVersion::NoStream,
+        AgentRegistered {
+            agent_id: command.agent_id,
+            org_id: command.org_id,
+            created_by: command.created_by,
+            settings: command.settings.validated()?,
+            key: command.key,
+        },
+    ))
+}
+
+pub fn update(agent: &Agent, settings: AgentSettings, is_active: bool) -> Result<Change, DomainError> {
+    Ok(Change::new(
+        agent_stream(agent.id),
+        ExpectedVersion::Exact(agent.version),
+        AgentUpdated {
+            agent_id: agent.id,
+            settings: settings.validated()?,
+            is_active,
+        },
+    ))
+}
+
+pub fn rotate_key(agent: &Agent, key: AgentKey) -> Change {
+    Change::new(
+        agent_stream(agent.id),
+        ExpectedVersion::Exact(agent.version),
+        AgentKeyRotated {
+            agent_id: agent.id,
+            key,
+        },
+    )
+}
+
+pub fn deactivate(agent: &Agent) -> Change {
+    Change::new(
+        agent_stream(agent.id),
+        ExpectedVersion::Exact(agent.version),
+        AgentDeactivated { agent_id: agent.id },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> AgentSettings {
+        AgentSettings {
+            name: " deployer ".into(),
+            description: None,
+            scopes: vec![
+                PathPattern::parse("api-keys/*").unwrap(),
+                PathPattern::parse("api-keys/*").unwrap(),
+            ],
+            vault_ids: Vec::new(),
+            token_ttl_seconds: None,
+            intents_api_enabled: false,
+            expires_at: None,
+            tx_to_allowlist: vec!["0xAbCdEf0123456789aBcDeF0123456789AbCdEf01".into()],
+            tx_max_value: None,
+            tx_daily_limit: None,
+            tx_allowed_chains: vec!["anvil".into()],
+        }
+    }
+
+    #[test]
+    fn settings_are_normalized() {
+        let settings = settings().validated().unwrap();
+        assert_eq!(settings.name, "deployer");
+        assert_eq!(settings.scopes.len(), 1);
+        assert_eq!(
+            settings.tx_to_allowlist,
+            vec!["0xabcdef0123456789abcdef0123456789abcdef01"]
+        );
+        assert_eq!(settings.token_ttl(), 3600);
+    }
+
+    #[test]
+    fn invalid_settings_are_refused() {
+        let cases: Vec<fn(&mut AgentSettings)> = vec![
+            |s| s.name = "  ".into(),
+            |s| s.token_ttl_seconds = Some(59),
+            |s| s.token_ttl_seconds = Some(86_401),
+            |s| s.tx_to_allowlist = vec!["0x1234".into()],
+            |s| s.tx_to_allowlist = vec!["abcdef0123456789abcdef0123456789abcdef0123".into()],
+            |s| s.tx_allowed_chains = vec!["bad chain".into()],
+        ];
+        for tamper in cases {
+            let mut settings = settings();
+            tamper(&mut settings);
+            assert!(matches!(settings.validated(), Err(DomainError::Invalid(_))));
+        }
+    }
+
+    #[test]
+    fn an_expired_or_deactivated_agent_cannot_sign_in() {
+        let now = DateTime::from_timestamp(1_000, 0).unwrap();
+        let key = AgentKey {
+            key_id: Uuid::nil(),
+            key_hash: "h".into(),
+            key_prefix: "ocv_".into(),
+        };
+        let registered = AgentRegistered {
+            agent_id: AgentId(Uuid::from_u128(1)),
+            org_id: OrgId(Uuid::from_u128(2)),
+            created_by: UserId(Uuid::from_u128(3)),
+            settings: AgentSettings {
+                expires_at: Some(now),
+                ..settings()
+            },
+            key,
+        };
+        let mut agent = Agent::registered(&registered, DateTime::UNIX_EPOCH, 1);
+        assert!(agent.can_authenticate(now - chrono::Duration::seconds(1)));
+        assert!(!agent.can_authenticate(now));
+        agent.settings.expires_at = None;
+        assert!(agent.can_authenticate(now));
+        let change = deactivate(&agent);
+        assert_eq!(change.expected, ExpectedVersion::Exact(1));
+        agent.apply(&change.events[0], now, 2);
+        assert!(!agent.can_authenticate(now));
+    }
+}

@@ -1,0 +1,420 @@
+//! Agents over HTTP: registered and managed by humans of their org, signing in with their
+//! API key for short-lived tokens.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use domain::agent::{self, Agent, AgentKey, AgentSettings};
+use domain::authz::PathPattern;
+use domain::change::{Change, DomainError};
+use domain::events::AgentAuthenticated;
+use domain::wei::Wei;
+use domain::{ActorType, AgentId, ExpectedVersion, OrgId, VaultId};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::AppState;
+use super::extract::{Body, PathParams, RequestContext};
+use super::problem::ApiError;
+use super::session::{AgentSession, HumanSession};
+use crate::auth::{ApiKey, ApiKeyKind, PrincipalType, TokenRequest};
+
+/// The body of POST /v1/agents and of PATCH/PUT /v1/agents/{id}: on create, absent
+/// fields take their defaults; on update, absent fields keep their value.
+#[derive(Deserialize, Default)]
+pub struct AgentRequest {
+    name: Option<String>,
+    description: Option<String>,
+    scopes: Option<Vec<String>>,
+    vault_ids: Option<Vec<VaultId>>,
+    token_ttl_seconds: Option<u32>,
+    intents_api_enabled: Option<bool>,
+    expires_at: Option<DateTime<Utc>>,
+    tx_to_allowlist: Option<Vec<String>>,
+    tx_max_value: Option<String>,
+    tx_daily_limit: Option<String>,
+    /// Deprecated aliases the 1claw SDKs still send.
+    tx_max_value_eth: Option<String>,
+    tx_daily_limit_eth: Option<String>,
+    tx_allowed_chains: Option<Vec<String>>,
+    is_active: Option<bool>,
+}
+
+impl AgentRequest {
+    /// The settings this request asks for, on top of `base`.
+    fn settings(self, base: AgentSettings, state: &AppState, org: OrgId) -> Result<AgentSettings, ApiError> {
+        let scopes = match self.scopes {
+            Some(scopes) => scopes
+                .into_iter()
+                .map(|scope| PathPattern::parse(scope).map_err(|e| ApiError::BadRequest(format!("scopes: {e}"))))
+                .collect::<Result<_, _>>()?,
+            None => base.scopes,
+        };
+        let vault_ids = self.vault_ids.unwrap_or(base.vault_ids);
+        let foreign = state.projector.read(|models| {
+            vault_ids
+                .iter()
+                .find(|id| models.directory.vault(**id).is_none_or(|vault| vault.org_id != org))
+                .copied()
+        });
+        if let Some(vault) = foreign {
+            return Err(ApiError::BadRequest(format!(
+                "vault_ids: no vault {vault} in this organization"
+            )));
+        }
+        let tx_allowed_chains = self.tx_allowed_chains.unwrap_or(base.tx_allowed_chains);
+        if let Some(unknown) = tx_allowed_chains.iter().find(|chain| !state.config.has_chain(chain)) {
+            return Err(ApiError::BadRequest(format!(
+                "tx_allowed_chains: no chain named {unknown:?} is configured"
+            )));
+        }
+        Ok(AgentSettings {
+            name: self.name.unwrap_or(base.name),
+            description: self.description.or(base.description),
+            scopes,
+            vault_ids,
+            token_ttl_seconds: self.token_ttl_seconds.or(base.token_ttl_seconds),
+            intents_api_enabled: self.intents_api_enabled.unwrap_or(base.intents_api_enabled),
+            expires_at: self.expires_at.or(base.expires_at),
+            tx_to_allowlist: self.tx_to_allowlist.unwrap_or(base.tx_to_allowlist),
+            tx_max_value: amount("tx_max_value", self.tx_max_value.or(self.tx_max_value_eth))?.or(base.tx_max_value),
+            tx_daily_limit: amount("tx_daily_limit", self.tx_daily_limit.or(self.tx_daily_limit_eth))?
+                .or(base.tx_daily_limit),
+            tx_allowed_chains,
+        })
+    }
+}
+
+fn amount(field: &str, text: Option<String>) -> Result<Option<Wei>, ApiError> {
+    text.map(|text| Wei::from_eth_str(&text).map_err(|e| ApiError::BadRequest(format!("{field}: {e}"))))
+        .transpose()
+}
+
+#[derive(Serialize)]
+pub struct AgentResponse {
+    id: AgentId,
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    auth_method: &'static str,
+    scopes: Vec<String>,
+    is_active: bool,
+    intents_api_enabled: bool,
+    shroud_enabled: bool,
+    tx_to_allowlist: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tx_max_value: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tx_daily_limit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tx_max_value_eth: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tx_daily_limit_eth: Option<String>,
+    tx_allowed_chains: Vec<String>,
+    token_ttl_seconds: Option<u32>,
+    vault_ids: Vec<VaultId>,
+    created_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_active_at: Option<DateTime<Utc>>,
+}
+
+impl From<&Agent> for AgentResponse {
+    fn from(agent: &Agent) -> Self {
+        let settings = &agent.settings;
+        let eth = |wei: Option<Wei>| wei.map(Wei::to_eth_string);
+        Self {
+            id: agent.id,
+            name: settings.name.clone(),
+            description: settings.description.clone(),
+            auth_method: "api_key",
+            scopes: settings.scopes.iter().map(|s| s.as_str().to_owned()).collect(),
+            is_active: agent.is_active,
+            intents_api_enabled: settings.intents_api_enabled,
+            shroud_enabled: false,
+            tx_to_allowlist: settings.tx_to_allowlist.clone(),
+            tx_max_value: eth(settings.tx_max_value),
+            tx_daily_limit: eth(settings.tx_daily_limit),
+            tx_max_value_eth: eth(settings.tx_max_value),
+            tx_daily_limit_eth: eth(settings.tx_daily_limit),
+            tx_allowed_chains: settings.tx_allowed_chains.clone(),
+            token_ttl_seconds: settings.token_ttl_seconds,
+            vault_ids: settings.vault_ids.clone(),
+            created_at: agent.created_at,
+            expires_at: settings.expires_at,
+            last_active_at: agent.last_active_at,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct AgentCreatedResponse {
+    agent: AgentResponse,
+    api_key: String,
+}
+
+#[derive(Serialize)]
+pub struct AgentListResponse {
+    agents: Vec<AgentResponse>,
+}
+
+/// A fresh agent key: the plaintext for the one response that shows it, the rest to keep.
+fn new_key() -> Result<(ApiKey, AgentKey), ApiError> {
+    let key = ApiKey::generate(ApiKeyKind::Agent).map_err(ApiError::internal)?;
+    let kept = AgentKey {
+        key_id: Uuid::now_v7(),
+        key_hash: key.hash().as_str().to_owned(),
+        key_prefix: key.prefix().to_owned(),
+    };
+    Ok((key, kept))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    session: HumanSession,
+    Body(request): Body<AgentRequest>,
+) -> Result<(StatusCode, Json<AgentCreatedResponse>), ApiError> {
+    let name = request
+        .name
+        .clone()
+        .ok_or_else(|| ApiError::BadRequest("name is required".into()))?;
+    let base = AgentSettings {
+        name,
+        description: None,
+        scopes: Vec::new(),
+        vault_ids: Vec::new(),
+        token_ttl_seconds: None,
+        intents_api_enabled: false,
+        expires_at: None,
+        tx_to_allowlist: Vec::new(),
+        tx_max_value: None,
+        tx_daily_limit: None,
+        tx_allowed_chains: Vec::new(),
+    };
+    let settings = request.settings(base, &state, session.user.org_id)?;
+    let (key, kept) = new_key()?;
+    let agent_id = AgentId::new();
+    let change = agent::register(agent::RegisterAgent {
+        agent_id,
+        org_id: session.user.org_id,
+        created_by: session.user.id,
+        settings,
+        key: kept,
+    })?;
+    state.commands.execute(vec![change], &session.metadata()).await?;
+    let agent = visible_agent(&state, &session, agent_id)?;
+    let response = AgentCreatedResponse {
+        agent: AgentResponse::from(&agent),
+        api_key: key.expose_secret().to_owned(),
+    };
+    Ok((StatusCode::CREATED, Json(response)))
+}
+
+pub async fn list(State(state): State<AppState>, session: HumanSession) -> Json<AgentListResponse> {
+    let agents = state.projector.read(|models| {
+        models
+            .directory
+            .agents_of(session.user.org_id)
+            .into_iter()
+            .map(AgentResponse::from)
+            .collect()
+    });
+    Json(AgentListResponse { agents })
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    session: HumanSession,
+    PathParams(agent_id): PathParams<AgentId>,
+) -> Result<Json<AgentResponse>, ApiError> {
+    Ok(Json(AgentResponse::from(&visible_agent(&state, &session, agent_id)?)))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    session: HumanSession,
+    PathParams(agent_id): PathParams<AgentId>,
+    Body(request): Body<AgentRequest>,
+) -> Result<Json<AgentResponse>, ApiError> {
+    let current = visible_agent(&state, &session, agent_id)?;
+    let is_active = request.is_active.unwrap_or(current.is_active);
+    let settings = request.settings(current.settings.clone(), &state, session.user.org_id)?;
+    state
+        .commands
+        .decide(&session.metadata(), |models| {
+            let agent = models.directory.agent(agent_id).ok_or(DomainError::NotFound("agent"))?;
+            Ok(vec![agent::update(agent, settings.clone(), is_active)?])
+        })
+        .await?;
+    Ok(Json(AgentResponse::from(&visible_agent(&state, &session, agent_id)?)))
+}
+
+/// DELETE /v1/agents/{id}: the agent is deactivated; its tokens stop working at once.
+pub async fn deactivate(
+    State(state): State<AppState>,
+    session: HumanSession,
+    PathParams(agent_id): PathParams<AgentId>,
+) -> Result<StatusCode, ApiError> {
+    visible_agent(&state, &session, agent_id)?;
+    state
+        .commands
+        .decide(&session.metadata(), |models| {
+            let agent = models.directory.agent(agent_id).ok_or(DomainError::NotFound("agent"))?;
+            Ok(vec![agent::deactivate(agent)])
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize)]
+pub struct AgentKeyRotatedResponse {
+    api_key: String,
+}
+
+pub async fn rotate_key(
+    State(state): State<AppState>,
+    session: HumanSession,
+    PathParams(agent_id): PathParams<AgentId>,
+) -> Result<Json<AgentKeyRotatedResponse>, ApiError> {
+    visible_agent(&state, &session, agent_id)?;
+    let (key, kept) = new_key()?;
+    state
+        .commands
+        .decide(&session.metadata(), |models| {
+            let agent = models.directory.agent(agent_id).ok_or(DomainError::NotFound("agent"))?;
+            Ok(vec![agent::rotate_key(agent, kept.clone())])
+        })
+        .await?;
+    Ok(Json(AgentKeyRotatedResponse {
+        api_key: key.expose_secret().to_owned(),
+    }))
+}
+
+/// An agent of the caller's org; any other is a 404.
+fn visible_agent(state: &AppState, session: &HumanSession, agent_id: AgentId) -> Result<Agent, ApiError> {
+    state
+        .projector
+        .read(|models| {
+            models
+                .directory
+                .agent(agent_id)
+                .filter(|a| a.org_id == session.user.org_id)
+                .cloned()
+        })
+        .ok_or_else(|| ApiError::NotFound("agent not found".into()))
+}
+
+#[derive(Serialize)]
+pub struct AgentSelfResponse {
+    id: AgentId,
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    org_id: OrgId,
+    scopes: Vec<String>,
+    is_active: bool,
+    intents_api_enabled: bool,
+    shroud_enabled: bool,
+    created_by: Uuid,
+    created_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_active_at: Option<DateTime<Utc>>,
+}
+
+pub async fn me(session: AgentSession) -> Json<AgentSelfResponse> {
+    let agent = &session.agent;
+    Json(AgentSelfResponse {
+        id: agent.id,
+        name: agent.settings.name.clone(),
+        description: agent.settings.description.clone(),
+        org_id: agent.org_id,
+        scopes: agent.settings.scopes.iter().map(|s| s.as_str().to_owned()).collect(),
+        is_active: agent.is_active,
+        intents_api_enabled: agent.settings.intents_api_enabled,
+        shroud_enabled: false,
+        created_by: agent.created_by.0,
+        created_at: agent.created_at,
+        expires_at: agent.settings.expires_at,
+        last_active_at: agent.last_active_at,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct AgentTokenRequest {
+    api_key: String,
+    agent_id: Option<AgentId>,
+}
+
+#[derive(Serialize)]
+pub struct AgentTokenResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: i64,
+    agent_id: AgentId,
+}
+
+/// POST /v1/auth/agent-token: an agent's API key for a short-lived token carrying its
+/// scopes and vault binding. Every refusal is the same 401 and is audited.
+pub async fn token(
+    State(state): State<AppState>,
+    context: RequestContext,
+    Body(request): Body<AgentTokenRequest>,
+) -> Result<Json<AgentTokenResponse>, ApiError> {
+    let presented = ApiKey::parse(&request.api_key).filter(|key| key.kind() == ApiKeyKind::Agent);
+    let agent = presented.as_ref().and_then(|key| {
+        state
+            .projector
+            .read(|models| models.directory.agent_by_key_hash(key.hash().as_str()).cloned())
+    });
+    let refusal = match &agent {
+        None => Some("unknown API key"),
+        Some(agent) if request.agent_id.is_some_and(|id| id != agent.id) => Some("API key of another agent"),
+        Some(agent) if !agent.can_authenticate(context.now) => Some("agent deactivated or expired"),
+        Some(_) => None,
+    };
+    let agent = match (agent, refusal) {
+        (Some(agent), None) => agent,
+        (agent, reason) => {
+            let principal = agent.as_ref().map(|a| domain::authz::Principal::agent(a.id));
+            let org = agent.as_ref().map(|a| a.org_id);
+            super::auth::record_failure(&state, &context, principal, org, reason.unwrap_or_default()).await?;
+            return Err(ApiError::Unauthorized);
+        }
+    };
+
+    let metadata = context.metadata(ActorType::Agent, Some(agent.id.to_string()), Some(agent.org_id));
+    let authenticated = AgentAuthenticated {
+        agent_id: agent.id,
+        key_id: agent.key.key_id,
+    };
+    let change = Change::new(agent::agent_stream(agent.id), ExpectedVersion::Any, authenticated);
+    state.commands.execute(vec![change], &metadata).await?;
+
+    let settings = &agent.settings;
+    let request = TokenRequest {
+        principal_type: PrincipalType::Agent,
+        principal_id: agent.id.0,
+        org_id: agent.org_id.0,
+        // Policies are not granted yet in this version: without its own scopes an agent's
+        // token reaches nothing, which is the safe side of "derive from policies".
+        scopes: settings.scopes.iter().map(|s| s.as_str().to_owned()).collect(),
+        vault_ids: settings.vault_ids.iter().map(|v| v.0).collect(),
+        intents_api_enabled: settings.intents_api_enabled,
+        sid: Some(agent.key.key_id),
+    };
+    let ttl = chrono::Duration::seconds(i64::from(settings.token_ttl()));
+    let (access_token, _) = state
+        .tokens
+        .issue(request, context.now, ttl)
+        .map_err(ApiError::internal)?;
+    Ok(Json(AgentTokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: ttl.num_seconds(),
+        agent_id: agent.id,
+    }))
+}
