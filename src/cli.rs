@@ -14,6 +14,7 @@ use projections::Until;
 use crate::auth::{SigningKeys, TOKEN_AUDIENCE, TokenIssuer};
 use crate::commands::Commands;
 use crate::config::{self, Config};
+use crate::crypto::{Envelope, KeyTable, MasterKey};
 use crate::store::{self, EventStore};
 use crate::{api, bench, projector::Projector, replay, verify};
 
@@ -156,6 +157,15 @@ async fn serve(config: Config, store: Arc<dyn EventStore>) -> anyhow::Result<Exi
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!(listen = %config.listen, public_url = %config.public_url, "keyward is serving");
+    // The master key stays out of Config: it is read from the environment or data_dir
+    // only here, where the envelope takes it over.
+    let configured_master_key = std::env::var("KEYWARD_MASTER_KEY").ok();
+    let master_key = MasterKey::load_or_generate(&config.data_dir, configured_master_key.as_deref())
+        .context("cannot load the master key")?;
+    let key_table = KeyTable::open(&config.database_url)
+        .await
+        .context("cannot open the key table")?;
+    let envelope = Arc::new(Envelope::new(master_key, key_table));
     let commands = Commands::new(store.clone(), projector.clone());
     let config = Arc::new(config);
     let app = api::router(api::AppState {
@@ -164,6 +174,7 @@ async fn serve(config: Config, store: Arc<dyn EventStore>) -> anyhow::Result<Exi
         projector,
         commands,
         tokens,
+        envelope,
     });
     axum::serve(
         listener,

@@ -36,6 +36,9 @@ pub enum DomainError {
     Forbidden(String),
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// It existed but is no longer available: expired, or used up (HTTP 410).
+    #[error("{0}")]
+    Gone(String),
 }
 
 /// Streams are named `<category>-<id>`; every id keyward generates is a UUID or a hex

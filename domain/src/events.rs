@@ -6,10 +6,12 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::agent::{AgentKey, AgentSettings};
-use crate::authz::Principal;
+use crate::authz::{Policy, Principal};
 use crate::email::Email;
 use crate::event::{Metadata, NewEvent, RecordedEvent};
-use crate::ids::{AgentId, OrgId, UserId, VaultId};
+use crate::ids::{AgentId, OrgId, PolicyId, SecretId, UserId, VaultId};
+use crate::secret::{Sealed, SecretType};
+use crate::secret_path::SecretPath;
 
 /// Bumped for an event type when its payload changes shape; upcasting reads old versions.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -57,6 +59,17 @@ event_vocabulary!(
     TokenRevoked = "user.token_revoked",
     VaultCreated = "vault.created",
     VaultDeleted = "vault.deleted",
+    PolicyGranted = "policy.created",
+    PolicyUpdated = "policy.updated",
+    PolicyRevoked = "policy.deleted",
+    /// A new version of a secret: ciphertext only, the key stays in the key table.
+    SecretWritten = "secret.write",
+    /// A value was handed out (audit `secret.read`); appended before the value leaves.
+    SecretRead = "secret.read",
+    /// A read was refused, with the layer that refused it (audit `secret.read_denied`).
+    SecretReadDenied = "secret.read_denied",
+    /// The secret and, by destroying its keys, every value it had, are gone.
+    SecretDeleted = "secret.delete",
     AgentRegistered = "agent.registered",
     AgentUpdated = "agent.updated",
     /// The agent's API key was replaced; tokens issued with the old one are refused.
@@ -167,6 +180,65 @@ pub struct VaultCreated {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VaultDeleted {
     pub vault_id: VaultId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyGranted {
+    pub policy: Policy,
+    pub granted_by: Principal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyUpdated {
+    /// The whole policy after the change.
+    pub policy: Policy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyRevoked {
+    pub vault_id: VaultId,
+    pub policy_id: PolicyId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretWritten {
+    pub secret_id: SecretId,
+    pub vault_id: VaultId,
+    pub path: SecretPath,
+    pub version: u64,
+    pub secret_type: SecretType,
+    pub sealed: Sealed,
+    pub metadata: serde_json::Value,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub max_access_count: Option<u64>,
+    pub written_by: Principal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretRead {
+    pub secret_id: SecretId,
+    pub vault_id: VaultId,
+    pub path: SecretPath,
+    pub version: u64,
+    pub by: Principal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretReadDenied {
+    pub vault_id: VaultId,
+    pub path: SecretPath,
+    pub by: Principal,
+    /// Which layer of authorization refused, and why (see domain::authz).
+    pub layer: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretDeleted {
+    pub secret_id: SecretId,
+    pub vault_id: VaultId,
+    pub path: SecretPath,
+    pub by: Principal,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,6 +11,8 @@ pub mod email;
 pub mod event;
 pub mod events;
 pub mod ids;
+pub mod policy;
+pub mod secret;
 pub mod secret_path;
 pub mod stream;
 pub mod user;

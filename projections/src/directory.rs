@@ -6,8 +6,12 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use domain::agent::Agent;
+use domain::authz::Policy;
 use domain::email::Email;
-use domain::events::{AgentAuthenticated, AgentDeactivated, AgentKeyRotated, AgentUpdated, Event, OrgCreated};
+use domain::events::{
+    AgentAuthenticated, AgentDeactivated, AgentKeyRotated, AgentUpdated, Event, OrgCreated, PolicyGranted,
+    PolicyRevoked, PolicyUpdated,
+};
 use domain::user::User;
 use domain::vault::Vault;
 use domain::{AgentId, OrgId, RecordedEvent, UserId, VaultId};
@@ -180,7 +184,26 @@ impl ReadModel for Directory {
                     agent.apply(&event, at, version);
                 }
             }
-            Event::EmailClaimed(_) | Event::AuthenticationFailed(_) => {}
+            // Policies live in their vault's stream: the vault's version moves with them.
+            Event::PolicyGranted(PolicyGranted {
+                policy: Policy { vault_id, .. },
+                ..
+            })
+            | Event::PolicyUpdated(PolicyUpdated {
+                policy: Policy { vault_id, .. },
+            })
+            | Event::PolicyRevoked(PolicyRevoked { vault_id, .. }) => {
+                if let Some(vault) = self.vaults.get_mut(vault_id) {
+                    vault.version = version;
+                }
+            }
+            // Not about who exists: the access and secrets models hold these.
+            Event::EmailClaimed(_)
+            | Event::AuthenticationFailed(_)
+            | Event::SecretWritten(_)
+            | Event::SecretRead(_)
+            | Event::SecretReadDenied(_)
+            | Event::SecretDeleted(_) => {}
         }
     }
 }

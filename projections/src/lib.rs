@@ -4,14 +4,18 @@
 //! built up to any position or moment of the log, which is how point-in-time questions
 //! are answered.
 
+pub mod access;
 pub mod directory;
 mod read_models;
+pub mod secrets;
 pub mod stream_catalog;
 
 use domain::RecordedEvent;
 
+pub use access::Access;
 pub use directory::Directory;
 pub use read_models::{ReadModels, Until};
+pub use secrets::Secrets;
 pub use stream_catalog::StreamCatalog;
 
 /// A read model: state folded from the log, one event at a time, in position order.

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use domain::RecordedEvent;
 
-use crate::{Directory, ReadModel, StreamCatalog};
+use crate::{Access, Directory, ReadModel, Secrets, StreamCatalog};
 
 /// How far into the log a build goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +35,8 @@ pub struct ReadModels {
     last_recorded_at: Option<DateTime<Utc>>,
     pub streams: StreamCatalog,
     pub directory: Directory,
+    pub access: Access,
+    pub secrets: Secrets,
 }
 
 impl ReadModels {
@@ -58,6 +60,8 @@ impl ReadModels {
         }
         self.streams.apply(event);
         self.directory.apply(event);
+        self.access.apply(event);
+        self.secrets.apply(event);
         self.position = event.position;
         self.last_recorded_at = Some(event.recorded_at);
         true
@@ -72,6 +76,8 @@ impl ReadModels {
             ("users", self.directory.user_count() as u64),
             ("agents", self.directory.agent_count() as u64),
             ("vaults", self.directory.vault_count() as u64),
+            ("policies", self.access.policy_count() as u64),
+            ("secrets", self.secrets.secret_count() as u64),
             ("undecodable events", self.directory.undecodable()),
         ]
     }

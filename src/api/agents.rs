@@ -292,6 +292,26 @@ pub async fn rotate_key(
     }))
 }
 
+/// The scope ceiling of a new token: the agent's own scopes if it has any, else the path
+/// patterns of the policies that name it now. Neither → no scopes → no access.
+fn token_scopes(state: &AppState, agent: &Agent, now: DateTime<Utc>) -> Vec<String> {
+    if !agent.settings.scopes.is_empty() {
+        return agent.settings.scopes.iter().map(|s| s.as_str().to_owned()).collect();
+    }
+    let principal = domain::authz::Principal::agent(agent.id);
+    let mut patterns: Vec<String> = state.projector.read(|models| {
+        models
+            .access
+            .policies_for(&principal)
+            .filter(|policy| !policy.is_expired_at(now))
+            .map(|policy| policy.pattern.as_str().to_owned())
+            .collect()
+    });
+    patterns.sort();
+    patterns.dedup();
+    patterns
+}
+
 /// An agent of the caller's org; any other is a 404.
 fn visible_agent(state: &AppState, session: &HumanSession, agent_id: AgentId) -> Result<Agent, ApiError> {
     state
@@ -399,9 +419,7 @@ pub async fn token(
         principal_type: PrincipalType::Agent,
         principal_id: agent.id.0,
         org_id: agent.org_id.0,
-        // Policies are not granted yet in this version: without its own scopes an agent's
-        // token reaches nothing, which is the safe side of "derive from policies".
-        scopes: settings.scopes.iter().map(|s| s.as_str().to_owned()).collect(),
+        scopes: token_scopes(&state, &agent, context.now),
         vault_ids: settings.vault_ids.iter().map(|v| v.0).collect(),
         intents_api_enabled: settings.intents_api_enabled,
         sid: Some(agent.key.key_id),

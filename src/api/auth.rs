@@ -318,11 +318,3 @@ pub async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
 pub async fn jwt_public_key(State(state): State<AppState>) -> impl IntoResponse {
     Json(state.tokens.public_key_response())
 }
-
-impl HumanSession {
-    /// Audit metadata for an event this human causes.
-    pub fn metadata(&self) -> domain::Metadata {
-        self.context
-            .metadata(ActorType::User, Some(self.user.id.to_string()), Some(self.user.org_id))
-    }
-}

@@ -6,7 +6,9 @@ mod auth;
 mod extract;
 mod health;
 mod org;
+mod policies;
 mod problem;
+mod secrets;
 mod session;
 mod vaults;
 
@@ -23,6 +25,7 @@ pub use problem::{ApiError, Problem};
 use crate::auth::TokenIssuer;
 use crate::commands::Commands;
 use crate::config::Config;
+use crate::crypto::Envelope;
 use crate::projector::Projector;
 use crate::store::EventStore;
 
@@ -36,6 +39,7 @@ pub struct AppState {
     pub projector: Arc<Projector>,
     pub commands: Commands,
     pub tokens: Arc<TokenIssuer>,
+    pub envelope: Arc<Envelope>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -61,6 +65,21 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/org/members", get(org::members))
         .route("/v1/vaults", post(vaults::create).get(vaults::list))
         .route("/v1/vaults/{vault_id}", get(vaults::get).delete(vaults::delete))
+        .route(
+            "/v1/vaults/{vault_id}/policies",
+            post(policies::create).get(policies::list),
+        )
+        .route("/v1/vaults/{vault_id}/secrets", get(secrets::list))
+        .route(
+            "/v1/vaults/{vault_id}/secrets/{*path}",
+            axum::routing::put(secrets::put)
+                .get(secrets::get)
+                .delete(secrets::delete),
+        )
+        .route(
+            "/v1/vaults/{vault_id}/policies/{policy_id}",
+            axum::routing::put(policies::update).delete(policies::delete),
+        )
         .fallback(problem::not_found)
         .method_not_allowed_fallback(problem::method_not_allowed)
         .with_state(state)

@@ -110,6 +110,7 @@ impl From<DomainError> for ApiError {
             DomainError::Invalid(detail) => ApiError::BadRequest(detail),
             DomainError::Conflict(detail) => ApiError::Conflict(detail),
             DomainError::Forbidden(detail) => ApiError::Forbidden(detail),
+            DomainError::Gone(detail) => ApiError::Gone(detail),
             DomainError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
         }
     }

@@ -1,57 +1,39 @@
 //! Who is calling: the bearer token verified, and its principal checked live against the
-//! directory, so a revoked session or a deleted account is refused on the very next
-//! request, whatever the token's expiry says.
+//! directory, so a revoked session, a deleted account, a deactivated agent or a rotated
+//! key is refused on the very next request, whatever the token's expiry says.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use domain::agent::Agent;
+use domain::authz::{PathPattern, Principal, ScopeCeiling, TokenScope};
 use domain::user::User;
-use domain::{AgentId, UserId};
+use domain::{ActorType, AgentId, Metadata, OrgId, UserId, VaultId};
 
 use super::AppState;
 use super::extract::RequestContext;
 use super::problem::ApiError;
 use crate::auth::{Claims, PrincipalType};
 
-/// An agent holding a token issued with its current API key.
-pub struct AgentSession {
-    pub agent: Agent,
-}
-
-impl FromRequestParts<AppState> for AgentSession {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let context = RequestContext::from_request_parts(parts, state).await?;
-        let token = bearer_token(parts).ok_or(ApiError::Unauthorized)?;
-        let claims = state
-            .tokens
-            .verify(token, context.now)
-            .map_err(|_| ApiError::Unauthorized)?;
-        if claims.principal_type != PrincipalType::Agent {
-            return Err(ApiError::Forbidden("this endpoint is for agents".into()));
-        }
-        let agent_id = AgentId(claims.principal_id);
-        // A deactivated or expired agent, or a token from before the last key rotation,
-        // is refused here, on the first request after the change.
-        let agent = state.projector.read(|models| {
-            models
-                .directory
-                .agent(agent_id)
-                .filter(|agent| agent.can_authenticate(context.now) && claims.sid == Some(agent.key.key_id))
-                .cloned()
-        });
-        let agent = agent.ok_or(ApiError::Unauthorized)?;
-        Ok(AgentSession { agent })
-    }
-}
-
 /// A signed-in human.
 pub struct HumanSession {
     pub user: User,
     pub claims: Claims,
     pub context: RequestContext,
+}
+
+/// An agent holding a token issued with its current API key.
+pub struct AgentSession {
+    pub agent: Agent,
+    pub claims: Claims,
+    pub context: RequestContext,
+}
+
+/// Either, for endpoints both serve (secrets).
+#[allow(clippy::large_enum_variant)] // one per request, moved once: boxing buys nothing
+pub enum Caller {
+    Human(HumanSession),
+    Agent(AgentSession),
 }
 
 fn bearer_token(parts: &Parts) -> Option<&str> {
@@ -63,7 +45,7 @@ fn bearer_token(parts: &Parts) -> Option<&str> {
         .filter(|token| !token.is_empty())
 }
 
-impl FromRequestParts<AppState> for HumanSession {
+impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
@@ -73,16 +55,136 @@ impl FromRequestParts<AppState> for HumanSession {
             .tokens
             .verify(token, context.now)
             .map_err(|_| ApiError::Unauthorized)?;
-        if claims.principal_type != PrincipalType::User {
-            return Err(ApiError::Forbidden("this endpoint is for human accounts".into()));
+        match claims.principal_type {
+            PrincipalType::User => {
+                let user_id = UserId(claims.principal_id);
+                let user = state.projector.read(|models| {
+                    let directory = &models.directory;
+                    directory
+                        .user(user_id)
+                        .filter(|_| !directory.is_token_revoked(claims.jti))
+                        .cloned()
+                });
+                let user = user.ok_or(ApiError::Unauthorized)?;
+                Ok(Caller::Human(HumanSession { user, claims, context }))
+            }
+            PrincipalType::Agent => {
+                let agent_id = AgentId(claims.principal_id);
+                let agent = state.projector.read(|models| {
+                    models
+                        .directory
+                        .agent(agent_id)
+                        .filter(|agent| agent.can_authenticate(context.now) && claims.sid == Some(agent.key.key_id))
+                        .cloned()
+                });
+                let agent = agent.ok_or(ApiError::Unauthorized)?;
+                Ok(Caller::Agent(AgentSession { agent, claims, context }))
+            }
         }
-        let user_id = UserId(claims.principal_id);
-        let user = state.projector.read(|models| {
-            let directory = &models.directory;
-            let live = !directory.is_token_revoked(claims.jti) && directory.user(user_id).is_some();
-            live.then(|| directory.user(user_id).cloned()).flatten()
-        });
-        let user = user.ok_or(ApiError::Unauthorized)?;
-        Ok(HumanSession { user, claims, context })
+    }
+}
+
+impl FromRequestParts<AppState> for HumanSession {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        match Caller::from_request_parts(parts, state).await? {
+            Caller::Human(session) => Ok(session),
+            Caller::Agent(_) => Err(ApiError::Forbidden("this endpoint is for human accounts".into())),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for AgentSession {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        match Caller::from_request_parts(parts, state).await? {
+            Caller::Agent(session) => Ok(session),
+            Caller::Human(_) => Err(ApiError::Forbidden("this endpoint is for agents".into())),
+        }
+    }
+}
+
+impl HumanSession {
+    /// Audit metadata for an event this human causes.
+    pub fn metadata(&self) -> Metadata {
+        self.context
+            .metadata(ActorType::User, Some(self.user.id.to_string()), Some(self.user.org_id))
+    }
+}
+
+/// A token's reach, owned: what the first two layers of authorization check.
+pub struct TokenReach {
+    pub vault_ids: Vec<VaultId>,
+    pub scopes: Option<Vec<PathPattern>>,
+}
+
+impl TokenReach {
+    pub fn scope(&self) -> TokenScope<'_> {
+        TokenScope {
+            vault_ids: &self.vault_ids,
+            scopes: match &self.scopes {
+                None => ScopeCeiling::Unrestricted,
+                Some(patterns) => ScopeCeiling::Patterns(patterns),
+            },
+        }
+    }
+}
+
+impl Caller {
+    pub fn principal(&self) -> Principal {
+        match self {
+            Caller::Human(session) => Principal::user(session.user.id),
+            Caller::Agent(session) => Principal::agent(session.agent.id),
+        }
+    }
+
+    pub fn org_id(&self) -> OrgId {
+        match self {
+            Caller::Human(session) => session.user.org_id,
+            Caller::Agent(session) => session.agent.org_id,
+        }
+    }
+
+    pub fn context(&self) -> &RequestContext {
+        match self {
+            Caller::Human(session) => &session.context,
+            Caller::Agent(session) => &session.context,
+        }
+    }
+
+    /// Humans' tokens reach every vault of their org, bounded by policies and ownership;
+    /// an agent's token carries the binding and scope ceiling it was issued with. A scope
+    /// that no longer parses reaches nothing.
+    pub fn reach(&self) -> TokenReach {
+        match self {
+            Caller::Human(_) => TokenReach {
+                vault_ids: Vec::new(),
+                scopes: None,
+            },
+            Caller::Agent(session) => TokenReach {
+                vault_ids: session.claims.vault_ids.iter().copied().map(VaultId).collect(),
+                scopes: Some(
+                    session
+                        .claims
+                        .scopes
+                        .iter()
+                        .filter_map(|scope| PathPattern::parse(scope.as_str()).ok())
+                        .collect(),
+                ),
+            },
+        }
+    }
+
+    pub fn metadata(&self) -> Metadata {
+        match self {
+            Caller::Human(session) => session.metadata(),
+            Caller::Agent(session) => session.context.metadata(
+                ActorType::Agent,
+                Some(session.agent.id.to_string()),
+                Some(session.agent.org_id),
+            ),
+        }
     }
 }

@@ -66,6 +66,12 @@ pub async fn create(
             id: session.user.id.0,
         },
     })?;
+    // The key first: a vault in the log always has a key to seal its secrets with.
+    state
+        .envelope
+        .create_vault_key(vault_id)
+        .await
+        .map_err(ApiError::internal)?;
     state.commands.execute(vec![change], &session.metadata()).await?;
     let vault = visible_vault(&state, &session, vault_id)?;
     Ok((StatusCode::CREATED, Json(VaultResponse::from(&vault))))

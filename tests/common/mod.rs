@@ -138,6 +138,11 @@ pub struct Server {
 
 impl Server {
     pub async fn start(env: &[(&str, &str)]) -> Server {
+        Self::start_with_stderr(env, std::process::Stdio::inherit()).await
+    }
+
+    /// Starts a server whose logs go to `stderr`, for tests that search them.
+    pub async fn start_with_stderr(env: &[(&str, &str)], stderr: impl Into<std::process::Stdio>) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -148,6 +153,7 @@ impl Server {
             .arg("serve")
             .env("KEYWARD_LISTEN", &listen)
             .envs(env.iter().copied())
+            .stderr(stderr)
             .spawn()
             .expect("spawn keyward serve");
         let server = Server {
