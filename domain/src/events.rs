@@ -9,7 +9,7 @@ use crate::agent::{AgentKey, AgentSettings};
 use crate::authz::{Policy, Principal};
 use crate::email::Email;
 use crate::event::{Metadata, NewEvent, RecordedEvent};
-use crate::ids::{AgentId, OrgId, PolicyId, SecretId, UserId, VaultId};
+use crate::ids::{AgentId, ApiKeyId, OrgId, PolicyId, SecretId, UserId, VaultId};
 use crate::secret::{Sealed, SecretType};
 use crate::secret_path::SecretPath;
 
@@ -70,6 +70,11 @@ event_vocabulary!(
     SecretReadDenied = "secret.read_denied",
     /// The secret and, by destroying its keys, every value it had, are gone.
     SecretDeleted = "secret.delete",
+    /// One version is kept for audit but can no longer be read.
+    SecretVersionDisabled = "secret.version_disabled",
+    /// A personal API key (`1ck_`) of a human.
+    ApiKeyCreated = "api_key.created",
+    ApiKeyRevoked = "api_key.revoked",
     AgentRegistered = "agent.registered",
     AgentUpdated = "agent.updated",
     /// The agent's API key was replaced; tokens issued with the old one are refused.
@@ -239,6 +244,33 @@ pub struct SecretDeleted {
     pub vault_id: VaultId,
     pub path: SecretPath,
     pub by: Principal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretVersionDisabled {
+    pub secret_id: SecretId,
+    pub vault_id: VaultId,
+    pub path: SecretPath,
+    pub version: u64,
+    pub by: Principal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyCreated {
+    pub user_id: UserId,
+    pub key_id: ApiKeyId,
+    pub name: String,
+    /// SHA-256 hex of the key; the key itself is shown once and kept nowhere.
+    pub key_hash: String,
+    pub key_prefix: String,
+    pub scopes: Vec<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyRevoked {
+    pub user_id: UserId,
+    pub key_id: ApiKeyId,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

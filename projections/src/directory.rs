@@ -198,12 +198,14 @@ impl ReadModel for Directory {
                 }
             }
             // Not about who exists: the access and secrets models hold these.
+            Event::ApiKeyCreated(_) | Event::ApiKeyRevoked(_) => {}
             Event::EmailClaimed(_)
             | Event::AuthenticationFailed(_)
             | Event::SecretWritten(_)
             | Event::SecretRead(_)
             | Event::SecretReadDenied(_)
-            | Event::SecretDeleted(_) => {}
+            | Event::SecretDeleted(_)
+            | Event::SecretVersionDisabled(_) => {}
         }
     }
 }
