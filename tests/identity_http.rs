@@ -320,3 +320,45 @@ async fn a_restarted_service_answers_the_same_from_the_log_alone() {
     };
     assert_eq!(answers(restarted, token).await, before);
 }
+
+#[tokio::test]
+async fn a_personal_api_key_works_directly_and_for_tokens_until_revoked() {
+    let db = TestDb::sqlite();
+    let api = Api::start(&db).await;
+    let session = api.signup("ada@example.com", "correct horse").await;
+    let (status, created) =
+        api.call("POST", "/v1/auth/api-keys", Some(&session), Some(json!({"name": "ci", "scopes": ["deploy/**"]}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let key = created["api_key"].as_str().unwrap().to_owned();
+    let key_id = created["key"]["id"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("1ck_"));
+    assert!(key.starts_with(created["key"]["key_prefix"].as_str().unwrap()));
+
+    let (_, listed) = api.call("GET", "/v1/auth/api-keys", Some(&session), None).await;
+    assert_eq!(listed["keys"][0]["name"], "ci");
+    assert!(!listed.to_string().contains(&key), "a listing shows the key");
+
+    // Directly as a bearer token, and exchanged for one.
+    assert_eq!(api.call("GET", "/v1/auth/me", Some(&key), None).await.0, StatusCode::OK);
+    let (status, token) = api.call("POST", "/v1/auth/api-key-token", None, Some(json!({"api_key": key}))).await;
+    assert_eq!((status, token["expires_in"].as_i64()), (StatusCode::OK, Some(3600)));
+    let exchanged = token["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(api.call("GET", "/v1/auth/me", Some(&exchanged), None).await.0, StatusCode::OK);
+
+    // The key's scopes are a ceiling: a secret outside them is refused even in the human's own vault.
+    let (_, vault) = api.call("POST", "/v1/vaults", Some(&session), Some(json!({"name": "prod"}))).await;
+    let vault = vault["id"].as_str().unwrap();
+    let outside = format!("/v1/vaults/{vault}/secrets/db/password");
+    let inside = format!("/v1/vaults/{vault}/secrets/deploy/token");
+    assert_eq!(api.call("PUT", &outside, Some(&key), Some(json!({"value": "x"}))).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(api.call("PUT", &inside, Some(&key), Some(json!({"value": "x"}))).await.0, StatusCode::CREATED);
+    assert_eq!(api.call("PUT", &outside, Some(&session), Some(json!({"value": "x"}))).await.0, StatusCode::CREATED);
+
+    let path = format!("/v1/auth/api-keys/{key_id}");
+    assert_eq!(api.call("DELETE", &path, Some(&session), None).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(api.call("GET", "/v1/auth/me", Some(&key), None).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(api.call("GET", "/v1/auth/me", Some(&exchanged), None).await.0, StatusCode::UNAUTHORIZED);
+    let (status, _) = api.call("POST", "/v1/auth/api-key-token", None, Some(json!({"api_key": key}))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(api.call("DELETE", &path, Some(&session), None).await.0, StatusCode::NOT_FOUND);
+}

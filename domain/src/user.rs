@@ -6,10 +6,12 @@ use uuid::Uuid;
 use crate::change::{Change, DomainError, stream};
 use crate::email::Email;
 use crate::event::ExpectedVersion;
+use crate::authz::PathPattern;
 use crate::events::{
-    EmailClaimed, Event, OrgCreated, OrgRole, PasswordChanged, ProfileUpdated, TokenRevoked, UserSignedUp,
+    ApiKeyCreated, ApiKeyRevoked, EmailClaimed, Event, OrgCreated, OrgRole, PasswordChanged, ProfileUpdated,
+    TokenRevoked, UserSignedUp,
 };
-use crate::ids::{OrgId, UserId};
+use crate::ids::{ApiKeyId, OrgId, UserId};
 use crate::stream::StreamId;
 
 const MAX_DISPLAY_NAME: usize = 100;
@@ -163,6 +165,66 @@ pub fn revoke_token(user: UserId, token_id: Uuid, expires_at: DateTime<Utc>) -> 
             expires_at,
         },
     )
+}
+
+/// A personal API key as the directory keeps it: never the key, only its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserApiKey {
+    pub id: ApiKeyId,
+    pub user_id: UserId,
+    pub name: String,
+    pub key_hash: String,
+    pub key_prefix: String,
+    /// A ceiling on what tokens from this key reach; empty means the user's full reach.
+    pub scopes: Vec<PathPattern>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl UserApiKey {
+    pub fn is_usable_at(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_none_or(|expiry| now < expiry)
+    }
+}
+
+pub struct CreateApiKey {
+    pub key_id: ApiKeyId,
+    pub name: String,
+    pub key_hash: String,
+    pub key_prefix: String,
+    pub scopes: Vec<PathPattern>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Keys are appended whatever the user's stream version: creating one conflicts with
+/// nothing else about the user.
+pub fn create_api_key(user: UserId, command: CreateApiKey, now: DateTime<Utc>) -> Result<Change, DomainError> {
+    let name = command.name.trim();
+    if name.is_empty() || name.chars().count() > MAX_DISPLAY_NAME || name.chars().any(char::is_control) {
+        return Err(DomainError::Invalid(format!(
+            "name must be 1 to {MAX_DISPLAY_NAME} characters without control characters"
+        )));
+    }
+    if command.expires_at.is_some_and(|at| at <= now) {
+        return Err(DomainError::Invalid("expires_at must be in the future".into()));
+    }
+    Ok(Change::new(
+        user_stream(user),
+        ExpectedVersion::Any,
+        ApiKeyCreated {
+            user_id: user,
+            key_id: command.key_id,
+            name: name.to_owned(),
+            key_hash: command.key_hash,
+            key_prefix: command.key_prefix,
+            scopes: command.scopes.iter().map(|s| s.as_str().to_owned()).collect(),
+            expires_at: command.expires_at,
+        },
+    ))
+}
+
+pub fn revoke_api_key(key: &UserApiKey) -> Change {
+    Change::new(user_stream(key.user_id), ExpectedVersion::Any, ApiKeyRevoked { user_id: key.user_id, key_id: key.id })
 }
 
 fn display_name(raw: &str) -> Result<String, DomainError> {

@@ -12,9 +12,10 @@ use domain::events::{
     AgentAuthenticated, AgentDeactivated, AgentKeyRotated, AgentUpdated, Event, OrgCreated, PolicyGranted,
     PolicyRevoked, PolicyUpdated,
 };
-use domain::user::User;
+use domain::authz::PathPattern;
+use domain::user::{User, UserApiKey};
 use domain::vault::Vault;
-use domain::{AgentId, OrgId, RecordedEvent, UserId, VaultId};
+use domain::{AgentId, ApiKeyId, OrgId, RecordedEvent, UserId, VaultId};
 use uuid::Uuid;
 
 use crate::ReadModel;
@@ -38,6 +39,9 @@ pub struct Directory {
     /// Current key hashes only: a rotated key stops resolving at once.
     agents_by_key_hash: HashMap<String, AgentId>,
     revoked_tokens: HashMap<Uuid, DateTime<Utc>>,
+    /// Live personal API keys, and the index a presented key is looked up by.
+    api_keys: HashMap<ApiKeyId, UserApiKey>,
+    api_keys_by_hash: HashMap<String, ApiKeyId>,
     /// Events of a known type whose payload did not decode: zero unless the log was
     /// written by an incompatible version. Shown by `keyward replay`.
     undecodable: u64,
@@ -90,6 +94,21 @@ impl Directory {
         let mut agents: Vec<_> = self.agents.values().filter(|a| a.org_id == org).collect();
         agents.sort_by_key(|a| (a.created_at, a.id));
         agents
+    }
+
+    pub fn api_key(&self, id: ApiKeyId) -> Option<&UserApiKey> {
+        self.api_keys.get(&id)
+    }
+
+    pub fn api_key_by_hash(&self, key_hash: &str) -> Option<&UserApiKey> {
+        self.api_keys_by_hash.get(key_hash).and_then(|id| self.api_keys.get(id))
+    }
+
+    /// A user's live keys, oldest first.
+    pub fn api_keys_of(&self, user: UserId) -> Vec<&UserApiKey> {
+        let mut keys: Vec<_> = self.api_keys.values().filter(|k| k.user_id == user).collect();
+        keys.sort_by_key(|k| (k.created_at, k.id));
+        keys
     }
 
     pub fn is_token_revoked(&self, token_id: Uuid) -> bool {
@@ -198,7 +217,32 @@ impl ReadModel for Directory {
                 }
             }
             // Not about who exists: the access and secrets models hold these.
-            Event::ApiKeyCreated(_) | Event::ApiKeyRevoked(_) => {}
+            Event::ApiKeyCreated(created) => {
+                if let Some(user) = self.users.get_mut(&created.user_id) {
+                    user.apply(&event, version);
+                }
+                let key = UserApiKey {
+                    id: created.key_id,
+                    user_id: created.user_id,
+                    name: created.name.clone(),
+                    key_hash: created.key_hash.clone(),
+                    key_prefix: created.key_prefix.clone(),
+                    // Validated when created; a pattern that no longer parses reaches nothing.
+                    scopes: created.scopes.iter().filter_map(|s| PathPattern::parse(s.as_str()).ok()).collect(),
+                    created_at: at,
+                    expires_at: created.expires_at,
+                };
+                self.api_keys_by_hash.insert(key.key_hash.clone(), key.id);
+                self.api_keys.insert(key.id, key);
+            }
+            Event::ApiKeyRevoked(revoked) => {
+                if let Some(user) = self.users.get_mut(&revoked.user_id) {
+                    user.apply(&event, version);
+                }
+                if let Some(key) = self.api_keys.remove(&revoked.key_id) {
+                    self.api_keys_by_hash.remove(&key.key_hash);
+                }
+            }
             Event::EmailClaimed(_)
             | Event::AuthenticationFailed(_)
             | Event::SecretWritten(_)

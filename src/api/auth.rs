@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::extract::{Body, RequestContext};
 use super::problem::ApiError;
-use super::session::HumanSession;
+use super::session::{HumanCredential, HumanSession};
 use crate::auth::{self, PrincipalType, TokenRequest};
 
 /// How long a human's access token lives.
@@ -202,8 +202,11 @@ async fn verify_password(password: String, hash: String) -> Result<bool, ApiErro
 
 /// DELETE /v1/auth/token: this session's token is refused from the next request on.
 pub async fn logout(State(state): State<AppState>, session: HumanSession) -> Result<StatusCode, ApiError> {
-    let expires_at = DateTime::from_timestamp(session.claims.exp, 0).unwrap_or(session.context.now);
-    let change = user::revoke_token(session.user.id, session.claims.jti, expires_at);
+    let HumanCredential::Token(claims) = &session.credential else {
+        return Err(ApiError::BadRequest("an API key is revoked with DELETE /v1/auth/api-keys/{key_id}".into()));
+    };
+    let expires_at = DateTime::from_timestamp(claims.exp, 0).unwrap_or(session.context.now);
+    let change = user::revoke_token(session.user.id, claims.jti, expires_at);
     state.commands.execute(vec![change], &session.metadata()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

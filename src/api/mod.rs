@@ -2,6 +2,7 @@
 //! every error in problem+json.
 
 mod agents;
+mod api_keys;
 mod auth;
 mod extract;
 mod health;
@@ -52,6 +53,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/auth/jwt-public-key", get(auth::jwt_public_key))
         .route("/.well-known/jwks.json", get(auth::jwks))
         .route("/v1/auth/agent-token", post(agents::token))
+        .route("/v1/auth/api-keys", post(api_keys::create).get(api_keys::list))
+        .route("/v1/auth/api-keys/{key_id}", axum::routing::delete(api_keys::revoke))
+        .route("/v1/auth/api-key-token", post(api_keys::token))
         .route("/v1/agents", post(agents::create).get(agents::list))
         .route("/v1/agents/me", get(agents::me))
         .route(

@@ -7,19 +7,25 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use domain::agent::Agent;
 use domain::authz::{PathPattern, Principal, ScopeCeiling, TokenScope};
-use domain::user::User;
-use domain::{ActorType, AgentId, Metadata, OrgId, UserId, VaultId};
+use domain::user::{User, UserApiKey};
+use domain::{ActorType, AgentId, ApiKeyId, Metadata, OrgId, UserId, VaultId};
 
 use super::AppState;
 use super::extract::RequestContext;
 use super::problem::ApiError;
-use crate::auth::{Claims, PrincipalType};
+use crate::auth::{ApiKey, ApiKeyKind, Claims, PrincipalType};
 
 /// A signed-in human.
 pub struct HumanSession {
     pub user: User,
-    pub claims: Claims,
+    pub credential: HumanCredential,
     pub context: RequestContext,
+}
+
+/// What a human presented: a token, or one of their `1ck_` API keys used directly.
+pub enum HumanCredential {
+    Token(Claims),
+    ApiKey(UserApiKey),
 }
 
 /// An agent holding a token issued with its current API key.
@@ -51,22 +57,26 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let context = RequestContext::from_request_parts(parts, state).await?;
         let token = bearer_token(parts).ok_or(ApiError::Unauthorized)?;
-        let claims = state
-            .tokens
-            .verify(token, context.now)
-            .map_err(|_| ApiError::Unauthorized)?;
+        if let Some(key) = ApiKey::parse(token).filter(|key| key.kind() == ApiKeyKind::User) {
+            return human_by_api_key(state, &key, context);
+        }
+        let claims = state.tokens.verify(token, context.now).map_err(|_| ApiError::Unauthorized)?;
         match claims.principal_type {
             PrincipalType::User => {
                 let user_id = UserId(claims.principal_id);
                 let user = state.projector.read(|models| {
                     let directory = &models.directory;
-                    directory
-                        .user(user_id)
-                        .filter(|_| !directory.is_token_revoked(claims.jti))
-                        .cloned()
+                    // A token issued from an API key lives only as long as the key.
+                    let key_live = claims.sid.is_none_or(|key_id| {
+                        directory
+                            .api_key(ApiKeyId(key_id))
+                            .is_some_and(|key| key.user_id == user_id && key.is_usable_at(context.now))
+                    });
+                    let live = key_live && !directory.is_token_revoked(claims.jti);
+                    directory.user(user_id).filter(|_| live).cloned()
                 });
                 let user = user.ok_or(ApiError::Unauthorized)?;
-                Ok(Caller::Human(HumanSession { user, claims, context }))
+                Ok(Caller::Human(HumanSession { user, credential: HumanCredential::Token(claims), context }))
             }
             PrincipalType::Agent => {
                 let agent_id = AgentId(claims.principal_id);
@@ -82,6 +92,15 @@ impl FromRequestParts<AppState> for Caller {
             }
         }
     }
+}
+
+fn human_by_api_key(state: &AppState, key: &ApiKey, context: RequestContext) -> Result<Caller, ApiError> {
+    let found = state.projector.read(|models| {
+        let key = models.directory.api_key_by_hash(key.hash().as_str()).filter(|k| k.is_usable_at(context.now))?;
+        Some((models.directory.user(key.user_id)?.clone(), key.clone()))
+    });
+    let (user, key) = found.ok_or(ApiError::Unauthorized)?;
+    Ok(Caller::Human(HumanSession { user, credential: HumanCredential::ApiKey(key), context }))
 }
 
 impl FromRequestParts<AppState> for HumanSession {
@@ -132,6 +151,11 @@ impl TokenReach {
     }
 }
 
+/// A scope that no longer parses reaches nothing.
+fn parse_scopes(scopes: &[String]) -> Vec<PathPattern> {
+    scopes.iter().filter_map(|scope| PathPattern::parse(scope.as_str()).ok()).collect()
+}
+
 impl Caller {
     pub fn principal(&self) -> Principal {
         match self {
@@ -159,20 +183,17 @@ impl Caller {
     /// that no longer parses reaches nothing.
     pub fn reach(&self) -> TokenReach {
         match self {
-            Caller::Human(_) => TokenReach {
-                vault_ids: Vec::new(),
-                scopes: None,
-            },
+            Caller::Human(session) => {
+                let scopes = match &session.credential {
+                    HumanCredential::Token(claims) => parse_scopes(&claims.scopes),
+                    HumanCredential::ApiKey(key) => key.scopes.clone(),
+                };
+                // A human's reach is unbounded unless the API key behind it set a ceiling.
+                TokenReach { vault_ids: Vec::new(), scopes: (!scopes.is_empty()).then_some(scopes) }
+            }
             Caller::Agent(session) => TokenReach {
                 vault_ids: session.claims.vault_ids.iter().copied().map(VaultId).collect(),
-                scopes: Some(
-                    session
-                        .claims
-                        .scopes
-                        .iter()
-                        .filter_map(|scope| PathPattern::parse(scope.as_str()).ok())
-                        .collect(),
-                ),
+                scopes: Some(parse_scopes(&session.claims.scopes)),
             },
         }
     }
