@@ -294,7 +294,7 @@ pub async fn rotate_key(
 
 /// The scope ceiling of a new token: the agent's own scopes if it has any, else the path
 /// patterns of the policies that name it now. Neither → no scopes → no access.
-fn token_scopes(state: &AppState, agent: &Agent, now: DateTime<Utc>) -> Vec<String> {
+pub(super) fn token_scopes(state: &AppState, agent: &Agent, now: DateTime<Utc>) -> Vec<String> {
     if !agent.settings.scopes.is_empty() {
         return agent.settings.scopes.iter().map(|s| s.as_str().to_owned()).collect();
     }

@@ -4,6 +4,7 @@
 mod agents;
 mod api_keys;
 mod auth;
+mod explain;
 mod extract;
 mod health;
 mod org;
@@ -67,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/agents/{agent_id}/rotate-key", post(agents::rotate_key))
         .route("/v1/org/members", get(org::members))
+        .route("/v1/authz/explain", post(explain::explain))
         .route("/v1/vaults", post(vaults::create).get(vaults::list))
         .route("/v1/vaults/{vault_id}", get(vaults::get).delete(vaults::delete))
         .route(
