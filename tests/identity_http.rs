@@ -362,3 +362,28 @@ async fn a_personal_api_key_works_directly_and_for_tokens_until_revoked() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(api.call("DELETE", &path, Some(&session), None).await.0, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_refresh_token_works_once_and_its_reuse_revokes_the_sign_in() {
+    let db = TestDb::sqlite();
+    let api = Api::start(&db).await;
+    api.signup("ada@example.com", "correct horse").await;
+    let (_, login) =
+        api.call("POST", "/v1/auth/token", None, Some(json!({"email": "ada@example.com", "password": "correct horse"}))).await;
+    let first = login["refresh_token"].as_str().unwrap().to_owned();
+
+    let (status, refreshed) = api.call("POST", "/v1/auth/refresh", None, Some(json!({"refresh_token": first}))).await;
+    assert_eq!(status, StatusCode::OK, "{refreshed}");
+    let second = refreshed["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(second, first);
+    let access = refreshed["access_token"].as_str().unwrap();
+    assert_eq!(api.call("GET", "/v1/auth/me", Some(access), None).await.0, StatusCode::OK);
+
+    // The first token again: someone holds a copy, so the whole sign-in is refused.
+    let (status, _) = api.call("POST", "/v1/auth/refresh", None, Some(json!({"refresh_token": first}))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = api.call("POST", "/v1/auth/refresh", None, Some(json!({"refresh_token": second}))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = api.call("POST", "/v1/auth/refresh", None, Some(json!({"refresh_token": "rt_made_up"}))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}

@@ -75,6 +75,12 @@ event_vocabulary!(
     /// A personal API key (`1ck_`) of a human.
     ApiKeyCreated = "api_key.created",
     ApiKeyRevoked = "api_key.revoked",
+    /// A refresh token was handed out (at sign-in, or in exchange for the previous one).
+    RefreshTokenIssued = "user.refresh_token_issued",
+    /// A refresh token was exchanged; it can never be used again.
+    RefreshTokenRedeemed = "user.refresh_token_redeemed",
+    /// A redeemed refresh token came back: it leaked, so its whole family is refused.
+    RefreshFamilyRevoked = "user.refresh_family_revoked",
     AgentRegistered = "agent.registered",
     AgentUpdated = "agent.updated",
     /// The agent's API key was replaced; tokens issued with the old one are refused.
@@ -271,6 +277,28 @@ pub struct ApiKeyCreated {
 pub struct ApiKeyRevoked {
     pub user_id: UserId,
     pub key_id: ApiKeyId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshTokenIssued {
+    pub user_id: UserId,
+    /// Every token exchanged from one sign-in shares a family.
+    pub family_id: Uuid,
+    /// SHA-256 hex of the token; the token itself is kept nowhere.
+    pub token_hash: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshTokenRedeemed {
+    pub user_id: UserId,
+    pub token_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshFamilyRevoked {
+    pub user_id: UserId,
+    pub family_id: Uuid,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

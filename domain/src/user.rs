@@ -9,7 +9,7 @@ use crate::event::ExpectedVersion;
 use crate::authz::PathPattern;
 use crate::events::{
     ApiKeyCreated, ApiKeyRevoked, EmailClaimed, Event, OrgCreated, OrgRole, PasswordChanged, ProfileUpdated,
-    TokenRevoked, UserSignedUp,
+    RefreshFamilyRevoked, RefreshTokenIssued, RefreshTokenRedeemed, TokenRevoked, UserSignedUp,
 };
 use crate::ids::{ApiKeyId, OrgId, UserId};
 use crate::stream::StreamId;
@@ -225,6 +225,65 @@ pub fn create_api_key(user: UserId, command: CreateApiKey, now: DateTime<Utc>) -
 
 pub fn revoke_api_key(key: &UserApiKey) -> Change {
     Change::new(user_stream(key.user_id), ExpectedVersion::Any, ApiKeyRevoked { user_id: key.user_id, key_id: key.id })
+}
+
+/// A refresh token as the directory keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshToken {
+    pub user_id: UserId,
+    pub family_id: Uuid,
+    pub expires_at: DateTime<Utc>,
+    pub redeemed: bool,
+}
+
+/// What presenting a refresh token leads to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Redemption {
+    /// Redeem it and issue its successor, atomically, on the user's stream at the
+    /// version the decision saw: of two concurrent redemptions one wins.
+    Exchange(Change),
+    /// It was redeemed before: someone holds a copy. The family is revoked.
+    Reuse(Change),
+}
+
+pub fn issue_refresh_token(user: UserId, family_id: Uuid, token_hash: String, expires_at: DateTime<Utc>) -> Change {
+    Change::new(
+        user_stream(user),
+        ExpectedVersion::Any,
+        RefreshTokenIssued { user_id: user, family_id, token_hash, expires_at },
+    )
+}
+
+/// Decides on a presented, known refresh token; the caller refuses unknown, expired and
+/// revoked ones before.
+pub fn redeem_refresh_token(
+    user: &User,
+    token: &RefreshToken,
+    token_hash: &str,
+    successor_hash: String,
+    successor_expires_at: DateTime<Utc>,
+) -> Redemption {
+    if token.redeemed {
+        return Redemption::Reuse(Change::new(
+            user_stream(user.id),
+            ExpectedVersion::Any,
+            RefreshFamilyRevoked { user_id: user.id, family_id: token.family_id },
+        ));
+    }
+    Redemption::Exchange(Change {
+        stream: user_stream(user.id),
+        expected: ExpectedVersion::Exact(user.version),
+        events: vec![
+            RefreshTokenRedeemed { user_id: user.id, token_hash: token_hash.to_owned() }.into(),
+            RefreshTokenIssued {
+                user_id: user.id,
+                family_id: token.family_id,
+                token_hash: successor_hash,
+                expires_at: successor_expires_at,
+            }
+            .into(),
+        ],
+    })
 }
 
 fn display_name(raw: &str) -> Result<String, DomainError> {

@@ -13,7 +13,7 @@ use domain::events::{
     PolicyRevoked, PolicyUpdated,
 };
 use domain::authz::PathPattern;
-use domain::user::{User, UserApiKey};
+use domain::user::{RefreshToken, User, UserApiKey};
 use domain::vault::Vault;
 use domain::{AgentId, ApiKeyId, OrgId, RecordedEvent, UserId, VaultId};
 use uuid::Uuid;
@@ -42,6 +42,8 @@ pub struct Directory {
     /// Live personal API keys, and the index a presented key is looked up by.
     api_keys: HashMap<ApiKeyId, UserApiKey>,
     api_keys_by_hash: HashMap<String, ApiKeyId>,
+    /// Refresh tokens by hash; revoked families and password changes remove them.
+    refresh_tokens: HashMap<String, RefreshToken>,
     /// Events of a known type whose payload did not decode: zero unless the log was
     /// written by an incompatible version. Shown by `keyward replay`.
     undecodable: u64,
@@ -111,6 +113,10 @@ impl Directory {
         keys
     }
 
+    pub fn refresh_token(&self, token_hash: &str) -> Option<&RefreshToken> {
+        self.refresh_tokens.get(token_hash)
+    }
+
     pub fn is_token_revoked(&self, token_id: Uuid) -> bool {
         self.revoked_tokens.contains_key(&token_id)
     }
@@ -163,8 +169,40 @@ impl ReadModel for Directory {
                 self.users
                     .insert(signed_up.user_id, User::signed_up(signed_up, at, version));
             }
-            Event::PasswordChanged(domain::events::PasswordChanged { user_id, .. })
-            | Event::ProfileUpdated(domain::events::ProfileUpdated { user_id, .. })
+            Event::PasswordChanged(domain::events::PasswordChanged { user_id, .. }) => {
+                // A new password ends every sign-in made with the old one.
+                self.refresh_tokens.retain(|_, token| token.user_id != *user_id);
+                if let Some(user) = self.users.get_mut(user_id) {
+                    user.apply(&event, version);
+                }
+            }
+            Event::RefreshTokenIssued(issued) => {
+                let token = RefreshToken {
+                    user_id: issued.user_id,
+                    family_id: issued.family_id,
+                    expires_at: issued.expires_at,
+                    redeemed: false,
+                };
+                self.refresh_tokens.insert(issued.token_hash.clone(), token);
+                if let Some(user) = self.users.get_mut(&issued.user_id) {
+                    user.apply(&event, version);
+                }
+            }
+            Event::RefreshTokenRedeemed(redeemed) => {
+                if let Some(token) = self.refresh_tokens.get_mut(&redeemed.token_hash) {
+                    token.redeemed = true;
+                }
+                if let Some(user) = self.users.get_mut(&redeemed.user_id) {
+                    user.apply(&event, version);
+                }
+            }
+            Event::RefreshFamilyRevoked(revoked) => {
+                self.refresh_tokens.retain(|_, token| token.family_id != revoked.family_id);
+                if let Some(user) = self.users.get_mut(&revoked.user_id) {
+                    user.apply(&event, version);
+                }
+            }
+            Event::ProfileUpdated(domain::events::ProfileUpdated { user_id, .. })
             | Event::UserAuthenticated(domain::events::UserAuthenticated { user_id, .. }) => {
                 if let Some(user) = self.users.get_mut(user_id) {
                     user.apply(&event, version);

@@ -7,7 +7,11 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
 use domain::authz::Principal;
-use domain::change::Change;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use domain::change::{Change, DomainError};
+use uuid::Uuid;
+use zeroize::Zeroizing;
 use domain::email::Email;
 use domain::events::{AuthMethod, AuthenticationFailed, OrgRole, UserAuthenticated};
 use domain::user::{self, User};
@@ -18,10 +22,12 @@ use super::AppState;
 use super::extract::{Body, RequestContext};
 use super::problem::ApiError;
 use super::session::{HumanCredential, HumanSession};
-use crate::auth::{self, PrincipalType, TokenRequest};
+use crate::auth::{self, ApiKeyHash, PrincipalType, TokenRequest};
 
 /// How long a human's access token lives.
 const SESSION_TTL: chrono::Duration = chrono::Duration::hours(1);
+/// How long a refresh token may wait to be exchanged; each exchange starts a new one.
+const REFRESH_TTL: chrono::Duration = chrono::Duration::days(30);
 
 #[derive(Deserialize)]
 pub struct SignupRequest {
@@ -83,6 +89,7 @@ pub struct LoginResponse {
     access_token: String,
     token_type: &'static str,
     expires_in: i64,
+    refresh_token: Zeroizing<String>,
 }
 
 /// Email and password for a token. Every failure is the same 401, after the same amount
@@ -113,15 +120,14 @@ pub async fn login(
                 user_id: user.id,
                 method: AuthMethod::Password,
             };
-            let change =
-                domain::change::Change::new(user::user_stream(user.id), domain::ExpectedVersion::Any, authenticated);
-            state.commands.execute(vec![change], &metadata).await?;
+            let (refresh_token, refresh_hash) = new_refresh_token()?;
+            let changes = vec![
+                Change::new(user::user_stream(user.id), ExpectedVersion::Any, authenticated),
+                user::issue_refresh_token(user.id, Uuid::now_v7(), refresh_hash, context.now + REFRESH_TTL),
+            ];
+            state.commands.execute(changes, &metadata).await?;
             let (access_token, expires_in) = issue_session(&state, user.id, user.org_id, context.now)?;
-            Ok(Json(LoginResponse {
-                access_token,
-                token_type: "Bearer",
-                expires_in,
-            }))
+            Ok(Json(LoginResponse { access_token, token_type: "Bearer", expires_in, refresh_token }))
         }
         user => {
             let reason = if user.is_some() {
@@ -320,4 +326,65 @@ pub async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
 
 pub async fn jwt_public_key(State(state): State<AppState>) -> impl IntoResponse {
     Json(state.tokens.public_key_response())
+}
+
+/// A refresh token: 32 random bytes, base64url; only its hash is stored.
+fn new_refresh_token() -> Result<(Zeroizing<String>, String), ApiError> {
+    let mut random = Zeroizing::new([0u8; 32]);
+    getrandom::fill(random.as_mut_slice()).map_err(ApiError::internal)?;
+    let token = Zeroizing::new(format!("rt_{}", URL_SAFE_NO_PAD.encode(random.as_slice())));
+    let hash = ApiKeyHash::of(&token).as_str().to_owned();
+    Ok((token, hash))
+}
+
+#[derive(Deserialize)]
+pub struct RefreshRequest {
+    refresh_token: String,
+}
+
+#[derive(Serialize)]
+pub struct RefreshResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: i64,
+    refresh_token: Zeroizing<String>,
+}
+
+/// POST /v1/auth/refresh: a refresh token for a new access token and the next refresh
+/// token. Each refresh token works once; presenting a used one again revokes every token
+/// of its sign-in, since one of the two holders is not the user.
+pub async fn refresh(
+    State(state): State<AppState>,
+    context: RequestContext,
+    Body(request): Body<RefreshRequest>,
+) -> Result<Json<RefreshResponse>, ApiError> {
+    let presented = ApiKeyHash::of(&request.refresh_token).as_str().to_owned();
+    let (successor, successor_hash) = new_refresh_token()?;
+    let outcome = state
+        .commands
+        .decide_with(&context.metadata(ActorType::Anonymous, None, None), |models| {
+            let directory = &models.directory;
+            let token = directory.refresh_token(&presented).filter(|token| token.expires_at > context.now);
+            let Some((token, user)) = token.and_then(|token| Some((token, directory.user(token.user_id)?))) else {
+                return Err(DomainError::NotFound("refresh token"));
+            };
+            let redemption =
+                user::redeem_refresh_token(user, token, &presented, successor_hash.clone(), context.now + REFRESH_TTL);
+            Ok(match redemption {
+                user::Redemption::Exchange(change) => (vec![change], Some((user.id, user.org_id))),
+                user::Redemption::Reuse(change) => (vec![change], None),
+            })
+        })
+        .await;
+    let reason = match outcome {
+        Ok((_, Some((user_id, org_id)))) => {
+            let (access_token, expires_in) = issue_session(&state, user_id, org_id, context.now)?;
+            return Ok(Json(RefreshResponse { access_token, token_type: "Bearer", expires_in, refresh_token: successor }));
+        }
+        Ok((_, None)) => "a used refresh token was presented again; its sign-in is revoked",
+        Err(crate::commands::CommandError::Domain(DomainError::NotFound(_))) => "unknown, expired or revoked refresh token",
+        Err(other) => return Err(other.into()),
+    };
+    record_failure(&state, &context, None, None, reason).await?;
+    Err(ApiError::Unauthorized)
 }
