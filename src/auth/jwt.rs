@@ -284,28 +284,8 @@ fn write_private_file(path: &Path, contents: &[u8]) -> io::Result<()> {
     file.sync_all()
 }
 
-/// Who a principal is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PrincipalType {
-    User,
-    Agent,
-}
-
-impl PrincipalType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PrincipalType::User => "user",
-            PrincipalType::Agent => "agent",
-        }
-    }
-}
-
-impl fmt::Display for PrincipalType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// Who a principal is: the domain's type, so tokens and policies speak of the same kinds.
+pub use domain::authz::PrincipalType;
 
 /// What a new token is to say: the caller decides it from the projections.
 #[derive(Debug, Clone, PartialEq, Eq)]
