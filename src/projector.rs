@@ -11,6 +11,7 @@ use crate::replay;
 use crate::store::{self, EventStore, StoreError};
 
 pub struct Projector {
+    store: Arc<dyn EventStore>,
     models: RwLock<ReadModels>,
     applied: watch::Sender<u64>,
 }
@@ -22,6 +23,7 @@ impl Projector {
         let models = replay::build(store.clone(), Until::End, |_| {}).await?;
         let position = models.position();
         let projector = Arc::new(Self {
+            store: store.clone(),
             models: RwLock::new(models),
             applied: watch::Sender::new(position),
         });
@@ -38,6 +40,20 @@ impl Projector {
     pub fn read<T>(&self, question: impl FnOnce(&ReadModels) -> T) -> T {
         let models = self.models.read().unwrap_or_else(|poisoned| poisoned.into_inner());
         question(&models)
+    }
+
+    /// Brings the read models up to everything committed before this call, on every
+    /// replica: what makes a revocation through one replica refused by another on the
+    /// very next request. The tail would get there within milliseconds, but "the next
+    /// request" may be sooner. With one process, its own commits are already applied
+    /// when they return, so this costs nothing; with replicas it costs one read of the
+    /// log's head, not a query about the request.
+    pub async fn catch_up(&self) -> Result<(), StoreError> {
+        if self.store.is_shared() {
+            let head = self.store.head().await?;
+            self.caught_up_to(head.position).await;
+        }
+        Ok(())
     }
 
     /// Waits until the read models include `position`: a command handler's own write is

@@ -75,6 +75,11 @@ impl Directory {
         self.vaults.get(&id)
     }
 
+    /// A live vault of `org`: vaults of other tenants are as good as absent.
+    pub fn vault_in_org(&self, id: VaultId, org: OrgId) -> Option<&Vault> {
+        self.vaults.get(&id).filter(|vault| vault.org_id == org)
+    }
+
     /// The org's live vaults, oldest first.
     pub fn vaults_of(&self, org: OrgId) -> Vec<&Vault> {
         let mut vaults: Vec<_> = self.vaults.values().filter(|v| v.org_id == org).collect();

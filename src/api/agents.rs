@@ -52,12 +52,9 @@ impl AgentRequest {
             None => base.scopes,
         };
         let vault_ids = self.vault_ids.unwrap_or(base.vault_ids);
-        let foreign = state.projector.read(|models| {
-            vault_ids
-                .iter()
-                .find(|id| models.directory.vault(**id).is_none_or(|vault| vault.org_id != org))
-                .copied()
-        });
+        let foreign = state
+            .projector
+            .read(|models| vault_ids.iter().find(|id| models.directory.vault_in_org(**id, org).is_none()).copied());
         if let Some(vault) = foreign {
             return Err(ApiError::BadRequest(format!(
                 "vault_ids: no vault {vault} in this organization"
@@ -384,6 +381,8 @@ pub async fn token(
     context: RequestContext,
     Body(request): Body<AgentTokenRequest>,
 ) -> Result<Json<AgentTokenResponse>, ApiError> {
+    // A key rotated or revoked through another replica must already be refused here.
+    state.projector.catch_up().await.map_err(ApiError::internal)?;
     let presented = ApiKey::parse(&request.api_key).filter(|key| key.kind() == ApiKeyKind::Agent);
     let agent = presented.as_ref().and_then(|key| {
         state

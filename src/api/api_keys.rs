@@ -138,6 +138,8 @@ pub async fn token(
     context: RequestContext,
     Body(request): Body<ApiKeyTokenRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
+    // A key rotated or revoked through another replica must already be refused here.
+    state.projector.catch_up().await.map_err(ApiError::internal)?;
     let presented = ApiKey::parse(&request.api_key).filter(|key| key.kind() == ApiKeyKind::User);
     let found = presented.and_then(|presented| {
         state.projector.read(|models| {

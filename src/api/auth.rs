@@ -84,8 +84,9 @@ pub struct LoginRequest {
     password: String,
 }
 
+/// What sign-in and refresh answer: an access token and the refresh token for the next.
 #[derive(Serialize)]
-pub struct LoginResponse {
+pub struct SessionTokens {
     access_token: String,
     token_type: &'static str,
     expires_in: i64,
@@ -98,7 +99,7 @@ pub async fn login(
     State(state): State<AppState>,
     context: RequestContext,
     Body(request): Body<LoginRequest>,
-) -> Result<Json<LoginResponse>, ApiError> {
+) -> Result<Json<SessionTokens>, ApiError> {
     let user = Email::parse(&request.email).ok().and_then(|email| {
         state
             .projector
@@ -127,7 +128,7 @@ pub async fn login(
             ];
             state.commands.execute(changes, &metadata).await?;
             let (access_token, expires_in) = issue_session(&state, user.id, user.org_id, context.now)?;
-            Ok(Json(LoginResponse { access_token, token_type: "Bearer", expires_in, refresh_token }))
+            Ok(Json(SessionTokens { access_token, token_type: "Bearer", expires_in, refresh_token }))
         }
         user => {
             let reason = if user.is_some() {
@@ -342,14 +343,6 @@ pub struct RefreshRequest {
     refresh_token: String,
 }
 
-#[derive(Serialize)]
-pub struct RefreshResponse {
-    access_token: String,
-    token_type: &'static str,
-    expires_in: i64,
-    refresh_token: Zeroizing<String>,
-}
-
 /// POST /v1/auth/refresh: a refresh token for a new access token and the next refresh
 /// token. Each refresh token works once; presenting a used one again revokes every token
 /// of its sign-in, since one of the two holders is not the user.
@@ -357,7 +350,7 @@ pub async fn refresh(
     State(state): State<AppState>,
     context: RequestContext,
     Body(request): Body<RefreshRequest>,
-) -> Result<Json<RefreshResponse>, ApiError> {
+) -> Result<Json<SessionTokens>, ApiError> {
     let presented = ApiKeyHash::of(&request.refresh_token).as_str().to_owned();
     let (successor, successor_hash) = new_refresh_token()?;
     let outcome = state
@@ -379,7 +372,7 @@ pub async fn refresh(
     let reason = match outcome {
         Ok((_, Some((user_id, org_id)))) => {
             let (access_token, expires_in) = issue_session(&state, user_id, org_id, context.now)?;
-            return Ok(Json(RefreshResponse { access_token, token_type: "Bearer", expires_in, refresh_token: successor }));
+            return Ok(Json(SessionTokens { access_token, token_type: "Bearer", expires_in, refresh_token: successor }));
         }
         Ok((_, None)) => "a used refresh token was presented again; its sign-in is revoked",
         Err(crate::commands::CommandError::Domain(DomainError::NotFound(_))) => "unknown, expired or revoked refresh token",

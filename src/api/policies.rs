@@ -213,19 +213,10 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A vault the caller may manage: in their org, and theirs or they are an owner or admin
-/// of the org. Vaults of other orgs are 404, so their ids cannot be probed.
+/// A vault the caller may manage: in their org (else 404), and theirs, or they are an
+/// owner or admin of the org.
 pub(super) fn managed_vault(state: &AppState, session: &HumanSession, vault_id: VaultId) -> Result<Vault, ApiError> {
-    let vault = state
-        .projector
-        .read(|models| {
-            models
-                .directory
-                .vault(vault_id)
-                .filter(|v| v.org_id == session.user.org_id)
-                .cloned()
-        })
-        .ok_or_else(|| ApiError::NotFound("vault not found".into()))?;
+    let vault = super::vaults::visible_vault(state, session, vault_id)?;
     let manages = vault.created_by == Principal::user(session.user.id)
         || matches!(session.user.role, OrgRole::Owner | OrgRole::Admin);
     if !manages {

@@ -57,6 +57,8 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let context = RequestContext::from_request_parts(parts, state).await?;
         let token = bearer_token(parts).ok_or(ApiError::Unauthorized)?;
+        // Judge the principal on everything committed so far, by any replica.
+        state.projector.catch_up().await.map_err(ApiError::internal)?;
         if let Some(key) = ApiKey::parse(token).filter(|key| key.kind() == ApiKeyKind::User) {
             return human_by_api_key(state, &key, context);
         }

@@ -122,15 +122,9 @@ pub async fn delete(
 
 /// A vault of the caller's organization; any other vault is a 404, so vault ids of
 /// other tenants cannot be probed.
-fn visible_vault(state: &AppState, session: &HumanSession, vault_id: VaultId) -> Result<Vault, ApiError> {
+pub(super) fn visible_vault(state: &AppState, session: &HumanSession, vault_id: VaultId) -> Result<Vault, ApiError> {
     state
         .projector
-        .read(|models| {
-            models
-                .directory
-                .vault(vault_id)
-                .filter(|v| v.org_id == session.user.org_id)
-                .cloned()
-        })
+        .read(|models| models.directory.vault_in_org(vault_id, session.user.org_id).cloned())
         .ok_or_else(|| ApiError::NotFound("vault not found".into()))
 }

@@ -19,6 +19,9 @@ const QUEUE_CAPACITY: usize = 8192;
 /// What a SQL backend provides; batching, version checks and hashing are shared.
 #[async_trait]
 pub(super) trait LogBackend: Send + Sync + 'static {
+    /// Whether other processes write the same log.
+    const SHARED: bool;
+
     /// In one transaction that excludes every other writer of the log: reads the head and
     /// the versions of the streams `appends` touch, lets [`super::batch::plan`] decide,
     /// inserts its rows, records the new head and commits.
@@ -139,5 +142,9 @@ impl<B: LogBackend> EventStore for GroupCommitStore<B> {
 
     fn committed(&self) -> watch::Receiver<u64> {
         self.committed.subscribe()
+    }
+
+    fn is_shared(&self) -> bool {
+        B::SHARED
     }
 }

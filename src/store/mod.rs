@@ -147,6 +147,10 @@ pub trait EventStore: Send + Sync + 'static {
     /// The highest position known to be committed, updated as commits happen in this
     /// process or, where the backend can tell, in others.
     fn committed(&self) -> watch::Receiver<u64>;
+
+    /// Whether other processes append to this log too (Postgres replicas). Then only the
+    /// database knows the newest position: see [`crate::projector::Projector::catch_up`].
+    fn is_shared(&self) -> bool;
 }
 
 /// Opens the store a database URL names, creating and migrating it as needed.

@@ -170,6 +170,9 @@ impl PostgresLog {
 
 #[async_trait]
 impl LogBackend for PostgresLog {
+    // Replicas share the database: their commits land here too.
+    const SHARED: bool = true;
+
     async fn commit(&self, appends: Vec<PendingAppend>) -> Result<BatchPlan, StoreError> {
         let mut tx = self.pool.begin().await?;
         // On error the transaction is dropped, which rolls it back.

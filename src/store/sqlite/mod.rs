@@ -106,6 +106,9 @@ impl SqliteLog {
 
 #[async_trait]
 impl LogBackend for SqliteLog {
+    // One process owns the file: its own commits are all there is.
+    const SHARED: bool = false;
+
     async fn commit(&self, appends: Vec<PendingAppend>) -> Result<BatchPlan, StoreError> {
         let mut connection = self.writer.lock().await;
         // IMMEDIATE takes the write lock up front, so another process writing the same
