@@ -132,3 +132,91 @@ async fn sqlite_keeps_every_acknowledged_append_through_kill_9() {
 async fn postgres_keeps_every_acknowledged_append_through_kill_9() {
     acknowledged_appends_survive_kill_9(TestDb::postgres().await).await;
 }
+
+/// The same through the service itself: `kill -9 keyward serve` while 16 clients create
+/// vaults. Every vault the server answered 201 for is there after a restart, the chain
+/// verifies, and the restarted service answers from the rebuilt read models.
+async fn acknowledged_requests_survive_kill_9_of_the_server(db: TestDb) {
+    let data_dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("KEYWARD_DATABASE_URL", db.url()),
+        ("KEYWARD_DATA_DIR", data_dir.path().to_str().unwrap().to_owned()),
+        ("KEYWARD_PUBLIC_URL", "http://keyward.test".to_owned()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let api = common::Api {
+        client: reqwest::Client::new(),
+        server: Server::start(&env).await,
+    };
+    let token = api.signup("ada@example.com", "correct horse").await;
+
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let clients: Vec<_> = (0..16)
+        .map(|client| {
+            let (acknowledged, token, url) = (acknowledged.clone(), token.clone(), api.server.url("/v1/vaults"));
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                for n in 0.. {
+                    let body = serde_json::json!({ "name": format!("vault {client}-{n}") });
+                    let Ok(response) = http.post(&url).bearer_auth(&token).json(&body).send().await else {
+                        return;
+                    };
+                    if response.status() != reqwest::StatusCode::CREATED {
+                        return;
+                    }
+                    let Ok(vault) = response.json::<serde_json::Value>().await else {
+                        return;
+                    };
+                    acknowledged
+                        .lock()
+                        .unwrap()
+                        .push(vault["id"].as_str().unwrap().to_owned());
+                }
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    while acknowledged.lock().unwrap().len() < 300 {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the burst never reached 300 vaults"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    api.server.kill();
+    for client in clients {
+        client.await.unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+
+    let (code, stdout, _) = run_keyward(&["verify"], &[("KEYWARD_DATABASE_URL", &db.url())]);
+    assert_eq!(code, 0, "{stdout}");
+    let restarted = common::Api {
+        client: reqwest::Client::new(),
+        server: Server::start(&env).await,
+    };
+    let (status, listed) = restarted.call("GET", "/v1/vaults", Some(&token), None).await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    let listed: std::collections::HashSet<&str> = listed["vaults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_str().unwrap())
+        .collect();
+    for id in &acknowledged {
+        assert!(
+            listed.contains(id.as_str()),
+            "vault {id} was acknowledged and then lost"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_service_keeps_every_acknowledged_request_through_kill_9() {
+    acknowledged_requests_survive_kill_9_of_the_server(TestDb::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_service_keeps_every_acknowledged_request_through_kill_9() {
+    acknowledged_requests_survive_kill_9_of_the_server(TestDb::postgres().await).await;
+}
