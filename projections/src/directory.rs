@@ -6,13 +6,13 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use domain::agent::Agent;
+use domain::authz::PathPattern;
 use domain::authz::Policy;
 use domain::email::Email;
 use domain::events::{
     AgentAuthenticated, AgentDeactivated, AgentKeyRotated, AgentUpdated, Event, OrgCreated, PolicyGranted,
     PolicyRevoked, PolicyUpdated,
 };
-use domain::authz::PathPattern;
 use domain::user::{RefreshToken, User, UserApiKey};
 use domain::vault::Vault;
 use domain::{AgentId, ApiKeyId, OrgId, RecordedEvent, UserId, VaultId};
@@ -202,7 +202,8 @@ impl ReadModel for Directory {
                 }
             }
             Event::RefreshFamilyRevoked(revoked) => {
-                self.refresh_tokens.retain(|_, token| token.family_id != revoked.family_id);
+                self.refresh_tokens
+                    .retain(|_, token| token.family_id != revoked.family_id);
                 if let Some(user) = self.users.get_mut(&revoked.user_id) {
                     user.apply(&event, version);
                 }
@@ -271,7 +272,11 @@ impl ReadModel for Directory {
                     key_hash: created.key_hash.clone(),
                     key_prefix: created.key_prefix.clone(),
                     // Validated when created; a pattern that no longer parses reaches nothing.
-                    scopes: created.scopes.iter().filter_map(|s| PathPattern::parse(s.as_str()).ok()).collect(),
+                    scopes: created
+                        .scopes
+                        .iter()
+                        .filter_map(|s| PathPattern::parse(s.as_str()).ok())
+                        .collect(),
                     created_at: at,
                     expires_at: created.expires_at,
                 };

@@ -5,6 +5,8 @@
 //! are answered.
 
 pub mod access;
+pub mod access_review;
+pub mod audit;
 pub mod directory;
 mod read_models;
 pub mod secrets;
@@ -13,6 +15,7 @@ pub mod stream_catalog;
 use domain::RecordedEvent;
 
 pub use access::Access;
+pub use audit::AuditTrail;
 pub use directory::Directory;
 pub use read_models::{ReadModels, Until};
 pub use secrets::Secrets;

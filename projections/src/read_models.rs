@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use domain::RecordedEvent;
 
-use crate::{Access, Directory, ReadModel, Secrets, StreamCatalog};
+use crate::{Access, AuditTrail, Directory, ReadModel, Secrets, StreamCatalog};
 
 /// How far into the log a build goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +37,7 @@ pub struct ReadModels {
     pub directory: Directory,
     pub access: Access,
     pub secrets: Secrets,
+    pub audit: AuditTrail,
 }
 
 impl ReadModels {
@@ -62,6 +63,7 @@ impl ReadModels {
         self.directory.apply(event);
         self.access.apply(event);
         self.secrets.apply(event);
+        self.audit.apply(event);
         self.position = event.position;
         self.last_recorded_at = Some(event.recorded_at);
         true

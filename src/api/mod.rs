@@ -3,6 +3,7 @@
 
 mod agents;
 mod api_keys;
+mod audit;
 mod auth;
 mod explain;
 mod extract;
@@ -70,6 +71,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/agents/{agent_id}/rotate-key", post(agents::rotate_key))
         .route("/v1/org/members", get(org::members))
         .route("/v1/authz/explain", post(explain::explain))
+        .route("/v1/audit/events", get(audit::events))
+        .route("/v1/audit/verify", get(audit::verify))
+        .route("/v1/audit/access-review", get(audit::access_review))
         .route("/v1/vaults", post(vaults::create).get(vaults::list))
         .route("/v1/vaults/{vault_id}", get(vaults::get).delete(vaults::delete))
         .route(

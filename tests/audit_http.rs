@@ -1,0 +1,197 @@
+//! The audit trail over HTTP: what happened, who could reach a secret at any past moment,
+//! and whether the log is intact.
+
+mod common;
+
+use chrono::Utc;
+use common::{Api, TestDb};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn grant_read_revoke_deny_is_reviewable_at_every_moment() {
+    let db = TestDb::sqlite();
+    let api = Api::start(&db).await;
+    let human = api.signup("ada@example.com", "correct horse").await;
+    let (_, vault) = api
+        .call("POST", "/v1/vaults", Some(&human), Some(json!({"name": "prod"})))
+        .await;
+    let vault = vault["id"].as_str().unwrap().to_owned();
+    let secret = format!("/v1/vaults/{vault}/secrets/api-keys/openai");
+    api.call(
+        "PUT",
+        &secret,
+        Some(&human),
+        Some(json!({"value": "sk-live-do-not-log"})),
+    )
+    .await;
+    let (_, agent) = api
+        .call(
+            "POST",
+            "/v1/agents",
+            Some(&human),
+            Some(json!({"name": "bot", "scopes": ["api-keys/*"]})),
+        )
+        .await;
+    let agent_id = agent["agent"]["id"].as_str().unwrap().to_owned();
+    let (_, token) = api
+        .call(
+            "POST",
+            "/v1/auth/agent-token",
+            None,
+            Some(json!({"api_key": agent["api_key"]})),
+        )
+        .await;
+    let agent_token = token["access_token"].as_str().unwrap().to_owned();
+
+    let before_grant = Utc::now();
+    let grant = json!({"secret_path_pattern": "api-keys/*", "principal_type": "agent", "principal_id": agent_id, "permissions": ["read"]});
+    let (_, policy) = api
+        .call(
+            "POST",
+            &format!("/v1/vaults/{vault}/policies"),
+            Some(&human),
+            Some(grant),
+        )
+        .await;
+    let policy_id = policy["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        api.call("GET", &secret, Some(&agent_token), None).await.0,
+        StatusCode::OK
+    );
+    let after_read = Utc::now();
+    api.call(
+        "DELETE",
+        &format!("/v1/vaults/{vault}/policies/{policy_id}"),
+        Some(&human),
+        None,
+    )
+    .await;
+    assert_eq!(
+        api.call("GET", &secret, Some(&agent_token), None).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let after_denial = Utc::now();
+
+    let review = |at: chrono::DateTime<Utc>| {
+        let query = format!(
+            "/v1/audit/access-review?vault_id={vault}&path=api-keys/openai&at={}",
+            urlencode(&at.to_rfc3339())
+        );
+        let human = human.clone();
+        let api = &api;
+        async move { api.call("GET", &query, Some(&human), None).await }
+    };
+    let (status, at_read) = review(after_read).await;
+    assert_eq!(status, StatusCode::OK, "{at_read}");
+    let agents: Vec<&Value> = at_read["principals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["principal_type"] == "agent")
+        .collect();
+    assert_eq!(agents.len(), 1, "{at_read}");
+    assert_eq!(
+        (agents[0]["principal_id"].as_str(), agents[0]["policy_id"].as_str()),
+        (Some(agent_id.as_str()), Some(policy_id.as_str()))
+    );
+    let owner = &at_read["principals"][0];
+    assert_eq!(
+        (owner["principal_type"].as_str(), owner["policy_id"].is_null()),
+        (Some("user"), true)
+    );
+    for moment in [before_grant, after_denial] {
+        let (_, review) = review(moment).await;
+        let principals = review["principals"].as_array().unwrap();
+        assert!(principals.iter().all(|p| p["principal_type"] == "user"), "{review}");
+    }
+
+    let (_, reads) = api
+        .call("GET", "/v1/audit/events?action=secret.read", Some(&human), None)
+        .await;
+    let by_agent: Vec<&Value> = reads["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["actor_id"] == agent_id.as_str())
+        .collect();
+    assert_eq!(by_agent.len(), 1, "{reads}");
+    assert_eq!(
+        (
+            by_agent[0]["ip_address"].as_str(),
+            by_agent[0]["details"]["path"].as_str()
+        ),
+        (Some("127.0.0.1"), Some("api-keys/openai"))
+    );
+    let (_, denials) = api
+        .call("GET", "/v1/audit/events?action=secret.read_denied", Some(&human), None)
+        .await;
+    let denial = &denials["events"][0];
+    assert_eq!(
+        (denial["actor_id"].as_str(), denial["details"]["path"].as_str()),
+        (Some(agent_id.as_str()), Some("api-keys/openai"))
+    );
+    assert_eq!(denial["ip_address"], "127.0.0.1");
+    let (_, everything) = api.call("GET", "/v1/audit/events?limit=1000", Some(&human), None).await;
+    assert!(
+        !everything.to_string().contains("sk-live-do-not-log"),
+        "a value reached the audit trail"
+    );
+    let actions: Vec<&str> = everything["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    for action in [
+        "secret.write",
+        "policy.create",
+        "policy.delete",
+        "agent.register",
+        "auth.success",
+        "vault.create",
+    ] {
+        assert!(actions.contains(&action), "{action} missing from {actions:?}");
+    }
+    assert_eq!(everything["count"].as_u64(), Some(actions.len() as u64));
+
+    // Another org sees none of it and cannot review this vault.
+    let eve = api.signup("eve@example.com", "correct horse").await;
+    let (_, theirs) = api.call("GET", "/v1/audit/events?limit=1000", Some(&eve), None).await;
+    assert!(!theirs.to_string().contains(&vault), "{theirs}");
+    let query = format!("/v1/audit/access-review?vault_id={vault}&path=api-keys/openai");
+    assert_eq!(api.call("GET", &query, Some(&eve), None).await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn verify_through_the_api_names_a_tampered_event() {
+    let db = TestDb::sqlite();
+    let api = Api::start(&db).await;
+    let human = api.signup("ada@example.com", "correct horse").await;
+    api.call("POST", "/v1/vaults", Some(&human), Some(json!({"name": "prod"})))
+        .await;
+    let (status, verdict) = api.call("GET", "/v1/audit/verify", Some(&human), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(verdict["chain_valid"], true);
+    let total = verdict["events_verified"].as_u64().unwrap();
+    assert_eq!(total, 4, "sign-up writes three events and a vault one: {verdict}");
+
+    let store = keyward::store::open(&db.url()).await.unwrap();
+    let third = store.read_all(2, 1).await.unwrap().remove(0);
+    drop(store);
+    let changed = db
+        .execute_sql("UPDATE events SET payload = replace(payload, '\"type\"', '\"typf\"') WHERE position = 3")
+        .await;
+    assert_eq!(changed, 1);
+    let (_, verdict) = api.call("GET", "/v1/audit/verify", Some(&human), None).await;
+    assert_eq!(verdict["chain_valid"], false, "{verdict}");
+    assert_eq!(verdict["broken_at_event_id"], third.event_id.to_string());
+    assert_eq!(
+        (verdict["events_verified"].as_u64(), verdict["events_checked"].as_u64()),
+        (Some(2), Some(3))
+    );
+}
+
+fn urlencode(text: &str) -> String {
+    text.replace('+', "%2B").replace(':', "%3A")
+}
