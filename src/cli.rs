@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
+use domain::{SecretPath, VaultId};
 use indicatif::{ProgressBar, ProgressStyle};
 use projections::Until;
 
@@ -47,6 +48,8 @@ enum Command {
     Verify,
     /// Rebuild every read model from the log, optionally only up to a moment or a position.
     Replay(ReplayArgs),
+    /// Stream the log to stdout for a SIEM, oldest first.
+    Export(ExportArgs),
     /// Measure the event store on a database named explicitly (never the configured one).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -60,6 +63,27 @@ struct ReplayArgs {
     /// Only events up to and including this global position.
     #[arg(long)]
     position: Option<u64>,
+    /// Also list who could read or write this secret at that moment: VAULT_ID/PATH.
+    #[arg(long, value_name = "VAULT_ID/PATH", value_parser = parse_secret_ref)]
+    access_review: Option<(VaultId, SecretPath)>,
+}
+
+#[derive(Debug, Args)]
+struct ExportArgs {
+    /// Output format; one JSON object per event and line.
+    #[arg(long, value_enum, default_value = "jsonl")]
+    format: ExportFormat,
+    /// Only events recorded at or after this moment (RFC 3339).
+    #[arg(long, value_parser = parse_time)]
+    from: Option<DateTime<Utc>>,
+    /// Only events recorded at or before this moment (RFC 3339).
+    #[arg(long, value_parser = parse_time)]
+    to: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ExportFormat {
+    Jsonl,
 }
 
 #[derive(Debug, Subcommand)]
@@ -87,6 +111,13 @@ enum BenchCommand {
     },
 }
 
+fn parse_secret_ref(text: &str) -> Result<(VaultId, SecretPath), String> {
+    let (vault, path) = text.split_once('/').ok_or("expected VAULT_ID/PATH")?;
+    let vault = vault.parse().map_err(|e| format!("vault id: {e}"))?;
+    let path = SecretPath::parse(path).map_err(|e| format!("path: {e}"))?;
+    Ok((vault, path))
+}
+
 fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(text)
         .map(|time| time.with_timezone(&Utc))
@@ -96,7 +127,7 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Bench(command) => return run_bench(command).await.map(|()| ExitCode::SUCCESS),
-        Command::Serve | Command::Migrate | Command::Verify | Command::Replay(_) => {}
+        Command::Serve | Command::Migrate | Command::Verify | Command::Replay(_) | Command::Export(_) => {}
     }
     let config = Config::load(cli.config.as_deref())?;
     let store = open_store(&config).await?;
@@ -118,8 +149,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 (None, Some(position)) => Until::Position(position),
                 (None, None) => Until::End,
             };
-            run_replay(store, until).await
+            run_replay(store, until, args.access_review).await
         }
+        Command::Export(args) => run_export(store, args).await,
         Command::Bench(_) => unreachable!("handled before the configuration is loaded"),
     }
 }
@@ -242,7 +274,11 @@ async fn run_verify(store: Arc<dyn EventStore>) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn run_replay(store: Arc<dyn EventStore>, until: Until) -> anyhow::Result<ExitCode> {
+async fn run_replay(
+    store: Arc<dyn EventStore>,
+    until: Until,
+    access_review: Option<(VaultId, SecretPath)>,
+) -> anyhow::Result<ExitCode> {
     let head = store.head().await?;
     let bar = progress_bar(head.position, "replaying");
     let started = Instant::now();
@@ -262,6 +298,78 @@ async fn run_replay(store: Arc<dyn EventStore>, until: Until) -> anyhow::Result<
     for (name, count) in models.summary() {
         say!("  {name}: {count}");
     }
+    if let Some((vault, path)) = access_review {
+        let at = match until {
+            Until::Time(moment) => moment,
+            Until::End | Until::Position(_) => models.last_recorded_at().unwrap_or_else(Utc::now),
+        };
+        let Some(reviewed) = projections::access_review::review(&models, vault, &path, at) else {
+            say!("access review of {vault}/{path}: no such vault at that moment");
+            return Ok(ExitCode::FAILURE);
+        };
+        say!("access review of {vault}/{path} at {}:", at.to_rfc3339());
+        for access in reviewed {
+            let permissions: Vec<_> = access.permissions.iter().map(|p| p.as_str()).collect();
+            let why = access
+                .policy_id
+                .map_or_else(|| "owner".to_owned(), |policy| format!("policy {policy}"));
+            say!(
+                "  {} {} {} ({why})",
+                access.principal.kind,
+                access.principal.id,
+                permissions.join(",")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Streams the log as JSON lines. Password hashes are left out: a SIEM needs to know a
+/// password changed, not what an attacker could try to crack. Secret values are never in
+/// the log to begin with.
+async fn run_export(store: Arc<dyn EventStore>, args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let ExportFormat::Jsonl = args.format;
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut after = 0;
+    loop {
+        let events = store.read_all(after, 10_000).await?;
+        let Some(last) = events.last() else { break };
+        after = last.position;
+        for event in &events {
+            if args.from.is_some_and(|from| event.recorded_at < from) {
+                continue;
+            }
+            if args.to.is_some_and(|to| event.recorded_at > to) {
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut payload: serde_json::Value = serde_json::from_str(&event.payload)?;
+            if let Some(fields) = payload.as_object_mut()
+                && fields.contains_key("password_hash")
+            {
+                fields.insert("password_hash".into(), "[withheld]".into());
+            }
+            let line = serde_json::json!({
+                "position": event.position,
+                "event_id": event.event_id,
+                "stream_id": event.stream_id.as_str(),
+                "stream_version": event.stream_version,
+                "event_type": event.event_type,
+                "schema_version": event.schema_version,
+                "recorded_at": event.recorded_at,
+                "payload": payload,
+                "metadata": serde_json::from_str::<serde_json::Value>(&event.metadata)?,
+                "prev_hash": event.prev_hash.to_hex(),
+                "hash": event.hash.to_hex(),
+            });
+            use std::io::Write as _;
+            if writeln!(stdout, "{line}").is_err() {
+                // The reader went away (`keyward export | head`): nothing more to do.
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+    }
+    use std::io::Write as _;
+    let _ = stdout.flush();
     Ok(ExitCode::SUCCESS)
 }
 

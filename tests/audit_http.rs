@@ -4,7 +4,7 @@
 mod common;
 
 use chrono::Utc;
-use common::{Api, TestDb};
+use common::{Api, TestDb, run_keyward};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -154,6 +154,43 @@ async fn grant_read_revoke_deny_is_reviewable_at_every_moment() {
         assert!(actions.contains(&action), "{action} missing from {actions:?}");
     }
     assert_eq!(everything["count"].as_u64(), Some(actions.len() as u64));
+
+    // The same review from the command line, and the log exported for a SIEM.
+    let env = [("KEYWARD_DATABASE_URL", db.url())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let target = format!("{vault}/api-keys/openai");
+    let until = after_read.to_rfc3339();
+    let (code, stdout, stderr) = run_keyward(&["replay", "--until", &until, "--access-review", &target], &env);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(&format!("agent {agent_id} read (policy {policy_id})")),
+        "{stdout}"
+    );
+    let until = before_grant.to_rfc3339();
+    let (_, stdout, _) = run_keyward(&["replay", "--until", &until, "--access-review", &target], &env);
+    assert!(!stdout.contains(&agent_id), "{stdout}");
+    let (code, exported, _) = run_keyward(&["export", "--format", "jsonl"], &env);
+    assert_eq!(code, 0);
+    let (_, health) = api.call("GET", "/v1/health", None, None).await;
+    assert_eq!(
+        exported.lines().count() as u64,
+        health["log_position"].as_u64().unwrap()
+    );
+    assert!(
+        !exported.contains("sk-live-do-not-log") && !exported.contains("$argon2id"),
+        "export leaks secrets"
+    );
+    let first: Value = serde_json::from_str(exported.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (first["position"].as_u64(), first["event_type"].as_str()),
+        (Some(1), Some("email.claimed"))
+    );
+    let from = after_read.to_rfc3339();
+    let (_, recent, _) = run_keyward(&["export", "--from", &from], &env);
+    assert!(
+        recent.lines().count() < exported.lines().count() && recent.contains("policy.deleted"),
+        "{recent}"
+    );
 
     // Another org sees none of it and cannot review this vault.
     let eve = api.signup("eve@example.com", "correct horse").await;
