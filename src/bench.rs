@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::Utc;
-use domain::{ExpectedVersion, Metadata, NewEvent, StreamId};
+use domain::authz::Principal;
+use domain::events::{AgentAuthenticated, Event, SecretRead, SecretReadDenied};
+use domain::{ActorType, AgentId, ExpectedVersion, Metadata, NewEvent, SecretId, SecretPath, StreamId, VaultId};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -100,42 +102,35 @@ async fn spawn_ack_writer(path: PathBuf) -> anyhow::Result<mpsc::UnboundedSender
     Ok(sender)
 }
 
-/// Fills a log with `events` synthetic events spread over many streams and event types,
-/// for measuring replay and verification. Appends go in batches, as imports do.
+/// Fills a log with `events` realistic events (secret reads and refusals, agent sign-ins
+/// and failed ones, spread over many streams, orgs and vaults), for measuring replay,
+/// verification and point-in-time reviews. Appends go in batches, as imports do.
 pub async fn seed(store: Arc<dyn EventStore>, events: u64, mut progress: impl FnMut(u64)) -> anyhow::Result<()> {
     const WRITERS: u64 = 16;
     const BATCH: u64 = 250;
     const STREAMS_PER_WRITER: u64 = 500;
-    const EVENT_TYPES: [&str; 6] = [
-        "vault.created",
-        "secret.written",
-        "secret.read",
-        "policy.granted",
-        "agent.token_issued",
-        "share.accessed",
-    ];
     let written = Arc::new(AtomicU64::new(0));
     let tasks: Vec<_> = (0..WRITERS)
         .map(|writer| {
             let (store, written) = (store.clone(), written.clone());
             let share = events / WRITERS + u64::from(writer < events % WRITERS);
+            let (org, vault, agent) = (Uuid::now_v7(), VaultId::new(), AgentId::new());
             tokio::spawn(async move {
                 let mut done = 0;
                 while done < share {
                     let count = BATCH.min(share - done);
                     let stream =
                         StreamId::for_aggregate("seed", format!("{writer}.{}", (done / BATCH) % STREAMS_PER_WRITER))?;
-                    let metadata = Metadata::system(Utc::now());
+                    let metadata = Metadata {
+                        actor_type: ActorType::Agent,
+                        actor_id: Some(agent.to_string()),
+                        org_id: Some(org),
+                        client_ip: Some(std::net::IpAddr::from([10, 0, (writer % 256) as u8, 7])),
+                        request_id: None,
+                        timestamp: Utc::now(),
+                    };
                     let batch = (done..done + count)
-                        .map(|n| {
-                            let event_type = EVENT_TYPES[(n % EVENT_TYPES.len() as u64) as usize];
-                            NewEvent::new(
-                                event_type,
-                                1,
-                                &serde_json::json!({ "writer": writer, "n": n }),
-                                &metadata,
-                            )
-                        })
+                        .map(|n| seeded_event(n, vault, agent).to_new_event(&metadata))
                         .collect::<Result<Vec<_>, _>>()?;
                     store.append(&stream, ExpectedVersion::Any, batch).await?;
                     done += count;
@@ -157,6 +152,25 @@ pub async fn seed(store: Arc<dyn EventStore>, events: u64, mut progress: impl Fn
     }
     progress(written.load(Ordering::Relaxed));
     Ok(())
+}
+
+/// The `n`th seeded event: mostly reads, with the refusals and sign-ins around them.
+fn seeded_event(n: u64, vault: VaultId, agent: AgentId) -> Event {
+    let path = SecretPath::parse(format!("seed/secret-{}", n % 100)).unwrap_or_else(|_| unreachable!("a valid path"));
+    let by = Principal::agent(agent);
+    match n % 4 {
+        0 | 1 => SecretRead { secret_id: SecretId(Uuid::from_u128(u128::from(n % 100))), vault_id: vault, path, version: 1, by }
+            .into(),
+        2 => SecretReadDenied {
+            vault_id: vault,
+            path,
+            by,
+            layer: "policy".into(),
+            reason: format!("no policy for {by} on vault {vault}"),
+        }
+        .into(),
+        _ => AgentAuthenticated { agent_id: agent, key_id: Uuid::from_u128(u128::from(n)) }.into(),
+    }
 }
 
 /// Opens the store a benchmark writes to; it must be named explicitly, never taken from

@@ -41,7 +41,7 @@ async fn intact_log_verifies(db: TestDb) {
 async fn one_changed_payload_byte_is_named(db: TestDb) {
     let ids = seeded(&db).await;
     let changed = db
-        .execute_sql("UPDATE events SET payload = replace(payload, '\"n\":', '\"m\":') WHERE position = 17")
+        .execute_sql("UPDATE events SET payload = replace(payload, '\"type\":', '\"typf\":') WHERE position = 17")
         .await;
     assert_eq!(changed, 1);
     let (code, stdout) = verify(&db);
