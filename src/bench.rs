@@ -159,8 +159,14 @@ fn seeded_event(n: u64, vault: VaultId, agent: AgentId) -> Event {
     let path = SecretPath::parse(format!("seed/secret-{}", n % 100)).unwrap_or_else(|_| unreachable!("a valid path"));
     let by = Principal::agent(agent);
     match n % 4 {
-        0 | 1 => SecretRead { secret_id: SecretId(Uuid::from_u128(u128::from(n % 100))), vault_id: vault, path, version: 1, by }
-            .into(),
+        0 | 1 => SecretRead {
+            secret_id: SecretId(Uuid::from_u128(u128::from(n % 100))),
+            vault_id: vault,
+            path,
+            version: 1,
+            by,
+        }
+        .into(),
         2 => SecretReadDenied {
             vault_id: vault,
             path,
@@ -169,7 +175,11 @@ fn seeded_event(n: u64, vault: VaultId, agent: AgentId) -> Event {
             reason: format!("no policy for {by} on vault {vault}"),
         }
         .into(),
-        _ => AgentAuthenticated { agent_id: agent, key_id: Uuid::from_u128(u128::from(n)) }.into(),
+        _ => AgentAuthenticated {
+            agent_id: agent,
+            key_id: Uuid::from_u128(u128::from(n)),
+        }
+        .into(),
     }
 }
 

@@ -326,8 +326,14 @@ async fn a_personal_api_key_works_directly_and_for_tokens_until_revoked() {
     let db = TestDb::sqlite();
     let api = Api::start(&db).await;
     let session = api.signup("ada@example.com", "correct horse").await;
-    let (status, created) =
-        api.call("POST", "/v1/auth/api-keys", Some(&session), Some(json!({"name": "ci", "scopes": ["deploy/**"]}))).await;
+    let (status, created) = api
+        .call(
+            "POST",
+            "/v1/auth/api-keys",
+            Some(&session),
+            Some(json!({"name": "ci", "scopes": ["deploy/**"]})),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let key = created["api_key"].as_str().unwrap().to_owned();
     let key_id = created["key"]["id"].as_str().unwrap().to_owned();
@@ -340,27 +346,63 @@ async fn a_personal_api_key_works_directly_and_for_tokens_until_revoked() {
 
     // Directly as a bearer token, and exchanged for one.
     assert_eq!(api.call("GET", "/v1/auth/me", Some(&key), None).await.0, StatusCode::OK);
-    let (status, token) = api.call("POST", "/v1/auth/api-key-token", None, Some(json!({"api_key": key}))).await;
+    let (status, token) = api
+        .call("POST", "/v1/auth/api-key-token", None, Some(json!({"api_key": key})))
+        .await;
     assert_eq!((status, token["expires_in"].as_i64()), (StatusCode::OK, Some(3600)));
     let exchanged = token["access_token"].as_str().unwrap().to_owned();
-    assert_eq!(api.call("GET", "/v1/auth/me", Some(&exchanged), None).await.0, StatusCode::OK);
+    assert_eq!(
+        api.call("GET", "/v1/auth/me", Some(&exchanged), None).await.0,
+        StatusCode::OK
+    );
 
     // The key's scopes are a ceiling: a secret outside them is refused even in the human's own vault.
-    let (_, vault) = api.call("POST", "/v1/vaults", Some(&session), Some(json!({"name": "prod"}))).await;
+    let (_, vault) = api
+        .call("POST", "/v1/vaults", Some(&session), Some(json!({"name": "prod"})))
+        .await;
     let vault = vault["id"].as_str().unwrap();
     let outside = format!("/v1/vaults/{vault}/secrets/db/password");
     let inside = format!("/v1/vaults/{vault}/secrets/deploy/token");
-    assert_eq!(api.call("PUT", &outside, Some(&key), Some(json!({"value": "x"}))).await.0, StatusCode::FORBIDDEN);
-    assert_eq!(api.call("PUT", &inside, Some(&key), Some(json!({"value": "x"}))).await.0, StatusCode::CREATED);
-    assert_eq!(api.call("PUT", &outside, Some(&session), Some(json!({"value": "x"}))).await.0, StatusCode::CREATED);
+    assert_eq!(
+        api.call("PUT", &outside, Some(&key), Some(json!({"value": "x"})))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        api.call("PUT", &inside, Some(&key), Some(json!({"value": "x"})))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        api.call("PUT", &outside, Some(&session), Some(json!({"value": "x"})))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
 
     let path = format!("/v1/auth/api-keys/{key_id}");
-    assert_eq!(api.call("DELETE", &path, Some(&session), None).await.0, StatusCode::NO_CONTENT);
-    assert_eq!(api.call("GET", "/v1/auth/me", Some(&key), None).await.0, StatusCode::UNAUTHORIZED);
-    assert_eq!(api.call("GET", "/v1/auth/me", Some(&exchanged), None).await.0, StatusCode::UNAUTHORIZED);
-    let (status, _) = api.call("POST", "/v1/auth/api-key-token", None, Some(json!({"api_key": key}))).await;
+    assert_eq!(
+        api.call("DELETE", &path, Some(&session), None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        api.call("GET", "/v1/auth/me", Some(&key), None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        api.call("GET", "/v1/auth/me", Some(&exchanged), None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, _) = api
+        .call("POST", "/v1/auth/api-key-token", None, Some(json!({"api_key": key})))
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_eq!(api.call("DELETE", &path, Some(&session), None).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        api.call("DELETE", &path, Some(&session), None).await.0,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -368,22 +410,44 @@ async fn a_refresh_token_works_once_and_its_reuse_revokes_the_sign_in() {
     let db = TestDb::sqlite();
     let api = Api::start(&db).await;
     api.signup("ada@example.com", "correct horse").await;
-    let (_, login) =
-        api.call("POST", "/v1/auth/token", None, Some(json!({"email": "ada@example.com", "password": "correct horse"}))).await;
+    let (_, login) = api
+        .call(
+            "POST",
+            "/v1/auth/token",
+            None,
+            Some(json!({"email": "ada@example.com", "password": "correct horse"})),
+        )
+        .await;
     let first = login["refresh_token"].as_str().unwrap().to_owned();
 
-    let (status, refreshed) = api.call("POST", "/v1/auth/refresh", None, Some(json!({"refresh_token": first}))).await;
+    let (status, refreshed) = api
+        .call("POST", "/v1/auth/refresh", None, Some(json!({"refresh_token": first})))
+        .await;
     assert_eq!(status, StatusCode::OK, "{refreshed}");
     let second = refreshed["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(second, first);
     let access = refreshed["access_token"].as_str().unwrap();
-    assert_eq!(api.call("GET", "/v1/auth/me", Some(access), None).await.0, StatusCode::OK);
+    assert_eq!(
+        api.call("GET", "/v1/auth/me", Some(access), None).await.0,
+        StatusCode::OK
+    );
 
     // The first token again: someone holds a copy, so the whole sign-in is refused.
-    let (status, _) = api.call("POST", "/v1/auth/refresh", None, Some(json!({"refresh_token": first}))).await;
+    let (status, _) = api
+        .call("POST", "/v1/auth/refresh", None, Some(json!({"refresh_token": first})))
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _) = api.call("POST", "/v1/auth/refresh", None, Some(json!({"refresh_token": second}))).await;
+    let (status, _) = api
+        .call("POST", "/v1/auth/refresh", None, Some(json!({"refresh_token": second})))
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _) = api.call("POST", "/v1/auth/refresh", None, Some(json!({"refresh_token": "rt_made_up"}))).await;
+    let (status, _) = api
+        .call(
+            "POST",
+            "/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": "rt_made_up"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }

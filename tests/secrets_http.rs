@@ -544,7 +544,13 @@ async fn explain_names_the_layer_that_decides() {
     let db = TestDb::sqlite();
     let api = Api::start(&db).await;
     let world = world(&api, json!({"name": "bot"})).await;
-    grant(&api, &world, "api-keys/*", json!({"conditions": {"ip_allowlist": ["10.0.0.0/8"]}})).await;
+    grant(
+        &api,
+        &world,
+        "api-keys/*",
+        json!({"conditions": {"ip_allowlist": ["10.0.0.0/8"]}}),
+    )
+    .await;
     let explain = |principal_type: &str, principal_id: &str, path: &str, client_ip: Option<&str>| {
         let mut body = json!({
             "vault_id": world.vault, "path": path, "permission": "read",
@@ -557,19 +563,39 @@ async fn explain_names_the_layer_that_decides() {
     };
     let (status, decision) = explain("agent", &world.agent_id, "api-keys/openai", Some("10.1.2.3")).await;
     assert_eq!(status, StatusCode::OK, "{decision}");
-    assert_eq!((decision["allowed"].as_bool(), decision["layer"].as_str()), (Some(true), Some("policy")));
+    assert_eq!(
+        (decision["allowed"].as_bool(), decision["layer"].as_str()),
+        (Some(true), Some("policy"))
+    );
     let (_, decision) = explain("agent", &world.agent_id, "api-keys/openai", Some("192.0.2.1")).await;
-    assert_eq!((decision["allowed"].as_bool(), decision["layer"].as_str()), (Some(false), Some("policy")));
-    assert!(decision["reason"].as_str().unwrap().contains("ip_allowlist"), "{decision}");
+    assert_eq!(
+        (decision["allowed"].as_bool(), decision["layer"].as_str()),
+        (Some(false), Some("policy"))
+    );
+    assert!(
+        decision["reason"].as_str().unwrap().contains("ip_allowlist"),
+        "{decision}"
+    );
     let (_, decision) = explain("agent", &world.agent_id, "db/password", Some("10.1.2.3")).await;
-    assert_eq!((decision["allowed"].as_bool(), decision["layer"].as_str()), (Some(false), Some("scope_ceiling")));
+    assert_eq!(
+        (decision["allowed"].as_bool(), decision["layer"].as_str()),
+        (Some(false), Some("scope_ceiling"))
+    );
 
     let (_, me) = api.call("GET", "/v1/auth/me", Some(&world.human), None).await;
     let (_, decision) = explain("user", me["id"].as_str().unwrap(), "db/password", None).await;
-    assert_eq!((decision["allowed"].as_bool(), decision["layer"].as_str()), (Some(true), Some("owner_bypass")));
+    assert_eq!(
+        (decision["allowed"].as_bool(), decision["layer"].as_str()),
+        (Some(true), Some("owner_bypass"))
+    );
 
     let stranger = api.signup("eve@example.com", "correct horse").await;
     let body = json!({"vault_id": world.vault, "path": "db/password", "permission": "read",
         "principal_type": "agent", "principal_id": world.agent_id});
-    assert_eq!(api.call("POST", "/v1/authz/explain", Some(&stranger), Some(body)).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        api.call("POST", "/v1/authz/explain", Some(&stranger), Some(body))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
 }

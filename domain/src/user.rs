@@ -3,10 +3,10 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::authz::PathPattern;
 use crate::change::{Change, DomainError, stream};
 use crate::email::Email;
 use crate::event::ExpectedVersion;
-use crate::authz::PathPattern;
 use crate::events::{
     ApiKeyCreated, ApiKeyRevoked, EmailClaimed, Event, OrgCreated, OrgRole, PasswordChanged, ProfileUpdated,
     RefreshFamilyRevoked, RefreshTokenIssued, RefreshTokenRedeemed, TokenRevoked, UserSignedUp,
@@ -224,7 +224,14 @@ pub fn create_api_key(user: UserId, command: CreateApiKey, now: DateTime<Utc>) -
 }
 
 pub fn revoke_api_key(key: &UserApiKey) -> Change {
-    Change::new(user_stream(key.user_id), ExpectedVersion::Any, ApiKeyRevoked { user_id: key.user_id, key_id: key.id })
+    Change::new(
+        user_stream(key.user_id),
+        ExpectedVersion::Any,
+        ApiKeyRevoked {
+            user_id: key.user_id,
+            key_id: key.id,
+        },
+    )
 }
 
 /// A refresh token as the directory keeps it.
@@ -250,7 +257,12 @@ pub fn issue_refresh_token(user: UserId, family_id: Uuid, token_hash: String, ex
     Change::new(
         user_stream(user),
         ExpectedVersion::Any,
-        RefreshTokenIssued { user_id: user, family_id, token_hash, expires_at },
+        RefreshTokenIssued {
+            user_id: user,
+            family_id,
+            token_hash,
+            expires_at,
+        },
     )
 }
 
@@ -267,14 +279,21 @@ pub fn redeem_refresh_token(
         return Redemption::Reuse(Change::new(
             user_stream(user.id),
             ExpectedVersion::Any,
-            RefreshFamilyRevoked { user_id: user.id, family_id: token.family_id },
+            RefreshFamilyRevoked {
+                user_id: user.id,
+                family_id: token.family_id,
+            },
         ));
     }
     Redemption::Exchange(Change {
         stream: user_stream(user.id),
         expected: ExpectedVersion::Exact(user.version),
         events: vec![
-            RefreshTokenRedeemed { user_id: user.id, token_hash: token_hash.to_owned() }.into(),
+            RefreshTokenRedeemed {
+                user_id: user.id,
+                token_hash: token_hash.to_owned(),
+            }
+            .into(),
             RefreshTokenIssued {
                 user_id: user.id,
                 family_id: token.family_id,

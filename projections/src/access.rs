@@ -9,7 +9,7 @@ use domain::authz::{Policy, Principal};
 use domain::events::Event;
 use domain::{PolicyId, RecordedEvent, VaultId};
 
-use crate::ReadModel;
+use crate::DomainModel;
 
 /// A live policy and who granted it, when.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,14 +48,11 @@ impl Access {
     }
 }
 
-impl ReadModel for Access {
-    fn apply(&mut self, recorded: &RecordedEvent) {
-        let Some(Ok(event)) = Event::decode(recorded) else {
-            return;
-        };
+impl DomainModel for Access {
+    fn apply(&mut self, recorded: &RecordedEvent, event: &Event) {
         match event {
             Event::PolicyGranted(granted) => {
-                let policy = granted.policy;
+                let policy = granted.policy.clone();
                 let entry = GrantedPolicy {
                     granted_by: granted.granted_by,
                     created_at: recorded.recorded_at,
@@ -67,7 +64,7 @@ impl ReadModel for Access {
                     .insert(entry.policy.id, entry);
             }
             Event::PolicyUpdated(updated) => {
-                let policy = updated.policy;
+                let policy = updated.policy.clone();
                 if let Some(entry) = self
                     .by_vault
                     .get_mut(&policy.vault_id)

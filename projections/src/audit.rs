@@ -11,7 +11,7 @@ use domain::{ActorType, Metadata, OrgId, RecordedEvent};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::ReadModel;
+use crate::DomainModel;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRecord {
@@ -77,13 +77,10 @@ impl AuditTrail {
     }
 }
 
-impl ReadModel for AuditTrail {
-    fn apply(&mut self, recorded: &RecordedEvent) {
-        let Some(Ok(event)) = Event::decode(recorded) else {
-            return;
-        };
+impl DomainModel for AuditTrail {
+    fn apply(&mut self, recorded: &RecordedEvent, event: &Event) {
         let Ok(metadata) = recorded.metadata() else { return };
-        let (action, resource_type, resource_id, details) = describe(&event);
+        let (action, resource_type, resource_id, details) = describe(event);
         let org_id = metadata.org_id.map(OrgId);
         let Metadata {
             actor_type,

@@ -18,7 +18,7 @@ use domain::vault::Vault;
 use domain::{AgentId, ApiKeyId, OrgId, RecordedEvent, UserId, VaultId};
 use uuid::Uuid;
 
-use crate::ReadModel;
+use crate::DomainModel;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Org {
@@ -44,9 +44,6 @@ pub struct Directory {
     api_keys_by_hash: HashMap<String, ApiKeyId>,
     /// Refresh tokens by hash; revoked families and password changes remove them.
     refresh_tokens: HashMap<String, RefreshToken>,
-    /// Events of a known type whose payload did not decode: zero unless the log was
-    /// written by an incompatible version. Shown by `keyward replay`.
-    undecodable: u64,
 }
 
 impl Directory {
@@ -137,24 +134,12 @@ impl Directory {
     pub fn vault_count(&self) -> usize {
         self.vaults.len()
     }
-
-    pub fn undecodable(&self) -> u64 {
-        self.undecodable
-    }
 }
 
-impl ReadModel for Directory {
-    fn apply(&mut self, recorded: &RecordedEvent) {
-        let event = match Event::decode(recorded) {
-            None => return,
-            Some(Ok(event)) => event,
-            Some(Err(_)) => {
-                self.undecodable += 1;
-                return;
-            }
-        };
+impl DomainModel for Directory {
+    fn apply(&mut self, recorded: &RecordedEvent, event: &Event) {
         let (at, version) = (recorded.recorded_at, recorded.stream_version);
-        match &event {
+        match event {
             Event::OrgCreated(OrgCreated { org_id, name, .. }) => {
                 self.orgs.insert(
                     *org_id,
@@ -178,7 +163,7 @@ impl ReadModel for Directory {
                 // A new password ends every sign-in made with the old one.
                 self.refresh_tokens.retain(|_, token| token.user_id != *user_id);
                 if let Some(user) = self.users.get_mut(user_id) {
-                    user.apply(&event, version);
+                    user.apply(event, version);
                 }
             }
             Event::RefreshTokenIssued(issued) => {
@@ -190,7 +175,7 @@ impl ReadModel for Directory {
                 };
                 self.refresh_tokens.insert(issued.token_hash.clone(), token);
                 if let Some(user) = self.users.get_mut(&issued.user_id) {
-                    user.apply(&event, version);
+                    user.apply(event, version);
                 }
             }
             Event::RefreshTokenRedeemed(redeemed) => {
@@ -198,25 +183,25 @@ impl ReadModel for Directory {
                     token.redeemed = true;
                 }
                 if let Some(user) = self.users.get_mut(&redeemed.user_id) {
-                    user.apply(&event, version);
+                    user.apply(event, version);
                 }
             }
             Event::RefreshFamilyRevoked(revoked) => {
                 self.refresh_tokens
                     .retain(|_, token| token.family_id != revoked.family_id);
                 if let Some(user) = self.users.get_mut(&revoked.user_id) {
-                    user.apply(&event, version);
+                    user.apply(event, version);
                 }
             }
             Event::ProfileUpdated(domain::events::ProfileUpdated { user_id, .. })
             | Event::UserAuthenticated(domain::events::UserAuthenticated { user_id, .. }) => {
                 if let Some(user) = self.users.get_mut(user_id) {
-                    user.apply(&event, version);
+                    user.apply(event, version);
                 }
             }
             Event::TokenRevoked(revoked) => {
                 if let Some(user) = self.users.get_mut(&revoked.user_id) {
-                    user.apply(&event, version);
+                    user.apply(event, version);
                 }
                 self.revoked_tokens.insert(revoked.token_id, revoked.expires_at);
             }
@@ -237,14 +222,14 @@ impl ReadModel for Directory {
                 if let Some(agent) = self.agents.get_mut(agent_id) {
                     self.agents_by_key_hash.remove(&agent.key.key_hash);
                     self.agents_by_key_hash.insert(key.key_hash.clone(), *agent_id);
-                    agent.apply(&event, at, version);
+                    agent.apply(event, at, version);
                 }
             }
             Event::AgentUpdated(AgentUpdated { agent_id, .. })
             | Event::AgentDeactivated(AgentDeactivated { agent_id })
             | Event::AgentAuthenticated(AgentAuthenticated { agent_id, .. }) => {
                 if let Some(agent) = self.agents.get_mut(agent_id) {
-                    agent.apply(&event, at, version);
+                    agent.apply(event, at, version);
                 }
             }
             // Policies live in their vault's stream: the vault's version moves with them.
@@ -263,7 +248,7 @@ impl ReadModel for Directory {
             // Not about who exists: the access and secrets models hold these.
             Event::ApiKeyCreated(created) => {
                 if let Some(user) = self.users.get_mut(&created.user_id) {
-                    user.apply(&event, version);
+                    user.apply(event, version);
                 }
                 let key = UserApiKey {
                     id: created.key_id,
@@ -285,7 +270,7 @@ impl ReadModel for Directory {
             }
             Event::ApiKeyRevoked(revoked) => {
                 if let Some(user) = self.users.get_mut(&revoked.user_id) {
-                    user.apply(&event, version);
+                    user.apply(event, version);
                 }
                 if let Some(key) = self.api_keys.remove(&revoked.key_id) {
                     self.api_keys_by_hash.remove(&key.key_hash);

@@ -13,6 +13,7 @@ pub mod secrets;
 pub mod stream_catalog;
 
 use domain::RecordedEvent;
+use domain::events::Event;
 
 pub use access::Access;
 pub use audit::AuditTrail;
@@ -24,4 +25,10 @@ pub use stream_catalog::StreamCatalog;
 /// A read model: state folded from the log, one event at a time, in position order.
 pub trait ReadModel {
     fn apply(&mut self, event: &RecordedEvent);
+}
+
+/// A read model of domain events. [`ReadModels`] decodes each event's payload once and
+/// hands every such model the result.
+pub trait DomainModel {
+    fn apply(&mut self, recorded: &RecordedEvent, event: &Event);
 }

@@ -8,7 +8,7 @@ use domain::events::Event;
 use domain::secret::{Sealed, Secret};
 use domain::{RecordedEvent, SecretPath, VaultId};
 
-use crate::ReadModel;
+use crate::DomainModel;
 
 type Key = (VaultId, SecretPath);
 
@@ -51,27 +51,24 @@ impl Secrets {
     }
 }
 
-impl ReadModel for Secrets {
-    fn apply(&mut self, recorded: &RecordedEvent) {
-        let Some(Ok(event)) = Event::decode(recorded) else {
-            return;
-        };
+impl DomainModel for Secrets {
+    fn apply(&mut self, recorded: &RecordedEvent, event: &Event) {
         let (at, stream_version) = (recorded.recorded_at, recorded.stream_version);
         match event {
             Event::SecretWritten(written) => {
                 let key = (written.vault_id, written.path.clone());
                 self.stream_versions.insert(key.clone(), stream_version);
-                self.current_values.insert(key.clone(), written.sealed);
+                self.current_values.insert(key.clone(), written.sealed.clone());
                 let created_at = self.live.get(&key).map_or(at, |previous| previous.created_at);
                 self.live.insert(
                     key,
                     Secret {
                         id: written.secret_id,
                         vault_id: written.vault_id,
-                        path: written.path,
+                        path: written.path.clone(),
                         secret_type: written.secret_type,
                         version: written.version,
-                        metadata: written.metadata,
+                        metadata: written.metadata.clone(),
                         expires_at: written.expires_at,
                         max_access_count: written.max_access_count,
                         access_count: 0,
@@ -83,7 +80,7 @@ impl ReadModel for Secrets {
                 );
             }
             Event::SecretRead(read) => {
-                let key = (read.vault_id, read.path);
+                let key = (read.vault_id, read.path.clone());
                 self.stream_versions.insert(key.clone(), stream_version);
                 if let Some(secret) = self.live.get_mut(&key) {
                     if secret.version == read.version {
@@ -93,7 +90,7 @@ impl ReadModel for Secrets {
                 }
             }
             Event::SecretDeleted(deleted) => {
-                let key = (deleted.vault_id, deleted.path);
+                let key = (deleted.vault_id, deleted.path.clone());
                 self.stream_versions.insert(key.clone(), stream_version);
                 self.live.remove(&key);
                 self.current_values.remove(&key);

@@ -52,9 +52,12 @@ impl AgentRequest {
             None => base.scopes,
         };
         let vault_ids = self.vault_ids.unwrap_or(base.vault_ids);
-        let foreign = state
-            .projector
-            .read(|models| vault_ids.iter().find(|id| models.directory.vault_in_org(**id, org).is_none()).copied());
+        let foreign = state.projector.read(|models| {
+            vault_ids
+                .iter()
+                .find(|id| models.directory.vault_in_org(**id, org).is_none())
+                .copied()
+        });
         if let Some(vault) = foreign {
             return Err(ApiError::BadRequest(format!(
                 "vault_ids: no vault {vault} in this organization"

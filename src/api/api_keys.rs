@@ -92,13 +92,24 @@ pub async fn create(
         .projector
         .read(|models| models.directory.api_key(key_id).map(ApiKeyResponse::from))
         .ok_or_else(|| ApiError::internal("a created API key is missing from the read model"))?;
-    Ok((StatusCode::CREATED, Json(ApiKeyCreatedResponse { key: created, api_key: key.expose_secret().to_owned() })))
+    Ok((
+        StatusCode::CREATED,
+        Json(ApiKeyCreatedResponse {
+            key: created,
+            api_key: key.expose_secret().to_owned(),
+        }),
+    ))
 }
 
 pub async fn list(State(state): State<AppState>, session: HumanSession) -> Json<ApiKeyListResponse> {
-    let keys = state
-        .projector
-        .read(|models| models.directory.api_keys_of(session.user.id).into_iter().map(ApiKeyResponse::from).collect());
+    let keys = state.projector.read(|models| {
+        models
+            .directory
+            .api_keys_of(session.user.id)
+            .into_iter()
+            .map(ApiKeyResponse::from)
+            .collect()
+    });
     Json(ApiKeyListResponse { keys })
 }
 
@@ -153,10 +164,20 @@ pub async fn token(
         return Err(ApiError::Unauthorized);
     };
     let metadata = context.metadata(ActorType::User, Some(user.id.to_string()), Some(user.org_id));
-    let authenticated = UserAuthenticated { user_id: user.id, method: AuthMethod::ApiKey };
+    let authenticated = UserAuthenticated {
+        user_id: user.id,
+        method: AuthMethod::ApiKey,
+    };
     state
         .commands
-        .execute(vec![Change::new(user::user_stream(user.id), ExpectedVersion::Any, authenticated)], &metadata)
+        .execute(
+            vec![Change::new(
+                user::user_stream(user.id),
+                ExpectedVersion::Any,
+                authenticated,
+            )],
+            &metadata,
+        )
         .await?;
     let request = TokenRequest {
         principal_type: PrincipalType::User,
@@ -167,6 +188,13 @@ pub async fn token(
         intents_api_enabled: false,
         sid: Some(key.id.0),
     };
-    let (access_token, _) = state.tokens.issue(request, context.now, TOKEN_TTL).map_err(ApiError::internal)?;
-    Ok(Json(TokenResponse { access_token, token_type: "Bearer", expires_in: TOKEN_TTL.num_seconds() }))
+    let (access_token, _) = state
+        .tokens
+        .issue(request, context.now, TOKEN_TTL)
+        .map_err(ApiError::internal)?;
+    Ok(Json(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: TOKEN_TTL.num_seconds(),
+    }))
 }

@@ -5,18 +5,18 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use chrono::{DateTime, Utc};
-use domain::authz::Principal;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use domain::authz::Principal;
 use domain::change::{Change, DomainError};
-use uuid::Uuid;
-use zeroize::Zeroizing;
 use domain::email::Email;
 use domain::events::{AuthMethod, AuthenticationFailed, OrgRole, UserAuthenticated};
 use domain::user::{self, User};
 use domain::{ActorType, ExpectedVersion, OrgId, StreamId, UserId};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use zeroize::Zeroizing;
 
 use super::AppState;
 use super::extract::{Body, RequestContext};
@@ -128,7 +128,12 @@ pub async fn login(
             ];
             state.commands.execute(changes, &metadata).await?;
             let (access_token, expires_in) = issue_session(&state, user.id, user.org_id, context.now)?;
-            Ok(Json(SessionTokens { access_token, token_type: "Bearer", expires_in, refresh_token }))
+            Ok(Json(SessionTokens {
+                access_token,
+                token_type: "Bearer",
+                expires_in,
+                refresh_token,
+            }))
         }
         user => {
             let reason = if user.is_some() {
@@ -210,7 +215,9 @@ async fn verify_password(password: String, hash: String) -> Result<bool, ApiErro
 /// DELETE /v1/auth/token: this session's token is refused from the next request on.
 pub async fn logout(State(state): State<AppState>, session: HumanSession) -> Result<StatusCode, ApiError> {
     let HumanCredential::Token(claims) = &session.credential else {
-        return Err(ApiError::BadRequest("an API key is revoked with DELETE /v1/auth/api-keys/{key_id}".into()));
+        return Err(ApiError::BadRequest(
+            "an API key is revoked with DELETE /v1/auth/api-keys/{key_id}".into(),
+        ));
     };
     let expires_at = DateTime::from_timestamp(claims.exp, 0).unwrap_or(session.context.now);
     let change = user::revoke_token(session.user.id, claims.jti, expires_at);
@@ -357,12 +364,19 @@ pub async fn refresh(
         .commands
         .decide_with(&context.metadata(ActorType::Anonymous, None, None), |models| {
             let directory = &models.directory;
-            let token = directory.refresh_token(&presented).filter(|token| token.expires_at > context.now);
+            let token = directory
+                .refresh_token(&presented)
+                .filter(|token| token.expires_at > context.now);
             let Some((token, user)) = token.and_then(|token| Some((token, directory.user(token.user_id)?))) else {
                 return Err(DomainError::NotFound("refresh token"));
             };
-            let redemption =
-                user::redeem_refresh_token(user, token, &presented, successor_hash.clone(), context.now + REFRESH_TTL);
+            let redemption = user::redeem_refresh_token(
+                user,
+                token,
+                &presented,
+                successor_hash.clone(),
+                context.now + REFRESH_TTL,
+            );
             Ok(match redemption {
                 user::Redemption::Exchange(change) => (vec![change], Some((user.id, user.org_id))),
                 user::Redemption::Reuse(change) => (vec![change], None),
@@ -372,10 +386,17 @@ pub async fn refresh(
     let reason = match outcome {
         Ok((_, Some((user_id, org_id)))) => {
             let (access_token, expires_in) = issue_session(&state, user_id, org_id, context.now)?;
-            return Ok(Json(SessionTokens { access_token, token_type: "Bearer", expires_in, refresh_token: successor }));
+            return Ok(Json(SessionTokens {
+                access_token,
+                token_type: "Bearer",
+                expires_in,
+                refresh_token: successor,
+            }));
         }
         Ok((_, None)) => "a used refresh token was presented again; its sign-in is revoked",
-        Err(crate::commands::CommandError::Domain(DomainError::NotFound(_))) => "unknown, expired or revoked refresh token",
+        Err(crate::commands::CommandError::Domain(DomainError::NotFound(_))) => {
+            "unknown, expired or revoked refresh token"
+        }
         Err(other) => return Err(other.into()),
     };
     record_failure(&state, &context, None, None, reason).await?;

@@ -40,12 +40,19 @@ pub async fn explain(
 ) -> Result<Json<Decision>, ApiError> {
     let vault = managed_vault(&state, &session, request.vault_id)?;
     let path = SecretPath::parse(request.path).map_err(|e| ApiError::BadRequest(format!("path: {e}")))?;
-    let principal = Principal { kind: request.principal_type, id: request.principal_id };
+    let principal = Principal {
+        kind: request.principal_type,
+        id: request.principal_id,
+    };
     let now = request.at.unwrap_or(session.context.now);
     // The reach a token issued to the principal now would carry.
     let (vault_ids, scopes) = match principal.kind {
         PrincipalType::User => {
-            let known = state.projector.read(|m| m.directory.user(UserId(principal.id)).is_some_and(|u| u.org_id == vault.org_id));
+            let known = state.projector.read(|m| {
+                m.directory
+                    .user(UserId(principal.id))
+                    .is_some_and(|u| u.org_id == vault.org_id)
+            });
             if !known {
                 return Err(ApiError::NotFound(format!("no {principal} in this organization")));
             }
@@ -54,7 +61,12 @@ pub async fn explain(
         PrincipalType::Agent => {
             let agent = state
                 .projector
-                .read(|m| m.directory.agent(AgentId(principal.id)).filter(|a| a.org_id == vault.org_id).cloned())
+                .read(|m| {
+                    m.directory
+                        .agent(AgentId(principal.id))
+                        .filter(|a| a.org_id == vault.org_id)
+                        .cloned()
+                })
                 .ok_or_else(|| ApiError::NotFound(format!("no {principal} in this organization")))?;
             let scopes: Vec<PathPattern> = super::agents::token_scopes(&state, &agent, now)
                 .into_iter()
@@ -65,7 +77,9 @@ pub async fn explain(
     };
     let token = TokenScope {
         vault_ids: &vault_ids,
-        scopes: scopes.as_deref().map_or(ScopeCeiling::Unrestricted, ScopeCeiling::Patterns),
+        scopes: scopes
+            .as_deref()
+            .map_or(ScopeCeiling::Unrestricted, ScopeCeiling::Patterns),
     };
     let access = AccessRequest {
         principal,
@@ -77,7 +91,14 @@ pub async fn explain(
     };
     let decision = state.projector.read(|models| {
         let policies = models.access.policies_of(vault.id).map(|granted| &granted.policy);
-        authorize(&token, &access, &VaultFacts { owner: vault.created_by }, policies)
+        authorize(
+            &token,
+            &access,
+            &VaultFacts {
+                owner: vault.created_by,
+            },
+            policies,
+        )
     });
     Ok(Json(decision))
 }

@@ -62,7 +62,10 @@ impl FromRequestParts<AppState> for Caller {
         if let Some(key) = ApiKey::parse(token).filter(|key| key.kind() == ApiKeyKind::User) {
             return human_by_api_key(state, &key, context);
         }
-        let claims = state.tokens.verify(token, context.now).map_err(|_| ApiError::Unauthorized)?;
+        let claims = state
+            .tokens
+            .verify(token, context.now)
+            .map_err(|_| ApiError::Unauthorized)?;
         match claims.principal_type {
             PrincipalType::User => {
                 let user_id = UserId(claims.principal_id);
@@ -78,7 +81,11 @@ impl FromRequestParts<AppState> for Caller {
                     directory.user(user_id).filter(|_| live).cloned()
                 });
                 let user = user.ok_or(ApiError::Unauthorized)?;
-                Ok(Caller::Human(HumanSession { user, credential: HumanCredential::Token(claims), context }))
+                Ok(Caller::Human(HumanSession {
+                    user,
+                    credential: HumanCredential::Token(claims),
+                    context,
+                }))
             }
             PrincipalType::Agent => {
                 let agent_id = AgentId(claims.principal_id);
@@ -98,11 +105,18 @@ impl FromRequestParts<AppState> for Caller {
 
 fn human_by_api_key(state: &AppState, key: &ApiKey, context: RequestContext) -> Result<Caller, ApiError> {
     let found = state.projector.read(|models| {
-        let key = models.directory.api_key_by_hash(key.hash().as_str()).filter(|k| k.is_usable_at(context.now))?;
+        let key = models
+            .directory
+            .api_key_by_hash(key.hash().as_str())
+            .filter(|k| k.is_usable_at(context.now))?;
         Some((models.directory.user(key.user_id)?.clone(), key.clone()))
     });
     let (user, key) = found.ok_or(ApiError::Unauthorized)?;
-    Ok(Caller::Human(HumanSession { user, credential: HumanCredential::ApiKey(key), context }))
+    Ok(Caller::Human(HumanSession {
+        user,
+        credential: HumanCredential::ApiKey(key),
+        context,
+    }))
 }
 
 impl FromRequestParts<AppState> for HumanSession {
@@ -155,7 +169,10 @@ impl TokenReach {
 
 /// A scope that no longer parses reaches nothing.
 fn parse_scopes(scopes: &[String]) -> Vec<PathPattern> {
-    scopes.iter().filter_map(|scope| PathPattern::parse(scope.as_str()).ok()).collect()
+    scopes
+        .iter()
+        .filter_map(|scope| PathPattern::parse(scope.as_str()).ok())
+        .collect()
 }
 
 impl Caller {
@@ -191,7 +208,10 @@ impl Caller {
                     HumanCredential::ApiKey(key) => key.scopes.clone(),
                 };
                 // A human's reach is unbounded unless the API key behind it set a ceiling.
-                TokenReach { vault_ids: Vec::new(), scopes: (!scopes.is_empty()).then_some(scopes) }
+                TokenReach {
+                    vault_ids: Vec::new(),
+                    scopes: (!scopes.is_empty()).then_some(scopes),
+                }
             }
             Caller::Agent(session) => TokenReach {
                 vault_ids: session.claims.vault_ids.iter().copied().map(VaultId).collect(),
