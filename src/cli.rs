@@ -303,7 +303,8 @@ async fn run_replay(
             Until::Time(moment) => moment,
             Until::End | Until::Position(_) => models.last_recorded_at().unwrap_or_else(Utc::now),
         };
-        let Some(reviewed) = projections::access_review::review(&models, vault, &path, at) else {
+        let Some(reviewed) = projections::access_review::review(&models.directory, &models.access, vault, &path, at)
+        else {
             say!("access review of {vault}/{path}: no such vault at that moment");
             return Ok(ExitCode::FAILURE);
         };

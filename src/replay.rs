@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use projections::{ReadModels, Until};
+use projections::{Fold, ReadModels, Until};
 use tokio::sync::mpsc;
 
 use crate::store::{EventStore, StoreError};
@@ -17,8 +17,17 @@ const READ_BATCH: usize = 10_000;
 pub async fn build(
     store: Arc<dyn EventStore>,
     until: Until,
-    mut progress: impl FnMut(u64),
+    progress: impl FnMut(u64),
 ) -> Result<ReadModels, StoreError> {
+    build_into(store, until, progress).await
+}
+
+/// Builds the models `M` (all of them, or a subset such as [`projections::AccessModels`]).
+pub async fn build_into<M: Fold>(
+    store: Arc<dyn EventStore>,
+    until: Until,
+    mut progress: impl FnMut(u64),
+) -> Result<M, StoreError> {
     let (batches, mut received) = mpsc::channel(2);
     let reader = tokio::spawn(async move {
         let mut after = 0;
@@ -40,7 +49,7 @@ pub async fn build(
         }
     });
 
-    let mut models = ReadModels::new();
+    let mut models = M::default();
     while let Some(batch) = received.recv().await {
         let events = batch?;
         for event in events.iter().take_while(|event| until.includes(event)) {

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use domain::authz::{Conditions, Permission, Permissions, Principal};
 use domain::{AgentId, PolicyId, SecretPath, VaultId};
 
-use crate::ReadModels;
+use crate::{Access, Directory};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReviewedAccess {
@@ -22,24 +22,25 @@ pub struct ReviewedAccess {
 /// unless it is an agent that is inactive, expired, bound to other vaults, or whose own
 /// scopes exclude the path. `None` if the vault did not exist.
 pub fn review(
-    models: &ReadModels,
+    directory: &Directory,
+    access: &Access,
     vault: VaultId,
     path: &SecretPath,
     at: DateTime<Utc>,
 ) -> Option<Vec<ReviewedAccess>> {
-    let vault = models.directory.vault(vault)?;
+    let vault = directory.vault(vault)?;
     let mut reviewed = vec![ReviewedAccess {
         principal: vault.created_by,
         permissions: Permissions::READ_WRITE,
         policy_id: None,
         conditions: Conditions::default(),
     }];
-    for granted in models.access.policies_of(vault.id) {
+    for granted in access.policies_of(vault.id) {
         let policy = &granted.policy;
         let reachable = policy.pattern.matches(path)
             && !policy.is_expired_at(at)
             && (policy.grants(Permission::Read) || policy.grants(Permission::Write))
-            && could_present_a_token(models, &policy.principal, vault.id, path, at);
+            && could_present_a_token(directory, &policy.principal, vault.id, path, at);
         if reachable {
             reviewed.push(ReviewedAccess {
                 principal: policy.principal,
@@ -54,7 +55,7 @@ pub fn review(
 
 /// Whether the principal could hold a token that passes the binding and scope layers.
 fn could_present_a_token(
-    models: &ReadModels,
+    directory: &Directory,
     principal: &Principal,
     vault: VaultId,
     path: &SecretPath,
@@ -63,7 +64,7 @@ fn could_present_a_token(
     if principal.is_user() {
         return true;
     }
-    let Some(agent) = models.directory.agent(AgentId(principal.id)) else {
+    let Some(agent) = directory.agent(AgentId(principal.id)) else {
         return false;
     };
     let settings = &agent.settings;

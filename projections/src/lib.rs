@@ -18,7 +18,7 @@ use domain::events::Event;
 pub use access::Access;
 pub use audit::AuditTrail;
 pub use directory::Directory;
-pub use read_models::{ReadModels, Until};
+pub use read_models::{AccessModels, Fold, ReadModels, Until};
 pub use secrets::Secrets;
 pub use stream_catalog::StreamCatalog;
 

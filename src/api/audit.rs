@@ -7,9 +7,9 @@ use chrono::{DateTime, Utc};
 use domain::authz::{Conditions, Permissions, PrincipalType};
 use domain::events::OrgRole;
 use domain::{ActorType, OrgId, PolicyId, SecretPath, VaultId};
-use projections::Until;
 use projections::access_review;
 use projections::audit::{AuditQuery, AuditRecord};
+use projections::{AccessModels, Until};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -191,7 +191,7 @@ pub async fn access_review(
 ) -> Result<Json<AccessReviewResponse>, ApiError> {
     let path = SecretPath::parse(query.path).map_err(|e| ApiError::BadRequest(format!("path: {e}")))?;
     let at = query.at.unwrap_or(session.context.now);
-    let models = crate::replay::build(state.store.clone(), Until::Time(at), |_| {})
+    let models: AccessModels = crate::replay::build_into(state.store.clone(), Until::Time(at), |_| {})
         .await
         .map_err(ApiError::internal)?;
     let not_found = || ApiError::NotFound("vault not found at that moment".into());
@@ -206,7 +206,8 @@ pub async fn access_review(
             "access reviews are for the vault's owner and the org's admins".into(),
         ));
     }
-    let reviewed = access_review::review(&models, query.vault_id, &path, at).ok_or_else(not_found)?;
+    let reviewed =
+        access_review::review(&models.directory, &models.access, query.vault_id, &path, at).ok_or_else(not_found)?;
     let principals = reviewed
         .into_iter()
         .map(|access| ReviewedPrincipal {
