@@ -232,3 +232,36 @@ async fn verify_through_the_api_names_a_tampered_event() {
 fn urlencode(text: &str) -> String {
     text.replace('+', "%2B").replace(':', "%3A")
 }
+
+#[tokio::test]
+async fn verify_through_the_api_names_a_deleted_or_reordered_event() {
+    for tampering in ["DELETE FROM events WHERE position = 2", "reorder"] {
+        let db = TestDb::sqlite();
+        let api = Api::start(&db).await;
+        let human = api.signup("ada@example.com", "correct horse").await;
+        api.call("POST", "/v1/vaults", Some(&human), Some(json!({"name": "prod"})))
+            .await;
+        let store = keyward::store::open(&db.url()).await.unwrap();
+        let events = store.read_all(0, 10).await.unwrap();
+        drop(store);
+        let expected = if tampering == "reorder" {
+            db.execute_sql("UPDATE events SET position = -2 WHERE position = 2")
+                .await;
+            db.execute_sql("UPDATE events SET position = 2 WHERE position = 3")
+                .await;
+            db.execute_sql("UPDATE events SET position = 3 WHERE position = -2")
+                .await;
+            events[2].event_id // the third event now stands second
+        } else {
+            db.execute_sql(tampering).await;
+            events[2].event_id // the successor of the deleted event
+        };
+        let (_, verdict) = api.call("GET", "/v1/audit/verify", Some(&human), None).await;
+        assert_eq!(verdict["chain_valid"], false, "{tampering}: {verdict}");
+        assert_eq!(
+            verdict["broken_at_event_id"],
+            expected.to_string(),
+            "{tampering}: {verdict}"
+        );
+    }
+}
