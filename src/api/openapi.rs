@@ -1,0 +1,530 @@
+//! GET /v1/openapi.json: keyward's own OpenAPI document, cut from the 1claw subset it is
+//! wire-compatible with (`api/1claw-openapi-subset.json`, MIT, 1Claw Contributors).
+//!
+//! Built once, at first request: the operations of `IMPLEMENTED` are kept, the components
+//! no kept operation reaches are dropped, `info` and `servers` describe this server, error
+//! responses carry the media type keyward sends, and keyward's own operations are added.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::LazyLock;
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde_json::{Map, Value, json};
+
+/// The 1claw OpenAPI subset, byte for byte as published.
+const SOURCE: &str = include_str!("../../api/1claw-openapi-subset.json");
+
+/// Every operation keyward routes and documents: (method, OpenAPI path). An entry either
+/// exists in `SOURCE` or is one of keyward's own (`own_paths`). A new endpoint is one line
+/// here; `tests/openapi_fuzz.rs` then checks it is routed and fuzzes it.
+pub const IMPLEMENTED: &[(&str, &str)] = &[
+    ("get", "/v1/health"),
+    ("get", "/v1/openapi.json"),
+    ("post", "/v1/auth/signup"),
+    ("post", "/v1/auth/token"),
+    ("delete", "/v1/auth/token"),
+    ("post", "/v1/auth/refresh"),
+    ("get", "/v1/auth/me"),
+    ("patch", "/v1/auth/me"),
+    ("post", "/v1/auth/change-password"),
+    ("get", "/v1/auth/jwt-public-key"),
+    ("get", "/.well-known/jwks.json"),
+    ("post", "/v1/auth/agent-token"),
+    ("post", "/v1/auth/api-keys"),
+    ("get", "/v1/auth/api-keys"),
+    ("delete", "/v1/auth/api-keys/{key_id}"),
+    ("post", "/v1/auth/api-key-token"),
+    ("post", "/v1/agents"),
+    ("get", "/v1/agents"),
+    ("get", "/v1/agents/me"),
+    ("get", "/v1/agents/{agent_id}"),
+    ("patch", "/v1/agents/{agent_id}"),
+    ("delete", "/v1/agents/{agent_id}"),
+    ("post", "/v1/agents/{agent_id}/rotate-key"),
+    ("get", "/v1/org/members"),
+    ("post", "/v1/authz/explain"),
+    ("get", "/v1/audit/events"),
+    ("get", "/v1/audit/verify"),
+    ("get", "/v1/audit/access-review"),
+    ("post", "/v1/vaults"),
+    ("get", "/v1/vaults"),
+    ("get", "/v1/vaults/{vault_id}"),
+    ("delete", "/v1/vaults/{vault_id}"),
+    ("post", "/v1/vaults/{vault_id}/policies"),
+    ("get", "/v1/vaults/{vault_id}/policies"),
+    ("put", "/v1/vaults/{vault_id}/policies/{policy_id}"),
+    ("delete", "/v1/vaults/{vault_id}/policies/{policy_id}"),
+    ("get", "/v1/vaults/{vault_id}/secrets"),
+    ("put", "/v1/vaults/{vault_id}/secrets/{path}"),
+    ("get", "/v1/vaults/{vault_id}/secrets/{path}"),
+    ("delete", "/v1/vaults/{vault_id}/secrets/{path}"),
+];
+
+const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+
+/// The served document, serialized once.
+static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
+    let source: Value = serde_json::from_str(SOURCE).expect("api/1claw-openapi-subset.json is JSON (unit-tested)");
+    build(&source).to_string()
+});
+
+pub async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], DOCUMENT.as_str())
+}
+
+/// The served document from the 1claw subset.
+fn build(source: &Value) -> Value {
+    let own = own_paths();
+    let mut paths = Map::new();
+    for (method, path) in IMPLEMENTED {
+        let operation = source["paths"][path]
+            .get(method)
+            .or_else(|| own.get(path).and_then(|item| item.get(method)))
+            .cloned();
+        let Some(operation) = operation else { continue };
+        let item = paths
+            .entry(path.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(item) = item {
+            item.insert(method.to_string(), operation);
+        }
+    }
+    // Path-level fields (shared parameters, summaries) of the kept paths come along.
+    for (path, item) in &mut paths {
+        if let (Some(Value::Object(source_item)), Value::Object(item)) = (source["paths"].get(path), item) {
+            for (key, value) in source_item {
+                if !METHODS.contains(&key.as_str()) {
+                    item.insert(key.clone(), value.clone());
+                }
+            }
+        }
+    }
+
+    let mut components = source["components"].as_object().cloned().unwrap_or_default();
+    if let Some(Value::Object(schemas)) = components.get_mut("schemas") {
+        for (name, schema) in own_schemas() {
+            schemas.insert(name.into(), schema);
+        }
+    }
+    let mut paths = Value::Object(paths);
+    let reachable = reachable_components(&paths, &components);
+    for (section, entries) in components.iter_mut() {
+        // securitySchemes are named by `security`, never by $ref: they all stay.
+        if section == "securitySchemes" {
+            continue;
+        }
+        if let Value::Object(entries) = entries {
+            entries.retain(|name, _| reachable.contains(&format!("#/components/{section}/{name}")));
+        }
+    }
+    components.retain(|_, entries| entries.as_object().is_none_or(|e| !e.is_empty()));
+    let mut components = Value::Object(components);
+    problem_media_type(&mut paths);
+    problem_media_type(&mut components);
+
+    let mut document = Map::new();
+    document.insert("openapi".into(), source["openapi"].clone());
+    document.insert(
+        "info".into(),
+        json!({
+            "title": "keyward",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": concat!(
+                "keyward, a self-hosted secrets vault and signing proxy for AI agents. It follows the ",
+                "1claw REST API v1: the operations below are those of the 1claw OpenAPI specification ",
+                "(0.53.2, MIT License, Copyright (c) 2026 1Claw Contributors) that keyward implements, ",
+                "plus keyward's own (tag `keyward`). Every error is RFC 7807 application/problem+json.",
+            ),
+            "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
+        }),
+    );
+    document.insert("servers".into(), json!([{"url": "/"}]));
+    document.insert("paths".into(), paths);
+    document.insert("components".into(), components);
+    if let Some(security) = source.get("security") {
+        document.insert("security".into(), security.clone());
+    }
+    Value::Object(document)
+}
+
+/// The component refs (`#/components/<section>/<name>`) reachable from `root`, following
+/// refs through the components themselves.
+fn reachable_components(root: &Value, components: &Map<String, Value>) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    let mut pending = Vec::new();
+    collect_refs(root, &mut pending);
+    while let Some(reference) = pending.pop() {
+        if !seen.insert(reference.clone()) {
+            continue;
+        }
+        if let Some(target) = resolve(components, &reference) {
+            collect_refs(target, &mut pending);
+        }
+    }
+    seen
+}
+
+fn collect_refs(value: &Value, into: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, value) in map {
+                match (key.as_str(), value) {
+                    ("$ref", Value::String(reference)) => into.push(reference.clone()),
+                    _ => collect_refs(value, into),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| collect_refs(item, into)),
+        _ => {}
+    }
+}
+
+fn resolve<'a>(components: &'a Map<String, Value>, reference: &str) -> Option<&'a Value> {
+    let (section, name) = reference.strip_prefix("#/components/")?.split_once('/')?;
+    components.get(section)?.get(name)
+}
+
+/// The 1claw document lists its RFC 7807 errors as `application/json`; keyward sends them as
+/// `application/problem+json`, and its document says so.
+fn problem_media_type(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::Object(content)) = map.get_mut("content") {
+                let is_problem = content
+                    .get("application/json")
+                    .is_some_and(|media| media["schema"]["$ref"] == "#/components/schemas/ProblemDetails");
+                if is_problem && let Some(media) = content.remove("application/json") {
+                    content.insert("application/problem+json".into(), media);
+                }
+            }
+            map.values_mut().for_each(problem_media_type);
+        }
+        Value::Array(items) => items.iter_mut().for_each(problem_media_type),
+        _ => {}
+    }
+}
+
+/// keyward's own operations, which 1claw does not have, written in the style of the 1claw
+/// document.
+fn own_paths() -> HashMap<&'static str, Value> {
+    let problem = |description: &str| {
+        json!({
+            "description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}}
+        })
+    };
+    HashMap::from([
+        (
+            "/v1/health",
+            json!({
+                "get": {
+                    "tags": ["keyward"],
+                    "summary": "Liveness, and how far the read models have folded the log",
+                    "operationId": "keywardHealth",
+                    "security": [],
+                    "responses": {
+                        "200": {
+                            "description": "The service is up",
+                            "content": {"application/json": {
+                                "schema": {"$ref": "#/components/schemas/KeywardHealthResponse"}
+                            }}
+                        }
+                    }
+                }
+            }),
+        ),
+        (
+            "/v1/openapi.json",
+            json!({
+                "get": {
+                    "tags": ["keyward"],
+                    "summary": "This OpenAPI document",
+                    "operationId": "keywardOpenApi",
+                    "security": [],
+                    "responses": {
+                        "200": {
+                            "description": "The OpenAPI 3.1 document of this server",
+                            "content": {"application/json": {"schema": {"type": "object"}}}
+                        }
+                    }
+                }
+            }),
+        ),
+        (
+            "/v1/authz/explain",
+            json!({
+                "post": {
+                    "tags": ["keyward"],
+                    "summary": "Explain how an access to a secret would be decided",
+                    "operationId": "keywardExplainAccess",
+                    "description": concat!(
+                        "For the humans who manage the vault: runs the same decision as a real request ",
+                        "(vault binding, scope ceiling, policies, owner bypass) for a principal, a path and a ",
+                        "permission, and tells which layer decides and why. Changes nothing and records nothing.\n"
+                    ),
+                    "requestBody": {
+                        "required": true,
+                        "content": {"application/json": {
+                            "schema": {"$ref": "#/components/schemas/KeywardExplainRequest"}
+                        }}
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "The decision",
+                            "content": {"application/json": {
+                                "schema": {"$ref": "#/components/schemas/KeywardDecision"}
+                            }}
+                        },
+                        "400": {"$ref": "#/components/responses/BadRequest"},
+                        "401": {"$ref": "#/components/responses/Unauthorized"},
+                        "403": {"$ref": "#/components/responses/Forbidden"},
+                        "404": {"$ref": "#/components/responses/NotFound"}
+                    }
+                }
+            }),
+        ),
+        (
+            "/v1/audit/access-review",
+            json!({
+                "get": {
+                    "tags": ["keyward"],
+                    "summary": "Who could reach a secret at a moment",
+                    "operationId": "keywardAccessReview",
+                    "description": concat!(
+                        "Every principal that could read or write the secret at `at` (default now), from the ",
+                        "log replayed up to that moment. For the vault's owner and the org's owners and ",
+                        "admins; a vault of another org is 404.\n"
+                    ),
+                    "parameters": [
+                        {"name": "vault_id", "in": "query", "required": true,
+                         "schema": {"type": "string", "format": "uuid"}},
+                        {"name": "path", "in": "query", "required": true, "schema": {"type": "string"},
+                         "description": "Secret path (e.g. \"db/credentials\")"},
+                        {"name": "at", "in": "query", "required": false,
+                         "schema": {"type": "string", "format": "date-time"}}
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The principals with access",
+                            "content": {"application/json": {
+                                "schema": {"$ref": "#/components/schemas/KeywardAccessReviewResponse"}
+                            }}
+                        },
+                        "400": {"$ref": "#/components/responses/BadRequest"},
+                        "401": {"$ref": "#/components/responses/Unauthorized"},
+                        "403": problem("Not the vault's owner nor an owner or admin of the org"),
+                        "404": {"$ref": "#/components/responses/NotFound"}
+                    }
+                }
+            }),
+        ),
+    ])
+}
+
+fn own_schemas() -> Vec<(&'static str, Value)> {
+    let principal_type = json!({"type": "string", "enum": ["user", "agent"]});
+    let permission = json!({"type": "string", "enum": ["read", "write"]});
+    let nullable_uuid = json!({"type": ["string", "null"], "format": "uuid"});
+    vec![
+        (
+            "KeywardHealthResponse",
+            json!({
+                "type": "object",
+                "required": ["status", "version", "log_position"],
+                "properties": {
+                    "status": {"type": "string", "enum": ["ok"]},
+                    "version": {"type": "string", "description": "keyward's version"},
+                    "log_position": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "Position of the last event of the log the read models include"
+                    }
+                }
+            }),
+        ),
+        (
+            "KeywardExplainRequest",
+            json!({
+                "type": "object",
+                "required": ["vault_id", "path", "principal_type", "principal_id", "permission"],
+                "properties": {
+                    "vault_id": {"type": "string", "format": "uuid"},
+                    "path": {"type": "string", "description": "Secret path (e.g. \"db/credentials\")"},
+                    "principal_type": principal_type,
+                    "principal_id": {"type": "string", "format": "uuid"},
+                    "permission": permission,
+                    "client_ip": {
+                        "type": "string",
+                        "description": "The client address to judge ip_allowlists by; the caller's own if absent"
+                    },
+                    "at": {
+                        "type": "string",
+                        "format": "date-time",
+                        "description": "The moment to judge expiry and time windows at; now if absent"
+                    }
+                }
+            }),
+        ),
+        (
+            "KeywardDecision",
+            json!({
+                "type": "object",
+                "required": ["allowed", "layer", "policy_id", "reason"],
+                "properties": {
+                    "allowed": {"type": "boolean"},
+                    "layer": {
+                        "type": "string",
+                        "enum": ["vault_binding", "scope_ceiling", "policy", "owner_bypass"],
+                        "description": "The layer that decided"
+                    },
+                    "policy_id": nullable_uuid,
+                    "reason": {"type": "string"}
+                }
+            }),
+        ),
+        (
+            "KeywardAccessReviewResponse",
+            json!({
+                "type": "object",
+                "required": ["vault_id", "path", "at", "principals"],
+                "properties": {
+                    "vault_id": {"type": "string", "format": "uuid"},
+                    "path": {"type": "string"},
+                    "at": {"type": "string", "format": "date-time"},
+                    "principals": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["principal_type", "principal_id", "permissions", "policy_id"],
+                            "properties": {
+                                "principal_type": principal_type,
+                                "principal_id": {"type": "string", "format": "uuid"},
+                                "permissions": {"type": "array", "items": permission},
+                                "policy_id": nullable_uuid,
+                                "conditions": {"type": "object", "additionalProperties": true}
+                            }
+                        }
+                    }
+                }
+            }),
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source() -> Value {
+        serde_json::from_str(SOURCE).unwrap()
+    }
+
+    fn served() -> Value {
+        serde_json::from_str(&DOCUMENT).unwrap()
+    }
+
+    #[test]
+    fn every_implemented_operation_is_in_the_1claw_spec_or_keywards_own() {
+        let source = source();
+        let own = own_paths();
+        for (method, path) in IMPLEMENTED {
+            assert!(METHODS.contains(method), "{method} {path}: methods are lower case");
+            let in_source = source["paths"][path].get(method).is_some();
+            let in_own = own.get(path).is_some_and(|item| item.get(method).is_some());
+            assert!(
+                in_source ^ in_own,
+                "{method} {path}: must be in api/1claw-openapi-subset.json or keyward's own, exactly one"
+            );
+        }
+        let mut unique = BTreeSet::new();
+        for entry in IMPLEMENTED {
+            assert!(unique.insert(entry), "{entry:?} is listed twice");
+        }
+    }
+
+    #[test]
+    fn every_own_operation_is_listed_and_own_schemas_do_not_shadow_1claws() {
+        for (path, item) in own_paths() {
+            for method in item.as_object().unwrap().keys() {
+                assert!(
+                    IMPLEMENTED.contains(&(method.as_str(), path)),
+                    "{method} {path} is written but not in IMPLEMENTED"
+                );
+            }
+        }
+        let source = source();
+        for (name, _) in own_schemas() {
+            assert!(
+                source["components"]["schemas"].get(name).is_none(),
+                "{name} exists in 1claw's spec"
+            );
+        }
+    }
+
+    #[test]
+    fn the_served_document_holds_exactly_the_implemented_operations() {
+        let document = served();
+        let mut served_ops = BTreeSet::new();
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                if METHODS.contains(&method.as_str()) {
+                    served_ops.insert((method.clone(), path.clone()));
+                }
+            }
+        }
+        let implemented: BTreeSet<_> = IMPLEMENTED
+            .iter()
+            .map(|(method, path)| (method.to_string(), path.to_string()))
+            .collect();
+        assert_eq!(served_ops, implemented);
+        assert_eq!(document["info"]["title"], "keyward");
+        assert_eq!(document["info"]["version"], env!("CARGO_PKG_VERSION"));
+        assert!(document["info"]["description"].as_str().unwrap().contains("1claw"));
+        assert_eq!(document["servers"], json!([{"url": "/"}]));
+        assert_eq!(document["openapi"], "3.1.0");
+        assert_eq!(
+            document["paths"]["/v1/health"]["get"]["responses"]["200"]["content"]["application/json"]["schema"],
+            json!({"$ref": "#/components/schemas/KeywardHealthResponse"})
+        );
+    }
+
+    #[test]
+    fn the_served_document_has_no_dangling_ref_and_no_unused_component() {
+        let document = served();
+        let components = document["components"].as_object().unwrap();
+        let mut refs = Vec::new();
+        collect_refs(&document, &mut refs);
+        assert!(!refs.is_empty());
+        for reference in &refs {
+            assert!(resolve(components, reference).is_some(), "dangling $ref {reference}");
+        }
+        let reachable = reachable_components(&document["paths"], components);
+        for (section, entries) in components {
+            if section == "securitySchemes" {
+                continue;
+            }
+            for name in entries.as_object().unwrap().keys() {
+                let reference = format!("#/components/{section}/{name}");
+                assert!(reachable.contains(&reference), "{reference} is served but unused");
+            }
+        }
+        // The pruning did prune: 1claw's transaction schemas are not keyward's.
+        assert!(components["schemas"].get("SignTransactionRequest").is_none());
+        assert!(components["schemas"].get("VaultResponse").is_some());
+    }
+
+    #[test]
+    fn errors_are_documented_as_problem_json() {
+        let document = served();
+        assert_eq!(
+            document["components"]["responses"]["NotFound"]["content"]["application/problem+json"]["schema"],
+            json!({"$ref": "#/components/schemas/ProblemDetails"})
+        );
+        assert!(
+            !document
+                .to_string()
+                .contains(r##""application/json":{"schema":{"$ref":"#/components/schemas/ProblemDetails"}}"##)
+        );
+    }
+}

@@ -1,0 +1,88 @@
+"""schemathesis hooks for tests/openapi_fuzz.rs (loaded through SCHEMATHESIS_HOOKS).
+
+Authentication: every request carries a bearer token of the user the Rust test signed up
+(KEYWARD_FUZZ_BASE_URL, KEYWARD_FUZZ_EMAIL, KEYWARD_FUZZ_PASSWORD). DELETE /v1/auth/token
+revokes the token it is called with, so it gets a fresh one of its own each time; every
+other operation shares one session token, logged in again if a 401 says it was revoked.
+
+Checks, on top of schemathesis's not_a_server_error:
+- errors_are_problem_json: every 4xx/5xx is RFC 7807 application/problem+json with string
+  type/title/detail and the response's status, as keyward promises.
+"""
+
+import json
+import os
+
+import requests
+import schemathesis
+
+BASE_URL = os.environ["KEYWARD_FUZZ_BASE_URL"].rstrip("/")
+EMAIL = os.environ["KEYWARD_FUZZ_EMAIL"]
+PASSWORD = os.environ["KEYWARD_FUZZ_PASSWORD"]
+
+
+def _login():
+    response = requests.post(
+        f"{BASE_URL}/v1/auth/token", json={"email": EMAIL, "password": PASSWORD}, timeout=10
+    )
+    if response.status_code != 200:
+        raise RuntimeError(f"fuzz hooks: login failed: {response.status_code} {response.text}")
+    return response.json()["access_token"]
+
+
+def _set_bearer(case, token):
+    if case.headers is None:
+        case.headers = {}
+    case.headers["Authorization"] = f"Bearer {token}"
+
+
+@schemathesis.auth(refresh_interval=None).apply_to(method="DELETE", path="/v1/auth/token")
+class ThrowawayToken:
+    """A token that the call about to be made may revoke."""
+
+    def get(self, case, ctx):
+        return _login()
+
+    def set(self, case, data, ctx):
+        _set_bearer(case, data)
+
+
+@schemathesis.auth().skip_for(method="DELETE", path="/v1/auth/token")
+class SessionToken:
+    def get(self, case, ctx):
+        return _login()
+
+    def set(self, case, data, ctx):
+        _set_bearer(case, data)
+
+
+def _content_type(response):
+    for name, values in response.headers.items():
+        if name.lower() == "content-type":
+            return values[0] if isinstance(values, list) else values
+    return None
+
+
+def _describe(case, response):
+    return f"{case.method} {case.formatted_path} -> {response.status_code} {_content_type(response)}: {response.text[:500]}"
+
+
+@schemathesis.check
+def errors_are_problem_json(ctx, response, case):
+    if response.status_code < 400:
+        return None
+    content_type = _content_type(response)
+    if content_type != "application/problem+json":
+        raise AssertionError(f"error is not application/problem+json: {_describe(case, response)}")
+    try:
+        body = json.loads(response.content)
+    except ValueError as error:
+        raise AssertionError(f"problem+json body does not parse ({error}): {_describe(case, response)}")
+    if not isinstance(body, dict):
+        raise AssertionError(f"problem+json body is not an object: {_describe(case, response)}")
+    for field in ("type", "title", "detail"):
+        if not isinstance(body.get(field), str):
+            raise AssertionError(f"problem+json lacks a string {field!r}: {_describe(case, response)}")
+    if body.get("status") != response.status_code:
+        raise AssertionError(f"problem+json status is not the response's: {_describe(case, response)}")
+    return None
