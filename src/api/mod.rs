@@ -8,6 +8,7 @@ mod auth;
 mod explain;
 mod extract;
 mod health;
+mod openapi;
 mod org;
 mod policies;
 mod problem;
@@ -48,6 +49,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/health", get(health::health))
+        .route("/v1/openapi.json", get(openapi::openapi))
         .route("/v1/auth/signup", post(auth::signup))
         .route("/v1/auth/token", post(auth::login).delete(auth::logout))
         .route("/v1/auth/refresh", post(auth::refresh))
