@@ -84,6 +84,19 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/vaults/{vault_id}/secrets", get(secrets::list))
         .route(
+            "/v1/vaults/{vault_id}/secret-versions/{*path}",
+            get(secrets::list_versions),
+        )
+        .route(
+            "/v1/vaults/{vault_id}/secret-version/{*path}",
+            get(secrets::get_version),
+        )
+        .route(
+            "/v1/vaults/{vault_id}/secret-version-disable/{*path}",
+            post(secrets::disable_version),
+        )
+        .route("/v1/vaults/{vault_id}/secret-rotate/{*path}", post(secrets::rotate))
+        .route(
             "/v1/vaults/{vault_id}/secrets/{*path}",
             axum::routing::put(secrets::put)
                 .get(secrets::get)

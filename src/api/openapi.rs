@@ -59,6 +59,10 @@ pub const IMPLEMENTED: &[(&str, &str)] = &[
     ("put", "/v1/vaults/{vault_id}/secrets/{path}"),
     ("get", "/v1/vaults/{vault_id}/secrets/{path}"),
     ("delete", "/v1/vaults/{vault_id}/secrets/{path}"),
+    ("get", "/v1/vaults/{vault_id}/secret-versions/{path}"),
+    ("get", "/v1/vaults/{vault_id}/secret-version/{path}/{version}"),
+    ("post", "/v1/vaults/{vault_id}/secret-version-disable/{path}/{version}"),
+    ("post", "/v1/vaults/{vault_id}/secret-rotate/{path}"),
 ];
 
 const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
