@@ -16,6 +16,7 @@ use crate::auth::{SigningKeys, TOKEN_AUDIENCE, TokenIssuer};
 use crate::commands::Commands;
 use crate::config::{self, Config};
 use crate::crypto::{Envelope, KeyTable, MasterKey};
+use crate::mail::Mailer;
 use crate::store::{self, EventStore};
 use crate::{api, bench, projector::Projector, replay, verify};
 
@@ -199,6 +200,7 @@ async fn serve(config: Config, store: Arc<dyn EventStore>) -> anyhow::Result<Exi
         .context("cannot open the key table")?;
     let envelope = Arc::new(Envelope::new(master_key, key_table));
     let commands = Commands::new(store.clone(), projector.clone());
+    let mailer = Mailer::start(&config, commands.clone(), projector.clone()).context("cannot set up mail")?;
     let config = Arc::new(config);
     let app = api::router(api::AppState {
         config,
@@ -207,6 +209,8 @@ async fn serve(config: Config, store: Arc<dyn EventStore>) -> anyhow::Result<Exi
         commands,
         tokens,
         envelope,
+        mailer,
+        limits: Arc::new(api::RateLimits::default()),
     });
     axum::serve(
         listener,

@@ -11,6 +11,7 @@ use url::Url;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_DATA_DIR: &str = "./data";
+const DEFAULT_MAIL_FROM: &str = "keyward <keyward@localhost>";
 
 /// One EVM chain the Intents module may sign for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +50,25 @@ struct ConfigFile {
     admins: Option<Vec<String>>,
     chains: Option<Vec<ChainConfig>>,
     trusted_proxies: Option<Vec<String>>,
+    smtp_url: Option<String>,
+    mail_from: Option<String>,
+}
+
+/// Where emails go: an SMTP server (`smtp://` plain or STARTTLS with `?tls=required`,
+/// `smtps://` TLS), with any credentials in the URL, which never reach a log.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SmtpUrl(Url);
+
+impl SmtpUrl {
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl std::fmt::Debug for SmtpUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&redacted(self.0.as_str()))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +82,11 @@ pub struct Config {
     pub chains: Vec<ChainConfig>,
     /// Peers whose X-Forwarded-For header is believed (load balancers, reverse proxies).
     pub trusted_proxies: Vec<IpNet>,
+    /// Without an SMTP server, every email is written as an .eml file under
+    /// `<data_dir>/outbox/`.
+    pub smtp_url: Option<SmtpUrl>,
+    /// The sender of keyward's emails, `Name <address>` or a bare address.
+    pub mail_from: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -171,6 +196,28 @@ impl Config {
             })
             .collect::<Result<Vec<_>, _>>()?;
 
+        let smtp_url = overridden("smtp_url", file.smtp_url)
+            .map(|text| {
+                Url::parse(&text)
+                    .ok()
+                    .filter(|url| matches!(url.scheme(), "smtp" | "smtps") && url.host_str().is_some())
+                    .map(SmtpUrl)
+                    .ok_or_else(|| {
+                        invalid(
+                            "smtp_url",
+                            format!("{:?} is not an smtp:// or smtps:// URL with a host", redacted(&text)),
+                        )
+                    })
+            })
+            .transpose()?;
+        let mail_from = overridden("mail_from", file.mail_from).unwrap_or_else(|| DEFAULT_MAIL_FROM.into());
+        if mail_from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(invalid(
+                "mail_from",
+                format!("{mail_from:?} is not a mailbox such as \"keyward <keyward@example.com>\""),
+            ));
+        }
+
         Ok(Config {
             listen,
             database_url,
@@ -179,6 +226,8 @@ impl Config {
             admins,
             chains,
             trusted_proxies,
+            smtp_url,
+            mail_from,
         })
     }
 
@@ -219,14 +268,14 @@ pub fn parse_net(text: &str) -> Option<IpNet> {
         .or_else(|| text.parse::<IpAddr>().ok().map(IpNet::from))
 }
 
-/// A database URL fit for messages and logs: any password replaced by `***`.
-pub fn redacted(database_url: &str) -> String {
-    match Url::parse(database_url) {
+/// A database or SMTP URL fit for messages and logs: any password replaced by `***`.
+pub fn redacted(url_text: &str) -> String {
+    match Url::parse(url_text) {
         Ok(mut url) if url.password().is_some() => {
             let _ = url.set_password(Some("***"));
             url.to_string()
         }
-        _ => database_url.to_owned(),
+        _ => url_text.to_owned(),
     }
 }
 

@@ -144,10 +144,7 @@ async fn acknowledged_requests_survive_kill_9_of_the_server(db: TestDb) {
         ("KEYWARD_PUBLIC_URL", "http://keyward.test".to_owned()),
     ];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let api = common::Api {
-        client: reqwest::Client::new(),
-        server: Server::start(&env).await,
-    };
+    let api = common::Api::new(Server::start(&env).await, data_dir.path().to_owned());
     let token = api.signup("ada@example.com", "correct horse").await;
 
     let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
@@ -191,10 +188,7 @@ async fn acknowledged_requests_survive_kill_9_of_the_server(db: TestDb) {
 
     let (code, stdout, _) = run_keyward(&["verify"], &[("KEYWARD_DATABASE_URL", &db.url())]);
     assert_eq!(code, 0, "{stdout}");
-    let restarted = common::Api {
-        client: reqwest::Client::new(),
-        server: Server::start(&env).await,
-    };
+    let restarted = common::Api::new(Server::start(&env).await, data_dir.path().to_owned());
     let (status, listed) = restarted.call("GET", "/v1/vaults", Some(&token), None).await;
     assert_eq!(status, reqwest::StatusCode::OK);
     let listed: std::collections::HashSet<&str> = listed["vaults"]

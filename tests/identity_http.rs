@@ -4,7 +4,7 @@
 mod common;
 
 use common::{Api, Server, TestDb};
-use reqwest::{Client, StatusCode};
+use reqwest::StatusCode;
 use serde_json::json;
 
 #[tokio::test]
@@ -296,10 +296,7 @@ async fn a_restarted_service_answers_the_same_from_the_log_alone() {
         }
         answers
     };
-    let first = Api {
-        client: Client::new(),
-        server: Server::start(&env).await,
-    };
+    let first = Api::new(Server::start(&env).await, data_dir.path().to_owned());
     let token = first.signup("ada@example.com", "correct horse").await;
     first
         .call("POST", "/v1/vaults", Some(&token), Some(json!({"name": "prod"})))
@@ -314,10 +311,7 @@ async fn a_restarted_service_answers_the_same_from_the_log_alone() {
         .await;
     let before = answers(first, token.clone()).await;
 
-    let restarted = Api {
-        client: Client::new(),
-        server: Server::start(&env).await,
-    };
+    let restarted = Api::new(Server::start(&env).await, data_dir.path().to_owned());
     assert_eq!(answers(restarted, token).await, before);
 }
 

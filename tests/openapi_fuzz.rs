@@ -175,10 +175,7 @@ async fn schemathesis_finds_no_server_error_and_only_problem_json_errors() {
         server_log.reopen().unwrap(),
     )
     .await;
-    let api = Api {
-        client: reqwest::Client::new(),
-        server,
-    };
+    let api = Api::new(server, data_dir.path().to_owned());
     api.signup(EMAIL, PASSWORD).await;
     let operations = documented_operations(&api).await.len();
 

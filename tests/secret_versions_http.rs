@@ -635,10 +635,10 @@ async fn a_rotated_value_is_nowhere_at_rest_and_versions_survive_a_restart() {
     };
     let (stderr, vars) = env(&log_file);
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let api = Api {
-        client: reqwest::Client::new(),
-        server: Server::start_with_stderr(&vars, stderr).await,
-    };
+    let api = Api::new(
+        Server::start_with_stderr(&vars, stderr).await,
+        data_dir.path().to_owned(),
+    );
     let world = world(&api).await;
     let human = world.human.as_str();
     let (status, _) = api
@@ -681,10 +681,10 @@ async fn a_rotated_value_is_nowhere_at_rest_and_versions_survive_a_restart() {
 
     let (stderr, vars) = env(&data_dir.path().join("second.log"));
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let api = Api {
-        client: reqwest::Client::new(),
-        server: Server::start_with_stderr(&vars, stderr).await,
-    };
+    let api = Api::new(
+        Server::start_with_stderr(&vars, stderr).await,
+        data_dir.path().to_owned(),
+    );
     let (status, login) = api
         .call(
             "POST",

@@ -319,14 +319,8 @@ async fn revocation_through_one_replica_is_refused_by_another() {
         ("KEYWARD_PUBLIC_URL", "http://keyward.test".to_owned()),
     ];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let first = Api {
-        client: reqwest::Client::new(),
-        server: Server::start(&env).await,
-    };
-    let second = Api {
-        client: reqwest::Client::new(),
-        server: Server::start(&env).await,
-    };
+    let first = Api::new(Server::start(&env).await, data_dir.path().to_owned());
+    let second = Api::new(Server::start(&env).await, data_dir.path().to_owned());
     let world = world(&first, json!({"name": "bot"})).await;
     let policy = grant(&first, &world, "api-keys/*", json!({})).await;
     let token = agent_token(&first, &world).await;
@@ -471,10 +465,7 @@ async fn no_plaintext_at_rest_and_deleted_values_are_unrecoverable() {
             stderr,
         )
         .await;
-        let api = Api {
-            client: reqwest::Client::new(),
-            server,
-        };
+        let api = Api::new(server, data_dir.path().to_owned());
         let human = api.signup("ada@example.com", "correct horse").await;
         let (_, vault) = api
             .call("POST", "/v1/vaults", Some(&human), Some(json!({"name": "prod"})))

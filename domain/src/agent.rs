@@ -44,6 +44,24 @@ pub struct AgentSettings {
 }
 
 impl AgentSettings {
+    /// An agent with a name and nothing else: no scopes, no vault binding, no intents.
+    /// Without policies, such an agent can read nothing.
+    pub fn named(name: String, description: Option<String>) -> Self {
+        Self {
+            name,
+            description,
+            scopes: Vec::new(),
+            vault_ids: Vec::new(),
+            token_ttl_seconds: None,
+            intents_api_enabled: false,
+            expires_at: None,
+            tx_to_allowlist: Vec::new(),
+            tx_max_value: None,
+            tx_daily_limit: None,
+            tx_allowed_chains: Vec::new(),
+        }
+    }
+
     /// Checks what a request cannot express in types alone.
     pub fn validated(mut self) -> Result<Self, DomainError> {
         let invalid = |message: String| Err(DomainError::Invalid(message));

@@ -39,6 +39,9 @@ pub enum DomainError {
     /// It existed but is no longer available: expired, or used up (HTTP 410).
     #[error("{0}")]
     Gone(String),
+    /// Allowed again, but not yet: a cooldown is running (HTTP 429 with Retry-After).
+    #[error("too soon; retry in {retry_after_seconds} s")]
+    TooSoon { retry_after_seconds: u64 },
 }
 
 /// Streams are named `<category>-<id>`; every id keyward generates is a UUID or a hex

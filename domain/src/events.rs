@@ -9,7 +9,8 @@ use crate::agent::{AgentKey, AgentSettings};
 use crate::authz::{Policy, Principal};
 use crate::email::Email;
 use crate::event::{Metadata, NewEvent, RecordedEvent};
-use crate::ids::{AgentId, ApiKeyId, OrgId, PolicyId, SecretId, UserId, VaultId};
+use crate::ids::{AgentId, ApiKeyId, EnrollmentId, MailId, OrgId, PolicyId, SecretId, UserId, VaultId};
+use crate::mail::MailKind;
 use crate::secret::{Sealed, SecretType};
 use crate::secret_path::SecretPath;
 
@@ -97,6 +98,16 @@ event_vocabulary!(
     AgentDeactivated = "agent.deactivated",
     /// An agent exchanged its API key for a token (audit `auth.success`).
     AgentAuthenticated = "agent.authenticated",
+    /// An agent with no credentials asked to join the organization of a human.
+    EnrollmentRequested = "enrollment.requested",
+    /// A human allowed the enrollment; the agent is registered in the same append.
+    EnrollmentApproved = "enrollment.approved",
+    EnrollmentDenied = "enrollment.denied",
+    /// An email is due; its body is not kept (it can carry an API key).
+    MailQueued = "mail.queued",
+    MailSent = "mail.sent",
+    /// An email could not be sent, after every retry or because keyward stopped first.
+    MailFailed = "mail.failed",
 );
 
 impl Event {
@@ -341,6 +352,53 @@ pub struct AgentAuthenticated {
     pub agent_id: AgentId,
     /// The key that was presented, by id: its rotation generation.
     pub key_id: Uuid,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollmentRequested {
+    pub enrollment_id: EnrollmentId,
+    /// The name and description the agent asked for, validated; no access at all.
+    pub settings: AgentSettings,
+    pub human_email: Option<Email>,
+    /// SHA-256 of the code in the approval link.
+    pub code_hash: String,
+    pub requested_from: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollmentApproved {
+    pub enrollment_id: EnrollmentId,
+    pub org_id: OrgId,
+    pub approved_by: UserId,
+    pub agent_id: AgentId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollmentDenied {
+    pub enrollment_id: EnrollmentId,
+    pub denied_by: UserId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailQueued {
+    pub mail_id: MailId,
+    pub to: Email,
+    pub kind: MailKind,
+    pub subject: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailSent {
+    pub mail_id: MailId,
+    pub attempts: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailFailed {
+    pub mail_id: MailId,
+    pub attempts: u32,
+    pub error: String,
 }
 
 #[cfg(test)]

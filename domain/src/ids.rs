@@ -59,7 +59,10 @@ uuid_id!(
     SecretId,
     PolicyId,
     ShareId,
+    /// An agent's request to join an organization, pending a human's decision.
     EnrollmentId,
+    /// One email keyward sends.
+    MailId,
     /// A personal API key of a user.
     ApiKeyId,
 );

@@ -231,6 +231,42 @@ fn describe(event: &Event) -> (&'static str, &'static str, String, Value) {
             json!({"key_prefix": e.key.key_prefix}),
         ),
         Event::AgentDeactivated(e) => ("agent.deactivate", "agent", e.agent_id.to_string(), json!({})),
+        Event::EnrollmentRequested(e) => (
+            "agent.enroll",
+            "enrollment",
+            e.enrollment_id.to_string(),
+            json!({"name": e.settings.name, "human_email": e.human_email, "requested_from": e.requested_from}),
+        ),
+        Event::EnrollmentApproved(e) => (
+            "agent.enroll_approve",
+            "enrollment",
+            e.enrollment_id.to_string(),
+            json!({"agent_id": e.agent_id, "approved_by": e.approved_by}),
+        ),
+        Event::EnrollmentDenied(e) => (
+            "agent.enroll_deny",
+            "enrollment",
+            e.enrollment_id.to_string(),
+            json!({"denied_by": e.denied_by}),
+        ),
+        Event::MailQueued(e) => (
+            "mail.queue",
+            "mail",
+            e.mail_id.to_string(),
+            json!({"to": e.to, "kind": e.kind, "subject": e.subject}),
+        ),
+        Event::MailSent(e) => (
+            "mail.send",
+            "mail",
+            e.mail_id.to_string(),
+            json!({"attempts": e.attempts}),
+        ),
+        Event::MailFailed(e) => (
+            "mail.failure",
+            "mail",
+            e.mail_id.to_string(),
+            json!({"attempts": e.attempts, "error": e.error}),
+        ),
     }
 }
 

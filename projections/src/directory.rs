@@ -282,7 +282,13 @@ impl DomainModel for Directory {
             | Event::SecretRead(_)
             | Event::SecretReadDenied(_)
             | Event::SecretDeleted(_)
-            | Event::SecretVersionDisabled(_) => {}
+            | Event::SecretVersionDisabled(_)
+            | Event::EnrollmentRequested(_)
+            | Event::EnrollmentApproved(_)
+            | Event::EnrollmentDenied(_)
+            | Event::MailQueued(_)
+            | Event::MailSent(_)
+            | Event::MailFailed(_) => {}
         }
     }
 }

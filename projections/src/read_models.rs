@@ -5,7 +5,7 @@ use domain::RecordedEvent;
 
 use domain::events::Event;
 
-use crate::{Access, AuditTrail, Directory, DomainModel, ReadModel, Secrets, StreamCatalog};
+use crate::{Access, AuditTrail, Directory, DomainModel, Enrollments, Outbox, ReadModel, Secrets, StreamCatalog};
 
 /// How far into the log a build goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +86,8 @@ pub struct ReadModels {
     pub directory: Directory,
     pub access: Access,
     pub secrets: Secrets,
+    pub enrollments: Enrollments,
+    pub outbox: Outbox,
     pub audit: AuditTrail,
 }
 
@@ -114,6 +116,8 @@ impl ReadModels {
                 self.directory.apply(event, &decoded);
                 self.access.apply(event, &decoded);
                 self.secrets.apply(event, &decoded);
+                self.enrollments.apply(event, &decoded);
+                self.outbox.apply(event, &decoded);
                 self.audit.apply(event, &decoded);
             }
             Some(Err(_)) => self.undecodable += 1,

@@ -151,8 +151,8 @@ impl From<&Agent> for AgentResponse {
 
 #[derive(Serialize)]
 pub struct AgentCreatedResponse {
-    agent: AgentResponse,
-    api_key: String,
+    pub(super) agent: AgentResponse,
+    pub(super) api_key: String,
 }
 
 #[derive(Serialize)]
@@ -161,7 +161,7 @@ pub struct AgentListResponse {
 }
 
 /// A fresh agent key: the plaintext for the one response that shows it, the rest to keep.
-fn new_key() -> Result<(ApiKey, AgentKey), ApiError> {
+pub(super) fn new_key() -> Result<(ApiKey, AgentKey), ApiError> {
     let key = ApiKey::generate(ApiKeyKind::Agent).map_err(ApiError::internal)?;
     let kept = AgentKey {
         key_id: Uuid::now_v7(),
@@ -180,20 +180,7 @@ pub async fn create(
         .name
         .clone()
         .ok_or_else(|| ApiError::BadRequest("name is required".into()))?;
-    let base = AgentSettings {
-        name,
-        description: None,
-        scopes: Vec::new(),
-        vault_ids: Vec::new(),
-        token_ttl_seconds: None,
-        intents_api_enabled: false,
-        expires_at: None,
-        tx_to_allowlist: Vec::new(),
-        tx_max_value: None,
-        tx_daily_limit: None,
-        tx_allowed_chains: Vec::new(),
-    };
-    let settings = request.settings(base, &state, session.user.org_id)?;
+    let settings = request.settings(AgentSettings::named(name, None), &state, session.user.org_id)?;
     let (key, kept) = new_key()?;
     let agent_id = AgentId::new();
     let change = agent::register(agent::RegisterAgent {

@@ -13,7 +13,7 @@ use domain::change::{Change, DomainError};
 use domain::email::Email;
 use domain::events::{AuthMethod, AuthenticationFailed, OrgRole, UserAuthenticated};
 use domain::user::{self, User};
-use domain::{ActorType, ExpectedVersion, OrgId, StreamId, UserId};
+use domain::{ActorType, ExpectedVersion, Metadata, OrgId, StreamId, UserId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -93,20 +93,71 @@ pub struct SessionTokens {
     refresh_token: Zeroizing<String>,
 }
 
-/// Email and password for a token. Every failure is the same 401, after the same amount
-/// of hashing work, so neither the answer nor its timing says whether the email exists.
+/// Email and password for a token.
 pub async fn login(
     State(state): State<AppState>,
     context: RequestContext,
     Body(request): Body<LoginRequest>,
 ) -> Result<Json<SessionTokens>, ApiError> {
-    let user = Email::parse(&request.email).ok().and_then(|email| {
+    let user = verify_credentials(&state, &context, &request.email, request.password).await?;
+    let (refresh_token, refresh_hash) = new_refresh_token()?;
+    let changes = vec![
+        signed_in(&user),
+        user::issue_refresh_token(user.id, Uuid::now_v7(), refresh_hash, context.now + REFRESH_TTL),
+    ];
+    state.commands.execute(changes, &user_metadata(&context, &user)).await?;
+    let (access_token, expires_in) = issue_session(&state, user.id, user.org_id, context.now)?;
+    Ok(Json(SessionTokens {
+        access_token,
+        token_type: "Bearer",
+        expires_in,
+        refresh_token,
+    }))
+}
+
+/// Signs a human in from a web page: their session token, to be kept in a cookie.
+pub(crate) async fn page_sign_in(
+    state: &AppState,
+    context: &RequestContext,
+    email: &str,
+    password: String,
+) -> Result<(String, i64), ApiError> {
+    let user = verify_credentials(state, context, email, password).await?;
+    state
+        .commands
+        .execute(vec![signed_in(&user)], &user_metadata(context, &user))
+        .await?;
+    issue_session(state, user.id, user.org_id, context.now)
+}
+
+fn signed_in(user: &User) -> Change {
+    let authenticated = UserAuthenticated {
+        user_id: user.id,
+        method: AuthMethod::Password,
+    };
+    Change::new(user::user_stream(user.id), ExpectedVersion::Any, authenticated)
+}
+
+fn user_metadata(context: &RequestContext, user: &User) -> Metadata {
+    context.metadata(ActorType::User, Some(user.id.to_string()), Some(user.org_id))
+}
+
+/// The account these credentials belong to. Every failure is the same 401, audited, after
+/// the same amount of hashing work, so neither the answer nor its timing says whether the
+/// email exists.
+async fn verify_credentials(
+    state: &AppState,
+    context: &RequestContext,
+    email: &str,
+    password: String,
+) -> Result<User, ApiError> {
+    let user = Email::parse(email).ok().and_then(|email| {
         state
             .projector
             .read(|models| models.directory.user_by_email(&email).cloned())
     });
     let verified = match &user {
-        Some(user) => verify_password(request.password, user.password_hash.clone()).await?,
+        Some(user) => verify_password(password, user.password_hash.clone()).await?,
         None => {
             tokio::task::spawn_blocking(auth::dummy_verify)
                 .await
@@ -115,26 +166,7 @@ pub async fn login(
         }
     };
     match user {
-        Some(user) if verified => {
-            let metadata = context.metadata(ActorType::User, Some(user.id.to_string()), Some(user.org_id));
-            let authenticated = UserAuthenticated {
-                user_id: user.id,
-                method: AuthMethod::Password,
-            };
-            let (refresh_token, refresh_hash) = new_refresh_token()?;
-            let changes = vec![
-                Change::new(user::user_stream(user.id), ExpectedVersion::Any, authenticated),
-                user::issue_refresh_token(user.id, Uuid::now_v7(), refresh_hash, context.now + REFRESH_TTL),
-            ];
-            state.commands.execute(changes, &metadata).await?;
-            let (access_token, expires_in) = issue_session(&state, user.id, user.org_id, context.now)?;
-            Ok(Json(SessionTokens {
-                access_token,
-                token_type: "Bearer",
-                expires_in,
-                refresh_token,
-            }))
-        }
+        Some(user) if verified => Ok(user),
         user => {
             let reason = if user.is_some() {
                 "wrong password"
@@ -142,14 +174,7 @@ pub async fn login(
                 "unknown email"
             };
             let principal = user.as_ref().map(|user| Principal::user(user.id));
-            record_failure(
-                &state,
-                &context,
-                principal,
-                user.as_ref().map(|user| user.org_id),
-                reason,
-            )
-            .await?;
+            record_failure(state, context, principal, user.as_ref().map(|user| user.org_id), reason).await?;
             Err(ApiError::Unauthorized)
         }
     }

@@ -4,16 +4,18 @@
 mod agents;
 mod api_keys;
 mod audit;
-mod auth;
+pub(crate) mod auth;
+pub(crate) mod enrollments;
 mod explain;
-mod extract;
+pub(crate) mod extract;
 mod health;
 mod openapi;
 mod org;
 mod policies;
 mod problem;
+mod rate_limit;
 mod secrets;
-mod session;
+pub(crate) mod session;
 mod vaults;
 
 use std::sync::Arc;
@@ -25,11 +27,13 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 pub use problem::{ApiError, Problem};
+pub use rate_limit::RateLimits;
 
 use crate::auth::TokenIssuer;
 use crate::commands::Commands;
 use crate::config::Config;
 use crate::crypto::Envelope;
+use crate::mail::Mailer;
 use crate::projector::Projector;
 use crate::store::EventStore;
 
@@ -44,6 +48,8 @@ pub struct AppState {
     pub commands: Commands,
     pub tokens: Arc<TokenIssuer>,
     pub envelope: Arc<Envelope>,
+    pub mailer: Mailer,
+    pub limits: Arc<RateLimits>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -63,6 +69,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/auth/api-key-token", post(api_keys::token))
         .route("/v1/agents", post(agents::create).get(agents::list))
         .route("/v1/agents/me", get(agents::me))
+        .route("/v1/agents/enroll", post(enrollments::enroll))
+        .route("/v1/agents/enrollments", get(enrollments::list))
+        .route(
+            "/v1/agents/enrollments/{enrollment_id}/approve",
+            post(enrollments::approve),
+        )
+        .route("/v1/agents/enrollments/{enrollment_id}/deny", post(enrollments::deny))
         .route(
             "/v1/agents/{agent_id}",
             get(agents::get)
@@ -106,6 +119,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/vaults/{vault_id}/policies/{policy_id}",
             axum::routing::put(policies::update).delete(policies::delete),
         )
+        .merge(crate::web::routes())
         .fallback(problem::not_found)
         .method_not_allowed_fallback(problem::method_not_allowed)
         .with_state(state)

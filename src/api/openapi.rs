@@ -42,6 +42,10 @@ pub const IMPLEMENTED: &[(&str, &str)] = &[
     ("patch", "/v1/agents/{agent_id}"),
     ("delete", "/v1/agents/{agent_id}"),
     ("post", "/v1/agents/{agent_id}/rotate-key"),
+    ("post", "/v1/agents/enroll"),
+    ("get", "/v1/agents/enrollments"),
+    ("post", "/v1/agents/enrollments/{enrollment_id}/approve"),
+    ("post", "/v1/agents/enrollments/{enrollment_id}/deny"),
     ("get", "/v1/org/members"),
     ("post", "/v1/authz/explain"),
     ("get", "/v1/audit/events"),
@@ -323,14 +327,138 @@ fn own_paths() -> HashMap<&'static str, Value> {
                 }
             }),
         ),
+        (
+            "/v1/agents/enrollments",
+            json!({
+                "get": {
+                    "tags": ["keyward"],
+                    "summary": "Agent enrollments of your organization",
+                    "operationId": "keywardListEnrollments",
+                    "description": concat!(
+                        "Enrollments that name a member of the caller's organization by email, and those ",
+                        "approved into it; newest first. Pending ones expire 24 hours after the request.\n"
+                    ),
+                    "responses": {
+                        "200": {
+                            "description": "The enrollments",
+                            "content": {"application/json": {
+                                "schema": {"$ref": "#/components/schemas/KeywardEnrollmentList"}
+                            }}
+                        },
+                        "401": {"$ref": "#/components/responses/Unauthorized"},
+                        "403": {"$ref": "#/components/responses/Forbidden"}
+                    }
+                }
+            }),
+        ),
+        (
+            "/v1/agents/enrollments/{enrollment_id}/approve",
+            json!({
+                "post": {
+                    "tags": ["keyward"],
+                    "summary": "Approve an agent's enrollment",
+                    "operationId": "keywardApproveEnrollment",
+                    "description": concat!(
+                        "Registers the agent in the caller's organization with no access (no policies, no ",
+                        "scopes). The API key is in this response, once, and is also emailed to the caller. ",
+                        "A second decision on the same enrollment is 409; an expired one is 410.\n"
+                    ),
+                    "parameters": [enrollment_id_parameter()],
+                    "responses": {
+                        "200": {
+                            "description": "The agent and its one-time API key",
+                            "content": {"application/json": {
+                                "schema": {"$ref": "#/components/schemas/AgentCreatedResponse"}
+                            }}
+                        },
+                        "400": {"$ref": "#/components/responses/BadRequest"},
+                        "401": {"$ref": "#/components/responses/Unauthorized"},
+                        "403": {"$ref": "#/components/responses/Forbidden"},
+                        "404": {"$ref": "#/components/responses/NotFound"},
+                        "409": {"$ref": "#/components/responses/Conflict"},
+                        "410": problem("The enrollment expired")
+                    }
+                }
+            }),
+        ),
+        (
+            "/v1/agents/enrollments/{enrollment_id}/deny",
+            json!({
+                "post": {
+                    "tags": ["keyward"],
+                    "summary": "Deny an agent's enrollment",
+                    "operationId": "keywardDenyEnrollment",
+                    "parameters": [enrollment_id_parameter()],
+                    "responses": {
+                        "200": {
+                            "description": "Denied; no agent was created",
+                            "content": {"application/json": {
+                                "schema": {"$ref": "#/components/schemas/KeywardEnrollmentDenied"}
+                            }}
+                        },
+                        "400": {"$ref": "#/components/responses/BadRequest"},
+                        "401": {"$ref": "#/components/responses/Unauthorized"},
+                        "403": {"$ref": "#/components/responses/Forbidden"},
+                        "404": {"$ref": "#/components/responses/NotFound"},
+                        "409": {"$ref": "#/components/responses/Conflict"},
+                        "410": problem("The enrollment expired")
+                    }
+                }
+            }),
+        ),
     ])
+}
+
+fn enrollment_id_parameter() -> Value {
+    json!({"name": "enrollment_id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}})
 }
 
 fn own_schemas() -> Vec<(&'static str, Value)> {
     let principal_type = json!({"type": "string", "enum": ["user", "agent"]});
     let permission = json!({"type": "string", "enum": ["read", "write"]});
     let nullable_uuid = json!({"type": ["string", "null"], "format": "uuid"});
+    let enrollment_status = json!({"type": "string", "enum": ["pending", "approved", "denied", "expired"]});
     vec![
+        (
+            "KeywardEnrollment",
+            json!({
+                "type": "object",
+                "required": ["id", "name", "status", "requested_from", "created_at", "expires_at"],
+                "properties": {
+                    "id": {"type": "string", "format": "uuid"},
+                    "name": {"type": "string"},
+                    "description": {"type": "string"},
+                    "status": enrollment_status,
+                    "human_email": {"type": "string", "format": "email"},
+                    "requested_from": {"type": "string", "description": "The client address of the request"},
+                    "created_at": {"type": "string", "format": "date-time"},
+                    "expires_at": {"type": "string", "format": "date-time"},
+                    "agent_id": {"type": "string", "format": "uuid", "description": "Once approved"},
+                    "decided_at": {"type": "string", "format": "date-time"}
+                }
+            }),
+        ),
+        (
+            "KeywardEnrollmentList",
+            json!({
+                "type": "object",
+                "required": ["enrollments"],
+                "properties": {
+                    "enrollments": {"type": "array", "items": {"$ref": "#/components/schemas/KeywardEnrollment"}}
+                }
+            }),
+        ),
+        (
+            "KeywardEnrollmentDenied",
+            json!({
+                "type": "object",
+                "required": ["id", "status"],
+                "properties": {
+                    "id": {"type": "string", "format": "uuid"},
+                    "status": enrollment_status
+                }
+            }),
+        ),
         (
             "KeywardHealthResponse",
             json!({

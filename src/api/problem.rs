@@ -67,7 +67,7 @@ impl ApiError {
         ApiError::Internal(error.to_string())
     }
 
-    fn status(&self) -> StatusCode {
+    pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -111,6 +111,7 @@ impl From<DomainError> for ApiError {
             DomainError::Conflict(detail) => ApiError::Conflict(detail),
             DomainError::Forbidden(detail) => ApiError::Forbidden(detail),
             DomainError::Gone(detail) => ApiError::Gone(detail),
+            DomainError::TooSoon { retry_after_seconds } => ApiError::TooManyRequests { retry_after_seconds },
             DomainError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
         }
     }

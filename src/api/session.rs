@@ -57,6 +57,13 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let context = RequestContext::from_request_parts(parts, state).await?;
         let token = bearer_token(parts).ok_or(ApiError::Unauthorized)?;
+        Caller::from_token(state, token, context).await
+    }
+}
+
+impl Caller {
+    /// Who presents `token` (a session token or a `1ck_` key), checked live.
+    pub async fn from_token(state: &AppState, token: &str, context: RequestContext) -> Result<Self, ApiError> {
         // Judge the principal on everything committed so far, by any replica.
         state.projector.catch_up().await.map_err(ApiError::internal)?;
         if let Some(key) = ApiKey::parse(token).filter(|key| key.kind() == ApiKeyKind::User) {

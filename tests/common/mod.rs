@@ -3,6 +3,9 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod browser;
+pub mod mail;
+
 use std::path::PathBuf;
 
 use sqlx::Connection;
@@ -194,21 +197,40 @@ impl Drop for Server {
 pub struct Api {
     pub client: reqwest::Client,
     pub server: Server,
+    /// The server's data directory; without an SMTP server its emails land in `outbox/`.
+    pub data_dir: PathBuf,
 }
 
 impl Api {
     /// A server of its own on `db`.
     pub async fn start(db: &TestDb) -> Self {
+        Self::start_with(db, &[]).await
+    }
+
+    /// A server of its own on `db`, with more settings in `env`.
+    pub async fn start_with(db: &TestDb, env: &[(&str, &str)]) -> Self {
         let data_dir = tempfile::tempdir().unwrap().keep();
-        let server = Server::start(&[
-            ("KEYWARD_DATABASE_URL", &db.url()),
-            ("KEYWARD_DATA_DIR", data_dir.to_str().unwrap()),
-        ])
-        .await;
+        let mut settings = vec![
+            ("KEYWARD_DATABASE_URL", db.url()),
+            ("KEYWARD_DATA_DIR", data_dir.to_str().unwrap().to_owned()),
+        ];
+        settings.extend(env.iter().map(|(key, value)| (*key, (*value).to_owned())));
+        let settings: Vec<(&str, &str)> = settings.iter().map(|(key, value)| (*key, value.as_str())).collect();
+        Self::new(Server::start(&settings).await, data_dir)
+    }
+
+    /// A client of `server`, which keeps its data in `data_dir`.
+    pub fn new(server: Server, data_dir: PathBuf) -> Self {
         Self {
             client: reqwest::Client::new(),
             server,
+            data_dir,
         }
+    }
+
+    /// The server's mail outbox, where emails go without an SMTP server.
+    pub fn outbox(&self) -> PathBuf {
+        self.data_dir.join("outbox")
     }
 
     pub async fn call(

@@ -1,0 +1,125 @@
+//! Token buckets per key (a client address, an organization): a burst, then a steady
+//! rate. Kept in memory, per replica: they damp floods, while the limits that must hold
+//! exactly (one enrollment per email per ten minutes) are decided on the log.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::problem::ApiError;
+
+/// Buckets are forgotten once full again; past this many keys, full ones are dropped.
+const PRUNE_AT: usize = 10_000;
+
+#[derive(Debug)]
+pub struct RateLimiter<K> {
+    burst: f64,
+    per_second: f64,
+    buckets: Mutex<HashMap<K, Bucket>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    updated: Instant,
+}
+
+impl<K: Eq + Hash> RateLimiter<K> {
+    /// `burst` requests at once, then `per_second` a second.
+    pub fn new(burst: u32, per_second: f64) -> Self {
+        Self {
+            burst: f64::from(burst),
+            per_second,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one token for `key`, or says how long until one is available (a 429).
+    pub fn check(&self, key: K, now: Instant) -> Result<(), ApiError> {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if buckets.len() >= PRUNE_AT {
+            buckets.retain(|_, bucket| self.refilled(*bucket, now) < self.burst);
+        }
+        let bucket = buckets.entry(key).or_insert(Bucket {
+            tokens: self.burst,
+            updated: now,
+        });
+        let tokens = self.refilled(*bucket, now);
+        if tokens >= 1.0 {
+            *bucket = Bucket {
+                tokens: tokens - 1.0,
+                updated: now,
+            };
+            Ok(())
+        } else {
+            let wait = Duration::from_secs_f64((1.0 - tokens) / self.per_second);
+            Err(ApiError::TooManyRequests {
+                retry_after_seconds: wait.as_secs_f64().ceil().max(1.0) as u64,
+            })
+        }
+    }
+
+    fn refilled(&self, bucket: Bucket, now: Instant) -> f64 {
+        let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
+        (bucket.tokens + elapsed * self.per_second).min(self.burst)
+    }
+}
+
+/// The limits of keyward's public and costly endpoints.
+#[derive(Debug)]
+pub struct RateLimits {
+    /// Enrollment requests: bursts of 5 per client address, then one a second.
+    enroll_by_ip: RateLimiter<IpAddr>,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            enroll_by_ip: RateLimiter::new(5, 1.0),
+        }
+    }
+}
+
+impl RateLimits {
+    pub fn enroll_per_ip(&self, client: IpAddr) -> Result<(), ApiError> {
+        self.enroll_by_ip.check(client, Instant::now())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_passes_then_one_per_interval() {
+        let limiter = RateLimiter::new(5, 1.0);
+        let start = Instant::now();
+        for _ in 0..5 {
+            assert!(limiter.check("203.0.113.7", start).is_ok());
+        }
+        assert!(matches!(
+            limiter.check("203.0.113.7", start),
+            Err(ApiError::TooManyRequests { retry_after_seconds: 1 })
+        ));
+        assert!(
+            limiter.check("198.51.100.1", start).is_ok(),
+            "other keys have their own bucket"
+        );
+        let later = start + Duration::from_millis(1000);
+        assert!(limiter.check("203.0.113.7", later).is_ok());
+        assert!(limiter.check("203.0.113.7", later).is_err());
+    }
+
+    #[test]
+    fn an_idle_bucket_refills_to_the_burst_and_no_further() {
+        let limiter = RateLimiter::new(2, 1.0);
+        let start = Instant::now();
+        assert!(limiter.check(1, start).is_ok());
+        let much_later = start + Duration::from_secs(3600);
+        assert!(limiter.check(1, much_later).is_ok());
+        assert!(limiter.check(1, much_later).is_ok());
+        assert!(limiter.check(1, much_later).is_err());
+    }
+}

@@ -1,0 +1,60 @@
+//! The words of keyward's emails. Plain text: every mail client shows it, and links in it
+//! are followed to pages that ask before they change anything.
+
+use domain::email::Email;
+use domain::enrollment::Enrollment;
+use domain::mail::MailKind;
+use domain::{AgentId, OrgId};
+use zeroize::Zeroizing;
+
+use super::Mail;
+
+/// To the human an enrolling agent named: who asks, and where to allow or deny it.
+pub fn enrollment_approval(to: Email, org: OrgId, enrollment: &Enrollment, page_url: &str) -> Mail {
+    let name = &enrollment.settings.name;
+    let description = enrollment
+        .settings
+        .description
+        .as_deref()
+        .map(|d| format!("Description: {d}\n"))
+        .unwrap_or_default();
+    let body = format!(
+        "An AI agent asks to join your keyward organization.\n\n\
+         Agent: {name}\n\
+         {description}\
+         Requested from: {ip}\n\
+         Requested at: {at}\n\n\
+         Allow: {page_url}&decision=allow\n\
+         Deny: {page_url}&decision=deny\n\n\
+         Both links open a page where you confirm; nothing changes until you do.\n\
+         If approved, the agent starts with no access, and its API key is emailed to you.\n\
+         If you did not expect this, deny it or let it expire in 24 hours.\n",
+        ip = enrollment.requested_from,
+        at = enrollment.requested_at.format("%Y-%m-%d %H:%M:%S UTC"),
+    );
+    Mail::new(
+        to,
+        MailKind::EnrollmentApproval,
+        Some(org),
+        format!("Approve agent \"{name}\"?"),
+        Zeroizing::new(body),
+    )
+}
+
+/// To the human who approved an agent: its API key, once.
+pub fn agent_api_key(to: Email, org: OrgId, agent: AgentId, name: &str, api_key: &str) -> Mail {
+    let body = format!(
+        "You approved the agent \"{name}\" ({agent}).\n\n\
+         Its API key:\n\n    {api_key}\n\n\
+         Give it to the agent: it exchanges the key for short-lived tokens at\n\
+         POST /v1/auth/agent-token. This is the only time keyward shows the key;\n\
+         rotate it if it was exposed. The agent has no access until you grant it a policy.\n"
+    );
+    Mail::new(
+        to,
+        MailKind::AgentApiKey,
+        Some(org),
+        format!("API key for agent \"{name}\""),
+        Zeroizing::new(body),
+    )
+}

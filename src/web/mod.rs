@@ -1,0 +1,342 @@
+//! The few pages a human uses in the browser: sign-in, the enrollment approval page that
+//! `approval_url` and the emailed Allow/Deny links open, and an overview of what awaits
+//! them. Server-rendered, no scripts. A GET never changes anything (mail scanners follow
+//! links); decisions are POST forms carrying the session's CSRF token.
+
+mod html;
+mod session;
+
+use axum::Router;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use domain::EnrollmentId;
+use domain::enrollment::{Enrollment, EnrollmentStatus};
+use serde::Deserialize;
+
+use crate::api::enrollments::{self, Decided, Verdict};
+use crate::api::extract::{PathParams, QueryParams, RequestContext};
+use crate::api::{ApiError, AppState};
+use html::{escape, page};
+use session::PageSession;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/login", get(login_form).post(login))
+        .route("/logout", post(logout))
+        .route(
+            "/enroll/{enrollment_id}",
+            get(enrollment_page).post(enrollment_decision),
+        )
+}
+
+/// Where to go after signing in: only paths of this site, never another host.
+fn local_path(next: Option<&str>) -> &str {
+    match next {
+        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => path,
+        _ => "/",
+    }
+}
+
+fn sign_in_first(path_and_query: &str) -> Response {
+    let next: String = url::form_urlencoded::byte_serialize(path_and_query.as_bytes()).collect();
+    Redirect::to(&format!("/login?next={next}")).into_response()
+}
+
+fn error_page(error: ApiError) -> Response {
+    if let ApiError::Internal(cause) = &error {
+        tracing::error!(%cause, "page failed");
+    }
+    let status = error.status();
+    let body = format!(
+        "<h1>{}</h1><p>{}</p><p><a href=\"/\">Back to keyward</a></p>",
+        escape(status.canonical_reason().unwrap_or("Error")),
+        escape(&error.to_string())
+    );
+    page(status, "Error", &body)
+}
+
+fn bad_form(rejection: FormRejection) -> Response {
+    error_page(ApiError::BadRequest(format!(
+        "the form is incomplete: {}",
+        rejection.body_text()
+    )))
+}
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+}
+
+async fn login_form(QueryParams(query): QueryParams<LoginQuery>) -> Response {
+    login_page(StatusCode::OK, local_path(query.next.as_deref()), None)
+}
+
+fn login_page(status: StatusCode, next: &str, error: Option<&str>) -> Response {
+    let error = error
+        .map(|e| format!("<p class=\"error\" id=\"error\">{}</p>", escape(e)))
+        .unwrap_or_default();
+    let body = format!(
+        "<h1>Sign in to keyward</h1>{error}\
+         <form method=\"post\" action=\"/login\">\
+         <input type=\"hidden\" name=\"next\" value=\"{next}\">\
+         <label for=\"email\">Email</label><input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"username\" required>\
+         <label for=\"password\">Password</label>\
+         <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
+         <p><button type=\"submit\" id=\"sign-in\">Sign in</button></p></form>",
+        next = escape(next),
+    );
+    page(status, "Sign in", &body)
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    email: String,
+    password: String,
+    next: Option<String>,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    context: RequestContext,
+    form: Result<Form<LoginForm>, FormRejection>,
+) -> Response {
+    let Form(form) = match form {
+        Ok(form) => form,
+        Err(rejection) => return bad_form(rejection),
+    };
+    let next = local_path(form.next.as_deref()).to_owned();
+    match crate::api::auth::page_sign_in(&state, &context, &form.email, form.password).await {
+        Ok((token, ttl)) => {
+            let secure = state.config.public_url.scheme() == "https";
+            let mut response = Redirect::to(&next).into_response();
+            if let Some(cookie) = session::set_cookie(&token, ttl, secure) {
+                response.headers_mut().insert(header::SET_COOKIE, cookie);
+            }
+            response
+        }
+        Err(ApiError::Unauthorized) => login_page(StatusCode::UNAUTHORIZED, &next, Some("Wrong email or password.")),
+        Err(error) => error_page(error),
+    }
+}
+
+async fn logout() -> Response {
+    let mut response = Redirect::to("/login").into_response();
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, session::clear_cookie());
+    response
+}
+
+#[derive(Deserialize)]
+pub struct EnrollmentQuery {
+    code: Option<String>,
+    /// Which emailed link was followed: that button is highlighted, nothing more.
+    decision: Option<String>,
+}
+
+async fn enrollment_page(
+    State(state): State<AppState>,
+    context: RequestContext,
+    headers: HeaderMap,
+    PathParams(id): PathParams<EnrollmentId>,
+    QueryParams(query): QueryParams<EnrollmentQuery>,
+) -> Response {
+    let now = context.now;
+    let Some(session) = PageSession::from_headers(&state, &headers, context).await else {
+        let mut here = format!("/enroll/{id}");
+        if let Some(code) = &query.code {
+            here.push_str("?code=");
+            here.extend(url::form_urlencoded::byte_serialize(code.as_bytes()));
+            if let Some(decision) = &query.decision {
+                here.push_str("&decision=");
+                here.extend(url::form_urlencoded::byte_serialize(decision.as_bytes()));
+            }
+        }
+        return sign_in_first(&here);
+    };
+    let enrollment = state.projector.read(|models| {
+        let enrollment = models.enrollments.get(id)?;
+        enrollments::decider(models, &session.human, enrollment, query.code.clone())
+            .may_decide(enrollment)
+            .then(|| enrollment.clone())
+    });
+    let Some(enrollment) = enrollment else {
+        return error_page(ApiError::NotFound(
+            "no such enrollment, or it is not yours to decide: open the link from the email or the agent".into(),
+        ));
+    };
+    let body = enrollment_body(
+        &session,
+        &enrollment,
+        query.code.as_deref(),
+        query.decision.as_deref(),
+        now,
+    );
+    page(StatusCode::OK, "Approve agent", &body)
+}
+
+fn enrollment_body(
+    session: &PageSession,
+    enrollment: &Enrollment,
+    code: Option<&str>,
+    followed: Option<&str>,
+    now: DateTime<Utc>,
+) -> String {
+    let settings = &enrollment.settings;
+    let description = settings.description.as_deref().unwrap_or("(none)");
+    let mut body = format!(
+        "{header}<h1>An agent asks to join your organization</h1>\
+         <dl id=\"enrollment\"><dt>Agent</dt><dd id=\"agent-name\">{name}</dd>\
+         <dt>Description</dt><dd id=\"agent-description\">{description}</dd>\
+         <dt>Requested from</dt><dd id=\"requested-from\">{ip}</dd>\
+         <dt>Requested at</dt><dd>{at}</dd>\
+         <dt>Status</dt><dd id=\"status\">{status}</dd></dl>",
+        header = signed_in_header(session),
+        name = escape(&settings.name),
+        description = escape(description),
+        ip = escape(&enrollment.requested_from),
+        at = enrollment.requested_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        status = status_text(enrollment.status(now)),
+    );
+    if enrollment.status(now) == EnrollmentStatus::Pending {
+        let chosen = |decision: &str| {
+            if followed == Some(decision) { " chosen" } else { "" }
+        };
+        if let Some(decision @ ("allow" | "deny")) = followed {
+            body.push_str(&format!(
+                "<p class=\"note\">You followed the {decision} link. Nothing has changed yet: confirm below.</p>"
+            ));
+        }
+        let form = |decision: &str, label: &str, class: &str| {
+            format!(
+                "<form class=\"inline\" method=\"post\" action=\"/enroll/{id}\">\
+                 <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+                 <input type=\"hidden\" name=\"code\" value=\"{code}\">\
+                 <input type=\"hidden\" name=\"decision\" value=\"{decision}\">\
+                 <button type=\"submit\" id=\"{decision}\" class=\"{class}{chosen}\">{label}</button></form>",
+                id = enrollment.id,
+                csrf = session.csrf_token(),
+                code = escape(code.unwrap_or_default()),
+                chosen = chosen(decision),
+            )
+        };
+        body.push_str(&form("allow", "Allow", "allow"));
+        body.push_str(&form("deny", "Deny", "deny"));
+        body.push_str(
+            "<p class=\"note\">An allowed agent starts with no access at all: grant it a policy afterwards. \
+             Its API key is emailed to you.</p>",
+        );
+    }
+    body
+}
+
+fn status_text(status: EnrollmentStatus) -> &'static str {
+    match status {
+        EnrollmentStatus::Pending => "pending your decision",
+        EnrollmentStatus::Approved => "approved",
+        EnrollmentStatus::Denied => "denied",
+        EnrollmentStatus::Expired => "expired (enrollments wait 24 hours)",
+    }
+}
+
+fn signed_in_header(session: &PageSession) -> String {
+    format!(
+        "<header><span class=\"note\">Signed in as {email}</span>\
+         <form class=\"inline\" method=\"post\" action=\"/logout\"><button type=\"submit\">Sign out</button></form></header>",
+        email = escape(session.human.user.email.as_str())
+    )
+}
+
+#[derive(Deserialize)]
+pub struct DecisionForm {
+    csrf: String,
+    decision: String,
+    code: Option<String>,
+}
+
+async fn enrollment_decision(
+    State(state): State<AppState>,
+    context: RequestContext,
+    headers: HeaderMap,
+    PathParams(id): PathParams<EnrollmentId>,
+    form: Result<Form<DecisionForm>, FormRejection>,
+) -> Response {
+    let Some(session) = PageSession::from_headers(&state, &headers, context).await else {
+        return sign_in_first(&format!("/enroll/{id}"));
+    };
+    let Form(form) = match form {
+        Ok(form) => form,
+        Err(rejection) => return bad_form(rejection),
+    };
+    if !session.csrf_ok(&form.csrf) {
+        return error_page(ApiError::Forbidden(
+            "this form is stale or came from another site: reload the page and decide again".into(),
+        ));
+    }
+    let verdict = match form.decision.as_str() {
+        "allow" => Verdict::Allow,
+        "deny" => Verdict::Deny,
+        _ => return error_page(ApiError::BadRequest("decision must be allow or deny".into())),
+    };
+    let code = form.code.filter(|code| !code.is_empty());
+    match enrollments::decide(&state, &session.human, id, code, verdict).await {
+        Ok(Decided::Approved(_)) => {
+            let body = format!(
+                "{header}<h1 id=\"outcome\">Agent allowed</h1>\
+                 <p>The agent was registered in your organization with no access. Its API key was emailed to \
+                 {email}; grant it a policy to let it read secrets.</p><p><a href=\"/\">Back to keyward</a></p>",
+                header = signed_in_header(&session),
+                email = escape(session.human.user.email.as_str()),
+            );
+            page(StatusCode::OK, "Agent allowed", &body)
+        }
+        Ok(Decided::Denied) => {
+            let body = format!(
+                "{header}<h1 id=\"outcome\">Agent denied</h1><p>The enrollment was refused; nothing was created.</p>\
+                 <p><a href=\"/\">Back to keyward</a></p>",
+                header = signed_in_header(&session)
+            );
+            page(StatusCode::OK, "Agent denied", &body)
+        }
+        Err(error) => error_page(error),
+    }
+}
+
+/// What awaits the signed-in human: pending enrollments of their organization.
+async fn home(State(state): State<AppState>, context: RequestContext, headers: HeaderMap) -> Response {
+    let now = context.now;
+    let Some(session) = PageSession::from_headers(&state, &headers, context).await else {
+        return sign_in_first("/");
+    };
+    let views = enrollments::of_org(&state, session.human.user.org_id, now);
+    let rows: String = views
+        .iter()
+        .map(|view| {
+            format!(
+                "<tr><td><a href=\"/enroll/{id}\">{name}</a></td><td>{status}</td><td>{from}</td><td>{at}</td></tr>",
+                id = view.id,
+                name = escape(&view.name),
+                status = status_text(view.status),
+                from = escape(&view.requested_from),
+                at = view.created_at.format("%Y-%m-%d %H:%M UTC"),
+            )
+        })
+        .collect();
+    let table = if rows.is_empty() {
+        "<p class=\"note\">No agent has asked to join.</p>".to_owned()
+    } else {
+        format!(
+            "<table id=\"enrollments\"><tr><th>Agent</th><th>Status</th><th>From</th><th>Requested</th></tr>{rows}</table>"
+        )
+    };
+    let body = format!(
+        "{header}<h1>keyward</h1><h2>Agent enrollments</h2>{table}",
+        header = signed_in_header(&session)
+    );
+    page(StatusCode::OK, "keyward", &body)
+}

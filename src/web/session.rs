@@ -1,0 +1,100 @@
+//! A human's session in the browser: the session token in an HttpOnly cookie, and the
+//! CSRF token every form carries, derived from it.
+
+use axum::http::{HeaderMap, HeaderValue, header};
+use sha2::{Digest, Sha256};
+
+use crate::api::AppState;
+use crate::api::extract::RequestContext;
+use crate::api::session::{Caller, HumanSession};
+
+pub const COOKIE: &str = "keyward_session";
+
+/// The signed-in human, and the token their forms' CSRF tokens derive from.
+pub struct PageSession {
+    pub human: HumanSession,
+    token: String,
+}
+
+impl PageSession {
+    /// The session of the request's cookie, if it holds a live human session.
+    pub async fn from_headers(state: &AppState, headers: &HeaderMap, context: RequestContext) -> Option<Self> {
+        let token = session_cookie(headers)?;
+        match Caller::from_token(state, &token, context).await {
+            Ok(Caller::Human(human)) => Some(Self { human, token }),
+            _ => None,
+        }
+    }
+
+    /// The CSRF token of this session: another site can make the browser send the cookie,
+    /// but cannot read it, and so cannot know this.
+    pub fn csrf_token(&self) -> String {
+        csrf_token_for(&self.token)
+    }
+
+    pub fn csrf_ok(&self, presented: &str) -> bool {
+        let expected = self.csrf_token();
+        expected.len() == presented.len()
+            && expected
+                .bytes()
+                .zip(presented.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
+}
+
+fn csrf_token_for(session_token: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"keyward-csrf\0");
+    hasher.update(session_token.as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.to_owned())
+        .filter(|value| !value.is_empty())
+}
+
+/// The Set-Cookie value that starts a session. Lax, so the link in an email arrives
+/// signed in; forms are guarded by the CSRF token.
+pub fn set_cookie(token: &str, max_age_seconds: i64, secure: bool) -> Option<HeaderValue> {
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_seconds}{secure}"
+    ))
+    .ok()
+}
+
+pub fn clear_cookie() -> HeaderValue {
+    HeaderValue::from_static("keyward_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_session_cookie_is_found_among_others() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("theme=dark; keyward_session=abc.def; x=1"),
+        );
+        assert_eq!(session_cookie(&headers).as_deref(), Some("abc.def"));
+        headers.insert(header::COOKIE, HeaderValue::from_static("keyward_session="));
+        assert_eq!(session_cookie(&headers), None);
+    }
+
+    #[test]
+    fn csrf_tokens_differ_per_session() {
+        assert_ne!(csrf_token_for("session-a"), csrf_token_for("session-b"));
+        assert_eq!(csrf_token_for("session-a"), csrf_token_for("session-a"));
+    }
+}
