@@ -28,18 +28,16 @@ async fn a_human_signs_in_sees_the_agent_and_clicks_allow() {
 
     let browser = Browser::start().await;
     browser.open(approval_url).await;
-    assert!(
-        browser.current_url().await.contains("/login?next="),
-        "sign in comes first"
-    );
+    let login = api.server.url("/login?next=");
+    browser.wait_for_url(&login).await.expect("sign in comes first");
     browser.type_into("#email", &ada).await;
     browser.type_into("#password", "correct horse").await;
     browser.click("#sign-in").await;
 
-    assert!(
-        browser.current_url().await.starts_with(approval_url),
-        "back on the approval page"
-    );
+    if let Err(landed) = browser.wait_for_url(approval_url).await {
+        let page = browser.text("body").await;
+        panic!("not back on the approval page but on {landed}: {page}");
+    }
     assert_eq!(browser.text("#agent-name").await, "release-bot");
     assert_eq!(browser.text("#agent-description").await, "tags and ships releases");
     assert_eq!(browser.text("#requested-from").await, "127.0.0.1");

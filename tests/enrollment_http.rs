@@ -35,23 +35,6 @@ fn api_key_in(email: &Email) -> String {
         .to_owned()
 }
 
-/// A browser-like client signed in through the login form: it holds the session cookie.
-async fn signed_in_browser(api: &Api, email: &str, password: &str) -> reqwest::Client {
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let response = client
-        .post(api.server.url("/login"))
-        .form(&[("email", email), ("password", password), ("next", "/")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    client
-}
-
 /// The value of the hidden input `name` in a page's form.
 fn hidden_input(page: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
@@ -103,7 +86,7 @@ async fn an_enrolled_agent_is_approved_by_email_and_reads_only_after_a_policy() 
     assert!(ask.body().contains("billing-bot") && ask.body().contains("127.0.0.1"));
 
     // Mail scanners follow links: opening Allow, even signed in, changes nothing.
-    let browser = signed_in_browser(&api, &ada, "correct horse").await;
+    let browser = api.signed_in_browser(&ada, "correct horse").await;
     let page = browser.get(&allow_link).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     let page = page.text().await.unwrap();
@@ -342,7 +325,7 @@ async fn a_link_only_enrollment_is_decided_by_whoever_holds_the_link_on_the_page
             .starts_with("/login?next=%2Fenroll%2F")
     );
 
-    let browser = signed_in_browser(&api, &bob, "correct horse").await;
+    let browser = api.signed_in_browser(&bob, "correct horse").await;
     // Without the link's code, the enrollment is nobody's to see.
     let without_code = approval_url.split('?').next().unwrap();
     assert_eq!(

@@ -9,10 +9,11 @@ use crate::agent::{AgentKey, AgentSettings};
 use crate::authz::{Policy, Principal};
 use crate::email::Email;
 use crate::event::{Metadata, NewEvent, RecordedEvent};
-use crate::ids::{AgentId, ApiKeyId, EnrollmentId, MailId, OrgId, PolicyId, SecretId, UserId, VaultId};
+use crate::ids::{AgentId, ApiKeyId, EnrollmentId, MailId, OrgId, PolicyId, SecretId, ShareId, UserId, VaultId};
 use crate::mail::MailKind;
 use crate::secret::{Sealed, SecretType};
 use crate::secret_path::SecretPath;
+use crate::share::{Recipient, RecipientType};
 
 /// Bumped for an event type when its payload changes shape; upcasting reads old versions.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -103,6 +104,15 @@ event_vocabulary!(
     /// A human allowed the enrollment; the agent is registered in the same append.
     EnrollmentApproved = "enrollment.approved",
     EnrollmentDenied = "enrollment.denied",
+    /// A secret was shared with one recipient, or with whoever holds the link.
+    ShareCreated = "share.created",
+    /// A share was opened and the secret's then-latest version handed out.
+    ShareAccessed = "share.accessed",
+    /// A share was asked for and refused (wrong passphrase, another address): counts nothing.
+    ShareAccessDenied = "share.access_denied",
+    ShareRevoked = "share.revoked",
+    ShareAccepted = "share.accepted",
+    ShareDeclined = "share.declined",
     /// An email is due; its body is not kept (it can carry an API key).
     MailQueued = "mail.queued",
     MailSent = "mail.sent",
@@ -378,6 +388,58 @@ pub struct EnrollmentApproved {
 pub struct EnrollmentDenied {
     pub enrollment_id: EnrollmentId,
     pub denied_by: UserId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareCreated {
+    pub share_id: ShareId,
+    pub org_id: OrgId,
+    pub secret_id: SecretId,
+    pub vault_id: VaultId,
+    pub path: SecretPath,
+    pub created_by: Principal,
+    pub recipient_type: RecipientType,
+    pub recipient: Recipient,
+    pub expires_at: DateTime<Utc>,
+    pub max_access_count: Option<u64>,
+    /// argon2id PHC string of the passphrase, if the share has one.
+    pub passphrase_hash: Option<String>,
+    pub ip_allowlist: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareAccessed {
+    pub share_id: ShareId,
+    pub secret_id: SecretId,
+    /// The version of the secret handed out.
+    pub version: u64,
+    /// Who opened it; none for a link share opened without signing in.
+    pub by: Option<Principal>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareAccessDenied {
+    pub share_id: ShareId,
+    pub by: Option<Principal>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareRevoked {
+    pub share_id: ShareId,
+    pub by: Principal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareAccepted {
+    pub share_id: ShareId,
+    pub by: Principal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareDeclined {
+    pub share_id: ShareId,
+    pub by: Principal,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -16,6 +16,7 @@ pub mod mail;
 pub mod policy;
 pub mod secret;
 pub mod secret_path;
+pub mod share;
 pub mod stream;
 pub mod user;
 pub mod vault;

@@ -231,6 +231,32 @@ fn describe(event: &Event) -> (&'static str, &'static str, String, Value) {
             json!({"key_prefix": e.key.key_prefix}),
         ),
         Event::AgentDeactivated(e) => ("agent.deactivate", "agent", e.agent_id.to_string(), json!({})),
+        Event::ShareCreated(e) => (
+            "share.create",
+            "share",
+            e.share_id.to_string(),
+            json!({
+                "secret_id": e.secret_id, "vault_id": e.vault_id, "path": e.path,
+                "recipient_type": e.recipient_type, "recipient": e.recipient,
+                "expires_at": e.expires_at, "max_access_count": e.max_access_count,
+                "passphrase": e.passphrase_hash.is_some(),
+            }),
+        ),
+        Event::ShareAccessed(e) => (
+            "share.access",
+            "share",
+            e.share_id.to_string(),
+            json!({"secret_id": e.secret_id, "version": e.version, "by": e.by}),
+        ),
+        Event::ShareAccessDenied(e) => (
+            "share.access_denied",
+            "share",
+            e.share_id.to_string(),
+            json!({"by": e.by, "reason": e.reason}),
+        ),
+        Event::ShareRevoked(e) => ("share.revoke", "share", e.share_id.to_string(), json!({"by": e.by})),
+        Event::ShareAccepted(e) => ("share.accept", "share", e.share_id.to_string(), json!({"by": e.by})),
+        Event::ShareDeclined(e) => ("share.decline", "share", e.share_id.to_string(), json!({"by": e.by})),
         Event::EnrollmentRequested(e) => (
             "agent.enroll",
             "enrollment",

@@ -11,6 +11,7 @@ pub mod directory;
 pub mod enrollments;
 mod read_models;
 pub mod secrets;
+pub mod shares;
 pub mod stream_catalog;
 
 use domain::RecordedEvent;
@@ -22,6 +23,7 @@ pub use directory::Directory;
 pub use enrollments::{Enrollments, Outbox};
 pub use read_models::{AccessModels, Fold, ReadModels, Until};
 pub use secrets::Secrets;
+pub use shares::Shares;
 pub use stream_catalog::StreamCatalog;
 
 /// A read model: state folded from the log, one event at a time, in position order.

@@ -5,7 +5,9 @@ use domain::RecordedEvent;
 
 use domain::events::Event;
 
-use crate::{Access, AuditTrail, Directory, DomainModel, Enrollments, Outbox, ReadModel, Secrets, StreamCatalog};
+use crate::{
+    Access, AuditTrail, Directory, DomainModel, Enrollments, Outbox, ReadModel, Secrets, Shares, StreamCatalog,
+};
 
 /// How far into the log a build goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +88,7 @@ pub struct ReadModels {
     pub directory: Directory,
     pub access: Access,
     pub secrets: Secrets,
+    pub shares: Shares,
     pub enrollments: Enrollments,
     pub outbox: Outbox,
     pub audit: AuditTrail,
@@ -116,6 +119,7 @@ impl ReadModels {
                 self.directory.apply(event, &decoded);
                 self.access.apply(event, &decoded);
                 self.secrets.apply(event, &decoded);
+                self.shares.apply(event, &decoded);
                 self.enrollments.apply(event, &decoded);
                 self.outbox.apply(event, &decoded);
                 self.audit.apply(event, &decoded);

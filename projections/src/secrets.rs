@@ -20,6 +20,8 @@ pub struct Secrets {
     /// The version of every path's stream, deleted paths included: a new secret at a
     /// deleted path continues its stream.
     stream_versions: HashMap<Key, u64>,
+    /// Where each live secret is, by its id.
+    by_id: HashMap<domain::SecretId, Key>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +33,11 @@ struct StoredVersion {
 impl Secrets {
     pub fn secret(&self, vault: VaultId, path: &SecretPath) -> Option<&Secret> {
         self.live.get(&(vault, path.clone()))
+    }
+
+    /// The live secret with this id: none once deleted, also if its path was reused.
+    pub fn secret_by_id(&self, id: domain::SecretId) -> Option<&Secret> {
+        self.live.get(self.by_id.get(&id)?).filter(|secret| secret.id == id)
     }
 
     /// Every version of the live secret at the path, oldest first; none if there is none.
@@ -134,6 +141,7 @@ impl DomainModel for Secrets {
                     },
                     sealed: written.sealed.clone(),
                 });
+                self.by_id.insert(written.secret_id, key.clone());
                 self.live.insert(
                     key,
                     Secret {
@@ -171,11 +179,13 @@ impl DomainModel for Secrets {
             Event::SecretDeleted(deleted) => {
                 let key = (deleted.vault_id, deleted.path.clone());
                 self.stream_versions.insert(key.clone(), stream_version);
+                self.by_id.remove(&deleted.secret_id);
                 self.live.remove(&key);
                 self.versions.remove(&key);
             }
             Event::VaultDeleted(deleted) => {
                 self.live.retain(|(vault, _), _| *vault != deleted.vault_id);
+                self.by_id.retain(|_, (vault, _)| *vault != deleted.vault_id);
                 self.versions.retain(|(vault, _), _| *vault != deleted.vault_id);
             }
             _ => {}

@@ -16,6 +16,7 @@ mod problem;
 mod rate_limit;
 mod secrets;
 pub(crate) mod session;
+pub(crate) mod shares;
 mod vaults;
 
 use std::sync::Arc;
@@ -89,6 +90,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit/events", get(audit::events))
         .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/audit/access-review", get(audit::access_review))
+        .route("/v1/secrets/{secret_id}/share", post(shares::create))
+        .route("/v1/share/{share_id}", get(shares::access).delete(shares::revoke))
+        .route("/v1/shares/outbound", get(shares::outbound))
+        .route("/v1/shares/inbound", get(shares::inbound))
+        .route("/v1/shares/{share_id}/accept", post(shares::accept))
+        .route("/v1/shares/{share_id}/decline", post(shares::decline))
         .route("/v1/vaults", post(vaults::create).get(vaults::list))
         .route("/v1/vaults/{vault_id}", get(vaults::get).delete(vaults::delete))
         .route(

@@ -8,6 +8,8 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use domain::OrgId;
+
 use super::problem::ApiError;
 
 /// Buckets are forgotten once full again; past this many keys, full ones are dropped.
@@ -72,12 +74,15 @@ impl<K: Eq + Hash> RateLimiter<K> {
 pub struct RateLimits {
     /// Enrollment requests: bursts of 5 per client address, then one a second.
     enroll_by_ip: RateLimiter<IpAddr>,
+    /// New shares: bursts of 30 per organization, then one every two seconds.
+    share_by_org: RateLimiter<OrgId>,
 }
 
 impl Default for RateLimits {
     fn default() -> Self {
         Self {
             enroll_by_ip: RateLimiter::new(5, 1.0),
+            share_by_org: RateLimiter::new(30, 0.5),
         }
     }
 }
@@ -85,6 +90,10 @@ impl Default for RateLimits {
 impl RateLimits {
     pub fn enroll_per_ip(&self, client: IpAddr) -> Result<(), ApiError> {
         self.enroll_by_ip.check(client, Instant::now())
+    }
+
+    pub fn share_per_org(&self, org: OrgId) -> Result<(), ApiError> {
+        self.share_by_org.check(org, Instant::now())
     }
 }
 

@@ -253,7 +253,7 @@ fn access(
 }
 
 /// [`access`], refusing with 403 unless allowed.
-fn require(
+pub(super) fn require(
     state: &AppState,
     caller: &Caller,
     vault_id: VaultId,
@@ -668,7 +668,7 @@ async fn record_denied_read(
     Ok(())
 }
 
-async fn open(
+pub(super) async fn open(
     state: &AppState,
     secret: &Secret,
     version: u64,

@@ -110,6 +110,31 @@ impl Caller {
     }
 }
 
+/// A caller who may be anonymous (link shares): no credentials is `None`, but credentials
+/// that do not verify are still a 401, never quietly anonymous.
+pub struct MaybeCaller {
+    pub caller: Option<Caller>,
+    pub context: RequestContext,
+}
+
+impl FromRequestParts<AppState> for MaybeCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let context = RequestContext::from_request_parts(parts, state).await?;
+        if !parts.headers.contains_key(AUTHORIZATION) {
+            state.projector.catch_up().await.map_err(ApiError::internal)?;
+            return Ok(Self { caller: None, context });
+        }
+        let token = bearer_token(parts).ok_or(ApiError::Unauthorized)?;
+        let caller = Caller::from_token(state, token, context.clone()).await?;
+        Ok(Self {
+            caller: Some(caller),
+            context,
+        })
+    }
+}
+
 fn human_by_api_key(state: &AppState, key: &ApiKey, context: RequestContext) -> Result<Caller, ApiError> {
     let found = state.projector.read(|models| {
         let key = models

@@ -23,7 +23,9 @@ use std::path::PathBuf;
 
 pub use api_key::{ApiKey, ApiKeyHash, ApiKeyKind};
 pub use jwt::{Claims, JwtPublicKey, PrincipalType, SigningKeys, TOKEN_AUDIENCE, TokenIssuer, TokenRequest};
-pub use password::{PasswordPolicy, check_password_policy, dummy_verify, hash_password, verify_password};
+pub use password::{
+    PasswordPolicy, check_password_policy, dummy_verify, hash_passphrase, hash_password, verify_password,
+};
 
 /// Failures of the server's own auth machinery: a 500 to a client, except for
 /// [`AuthError::PasswordRejected`], which is the caller's bad input (a 400).

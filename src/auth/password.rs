@@ -68,7 +68,23 @@ pub fn check_password_policy(password: &str) -> Result<(), PasswordRejected> {
 
 /// Hashes a new password, which must meet [`PasswordPolicy::DEFAULT`], to a PHC string.
 pub fn hash_password(password: &str) -> Result<String, AuthError> {
-    check_password_policy(password)?;
+    hash_under(&PasswordPolicy::DEFAULT, password)
+}
+
+/// What a share's passphrase must be: something, bounded like a password. It guards one
+/// share beside the recipient check, so no minimum length is imposed on the sharer.
+pub const PASSPHRASE_POLICY: PasswordPolicy = PasswordPolicy {
+    min_chars: 1,
+    max_bytes: MAX_PASSWORD_BYTES,
+};
+
+/// Hashes a share passphrase ([`PASSPHRASE_POLICY`]); verified like a password.
+pub fn hash_passphrase(passphrase: &str) -> Result<String, AuthError> {
+    hash_under(&PASSPHRASE_POLICY, passphrase)
+}
+
+fn hash_under(policy: &PasswordPolicy, password: &str) -> Result<String, AuthError> {
+    policy.check(password)?;
     let hash = Argon2::default()
         .hash_password(password.as_bytes())
         .map_err(|_| AuthError::PasswordHashing)?;

@@ -4,7 +4,7 @@
 use domain::email::Email;
 use domain::enrollment::Enrollment;
 use domain::mail::MailKind;
-use domain::{AgentId, OrgId};
+use domain::{AgentId, OrgId, ShareId};
 use zeroize::Zeroizing;
 
 use super::Mail;
@@ -55,6 +55,39 @@ pub fn agent_api_key(to: Email, org: OrgId, agent: AgentId, name: &str, api_key:
         MailKind::AgentApiKey,
         Some(org),
         format!("API key for agent \"{name}\""),
+        Zeroizing::new(body),
+    )
+}
+
+/// To an email address a human shared a secret with: where to find it.
+pub fn share_invitation(to: Email, org: OrgId, sharer: &str, path: &str, expires_at: &str, signup_url: &str) -> Mail {
+    let body = format!(
+        "{sharer} shared a secret with you through keyward: {path}\n\n\
+         Sign in (or sign up) with this address at {signup_url}; the share is then listed in\n\
+         your inbound shares (GET /v1/shares/inbound) until {expires_at}.\n\
+         If you did not expect this, ignore this email.\n"
+    );
+    Mail::new(
+        to,
+        MailKind::ShareInvitation,
+        Some(org),
+        format!("{sharer} shared a secret with you"),
+        Zeroizing::new(body),
+    )
+}
+
+/// To the sharer: their share was opened.
+pub fn share_accessed(to: Email, org: OrgId, share: ShareId, path: &str, accessor: &str, count: &str) -> Mail {
+    let body = format!(
+        "Your share of {path} ({share}) was opened by {accessor}.\n\
+         Accesses so far: {count}.\n\n\
+         If this was not expected, revoke it: DELETE /v1/share/{share}.\n"
+    );
+    Mail::new(
+        to,
+        MailKind::ShareAccessed,
+        Some(org),
+        format!("Your share of {path} was opened"),
         Zeroizing::new(body),
     )
 }

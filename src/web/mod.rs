@@ -15,10 +15,12 @@ use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use domain::EnrollmentId;
 use domain::enrollment::{Enrollment, EnrollmentStatus};
+use domain::share::Accessor;
 use serde::Deserialize;
 
 use crate::api::enrollments::{self, Decided, Verdict};
 use crate::api::extract::{PathParams, QueryParams, RequestContext};
+use crate::api::shares;
 use crate::api::{ApiError, AppState};
 use html::{escape, page};
 use session::PageSession;
@@ -307,7 +309,8 @@ async fn enrollment_decision(
     }
 }
 
-/// What awaits the signed-in human: pending enrollments of their organization.
+/// What awaits the signed-in human: their organization's enrollments and what was shared
+/// with them.
 async fn home(State(state): State<AppState>, context: RequestContext, headers: HeaderMap) -> Response {
     let now = context.now;
     let Some(session) = PageSession::from_headers(&state, &headers, context).await else {
@@ -334,8 +337,43 @@ async fn home(State(state): State<AppState>, context: RequestContext, headers: H
             "<table id=\"enrollments\"><tr><th>Agent</th><th>Status</th><th>From</th><th>Requested</th></tr>{rows}</table>"
         )
     };
+    let accessor = Accessor::User {
+        id: session.human.user.id,
+        email: session.human.user.email.clone(),
+    };
+    let shares = shares::inbound_of(&state, &accessor, now);
+    let share_rows: String = shares
+        .iter()
+        .map(|share| {
+            let uses = match share.max_access_count {
+                Some(limit) => format!("{} of {limit}", share.access_count),
+                None => share.access_count.to_string(),
+            };
+            let state = match (share.is_expired, share.is_accepted) {
+                (true, _) => "expired",
+                (false, true) => "accepted",
+                (false, false) => "new",
+            };
+            format!(
+                "<tr><td>{path}</td><td>{by}</td><td>{uses}</td><td>{expires}</td><td>{state}</td>\
+                 <td><code>GET /v1/share/{id}</code></td></tr>",
+                path = escape(&share.secret_path),
+                by = escape(&share.shared_by.to_string()),
+                expires = share.expires_at.format("%Y-%m-%d %H:%M UTC"),
+                id = share.id,
+            )
+        })
+        .collect();
+    let share_table = if share_rows.is_empty() {
+        "<p class=\"note\">Nothing was shared with you.</p>".to_owned()
+    } else {
+        format!(
+            "<table id=\"inbound-shares\"><tr><th>Secret</th><th>From</th><th>Opened</th><th>Expires</th>\
+             <th>State</th><th>Open with</th></tr>{share_rows}</table>"
+        )
+    };
     let body = format!(
-        "{header}<h1>keyward</h1><h2>Agent enrollments</h2>{table}",
+        "{header}<h1>keyward</h1><h2>Agent enrollments</h2>{table}<h2>Shared with you</h2>{share_table}",
         header = signed_in_header(&session)
     );
     page(StatusCode::OK, "keyward", &body)

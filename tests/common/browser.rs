@@ -80,13 +80,31 @@ impl Browser {
             .as_str()
             .unwrap_or_else(|| panic!("no WebDriver session: {response}"))
             .to_owned();
-        Browser {
+        let browser = Browser {
             driver,
             base,
             session,
             client,
             _profile: profile,
+        };
+        // Finding an element waits up to 10 s for it: a click that submits a form returns
+        // before the next page has loaded.
+        browser
+            .command(reqwest::Method::POST, "/timeouts", Some(json!({"implicit": 10_000})))
+            .await;
+        browser
+    }
+
+    /// Waits until the page's address starts with `prefix` (navigation after a click runs
+    /// on after the click returns); the address it ended on otherwise.
+    pub async fn wait_for_url(&self, prefix: &str) -> Result<(), String> {
+        for _ in 0..100 {
+            if self.current_url().await.starts_with(prefix) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        Err(self.current_url().await)
     }
 
     async fn command(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {

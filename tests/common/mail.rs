@@ -31,10 +31,13 @@ impl Email {
             .unwrap_or((&self.raw, ""))
     }
 
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.head_and_body().0.lines().find_map(|line| {
+    /// A header's value, unfolded (long headers continue on lines that start with a space).
+    pub fn header(&self, name: &str) -> Option<String> {
+        let head = self.head_and_body().0.replace("\r\n", "\n");
+        let unfolded = head.replace("\n ", " ").replace("\n\t", " ");
+        unfolded.lines().find_map(|line| {
             let (key, value) = line.split_once(':')?;
-            key.eq_ignore_ascii_case(name).then(|| value.trim())
+            key.eq_ignore_ascii_case(name).then(|| value.trim().to_owned())
         })
     }
 
@@ -126,5 +129,26 @@ pub async fn wait_for(dir: &Path, to: &str, subject: &str) -> Email {
     panic!(
         "no email to {to} with subject containing {subject:?} reached {} within 30 s",
         dir.display()
+    );
+}
+
+/// Waits until exactly `count` emails to `to` with `subject` in their subject are in `dir`.
+pub async fn wait_for_count(dir: &Path, to: &str, subject: &str, count: usize) -> Vec<Email> {
+    let matching = || {
+        emails_to(dir, to)
+            .into_iter()
+            .filter(|email| email.header("Subject").is_some_and(|s| s.contains(subject)))
+            .collect::<Vec<_>>()
+    };
+    for _ in 0..300 {
+        let found = matching();
+        if found.len() == count {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "{} emails to {to} with subject containing {subject:?}, not {count}",
+        matching().len()
     );
 }

@@ -269,6 +269,28 @@ impl Api {
         (status, value)
     }
 
+    /// A browser-like client signed in through the login form: it holds the session
+    /// cookie and does not follow redirects, so tests see them.
+    pub async fn signed_in_browser(&self, email: &str, password: &str) -> reqwest::Client {
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let response = client
+            .post(self.server.url("/login"))
+            .form(&[("email", email), ("password", password), ("next", "/")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            reqwest::StatusCode::SEE_OTHER,
+            "sign-in through the form"
+        );
+        client
+    }
+
     /// Signs a human up and returns their access token.
     pub async fn signup(&self, email: &str, password: &str) -> String {
         let (status, body) = self

@@ -31,19 +31,7 @@ from oneclaw import AuthError, NotFoundError, OneclawError, ValidationError, cre
 
 # step name -> the endpoints it needs ("METHOD /openapi/path"); reason: endpoint not implemented yet.
 NOT_IMPLEMENTED_YET: dict[str, list[str]] = {
-    "agent_self_enrollment": ["POST /v1/agents/enroll"],
-    "secret_versions": [
-        "GET /v1/vaults/{vault_id}/secret-versions/{path}",
-        "GET /v1/vaults/{vault_id}/secret-version/{path}/{version}",
-    ],
-    "secret_rotation_by_the_server": ["POST /v1/vaults/{vault_id}/secret-rotate/{path}"],
     "chains": ["GET /v1/chains", "GET /v1/chains/{identifier}"],
-    "share_a_secret_by_link": [
-        "POST /v1/secrets/{secret_id}/share",
-        "GET /v1/shares/outbound",
-        "GET /v1/share/{share_id}",
-        "DELETE /v1/share/{share_id}",
-    ],
     "signing_keys": ["POST /v1/agents/{agent_id}/signing-keys", "GET /v1/agents/{agent_id}/signing-keys"],
     "transactions": ["GET /v1/agents/{agent_id}/transactions"],
 }
@@ -367,7 +355,7 @@ def audit_trail() -> None:
     assert verdict["events_verified"] == verdict["events_checked"] > 0, verdict
 
 
-# -- endpoints keyward does not serve yet (see NOT_IMPLEMENTED_YET) --------------------------
+# -- enrollment, versions, rotation, sharing; and what is not served yet (NOT_IMPLEMENTED_YET) --
 
 
 @step

@@ -1,0 +1,429 @@
+//! Shares: a secret handed to one recipient (a human, an agent, an email address, or
+//! whoever holds the link), for a while, a number of times, optionally behind a
+//! passphrase and an address allowlist. A share follows its secret: every access gets the
+//! latest version. Accesses are counted through the share's stream, so N concurrent
+//! accesses of a share allowed K give exactly K values.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::authz::Principal;
+use crate::change::{Change, DomainError, stream};
+use crate::email::Email;
+use crate::event::ExpectedVersion;
+use crate::events::{ShareAccepted, ShareAccessDenied, ShareAccessed, ShareCreated, ShareDeclined, ShareRevoked};
+use crate::ids::{AgentId, OrgId, SecretId, ShareId, UserId, VaultId};
+use crate::secret_path::SecretPath;
+use crate::stream::StreamId;
+
+pub fn share_stream(share: ShareId) -> StreamId {
+    stream("share", share)
+}
+
+/// Who may open a share, once resolved (`creator` becomes the human behind the agent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Recipient {
+    User {
+        user_id: UserId,
+    },
+    Agent {
+        agent_id: AgentId,
+    },
+    /// Whoever signs in with this address, now or after signing up.
+    ExternalEmail {
+        email: Email,
+    },
+    AnyoneWithLink,
+}
+
+/// How the sharer named the recipient, as the wire's `recipient_type` says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecipientType {
+    Creator,
+    User,
+    Agent,
+    ExternalEmail,
+    AnyoneWithLink,
+}
+
+/// Who is asking to open a share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accessor {
+    Anonymous,
+    User { id: UserId, email: Email },
+    Agent { id: AgentId },
+}
+
+impl Accessor {
+    pub fn principal(&self) -> Option<Principal> {
+        match self {
+            Accessor::Anonymous => None,
+            Accessor::User { id, .. } => Some(Principal::user(*id)),
+            Accessor::Agent { id } => Some(Principal::agent(*id)),
+        }
+    }
+}
+
+impl Recipient {
+    pub fn admits(&self, accessor: &Accessor) -> bool {
+        match (self, accessor) {
+            (Recipient::AnyoneWithLink, _) => true,
+            (Recipient::User { user_id }, Accessor::User { id, .. }) => user_id == id,
+            (Recipient::ExternalEmail { email }, Accessor::User { email: theirs, .. }) => email == theirs,
+            (Recipient::Agent { agent_id }, Accessor::Agent { id }) => agent_id == id,
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Share {
+    pub id: ShareId,
+    pub org_id: OrgId,
+    pub secret_id: SecretId,
+    pub vault_id: VaultId,
+    pub path: SecretPath,
+    pub created_by: Principal,
+    pub recipient_type: RecipientType,
+    pub recipient: Recipient,
+    pub expires_at: DateTime<Utc>,
+    pub max_access_count: Option<u64>,
+    pub access_count: u64,
+    pub passphrase_hash: Option<String>,
+    pub ip_allowlist: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub accepted: bool,
+    pub declined: bool,
+    pub revoked: bool,
+    pub stream_version: u64,
+}
+
+impl Share {
+    pub fn created(event: &ShareCreated, at: DateTime<Utc>, stream_version: u64) -> Self {
+        Self {
+            id: event.share_id,
+            org_id: event.org_id,
+            secret_id: event.secret_id,
+            vault_id: event.vault_id,
+            path: event.path.clone(),
+            created_by: event.created_by,
+            recipient_type: event.recipient_type,
+            recipient: event.recipient.clone(),
+            expires_at: event.expires_at,
+            max_access_count: event.max_access_count,
+            access_count: 0,
+            passphrase_hash: event.passphrase_hash.clone(),
+            ip_allowlist: event.ip_allowlist.clone(),
+            created_at: at,
+            accepted: false,
+            declined: false,
+            revoked: false,
+            stream_version,
+        }
+    }
+
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        now >= self.expires_at
+    }
+}
+
+pub struct CreateShare {
+    pub share_id: ShareId,
+    pub org_id: OrgId,
+    pub secret_id: SecretId,
+    pub vault_id: VaultId,
+    pub path: SecretPath,
+    pub created_by: Principal,
+    pub recipient_type: RecipientType,
+    pub recipient: Recipient,
+    pub expires_at: DateTime<Utc>,
+    pub max_access_count: Option<u64>,
+    pub passphrase_hash: Option<String>,
+    pub ip_allowlist: Vec<String>,
+}
+
+pub fn create(command: CreateShare, now: DateTime<Utc>) -> Result<Change, DomainError> {
+    if command.expires_at <= now {
+        return Err(DomainError::Invalid("expires_at must be in the future".into()));
+    }
+    if command.max_access_count == Some(0) {
+        return Err(DomainError::Invalid("max_access_count must be at least 1".into()));
+    }
+    let sharer_is_agent = command.created_by.is_agent();
+    match command.recipient_type {
+        RecipientType::Creator if !sharer_is_agent => {
+            return Err(DomainError::Invalid(
+                "recipient_type creator is for agents: it names the human who created the agent".into(),
+            ));
+        }
+        RecipientType::ExternalEmail if sharer_is_agent => {
+            return Err(DomainError::Forbidden(
+                "agents cannot share with email addresses outside keyward".into(),
+            ));
+        }
+        _ => {}
+    }
+    Ok(Change::new(
+        share_stream(command.share_id),
+        ExpectedVersion::NoStream,
+        ShareCreated {
+            share_id: command.share_id,
+            org_id: command.org_id,
+            secret_id: command.secret_id,
+            vault_id: command.vault_id,
+            path: command.path,
+            created_by: command.created_by,
+            recipient_type: command.recipient_type,
+            recipient: command.recipient,
+            expires_at: command.expires_at,
+            max_access_count: command.max_access_count,
+            passphrase_hash: command.passphrase_hash,
+            ip_allowlist: command.ip_allowlist,
+        },
+    ))
+}
+
+/// Why an access is refused. Each maps to its own status: a share that is not the
+/// accessor's to open does not exist for them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccessRefused {
+    #[error("share not found")]
+    NotFound,
+    #[error("the share expired at {0}")]
+    Expired(DateTime<Utc>),
+    #[error("the share has been opened its maximum of {0} times")]
+    UsedUp(u64),
+    #[error("a valid passphrase is required to open this share")]
+    Passphrase,
+    #[error("this share cannot be opened from this address")]
+    Address,
+}
+
+/// What the caller established outside the pure decision: the passphrase check (argon2)
+/// and the address allowlist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checks {
+    pub passphrase_ok: bool,
+    pub address_ok: bool,
+}
+
+/// Who may know the share exists: its recipient, unless they declined it or it was revoked.
+pub fn visible_to(share: &Share, accessor: &Accessor) -> bool {
+    !share.revoked && !share.declined && share.recipient.admits(accessor)
+}
+
+/// Records one access of `share`, serving `version` of its secret.
+pub fn access(
+    share: &Share,
+    accessor: &Accessor,
+    checks: Checks,
+    version: u64,
+    now: DateTime<Utc>,
+) -> Result<Change, AccessRefused> {
+    if !visible_to(share, accessor) {
+        return Err(AccessRefused::NotFound);
+    }
+    if share.is_expired(now) {
+        return Err(AccessRefused::Expired(share.expires_at));
+    }
+    if let Some(limit) = share.max_access_count
+        && share.access_count >= limit
+    {
+        return Err(AccessRefused::UsedUp(limit));
+    }
+    if !checks.address_ok {
+        return Err(AccessRefused::Address);
+    }
+    if !checks.passphrase_ok {
+        return Err(AccessRefused::Passphrase);
+    }
+    let expected = match share.max_access_count {
+        Some(_) => ExpectedVersion::Exact(share.stream_version),
+        None => ExpectedVersion::Any,
+    };
+    Ok(Change::new(
+        share_stream(share.id),
+        expected,
+        ShareAccessed {
+            share_id: share.id,
+            secret_id: share.secret_id,
+            version,
+            by: accessor.principal(),
+        },
+    ))
+}
+
+/// Records a refused access for the audit trail; it counts nothing and claims nothing.
+pub fn access_denied(share: &Share, accessor: &Accessor, refusal: &AccessRefused) -> Change {
+    Change::new(
+        share_stream(share.id),
+        ExpectedVersion::Any,
+        ShareAccessDenied {
+            share_id: share.id,
+            by: accessor.principal(),
+            reason: refusal.to_string(),
+        },
+    )
+}
+
+/// Only the sharer may revoke; to anyone else the share does not exist.
+pub fn revoke(share: &Share, by: Principal) -> Result<Change, DomainError> {
+    if share.created_by != by || share.revoked {
+        return Err(DomainError::NotFound("share"));
+    }
+    Ok(Change::new(
+        share_stream(share.id),
+        ExpectedVersion::Any,
+        ShareRevoked { share_id: share.id, by },
+    ))
+}
+
+/// The recipient takes the share (`accept`) or turns it down for good (`decline`).
+pub fn respond(share: &Share, accessor: &Accessor, accept: bool) -> Result<Change, DomainError> {
+    let by = accessor.principal();
+    let (Some(by), true) = (
+        by,
+        share.recipient != Recipient::AnyoneWithLink && visible_to(share, accessor),
+    ) else {
+        return Err(DomainError::NotFound("share"));
+    };
+    let stream = share_stream(share.id);
+    Ok(if accept {
+        Change::new(stream, ExpectedVersion::Any, ShareAccepted { share_id: share.id, by })
+    } else {
+        Change::new(stream, ExpectedVersion::Any, ShareDeclined { share_id: share.id, by })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::Event;
+    use chrono::Duration;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-22T12:00:00Z").unwrap().to_utc()
+    }
+
+    fn ada() -> (UserId, Email) {
+        (UserId::new(), Email::parse("ada@example.com").unwrap())
+    }
+
+    fn command(by: Principal, recipient_type: RecipientType, recipient: Recipient) -> CreateShare {
+        CreateShare {
+            share_id: ShareId::new(),
+            org_id: OrgId::new(),
+            secret_id: SecretId::new(),
+            vault_id: VaultId::new(),
+            path: SecretPath::parse("api-keys/stripe").unwrap(),
+            created_by: by,
+            recipient_type,
+            recipient,
+            expires_at: now() + Duration::hours(1),
+            max_access_count: Some(2),
+            passphrase_hash: None,
+            ip_allowlist: Vec::new(),
+        }
+    }
+
+    fn share(recipient: Recipient) -> Share {
+        let change = create(
+            command(Principal::agent(AgentId::new()), RecipientType::User, recipient),
+            now(),
+        )
+        .unwrap();
+        let Event::ShareCreated(created) = &change.events[0] else {
+            panic!()
+        };
+        Share::created(created, now(), 1)
+    }
+
+    const PASS: Checks = Checks {
+        passphrase_ok: true,
+        address_ok: true,
+    };
+
+    #[test]
+    fn creator_is_for_agents_and_external_email_for_humans() {
+        let human = Principal::user(UserId::new());
+        let agent = Principal::agent(AgentId::new());
+        let email = Recipient::ExternalEmail { email: ada().1 };
+        assert!(matches!(
+            create(command(human, RecipientType::Creator, Recipient::AnyoneWithLink), now()),
+            Err(DomainError::Invalid(_))
+        ));
+        assert!(matches!(
+            create(command(agent, RecipientType::ExternalEmail, email.clone()), now()),
+            Err(DomainError::Forbidden(_))
+        ));
+        assert!(create(command(human, RecipientType::ExternalEmail, email), now()).is_ok());
+    }
+
+    #[test]
+    fn only_the_recipient_opens_a_targeted_share_and_the_limit_holds() {
+        let (id, email) = ada();
+        let mut share = share(Recipient::User { user_id: id });
+        let ada = Accessor::User { id, email };
+        let eve = Accessor::User {
+            id: UserId::new(),
+            email: Email::parse("eve@example.com").unwrap(),
+        };
+        assert_eq!(access(&share, &eve, PASS, 1, now()), Err(AccessRefused::NotFound));
+        assert_eq!(
+            access(&share, &Accessor::Anonymous, PASS, 1, now()),
+            Err(AccessRefused::NotFound)
+        );
+        let change = access(&share, &ada, PASS, 1, now()).unwrap();
+        assert_eq!(change.expected, ExpectedVersion::Exact(1));
+        share.access_count = 2;
+        assert_eq!(access(&share, &ada, PASS, 1, now()), Err(AccessRefused::UsedUp(2)));
+    }
+
+    #[test]
+    fn expiry_passphrase_and_address_refuse_without_counting() {
+        let share = share(Recipient::AnyoneWithLink);
+        let anyone = Accessor::Anonymous;
+        assert!(matches!(
+            access(&share, &anyone, PASS, 1, now() + Duration::hours(1)),
+            Err(AccessRefused::Expired(_))
+        ));
+        let wrong = Checks {
+            passphrase_ok: false,
+            address_ok: true,
+        };
+        assert_eq!(access(&share, &anyone, wrong, 1, now()), Err(AccessRefused::Passphrase));
+        let elsewhere = Checks {
+            passphrase_ok: true,
+            address_ok: false,
+        };
+        assert_eq!(
+            access(&share, &anyone, elsewhere, 1, now()),
+            Err(AccessRefused::Address)
+        );
+        assert_eq!(
+            access_denied(&share, &anyone, &AccessRefused::Passphrase).expected,
+            ExpectedVersion::Any
+        );
+    }
+
+    #[test]
+    fn an_external_email_share_opens_for_whoever_holds_that_address() {
+        let (id, email) = ada();
+        let share = share(Recipient::ExternalEmail { email: email.clone() });
+        assert!(access(&share, &Accessor::User { id, email }, PASS, 1, now()).is_ok());
+    }
+
+    #[test]
+    fn revoked_and_declined_shares_are_gone_for_everyone_but_in_the_log() {
+        let (id, email) = ada();
+        let mut share = share(Recipient::User { user_id: id });
+        let ada = Accessor::User { id, email };
+        assert_eq!(revoke(&share, Principal::user(id)), Err(DomainError::NotFound("share")));
+        assert!(revoke(&share, share.created_by).is_ok());
+        share.declined = true;
+        assert_eq!(access(&share, &ada, PASS, 1, now()), Err(AccessRefused::NotFound));
+        assert!(respond(&share, &ada, true).is_err());
+    }
+}

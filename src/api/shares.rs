@@ -1,0 +1,507 @@
+//! Sharing secrets over HTTP: create a share of a secret the caller may read, open it as
+//! its recipient (or, for a link share, as anyone), list, revoke, accept and decline.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use domain::authz::{Permission, Principal};
+use domain::change::{Change, DomainError};
+use domain::email::Email;
+use domain::secret::SecretType;
+use domain::share::{self, AccessRefused, Accessor, Checks, CreateShare, Recipient, RecipientType, Share};
+use domain::{AgentId, SecretId, ShareId, UserId};
+use projections::ReadModels;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use super::AppState;
+use super::extract::{Body, PathParams, QueryParams};
+use super::problem::ApiError;
+use super::secrets::{open, require};
+use super::session::{Caller, MaybeCaller};
+use crate::config::parse_net;
+use crate::mail::{self, Mail};
+
+#[derive(Deserialize)]
+pub struct CreateShareRequest {
+    recipient_type: RecipientType,
+    recipient_id: Option<uuid::Uuid>,
+    email: Option<String>,
+    permissions: Option<Vec<String>>,
+    max_access_count: Option<u64>,
+    expires_at: DateTime<Utc>,
+    passphrase: Option<Zeroizing<String>>,
+    #[serde(default)]
+    ip_allowlist: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct ShareResponse {
+    id: ShareId,
+    share_url: String,
+    recipient_type: RecipientType,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recipient_email: Option<String>,
+    expires_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_access_count: Option<u64>,
+}
+
+fn share_url(state: &AppState, id: ShareId) -> String {
+    let mut url = state.config.public_url.clone();
+    url.set_path(&format!("/v1/share/{id}"));
+    url.to_string()
+}
+
+fn recipient_email(share: &Share, models: &ReadModels) -> Option<String> {
+    match &share.recipient {
+        Recipient::ExternalEmail { email } => Some(email.as_str().to_owned()),
+        Recipient::User { user_id } => models.directory.user(*user_id).map(|u| u.email.as_str().to_owned()),
+        Recipient::Agent { .. } | Recipient::AnyoneWithLink => None,
+    }
+}
+
+/// The recipient a request names, checked against the directory.
+fn resolve_recipient(
+    models: &ReadModels,
+    caller: &Caller,
+    request: &CreateShareRequest,
+) -> Result<Recipient, ApiError> {
+    let named = || {
+        request
+            .recipient_id
+            .ok_or_else(|| ApiError::BadRequest("recipient_id is required for this recipient_type".into()))
+    };
+    match request.recipient_type {
+        RecipientType::Creator => match caller {
+            Caller::Agent(session) => Ok(Recipient::User {
+                user_id: session.agent.created_by,
+            }),
+            Caller::Human(_) => Err(ApiError::BadRequest(
+                "recipient_type creator is for agents: it names the human who created the agent".into(),
+            )),
+        },
+        RecipientType::User => {
+            let user_id = UserId(named()?);
+            models
+                .directory
+                .user(user_id)
+                .map(|_| Recipient::User { user_id })
+                .ok_or_else(|| ApiError::NotFound("recipient user not found".into()))
+        }
+        RecipientType::Agent => {
+            let agent_id = AgentId(named()?);
+            models
+                .directory
+                .agent(agent_id)
+                .map(|_| Recipient::Agent { agent_id })
+                .ok_or_else(|| ApiError::NotFound("recipient agent not found".into()))
+        }
+        RecipientType::ExternalEmail => {
+            let email = request
+                .email
+                .as_deref()
+                .ok_or_else(|| ApiError::BadRequest("email is required for recipient_type external_email".into()))?;
+            let email = Email::parse(email).map_err(|e| ApiError::BadRequest(format!("email: {e}")))?;
+            Ok(Recipient::ExternalEmail { email })
+        }
+        RecipientType::AnyoneWithLink => Ok(Recipient::AnyoneWithLink),
+    }
+}
+
+/// The email of a principal, or of the human behind an agent: where share news goes.
+fn notify_address(models: &ReadModels, principal: Principal) -> Option<Email> {
+    let user = if principal.is_agent() {
+        models.directory.agent(AgentId(principal.id))?.created_by
+    } else {
+        UserId(principal.id)
+    };
+    models.directory.user(user).map(|user| user.email.clone())
+}
+
+/// POST /v1/secrets/{secret_id}/share
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParams(secret_id): PathParams<SecretId>,
+    Body(request): Body<CreateShareRequest>,
+) -> Result<(StatusCode, Json<ShareResponse>), ApiError> {
+    state.limits.share_per_org(caller.org_id())?;
+    if let Some(permissions) = &request.permissions
+        && permissions.iter().any(|p| p != "read")
+    {
+        return Err(ApiError::BadRequest(
+            "a share grants read only: permissions may only be [\"read\"]".into(),
+        ));
+    }
+    for entry in &request.ip_allowlist {
+        if parse_net(entry).is_none() {
+            return Err(ApiError::BadRequest(format!(
+                "ip_allowlist: {entry:?} is not an IP or CIDR"
+            )));
+        }
+    }
+    let secret = state
+        .projector
+        .read(|models| models.secrets.secret_by_id(secret_id).cloned())
+        .ok_or_else(|| ApiError::NotFound("secret not found".into()))?;
+    require(&state, &caller, secret.vault_id, &secret.path, Permission::Read)?;
+    if let Caller::Agent(session) = &caller
+        && session.agent.settings.intents_api_enabled
+        && secret.secret_type.is_signing_key_material()
+    {
+        return Err(ApiError::Forbidden(
+            "agents with the Intents API enabled never hand out key material".into(),
+        ));
+    }
+    let recipient = state
+        .projector
+        .read(|models| resolve_recipient(models, &caller, &request))?;
+    let passphrase_hash = match request.passphrase {
+        Some(passphrase) => Some(
+            tokio::task::spawn_blocking(move || crate::auth::hash_passphrase(&passphrase))
+                .await
+                .map_err(ApiError::internal)?
+                .map_err(|e| ApiError::BadRequest(format!("passphrase: {e}")))?,
+        ),
+        None => None,
+    };
+    let share_id = ShareId::new();
+    let change = share::create(
+        CreateShare {
+            share_id,
+            org_id: caller.org_id(),
+            secret_id,
+            vault_id: secret.vault_id,
+            path: secret.path.clone(),
+            created_by: caller.principal(),
+            recipient_type: request.recipient_type,
+            recipient: recipient.clone(),
+            expires_at: request.expires_at,
+            max_access_count: request.max_access_count,
+            passphrase_hash,
+            ip_allowlist: request.ip_allowlist,
+        },
+        caller.context().now,
+    )?;
+    let invitation = match &recipient {
+        Recipient::ExternalEmail { email } => {
+            let sharer = state
+                .projector
+                .read(|models| notify_address(models, caller.principal()))
+                .map_or_else(|| "Someone".to_owned(), |email| email.as_str().to_owned());
+            Some(mail::share_invitation(
+                email.clone(),
+                caller.org_id(),
+                &sharer,
+                secret.path.as_str(),
+                &request.expires_at.to_rfc3339(),
+                state.config.public_url.as_str(),
+            ))
+        }
+        _ => None,
+    };
+    let mut changes = vec![change];
+    changes.extend(invitation.as_ref().map(Mail::queued));
+    state.commands.execute(changes, &caller.metadata()).await?;
+    if let Some(invitation) = invitation {
+        state.mailer.send(invitation);
+    }
+    let response = ShareResponse {
+        id: share_id,
+        share_url: share_url(&state, share_id),
+        recipient_type: request.recipient_type,
+        recipient_email: match &recipient {
+            Recipient::ExternalEmail { email } => Some(email.as_str().to_owned()),
+            _ => None,
+        },
+        expires_at: request.expires_at,
+        max_access_count: request.max_access_count,
+    };
+    Ok((StatusCode::CREATED, Json(response)))
+}
+
+#[derive(Deserialize, Default)]
+pub struct PassphraseInput {
+    passphrase: Option<Zeroizing<String>>,
+}
+
+#[derive(Serialize)]
+pub struct SharedSecretResponse {
+    id: ShareId,
+    secret_id: SecretId,
+    path: String,
+    #[serde(rename = "type")]
+    secret_type: SecretType,
+    value: Zeroizing<String>,
+    version: u64,
+    access_count: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_access_count: Option<u64>,
+}
+
+fn accessor_of(caller: Option<&Caller>) -> Accessor {
+    match caller {
+        None => Accessor::Anonymous,
+        Some(Caller::Human(session)) => Accessor::User {
+            id: session.user.id,
+            email: session.user.email.clone(),
+        },
+        Some(Caller::Agent(session)) => Accessor::Agent { id: session.agent.id },
+    }
+}
+
+fn refusal_error(refusal: AccessRefused) -> ApiError {
+    match refusal {
+        AccessRefused::NotFound => ApiError::NotFound("share not found".into()),
+        AccessRefused::Expired(_) | AccessRefused::UsedUp(_) => ApiError::Gone(refusal.to_string()),
+        AccessRefused::Passphrase | AccessRefused::Address => ApiError::Forbidden(refusal.to_string()),
+    }
+}
+
+/// GET /v1/share/{share_id}: the secret's latest value, counted. The passphrase comes in a
+/// JSON body (as the 1claw SDK sends it) or as `?passphrase=`.
+pub async fn access(
+    State(state): State<AppState>,
+    MaybeCaller { caller, context }: MaybeCaller,
+    PathParams(share_id): PathParams<ShareId>,
+    QueryParams(query): QueryParams<PassphraseInput>,
+    body: Bytes,
+) -> Result<Json<SharedSecretResponse>, ApiError> {
+    let from_body = if body.iter().all(u8::is_ascii_whitespace) {
+        PassphraseInput::default()
+    } else {
+        serde_json::from_slice::<PassphraseInput>(&body).map_err(|_| {
+            ApiError::BadRequest("the body must be a JSON object such as {\"passphrase\": \"...\"}".into())
+        })?
+    };
+    let passphrase = from_body.passphrase.or(query.passphrase);
+    let accessor = accessor_of(caller.as_ref());
+    let share = state
+        .projector
+        .read(|models| models.shares.get(share_id).cloned())
+        .filter(|share| share::visible_to(share, &accessor))
+        .ok_or_else(|| ApiError::NotFound("share not found".into()))?;
+    let address_ok = share.ip_allowlist.is_empty()
+        || share
+            .ip_allowlist
+            .iter()
+            .filter_map(|entry| parse_net(entry))
+            .any(|net| net.contains(&context.client_ip));
+    let passphrase_ok = match (&share.passphrase_hash, passphrase) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(hash), Some(given)) => {
+            let hash = hash.clone();
+            tokio::task::spawn_blocking(move || crate::auth::verify_password(&given, &hash))
+                .await
+                .map_err(ApiError::internal)?
+        }
+    };
+    let checks = Checks {
+        passphrase_ok,
+        address_ok,
+    };
+    let metadata = match &caller {
+        Some(caller) => caller.metadata(),
+        None => context.metadata(domain::ActorType::Anonymous, None, Some(share.org_id)),
+    };
+    let now = context.now;
+    let outcome = state
+        .commands
+        .decide_with(&metadata, |models| {
+            let share = models.shares.get(share_id).ok_or(DomainError::NotFound("share"))?;
+            let secret = models
+                .secrets
+                .secret_by_id(share.secret_id)
+                .ok_or_else(|| DomainError::Gone("the shared secret was deleted".into()))?;
+            let version = models
+                .secrets
+                .version(secret.vault_id, &secret.path, secret.version)
+                .ok_or(DomainError::NotFound("secret version"))?;
+            if version.disabled || secret.expires_at.is_some_and(|expiry| expiry <= now) {
+                return Err(DomainError::Gone(
+                    "the shared secret's current value is no longer readable".into(),
+                ));
+            }
+            let sealed = models
+                .secrets
+                .value(secret.vault_id, &secret.path, secret.version)
+                .ok_or(DomainError::NotFound("secret version"))?;
+            let access = match share::access(share, &accessor, checks, secret.version, now) {
+                Ok(access) => access,
+                Err(refusal @ (AccessRefused::Passphrase | AccessRefused::Address)) => {
+                    // Audited, counted nowhere.
+                    return Ok((vec![share::access_denied(share, &accessor, &refusal)], Err(refusal)));
+                }
+                Err(refusal) => return Ok((Vec::new(), Err(refusal))),
+            };
+            let mut changes = vec![access];
+            let notice = notify_address(models, share.created_by).map(|to| {
+                let count = match share.max_access_count {
+                    Some(limit) => format!("{} of {limit}", share.access_count + 1),
+                    None => (share.access_count + 1).to_string(),
+                };
+                let by = match &accessor {
+                    Accessor::Anonymous => format!("someone with the link from {}", context.client_ip),
+                    Accessor::User { email, .. } => email.as_str().to_owned(),
+                    Accessor::Agent { id } => format!("agent {id}"),
+                };
+                mail::share_accessed(to, share.org_id, share.id, share.path.as_str(), &by, &count)
+            });
+            changes.extend(notice.as_ref().map(Mail::queued));
+            Ok((
+                changes,
+                Ok((
+                    secret.clone(),
+                    sealed.clone(),
+                    share.access_count + 1,
+                    share.max_access_count,
+                    notice,
+                )),
+            ))
+        })
+        .await;
+    let (_, decided) = outcome?;
+    let (secret, sealed, access_count, max_access_count, notice) = decided.map_err(refusal_error)?;
+    if let Some(notice) = notice {
+        state.mailer.send(notice);
+    }
+    let plaintext = open(&state, &secret, secret.version, &sealed).await?;
+    let value = String::from_utf8(plaintext.to_vec()).map_err(|_| ApiError::internal("a stored value is not UTF-8"))?;
+    Ok(Json(SharedSecretResponse {
+        id: share_id,
+        secret_id: secret.id,
+        path: secret.path.to_string(),
+        secret_type: secret.secret_type,
+        value: Zeroizing::new(value),
+        version: secret.version,
+        access_count,
+        max_access_count,
+    }))
+}
+
+/// DELETE /v1/share/{share_id}: the sharer's only; then it is 404 for everyone.
+pub async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParams(share_id): PathParams<ShareId>,
+) -> Result<StatusCode, ApiError> {
+    let by = caller.principal();
+    state
+        .commands
+        .decide(&caller.metadata(), |models| {
+            let share = models.shares.get(share_id).ok_or(DomainError::NotFound("share"))?;
+            Ok(vec![share::revoke(share, by)?])
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize)]
+pub struct ShareListItem {
+    pub id: ShareId,
+    secret_id: SecretId,
+    pub secret_path: String,
+    recipient_type: RecipientType,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recipient_email: Option<String>,
+    pub access_count: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_access_count: Option<u64>,
+    pub expires_at: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+    pub is_expired: bool,
+    pub is_accepted: bool,
+    pub shared_by: Principal,
+}
+
+impl ShareListItem {
+    pub fn new(share: &Share, models: &ReadModels, now: DateTime<Utc>) -> Self {
+        Self {
+            id: share.id,
+            secret_id: share.secret_id,
+            secret_path: share.path.to_string(),
+            recipient_type: share.recipient_type,
+            recipient_email: recipient_email(share, models),
+            access_count: share.access_count,
+            max_access_count: share.max_access_count,
+            expires_at: share.expires_at,
+            created_at: share.created_at,
+            is_expired: share.is_expired(now),
+            is_accepted: share.accepted,
+            shared_by: share.created_by,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct ShareListResponse {
+    shares: Vec<ShareListItem>,
+}
+
+/// GET /v1/shares/outbound
+pub async fn outbound(State(state): State<AppState>, caller: Caller) -> Json<ShareListResponse> {
+    let now = caller.context().now;
+    let shares = state.projector.read(|models| {
+        models
+            .shares
+            .outbound(caller.principal())
+            .into_iter()
+            .map(|share| ShareListItem::new(share, models, now))
+            .collect()
+    });
+    Json(ShareListResponse { shares })
+}
+
+/// What was shared with `accessor` by name, newest first.
+pub fn inbound_of(state: &AppState, accessor: &Accessor, now: DateTime<Utc>) -> Vec<ShareListItem> {
+    state.projector.read(|models| {
+        models
+            .shares
+            .inbound(accessor)
+            .into_iter()
+            .map(|share| ShareListItem::new(share, models, now))
+            .collect()
+    })
+}
+
+/// GET /v1/shares/inbound
+pub async fn inbound(State(state): State<AppState>, caller: Caller) -> Json<ShareListResponse> {
+    Json(ShareListResponse {
+        shares: inbound_of(&state, &accessor_of(Some(&caller)), caller.context().now),
+    })
+}
+
+async fn respond(state: &AppState, caller: Caller, share_id: ShareId, accept: bool) -> Result<StatusCode, ApiError> {
+    let accessor = accessor_of(Some(&caller));
+    state
+        .commands
+        .decide(&caller.metadata(), |models| {
+            let share = models.shares.get(share_id).ok_or(DomainError::NotFound("share"))?;
+            let change: Change = share::respond(share, &accessor, accept)?;
+            Ok(vec![change])
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// POST /v1/shares/{share_id}/accept
+pub async fn accept(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParams(share_id): PathParams<ShareId>,
+) -> Result<StatusCode, ApiError> {
+    respond(&state, caller, share_id, true).await
+}
+
+/// POST /v1/shares/{share_id}/decline
+pub async fn decline(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParams(share_id): PathParams<ShareId>,
+) -> Result<StatusCode, ApiError> {
+    respond(&state, caller, share_id, false).await
+}

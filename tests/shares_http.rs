@@ -1,0 +1,423 @@
+//! Sharing over HTTP: an agent shares back to its human, access limits that hold under
+//! concurrency, revocation, expiry, passphrases, invitations by email.
+
+mod common;
+
+use chrono::{Duration, Utc};
+use common::{Api, TestDb, mail};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// A human, their vault, and an agent that may read and write `reports/*` in it.
+struct World {
+    human: String,
+    human_email: String,
+    vault: String,
+    agent: String,
+}
+
+async fn world(api: &Api) -> World {
+    let human_email = format!("ada-{}@example.com", uuid::Uuid::now_v7().simple());
+    let human = api.signup(&human_email, "correct horse").await;
+    let (_, vault) = api
+        .call("POST", "/v1/vaults", Some(&human), Some(json!({"name": "prod"})))
+        .await;
+    let vault = vault["id"].as_str().unwrap().to_owned();
+    let (_, created) = api
+        .call("POST", "/v1/agents", Some(&human), Some(json!({"name": "analyst"})))
+        .await;
+    let agent_id = created["agent"]["id"].as_str().unwrap();
+    let (status, _) = api
+        .call(
+            "POST",
+            &format!("/v1/vaults/{vault}/policies"),
+            Some(&human),
+            Some(json!({
+                "secret_path_pattern": "reports/*",
+                "principal_type": "agent",
+                "principal_id": agent_id,
+                "permissions": ["read", "write"],
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, token) = api
+        .call(
+            "POST",
+            "/v1/auth/agent-token",
+            None,
+            Some(json!({"api_key": created["api_key"]})),
+        )
+        .await;
+    World {
+        human,
+        human_email,
+        vault,
+        agent: token["access_token"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// Writes `value` at `path` as `token` and returns the secret's id.
+async fn write(api: &Api, world: &World, token: &str, path: &str, value: &str) -> String {
+    let (status, body) = api
+        .call(
+            "PUT",
+            &format!("/v1/vaults/{}/secrets/{path}", world.vault),
+            Some(token),
+            Some(json!({"value": value})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["id"].as_str().unwrap().to_owned()
+}
+
+async fn share(api: &Api, token: &str, secret: &str, body: Value) -> (StatusCode, Value) {
+    api.call("POST", &format!("/v1/secrets/{secret}/share"), Some(token), Some(body))
+        .await
+}
+
+fn in_an_hour() -> String {
+    (Utc::now() + Duration::hours(1)).to_rfc3339()
+}
+
+async fn open(api: &Api, token: Option<&str>, share: &str) -> (StatusCode, Value) {
+    api.call("GET", &format!("/v1/share/{share}"), token, None).await
+}
+
+#[tokio::test]
+async fn an_agent_shares_back_to_its_creator_who_accepts_and_reads_twice_then_410() {
+    let db = TestDb::sqlite();
+    let api = Api::start(&db).await;
+    let world = world(&api).await;
+    let secret = write(&api, &world, &world.agent, "reports/q3", "revenue: 42").await;
+    let (status, created) = share(
+        &api,
+        &world.agent,
+        &secret,
+        json!({"recipient_type": "creator", "max_access_count": 2, "expires_at": in_an_hour()}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["share_url"], api.server.url(&format!("/v1/share/{id}")));
+    assert!(created.get("value").is_none());
+
+    let (_, inbound) = api.call("GET", "/v1/shares/inbound", Some(&world.human), None).await;
+    let shares = inbound["shares"].as_array().unwrap();
+    assert_eq!(shares.len(), 1, "{inbound}");
+    assert_eq!(
+        (
+            shares[0]["id"].as_str(),
+            shares[0]["secret_path"].as_str(),
+            shares[0]["is_accepted"].as_bool()
+        ),
+        (Some(id.as_str()), Some("reports/q3"), Some(false))
+    );
+    let (_, outbound) = api.call("GET", "/v1/shares/outbound", Some(&world.agent), None).await;
+    assert_eq!(outbound["shares"][0]["recipient_email"], world.human_email);
+
+    // The human's page lists it too.
+    let browser = api.signed_in_browser(&world.human_email, "correct horse").await;
+    let home = browser
+        .get(api.server.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        home.contains("reports/q3") && home.contains(&format!("GET /v1/share/{id}")),
+        "{home}"
+    );
+
+    let (status, _) = api
+        .call("POST", &format!("/v1/shares/{id}/accept"), Some(&world.human), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, inbound) = api.call("GET", "/v1/shares/inbound", Some(&world.human), None).await;
+    assert_eq!(inbound["shares"][0]["is_accepted"], true);
+
+    let (status, first) = open(&api, Some(&world.human), &id).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(
+        (first["value"].as_str(), first["access_count"].as_u64()),
+        (Some("revenue: 42"), Some(1))
+    );
+    // The share follows its secret: a new version is what the next access gets.
+    write(&api, &world, &world.agent, "reports/q3", "revenue: 43").await;
+    let (status, second) = open(&api, Some(&world.human), &id).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (second["value"].as_str(), second["version"].as_u64()),
+        (Some("revenue: 43"), Some(2))
+    );
+    let (status, third) = open(&api, Some(&world.human), &id).await;
+    assert_eq!(status, StatusCode::GONE, "{third}");
+
+    // Only its recipient opens it: the agent that shared it, or nobody signed in, cannot.
+    assert_eq!(open(&api, Some(&world.agent), &id).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(open(&api, None, &id).await.0, StatusCode::NOT_FOUND);
+    // The human who created the agent hears of each access.
+    let notices = mail::wait_for_count(
+        &api.outbox(),
+        &world.human_email,
+        "Your share of reports/q3 was opened",
+        2,
+    )
+    .await;
+    assert!(notices[0].body().contains("was opened by") && !notices[0].body().contains("revenue"));
+}
+
+#[tokio::test]
+async fn twenty_concurrent_accesses_of_a_share_allowed_five_succeed_exactly_five_times() {
+    let db = TestDb::postgres().await;
+    let api = Api::start(&db).await;
+    let world = world(&api).await;
+    let secret = write(&api, &world, &world.human, "reports/board", "confidential").await;
+    let (_, created) = share(
+        &api,
+        &world.human,
+        &secret,
+        json!({"recipient_type": "anyone_with_link", "max_access_count": 5, "expires_at": in_an_hour()}),
+    )
+    .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let accesses = (0..20).map(|_| open(&api, None, &id));
+    let results = futures::future::join_all(accesses).await;
+    let ok: Vec<&Value> = results
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::OK)
+        .map(|(_, body)| body)
+        .collect();
+    let gone = results.iter().filter(|(status, _)| *status == StatusCode::GONE).count();
+    assert_eq!((ok.len(), gone), (5, 15), "{results:?}");
+    let mut counts: Vec<u64> = ok.iter().map(|body| body["access_count"].as_u64().unwrap()).collect();
+    counts.sort();
+    assert_eq!(counts, vec![1, 2, 3, 4, 5]);
+    assert!(ok.iter().all(|body| body["value"] == "confidential"));
+}
+
+#[tokio::test]
+async fn a_revoked_share_is_404_and_an_expired_one_410() {
+    let db = TestDb::sqlite();
+    let api = Api::start(&db).await;
+    let world = world(&api).await;
+    let secret = write(&api, &world, &world.human, "reports/a", "alpha").await;
+    let (_, created) = share(
+        &api,
+        &world.human,
+        &secret,
+        json!({"recipient_type": "anyone_with_link", "expires_at": in_an_hour()}),
+    )
+    .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(open(&api, None, &id).await.0, StatusCode::OK);
+    // Only its creator revokes it.
+    let (status, _) = api
+        .call("DELETE", &format!("/v1/share/{id}"), Some(&world.agent), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = api
+        .call("DELETE", &format!("/v1/share/{id}"), Some(&world.human), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(open(&api, None, &id).await.0, StatusCode::NOT_FOUND);
+    let (_, outbound) = api.call("GET", "/v1/shares/outbound", Some(&world.human), None).await;
+    assert_eq!(outbound["shares"], json!([]));
+
+    let soon = (Utc::now() + Duration::milliseconds(1500)).to_rfc3339();
+    let (status, created) = share(
+        &api,
+        &world.human,
+        &secret,
+        json!({"recipient_type": "anyone_with_link", "expires_at": soon}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+    let (status, body) = open(&api, None, &id).await;
+    assert_eq!(status, StatusCode::GONE, "{body}");
+
+    let (status, _) = share(
+        &api,
+        &world.human,
+        &secret,
+        json!({"recipient_type": "anyone_with_link", "expires_at": (Utc::now() - Duration::hours(1)).to_rfc3339()}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a share cannot be born expired");
+}
+
+#[tokio::test]
+async fn a_wrong_passphrase_is_403_and_counts_nothing() {
+    let db = TestDb::sqlite();
+    let api = Api::start(&db).await;
+    let world = world(&api).await;
+    let secret = write(&api, &world, &world.human, "reports/vault-code", "1234").await;
+    let (_, created) = share(
+        &api,
+        &world.human,
+        &secret,
+        json!({
+            "recipient_type": "anyone_with_link", "max_access_count": 1,
+            "passphrase": "open sesame", "expires_at": in_an_hour(),
+        }),
+    )
+    .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let url = api.server.url(&format!("/v1/share/{id}"));
+    assert_eq!(open(&api, None, &id).await.0, StatusCode::FORBIDDEN, "no passphrase");
+    for wrong in ["open sesame!", ""] {
+        let response = api
+            .client
+            .get(&url)
+            .json(&json!({"passphrase": wrong}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    }
+    // The SDK sends the passphrase in a GET body; ?passphrase= works too.
+    let right = api
+        .client
+        .get(&url)
+        .json(&json!({"passphrase": "open sesame"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status(), StatusCode::OK);
+    let right: Value = right.json().await.unwrap();
+    assert_eq!(
+        (right["value"].as_str(), right["access_count"].as_u64()),
+        (Some("1234"), Some(1))
+    );
+    let again = api
+        .client
+        .get(format!("{url}?passphrase=open%20sesame"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::GONE, "the one access was the right one");
+
+    let (_, trail) = api
+        .call(
+            "GET",
+            "/v1/audit/events?action=share.access_denied",
+            Some(&world.human),
+            None,
+        )
+        .await;
+    assert_eq!(trail["count"], 3, "{trail}");
+    let serialized = trail.to_string();
+    assert!(!serialized.contains("open sesame"), "passphrases are never recorded");
+}
+
+#[tokio::test]
+async fn an_email_share_invites_the_address_and_is_claimed_when_it_signs_up() {
+    let db = TestDb::sqlite();
+    let api = Api::start(&db).await;
+    let world = world(&api).await;
+    let secret = write(&api, &world, &world.human, "reports/handover", "the keys").await;
+    let grace = format!("grace-{}@example.com", uuid::Uuid::now_v7().simple());
+    let (status, created) = share(
+        &api,
+        &world.human,
+        &secret,
+        json!({"recipient_type": "external_email", "email": grace, "expires_at": in_an_hour()}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["recipient_email"], grace);
+    let id = created["id"].as_str().unwrap().to_owned();
+    let invitation = mail::wait_for(&api.outbox(), &grace, "shared a secret with you").await;
+    assert!(invitation.body().contains("reports/handover"));
+    assert!(
+        !invitation.body().contains("the keys"),
+        "the value is never in an email"
+    );
+
+    let newcomer = api.signup(&grace, "correct horse").await;
+    let (_, inbound) = api.call("GET", "/v1/shares/inbound", Some(&newcomer), None).await;
+    assert_eq!(inbound["shares"][0]["id"], id.as_str());
+    let (status, opened) = open(&api, Some(&newcomer), &id).await;
+    assert_eq!((status, opened["value"].as_str()), (StatusCode::OK, Some("the keys")));
+
+    // Declined, it is gone from their inbox and cannot be opened.
+    let (status, _) = api
+        .call("POST", &format!("/v1/shares/{id}/decline"), Some(&newcomer), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, inbound) = api.call("GET", "/v1/shares/inbound", Some(&newcomer), None).await;
+    assert_eq!(inbound["shares"], json!([]));
+    assert_eq!(open(&api, Some(&newcomer), &id).await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn share_requests_that_break_the_rules_are_refused_with_4xx() {
+    let db = TestDb::sqlite();
+    let api = Api::start(&db).await;
+    let world = world(&api).await;
+    let secret = write(&api, &world, &world.human, "reports/x", "x").await;
+    let cases = [
+        (
+            &world.human,
+            json!({"recipient_type": "creator", "expires_at": in_an_hour()}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            &world.agent,
+            json!({"recipient_type": "external_email", "email": "x@example.com", "expires_at": in_an_hour()}),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            &world.human,
+            json!({"recipient_type": "user", "expires_at": in_an_hour()}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            &world.human,
+            json!({"recipient_type": "user", "recipient_id": uuid::Uuid::now_v7(), "expires_at": in_an_hour()}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            &world.human,
+            json!({"recipient_type": "anyone_with_link"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            &world.human,
+            json!({"recipient_type": "anyone_with_link", "max_access_count": 0, "expires_at": in_an_hour()}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            &world.human,
+            json!({"recipient_type": "anyone_with_link", "ip_allowlist": ["nowhere"], "expires_at": in_an_hour()}),
+            StatusCode::BAD_REQUEST,
+        ),
+    ];
+    for (token, body, expected) in cases {
+        let (status, problem) = share(&api, token, &secret, body.clone()).await;
+        assert_eq!(status, expected, "{body}: {problem}");
+    }
+    let (status, _) = share(
+        &api,
+        &world.human,
+        &uuid::Uuid::now_v7().to_string(),
+        json!({"recipient_type": "anyone_with_link", "expires_at": in_an_hour()}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A share that only opens from elsewhere is refused here, and counts nothing.
+    let (_, created) = share(
+        &api,
+        &world.human,
+        &secret,
+        json!({"recipient_type": "anyone_with_link", "ip_allowlist": ["203.0.113.0/24"], "expires_at": in_an_hour()}),
+    )
+    .await;
+    let (status, _) = open(&api, None, created["id"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
