@@ -26,6 +26,21 @@ pub struct ChainConfig {
 }
 
 impl ChainConfig {
+    /// The registry's view of this configured chain.
+    pub fn settings(&self) -> domain::evm_chain::ChainSettings {
+        domain::evm_chain::ChainSettings {
+            name: self.name.clone(),
+            display_name: self.display_name.clone(),
+            chain_id: self.chain_id,
+            rpc_url: self.rpc_url.to_string(),
+            ws_url: None,
+            explorer_url: None,
+            native_currency: self.native_currency.clone(),
+            is_testnet: self.is_testnet,
+            is_enabled: true,
+        }
+    }
+
     /// The chain used when none is configured: a local anvil node.
     pub fn local_anvil() -> Self {
         Self {
@@ -229,13 +244,6 @@ impl Config {
             smtp_url,
             mail_from,
         })
-    }
-
-    /// Whether a chain is configured under this name or decimal chain id.
-    pub fn has_chain(&self, name_or_id: &str) -> bool {
-        self.chains
-            .iter()
-            .any(|chain| chain.name == name_or_id || chain.chain_id.to_string() == name_or_id)
     }
 
     /// The client a request comes from: the socket peer, unless the peer is a trusted

@@ -9,6 +9,7 @@ use crate::agent::{AgentKey, AgentSettings};
 use crate::authz::{Policy, Principal};
 use crate::email::Email;
 use crate::event::{Metadata, NewEvent, RecordedEvent};
+use crate::evm_chain::ChainSettings;
 use crate::ids::{AgentId, ApiKeyId, EnrollmentId, MailId, OrgId, PolicyId, SecretId, ShareId, UserId, VaultId};
 use crate::mail::MailKind;
 use crate::secret::{Sealed, SecretType};
@@ -113,6 +114,11 @@ event_vocabulary!(
     ShareRevoked = "share.revoked",
     ShareAccepted = "share.accepted",
     ShareDeclined = "share.declined",
+    /// An administrator added an EVM chain to the registry.
+    ChainAdded = "chain.added",
+    /// An administrator changed a chain (a configured one included).
+    ChainUpdated = "chain.updated",
+    ChainRemoved = "chain.removed",
     /// An email is due; its body is not kept (it can carry an API key).
     MailQueued = "mail.queued",
     MailSent = "mail.sent",
@@ -440,6 +446,24 @@ pub struct ShareAccepted {
 pub struct ShareDeclined {
     pub share_id: ShareId,
     pub by: Principal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainAdded {
+    pub id: Uuid,
+    pub settings: ChainSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainUpdated {
+    pub id: Uuid,
+    /// The whole settings after the change.
+    pub settings: ChainSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainRemoved {
+    pub id: Uuid,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,6 +11,7 @@ pub mod email;
 pub mod enrollment;
 pub mod event;
 pub mod events;
+pub mod evm_chain;
 pub mod ids;
 pub mod mail;
 pub mod policy;

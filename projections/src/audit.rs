@@ -231,6 +231,19 @@ fn describe(event: &Event) -> (&'static str, &'static str, String, Value) {
             json!({"key_prefix": e.key.key_prefix}),
         ),
         Event::AgentDeactivated(e) => ("agent.deactivate", "agent", e.agent_id.to_string(), json!({})),
+        Event::ChainAdded(e) => (
+            "chain.create",
+            "chain",
+            e.id.to_string(),
+            json!({"settings": e.settings}),
+        ),
+        Event::ChainUpdated(e) => (
+            "chain.update",
+            "chain",
+            e.id.to_string(),
+            json!({"settings": e.settings}),
+        ),
+        Event::ChainRemoved(e) => ("chain.delete", "chain", e.id.to_string(), json!({})),
         Event::ShareCreated(e) => (
             "share.create",
             "share",

@@ -7,6 +7,7 @@
 pub mod access;
 pub mod access_review;
 pub mod audit;
+mod chains;
 pub mod directory;
 pub mod enrollments;
 mod read_models;

@@ -89,6 +89,8 @@ pub struct ReadModels {
     pub access: Access,
     pub secrets: Secrets,
     pub shares: Shares,
+    /// Administrators' changes to the chain registry.
+    pub chains: domain::evm_chain::RegistryChanges,
     pub enrollments: Enrollments,
     pub outbox: Outbox,
     pub audit: AuditTrail,
@@ -120,6 +122,7 @@ impl ReadModels {
                 self.access.apply(event, &decoded);
                 self.secrets.apply(event, &decoded);
                 self.shares.apply(event, &decoded);
+                self.chains.apply(event, &decoded);
                 self.enrollments.apply(event, &decoded);
                 self.outbox.apply(event, &decoded);
                 self.audit.apply(event, &decoded);

@@ -64,7 +64,10 @@ impl AgentRequest {
             )));
         }
         let tx_allowed_chains = self.tx_allowed_chains.unwrap_or(base.tx_allowed_chains);
-        if let Some(unknown) = tx_allowed_chains.iter().find(|chain| !state.config.has_chain(chain)) {
+        if let Some(unknown) = tx_allowed_chains
+            .iter()
+            .find(|chain| super::chains::enabled_chain(state, chain).is_none())
+        {
             return Err(ApiError::BadRequest(format!(
                 "tx_allowed_chains: no chain named {unknown:?} is configured"
             )));

@@ -5,6 +5,7 @@ mod agents;
 mod api_keys;
 mod audit;
 pub(crate) mod auth;
+mod chains;
 pub(crate) mod enrollments;
 mod explain;
 pub(crate) mod extract;
@@ -90,6 +91,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit/events", get(audit::events))
         .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/audit/access-review", get(audit::access_review))
+        .route("/v1/chains", get(chains::list))
+        .route("/v1/chains/{identifier}", get(chains::get))
+        .route("/v1/admin/chains", get(chains::admin_list).post(chains::create))
+        .route(
+            "/v1/admin/chains/{chain_id}",
+            axum::routing::put(chains::update).delete(chains::delete),
+        )
         .route("/v1/secrets/{secret_id}/share", post(shares::create))
         .route("/v1/share/{share_id}", get(shares::access).delete(shares::revoke))
         .route("/v1/shares/outbound", get(shares::outbound))

@@ -31,7 +31,6 @@ from oneclaw import AuthError, NotFoundError, OneclawError, ValidationError, cre
 
 # step name -> the endpoints it needs ("METHOD /openapi/path"); reason: endpoint not implemented yet.
 NOT_IMPLEMENTED_YET: dict[str, list[str]] = {
-    "chains": ["GET /v1/chains", "GET /v1/chains/{identifier}"],
     "signing_keys": ["POST /v1/agents/{agent_id}/signing-keys", "GET /v1/agents/{agent_id}/signing-keys"],
     "transactions": ["GET /v1/agents/{agent_id}/transactions"],
 }
@@ -355,7 +354,7 @@ def audit_trail() -> None:
     assert verdict["events_verified"] == verdict["events_checked"] > 0, verdict
 
 
-# -- enrollment, versions, rotation, sharing; and what is not served yet (NOT_IMPLEMENTED_YET) --
+# -- enrollment, versions, rotation, chains, sharing; and what is not served yet (NOT_IMPLEMENTED_YET)
 
 
 @step
