@@ -1,10 +1,17 @@
 //! The signing proxy of keyward: what an agent may send on chain, and the means to send it.
 //!
-//! This crate will hold the guardrails (spend limits, allowlists), the chain registry, and
-//! transaction building, signing, simulation and broadcast. Everything that can be pure is
-//! pure: the guardrails decide on values and state passed in, with no IO and no clock.
+//! - [`guardrails`]: pure checks of a transaction against an agent's limits.
+//! - [`key`]: a private key held only for one signature, zeroized on drop.
+//! - [`tx`]: building legacy and EIP-1559 transfers and signing them (alloy types, k256).
 //!
 //! Its money type, [`Wei`], lives in the domain crate, because an agent's limits are part
-//! of the agent's state; it is re-exported here for the guardrails.
+//! of the agent's state.
+
+pub mod guardrails;
+pub mod key;
+pub mod tx;
 
 pub use domain::wei::{Wei, WeiParseError};
+pub use guardrails::{Guardrails, Violation};
+pub use key::{KeyError, PrivateKey};
+pub use tx::{Fee, SignedTx, UnsignedTx};
