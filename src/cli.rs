@@ -211,6 +211,7 @@ async fn serve(config: Config, store: Arc<dyn EventStore>) -> anyhow::Result<Exi
         envelope,
         mailer,
         limits: Arc::new(api::RateLimits::default()),
+        rpc: intents::RpcPool::new().context("cannot set up the RPC client")?,
     });
     axum::serve(
         listener,

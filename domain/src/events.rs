@@ -15,6 +15,7 @@ use crate::mail::MailKind;
 use crate::secret::{Sealed, SecretType};
 use crate::secret_path::SecretPath;
 use crate::share::{Recipient, RecipientType};
+use crate::wei::Wei;
 
 /// Bumped for an event type when its payload changes shape; upcasting reads old versions.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -119,6 +120,14 @@ event_vocabulary!(
     /// An administrator changed a chain (a configured one included).
     ChainUpdated = "chain.updated",
     ChainRemoved = "chain.removed",
+    /// The proxy signed a transaction for an agent: its nonce and value are reserved.
+    TransactionSigned = "transaction.signed",
+    /// The chain's node accepted a signed transaction.
+    TransactionBroadcast = "transaction.broadcast",
+    /// The node refused it: nonce and value are released.
+    TransactionFailed = "transaction.failed",
+    /// A guardrail refused a transaction before anything was signed.
+    TransactionRejected = "transaction.rejected",
     /// An email is due; its body is not kept (it can carry an API key).
     MailQueued = "mail.queued",
     MailSent = "mail.sent",
@@ -464,6 +473,46 @@ pub struct ChainUpdated {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainRemoved {
     pub id: Uuid,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransactionSigned {
+    pub tx_id: Uuid,
+    pub agent_id: AgentId,
+    pub chain: String,
+    pub chain_id: u64,
+    pub from: String,
+    pub to: String,
+    pub value_wei: Wei,
+    pub nonce: u64,
+    pub tx_hash: String,
+    /// The raw signed transaction, 0x hex: public once broadcast, never the key.
+    pub signed_tx: String,
+    pub signing_key_path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransactionBroadcast {
+    pub tx_id: Uuid,
+    pub agent_id: AgentId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransactionFailed {
+    pub tx_id: Uuid,
+    pub agent_id: AgentId,
+    pub error: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransactionRejected {
+    pub agent_id: AgentId,
+    pub chain: String,
+    pub to: String,
+    pub value_wei: Wei,
+    /// The guardrail's setting, e.g. `tx_daily_limit_eth`.
+    pub rule: String,
+    pub detail: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

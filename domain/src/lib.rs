@@ -19,6 +19,7 @@ pub mod secret;
 pub mod secret_path;
 pub mod share;
 pub mod stream;
+pub mod transaction;
 pub mod user;
 pub mod vault;
 pub mod wei;

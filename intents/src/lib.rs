@@ -3,15 +3,21 @@
 //! - [`guardrails`]: pure checks of a transaction against an agent's limits.
 //! - [`key`]: a private key held only for one signature, zeroized on drop.
 //! - [`tx`]: building legacy and EIP-1559 transfers and signing them (alloy types, k256).
+//! - [`rpc`]: the JSON-RPC calls to the chain's node.
 //!
 //! Its money type, [`Wei`], lives in the domain crate, because an agent's limits are part
 //! of the agent's state.
 
 pub mod guardrails;
 pub mod key;
+pub mod rpc;
+pub mod submission;
 pub mod tx;
 
+pub use alloy_primitives::{Address, Bytes};
 pub use domain::wei::{Wei, WeiParseError};
 pub use guardrails::{Guardrails, Violation};
 pub use key::{KeyError, PrivateKey};
+pub use rpc::{Rpc, RpcError, RpcPool};
+pub use submission::{Refusal, Submission};
 pub use tx::{Fee, SignedTx, UnsignedTx};

@@ -231,6 +231,37 @@ fn describe(event: &Event) -> (&'static str, &'static str, String, Value) {
             json!({"key_prefix": e.key.key_prefix}),
         ),
         Event::AgentDeactivated(e) => ("agent.deactivate", "agent", e.agent_id.to_string(), json!({})),
+        Event::TransactionSigned(e) => (
+            "transaction.sign",
+            "transaction",
+            e.tx_id.to_string(),
+            json!({
+                "agent_id": e.agent_id, "chain": e.chain, "chain_id": e.chain_id, "from": e.from, "to": e.to,
+                "value_wei": e.value_wei.as_u128().to_string(), "nonce": e.nonce, "tx_hash": e.tx_hash,
+                "signing_key_path": e.signing_key_path,
+            }),
+        ),
+        Event::TransactionBroadcast(e) => (
+            "transaction.broadcast",
+            "transaction",
+            e.tx_id.to_string(),
+            json!({"agent_id": e.agent_id}),
+        ),
+        Event::TransactionFailed(e) => (
+            "transaction.fail",
+            "transaction",
+            e.tx_id.to_string(),
+            json!({"agent_id": e.agent_id, "error": e.error}),
+        ),
+        Event::TransactionRejected(e) => (
+            "transaction.reject",
+            "agent",
+            e.agent_id.to_string(),
+            json!({
+                "rule": e.rule, "detail": e.detail, "chain": e.chain, "to": e.to,
+                "value_wei": e.value_wei.as_u128().to_string(),
+            }),
+        ),
         Event::ChainAdded(e) => (
             "chain.create",
             "chain",

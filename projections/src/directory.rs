@@ -11,7 +11,7 @@ use domain::authz::Policy;
 use domain::email::Email;
 use domain::events::{
     AgentAuthenticated, AgentDeactivated, AgentKeyRotated, AgentUpdated, Event, OrgCreated, PolicyGranted,
-    PolicyRevoked, PolicyUpdated,
+    PolicyRevoked, PolicyUpdated, TransactionBroadcast, TransactionFailed, TransactionRejected, TransactionSigned,
 };
 use domain::user::{RefreshToken, User, UserApiKey};
 use domain::vault::Vault;
@@ -227,6 +227,10 @@ impl DomainModel for Directory {
             }
             Event::AgentUpdated(AgentUpdated { agent_id, .. })
             | Event::AgentDeactivated(AgentDeactivated { agent_id })
+            | Event::TransactionSigned(TransactionSigned { agent_id, .. })
+            | Event::TransactionBroadcast(TransactionBroadcast { agent_id, .. })
+            | Event::TransactionFailed(TransactionFailed { agent_id, .. })
+            | Event::TransactionRejected(TransactionRejected { agent_id, .. })
             | Event::AgentAuthenticated(AgentAuthenticated { agent_id, .. }) => {
                 if let Some(agent) = self.agents.get_mut(agent_id) {
                     agent.apply(event, at, version);

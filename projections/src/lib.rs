@@ -14,6 +14,7 @@ mod read_models;
 pub mod secrets;
 pub mod shares;
 pub mod stream_catalog;
+pub mod transactions;
 
 use domain::RecordedEvent;
 use domain::events::Event;
@@ -26,6 +27,7 @@ pub use read_models::{AccessModels, Fold, ReadModels, Until};
 pub use secrets::Secrets;
 pub use shares::Shares;
 pub use stream_catalog::StreamCatalog;
+pub use transactions::Transactions;
 
 /// A read model: state folded from the log, one event at a time, in position order.
 pub trait ReadModel {

@@ -7,6 +7,7 @@ use domain::events::Event;
 
 use crate::{
     Access, AuditTrail, Directory, DomainModel, Enrollments, Outbox, ReadModel, Secrets, Shares, StreamCatalog,
+    Transactions,
 };
 
 /// How far into the log a build goes.
@@ -89,6 +90,7 @@ pub struct ReadModels {
     pub access: Access,
     pub secrets: Secrets,
     pub shares: Shares,
+    pub transactions: Transactions,
     /// Administrators' changes to the chain registry.
     pub chains: domain::evm_chain::RegistryChanges,
     pub enrollments: Enrollments,
@@ -122,6 +124,7 @@ impl ReadModels {
                 self.access.apply(event, &decoded);
                 self.secrets.apply(event, &decoded);
                 self.shares.apply(event, &decoded);
+                self.transactions.apply(event, &decoded);
                 self.chains.apply(event, &decoded);
                 self.enrollments.apply(event, &decoded);
                 self.outbox.apply(event, &decoded);

@@ -18,6 +18,7 @@ mod rate_limit;
 mod secrets;
 pub(crate) mod session;
 pub(crate) mod shares;
+mod transactions;
 mod vaults;
 
 use std::sync::Arc;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub envelope: Arc<Envelope>,
     pub mailer: Mailer,
     pub limits: Arc<RateLimits>,
+    /// Connections to chains' RPC nodes.
+    pub rpc: intents::RpcPool,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -86,6 +89,11 @@ pub fn router(state: AppState) -> Router {
                 .delete(agents::deactivate),
         )
         .route("/v1/agents/{agent_id}/rotate-key", post(agents::rotate_key))
+        .route(
+            "/v1/agents/{agent_id}/transactions",
+            post(transactions::submit).get(transactions::list),
+        )
+        .route("/v1/agents/{agent_id}/transactions/{tx_id}", get(transactions::get))
         .route("/v1/org/members", get(org::members))
         .route("/v1/authz/explain", post(explain::explain))
         .route("/v1/audit/events", get(audit::events))

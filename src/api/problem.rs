@@ -57,6 +57,9 @@ pub enum ApiError {
     Gone(String),
     #[error("too many requests; retry in {retry_after_seconds} s")]
     TooManyRequests { retry_after_seconds: u64 },
+    /// A server keyward depends on (a chain's RPC node) failed or refused.
+    #[error("{0}")]
+    BadGateway(String),
     /// A fault of keyward or its database: logged in full, answered without detail.
     #[error("internal error")]
     Internal(String),
@@ -76,6 +79,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Gone(_) => StatusCode::GONE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

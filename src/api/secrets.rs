@@ -109,8 +109,8 @@ pub struct SecretResponse {
     id: SecretId,
     path: String,
     #[serde(rename = "type")]
-    secret_type: SecretType,
-    value: Zeroizing<String>,
+    pub(super) secret_type: SecretType,
+    pub(super) value: Zeroizing<String>,
     version: u64,
     metadata: serde_json::Value,
     created_by: String,
@@ -428,7 +428,9 @@ pub async fn get(
     PathParams((vault_id, raw_path)): PathParams<(VaultId, String)>,
 ) -> Result<Json<SecretResponse>, ApiError> {
     let path = parse_path(&raw_path)?;
-    read_value(&state, &caller, vault_id, &path, None).await.map(Json)
+    read_value(&state, &caller, vault_id, &path, None, Purpose::Reveal)
+        .await
+        .map(Json)
 }
 
 /// GET /v1/vaults/{id}/secret-version/{path}/{version}: the value of one version. It
@@ -439,26 +441,38 @@ pub async fn get_version(
     PathParams((vault_id, raw)): PathParams<(VaultId, String)>,
 ) -> Result<Json<SecretResponse>, ApiError> {
     let (path, version) = parse_path_and_version(&raw)?;
-    read_value(&state, &caller, vault_id, &path, Some(version))
+    read_value(&state, &caller, vault_id, &path, Some(version), Purpose::Reveal)
         .await
         .map(Json)
 }
 
+/// Why a value is read: to hand it to the caller, or to sign with it inside keyward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Purpose {
+    Reveal,
+    /// The intents proxy signs with the key; the value never leaves the server, so the
+    /// rule that intents agents never read key material does not apply. Every other
+    /// layer of authorization does.
+    Sign,
+}
+
 /// The one read of a value: `version`, or the current one. Authorized (a refusal is
 /// audited), recorded in the log, and only then opened.
-async fn read_value(
+pub(super) async fn read_value(
     state: &AppState,
     caller: &Caller,
     vault_id: VaultId,
     path: &SecretPath,
     version: Option<u64>,
+    purpose: Purpose,
 ) -> Result<SecretResponse, ApiError> {
     let decision = access(state, caller, vault_id, path, Permission::Read)?;
     if !decision.allowed {
         record_denied_read(state, caller, vault_id, path, &decision).await?;
         return Err(refused(&decision));
     }
-    let signs_intents = matches!(caller, Caller::Agent(session) if session.agent.settings.intents_api_enabled);
+    let signs_intents = purpose == Purpose::Reveal
+        && matches!(caller, Caller::Agent(session) if session.agent.settings.intents_api_enabled);
     let by = caller.principal();
     let now = caller.context().now;
     let (_, (secret, read, sealed)) = state

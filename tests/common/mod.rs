@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod browser;
+pub mod chain;
 pub mod mail;
 
 use std::path::PathBuf;

@@ -1,0 +1,141 @@
+//! The few JSON-RPC calls the proxy makes to a chain's node.
+
+use alloy_primitives::{Address, B256};
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone)]
+pub struct Rpc {
+    url: String,
+    client: reqwest::Client,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RpcError {
+    /// The node could not be reached or answered with something that is not JSON-RPC.
+    #[error("the chain's RPC node is unavailable: {0}")]
+    Unavailable(String),
+    /// The node refused the call (a revert, a nonce too low, an underpriced transaction).
+    #[error("the chain refused: {0}")]
+    Refused(String),
+}
+
+fn quantity(value: &Value) -> Result<u128, RpcError> {
+    value
+        .as_str()
+        .and_then(|hex| hex.strip_prefix("0x"))
+        .and_then(|hex| u128::from_str_radix(hex, 16).ok())
+        .ok_or_else(|| RpcError::Unavailable(format!("not a quantity: {value}")))
+}
+
+impl Rpc {
+    pub fn new(url: &str, client: reqwest::Client) -> Self {
+        Self {
+            url: url.to_owned(),
+            client,
+        }
+    }
+
+    async fn call(&self, method: &str, params: Value) -> Result<Value, RpcError> {
+        let request = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let response: Value = self
+            .client
+            .post(&self.url)
+            .json(&request)
+            .send()
+            .await
+            .map_err(|e| RpcError::Unavailable(e.without_url().to_string()))?
+            .json()
+            .await
+            .map_err(|e| RpcError::Unavailable(e.without_url().to_string()))?;
+        if let Some(error) = response.get("error") {
+            let message = error.get("message").and_then(Value::as_str).unwrap_or("unknown error");
+            return Err(RpcError::Refused(message.to_owned()));
+        }
+        response
+            .get("result")
+            .cloned()
+            .ok_or_else(|| RpcError::Unavailable("a response with neither result nor error".into()))
+    }
+
+    pub async fn chain_id(&self) -> Result<u64, RpcError> {
+        let id = quantity(&self.call("eth_chainId", json!([])).await?)?;
+        u64::try_from(id).map_err(|_| RpcError::Unavailable("chain id out of range".into()))
+    }
+
+    /// The next nonce of `address`, counting transactions in the node's pool.
+    pub async fn pending_nonce(&self, address: Address) -> Result<u64, RpcError> {
+        let nonce = quantity(
+            &self
+                .call("eth_getTransactionCount", json!([address.to_string(), "pending"]))
+                .await?,
+        )?;
+        u64::try_from(nonce).map_err(|_| RpcError::Unavailable("nonce out of range".into()))
+    }
+
+    pub async fn gas_price(&self) -> Result<u128, RpcError> {
+        quantity(&self.call("eth_gasPrice", json!([])).await?)
+    }
+
+    pub async fn balance(&self, address: Address) -> Result<u128, RpcError> {
+        quantity(
+            &self
+                .call("eth_getBalance", json!([address.to_string(), "latest"]))
+                .await?,
+        )
+    }
+
+    pub async fn estimate_gas(&self, from: Address, to: Address, value: u128, data: &[u8]) -> Result<u64, RpcError> {
+        let call = json!({
+            "from": from.to_string(), "to": to.to_string(),
+            "value": format!("0x{value:x}"),
+            "data": format!("0x{}", hex_of(data)),
+        });
+        let gas = quantity(&self.call("eth_estimateGas", json!([call])).await?)?;
+        u64::try_from(gas).map_err(|_| RpcError::Unavailable("gas out of range".into()))
+    }
+
+    /// Broadcasts a signed transaction; the node's hash for it.
+    pub async fn send_raw(&self, raw: &[u8]) -> Result<B256, RpcError> {
+        let hash = self
+            .call("eth_sendRawTransaction", json!([format!("0x{}", hex_of(raw))]))
+            .await?;
+        hash.as_str()
+            .and_then(|hash| hash.parse().ok())
+            .ok_or_else(|| RpcError::Unavailable(format!("not a transaction hash: {hash}")))
+    }
+
+    /// The receipt's status (true for success) once mined.
+    pub async fn receipt_status(&self, hash: B256) -> Result<Option<bool>, RpcError> {
+        let receipt = self
+            .call("eth_getTransactionReceipt", json!([hash.to_string()]))
+            .await?;
+        if receipt.is_null() {
+            return Ok(None);
+        }
+        Ok(Some(quantity(&receipt["status"])? == 1))
+    }
+}
+
+pub fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One HTTP client for every chain's node, so connections are pooled and reused.
+#[derive(Debug, Clone)]
+pub struct RpcPool {
+    client: reqwest::Client,
+}
+
+impl RpcPool {
+    pub fn new() -> Result<Self, RpcError> {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(20))
+            .build()
+            .map_err(|e| RpcError::Unavailable(e.to_string()))?;
+        Ok(Self { client })
+    }
+
+    pub fn rpc(&self, url: &str) -> Rpc {
+        Rpc::new(url, self.client.clone())
+    }
+}

@@ -1,0 +1,136 @@
+//! Deciding a submission: the guardrails on the agent's spend so far, the nonce, and the
+//! signature, turned into one event on the agent's stream at the version they were read
+//! at. Pure: the chain's pending nonce and the key come in as arguments.
+
+use alloy_primitives::{Address, Bytes, U256};
+use chrono::{DateTime, Utc};
+use domain::agent::{Agent, agent_stream};
+use domain::change::Change;
+use domain::event::ExpectedVersion;
+use domain::events::{TransactionRejected, TransactionSigned};
+use domain::transaction::{TransactionRecord, next_nonce, spent_before};
+use domain::wei::Wei;
+use uuid::Uuid;
+
+use crate::guardrails::{Guardrails, Violation};
+use crate::key::PrivateKey;
+use crate::rpc::hex_of;
+use crate::tx::{Fee, SignError, SignedTx, UnsignedTx};
+
+#[derive(Debug, Clone)]
+pub struct Submission {
+    pub tx_id: Uuid,
+    pub chain: String,
+    pub chain_id: u64,
+    pub to: Address,
+    pub value: Wei,
+    pub data: Bytes,
+    pub gas_limit: u64,
+    pub fee: Fee,
+    /// A nonce the agent chose; otherwise the proxy reserves one.
+    pub nonce: Option<u64>,
+    pub signing_key_path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error(transparent)]
+    Guardrail(#[from] Violation),
+    #[error("nonce {0} is already held by another transaction of this agent")]
+    NonceTaken(u64),
+    #[error(transparent)]
+    Sign(#[from] SignError),
+}
+
+pub fn guardrails_of(agent: &Agent) -> Guardrails {
+    let settings = &agent.settings;
+    Guardrails {
+        allowed_chains: settings.tx_allowed_chains.clone(),
+        to_allowlist: settings.tx_to_allowlist.clone(),
+        max_value: settings.tx_max_value,
+        daily_limit: settings.tx_daily_limit,
+    }
+}
+
+fn lower_hex(address: Address) -> String {
+    format!("0x{}", hex_of(address.as_slice()))
+}
+
+/// Signs `submission` for `agent` if its guardrails allow it, reserving value and nonce.
+pub fn decide(
+    agent: &Agent,
+    records: &[TransactionRecord],
+    submission: &Submission,
+    chain_pending_nonce: u64,
+    key: &PrivateKey,
+    now: DateTime<Utc>,
+) -> Result<(Change, SignedTx), Refusal> {
+    let to = lower_hex(submission.to);
+    guardrails_of(agent).check(
+        &submission.chain,
+        submission.chain_id,
+        &to,
+        submission.value,
+        spent_before(records, now),
+    )?;
+    let from = lower_hex(key.address());
+    let nonce = match submission.nonce {
+        Some(chosen) => {
+            let held = records.iter().any(|r| {
+                r.chain_id == submission.chain_id
+                    && r.from == from
+                    && r.nonce == chosen
+                    && r.status != domain::transaction::TxStatus::Failed
+            });
+            if held {
+                return Err(Refusal::NonceTaken(chosen));
+            }
+            chosen
+        }
+        None => next_nonce(records, submission.chain_id, &from, chain_pending_nonce),
+    };
+    let signed = UnsignedTx {
+        chain_id: submission.chain_id,
+        nonce,
+        to: submission.to,
+        value: U256::from(submission.value.as_u128()),
+        data: submission.data.clone(),
+        gas_limit: submission.gas_limit,
+        fee: submission.fee,
+    }
+    .sign(key)?;
+    let change = Change::new(
+        agent_stream(agent.id),
+        ExpectedVersion::Exact(agent.version),
+        TransactionSigned {
+            tx_id: submission.tx_id,
+            agent_id: agent.id,
+            chain: submission.chain.clone(),
+            chain_id: submission.chain_id,
+            from,
+            to,
+            value_wei: submission.value,
+            nonce,
+            tx_hash: signed.hash.to_string(),
+            signed_tx: format!("0x{}", hex_of(&signed.raw)),
+            signing_key_path: submission.signing_key_path.clone(),
+        },
+    );
+    Ok((change, signed))
+}
+
+/// Records a guardrail's refusal on the agent's stream, for the audit trail.
+pub fn rejected(agent: &Agent, submission: &Submission, violation: &Violation) -> Change {
+    Change::new(
+        agent_stream(agent.id),
+        ExpectedVersion::Any,
+        TransactionRejected {
+            agent_id: agent.id,
+            chain: submission.chain.clone(),
+            to: lower_hex(submission.to),
+            value_wei: submission.value,
+            rule: violation.rule.to_owned(),
+            detail: violation.detail.clone(),
+        },
+    )
+}

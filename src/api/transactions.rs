@@ -1,0 +1,365 @@
+//! The Intents proxy over HTTP: an agent submits a transaction; keyward checks the agent's
+//! guardrails, reserves value and nonce on the agent's stream, signs with a key the agent
+//! never sees, and broadcasts.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use domain::agent::agent_stream;
+use domain::change::{Change, DomainError};
+use domain::event::ExpectedVersion;
+use domain::events::{TransactionBroadcast, TransactionFailed};
+use domain::transaction::{TransactionRecord, TxStatus};
+use domain::wei::Wei;
+use domain::{AgentId, SecretPath, VaultId};
+use intents::submission::{self, Refusal, Submission};
+use intents::{Address, Bytes};
+use intents::{Fee, PrivateKey};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::AppState;
+use super::chains::enabled_chain;
+use super::extract::{Body, PathParams, QueryParams};
+use super::problem::ApiError;
+use super::secrets::{Purpose, read_value};
+use super::session::{AgentSession, Caller};
+
+/// A plain transfer's gas; calls are estimated by the node.
+const TRANSFER_GAS: u64 = 21_000;
+const GWEI: u128 = 1_000_000_000;
+
+#[derive(Deserialize)]
+pub struct SubmitRequest {
+    chain: String,
+    to: String,
+    /// ETH, as a decimal string.
+    value: String,
+    data: Option<String>,
+    signing_key_path: Option<String>,
+    nonce: Option<u64>,
+    gas_limit: Option<u64>,
+    /// Wei, decimal strings.
+    gas_price: Option<String>,
+    max_fee_per_gas: Option<String>,
+    max_priority_fee_per_gas: Option<String>,
+    #[serde(default)]
+    simulate_first: bool,
+}
+
+#[derive(Serialize)]
+pub struct TransactionResponse {
+    id: Uuid,
+    agent_id: AgentId,
+    chain: String,
+    chain_id: u64,
+    from: String,
+    to: String,
+    value_wei: String,
+    nonce: u64,
+    status: TxStatus,
+    tx_hash: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signed_tx: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_message: Option<String>,
+    created_at: DateTime<Utc>,
+    signed_at: DateTime<Utc>,
+}
+
+impl TransactionResponse {
+    fn new(record: &TransactionRecord, include_signed_tx: bool) -> Self {
+        Self {
+            id: record.id,
+            agent_id: record.agent_id,
+            chain: record.chain.clone(),
+            chain_id: record.chain_id,
+            from: record.from.clone(),
+            to: record.to.clone(),
+            value_wei: record.value.as_u128().to_string(),
+            nonce: record.nonce,
+            status: record.status,
+            tx_hash: record.tx_hash.clone(),
+            signed_tx: include_signed_tx.then(|| record.signed_tx.clone()),
+            error_message: record.error.clone(),
+            created_at: record.signed_at,
+            signed_at: record.signed_at,
+        }
+    }
+}
+
+fn parse_address(text: &str) -> Result<Address, ApiError> {
+    let hex = text
+        .strip_prefix("0x")
+        .filter(|hex| hex.len() == 40 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+    hex.and_then(|_| text.parse().ok())
+        .ok_or_else(|| ApiError::BadRequest(format!("to: {text:?} is not a 0x-prefixed 20-byte address")))
+}
+
+fn parse_data(text: Option<&str>) -> Result<Bytes, ApiError> {
+    let Some(text) = text.filter(|t| !t.is_empty() && *t != "0x") else {
+        return Ok(Bytes::new());
+    };
+    let hex = text.strip_prefix("0x").unwrap_or(text);
+    if hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::BadRequest("data must be hex-encoded calldata".into()));
+    }
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
+        .collect::<Result<Vec<u8>, _>>()
+        .map_err(|_| ApiError::BadRequest("data must be hex-encoded calldata".into()))?;
+    Ok(Bytes::from(bytes))
+}
+
+fn parse_wei(field: &str, text: &str) -> Result<u128, ApiError> {
+    text.parse::<u128>()
+        .map_err(|_| ApiError::BadRequest(format!("{field} must be an amount of wei, as a decimal string")))
+}
+
+fn upstream(error: intents::RpcError) -> ApiError {
+    ApiError::BadGateway(error.to_string())
+}
+
+/// The vault holding `path` among those the agent's token reaches.
+fn key_vault(state: &AppState, caller: &Caller, path: &SecretPath) -> Result<VaultId, ApiError> {
+    let reach = caller.reach();
+    state
+        .projector
+        .read(|models| {
+            let candidates: Vec<VaultId> = if reach.vault_ids.is_empty() {
+                models
+                    .directory
+                    .vaults_of(caller.org_id())
+                    .iter()
+                    .map(|v| v.id)
+                    .collect()
+            } else {
+                reach.vault_ids.clone()
+            };
+            candidates
+                .into_iter()
+                .find(|vault| models.secrets.secret(*vault, path).is_some())
+        })
+        .ok_or_else(|| ApiError::NotFound(format!("no signing key at {path} in the agent's vaults")))
+}
+
+/// The private key at `path`, read through the normal authorization chain.
+async fn signing_key(state: &AppState, caller: &Caller, path: &SecretPath) -> Result<PrivateKey, ApiError> {
+    let vault = key_vault(state, caller, path)?;
+    let secret = read_value(state, caller, vault, path, None, Purpose::Sign).await?;
+    if !secret.secret_type.is_signing_key_material() {
+        return Err(ApiError::BadRequest(format!(
+            "signing_key_path {path} is not a private_key secret"
+        )));
+    }
+    PrivateKey::parse_hex(&secret.value).map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
+/// POST /v1/agents/{agent_id}/transactions
+pub async fn submit(
+    State(state): State<AppState>,
+    session: AgentSession,
+    PathParams(agent_id): PathParams<AgentId>,
+    Body(request): Body<SubmitRequest>,
+) -> Result<(StatusCode, Json<TransactionResponse>), ApiError> {
+    if session.agent.id != agent_id {
+        return Err(ApiError::Forbidden("an agent submits only its own transactions".into()));
+    }
+    if !session.agent.settings.intents_api_enabled {
+        return Err(ApiError::Forbidden(
+            "the Intents API is not enabled for this agent".into(),
+        ));
+    }
+    if request.simulate_first {
+        return Err(ApiError::BadRequest("simulate_first is not supported yet".into()));
+    }
+    let chain = enabled_chain(&state, &request.chain)
+        .ok_or_else(|| ApiError::BadRequest(format!("chain: no enabled chain named {:?}", request.chain)))?;
+    let to = parse_address(&request.to)?;
+    let value = Wei::from_eth_str(&request.value).map_err(|e| ApiError::BadRequest(format!("value: {e}")))?;
+    let data = parse_data(request.data.as_deref())?;
+    let key_path = request
+        .signing_key_path
+        .clone()
+        .unwrap_or_else(|| format!("keys/{}-signer", chain.settings.name));
+    let key_path = SecretPath::parse(&key_path).map_err(|e| ApiError::BadRequest(format!("signing_key_path: {e}")))?;
+    let now = session.context.now;
+    let caller = Caller::Agent(session);
+    let key = signing_key(&state, &caller, &key_path).await?;
+
+    let rpc = state.rpc.rpc(&chain.settings.rpc_url);
+    let pending_nonce = rpc.pending_nonce(key.address()).await.map_err(upstream)?;
+    let fee = match (
+        &request.gas_price,
+        &request.max_fee_per_gas,
+        &request.max_priority_fee_per_gas,
+    ) {
+        (Some(price), None, None) => Fee::Legacy {
+            gas_price: parse_wei("gas_price", price)?,
+        },
+        (None, Some(max), Some(priority)) => Fee::Eip1559 {
+            max_fee_per_gas: parse_wei("max_fee_per_gas", max)?,
+            max_priority_fee_per_gas: parse_wei("max_priority_fee_per_gas", priority)?,
+        },
+        (None, None, None) => {
+            // Room for the base fee to double, and a tip the node's price suggests.
+            let price = rpc.gas_price().await.map_err(upstream)?;
+            let tip = GWEI.min(price);
+            Fee::Eip1559 {
+                max_fee_per_gas: price.saturating_mul(2).saturating_add(tip),
+                max_priority_fee_per_gas: tip,
+            }
+        }
+        _ => {
+            return Err(ApiError::BadRequest(
+                "give gas_price (legacy), or max_fee_per_gas with max_priority_fee_per_gas (EIP-1559), or neither"
+                    .into(),
+            ));
+        }
+    };
+    let gas_limit = match request.gas_limit {
+        Some(limit) => limit,
+        None if data.is_empty() => TRANSFER_GAS,
+        None => rpc
+            .estimate_gas(key.address(), to, value.as_u128(), &data)
+            .await
+            .map_err(upstream)?,
+    };
+    let submission = Submission {
+        tx_id: Uuid::now_v7(),
+        chain: chain.settings.name.clone(),
+        chain_id: chain.settings.chain_id,
+        to,
+        value,
+        data,
+        gas_limit,
+        fee,
+        nonce: request.nonce,
+        signing_key_path: key_path.to_string(),
+    };
+    let metadata = caller.metadata();
+    let (_, decided) = state
+        .commands
+        .decide_with(&metadata, |models| {
+            let agent = models.directory.agent(agent_id).ok_or(DomainError::NotFound("agent"))?;
+            let records = models.transactions.of(agent_id);
+            Ok(
+                match submission::decide(agent, records, &submission, pending_nonce, &key, now) {
+                    Ok((change, signed)) => (vec![change], Ok(signed)),
+                    Err(Refusal::Guardrail(violation)) => (
+                        vec![submission::rejected(agent, &submission, &violation)],
+                        Err(Refusal::Guardrail(violation)),
+                    ),
+                    Err(refusal) => (Vec::new(), Err(refusal)),
+                },
+            )
+        })
+        .await?;
+    drop(key);
+    let signed = decided.map_err(|refusal| match refusal {
+        Refusal::Guardrail(violation) => ApiError::Forbidden(violation.to_string()),
+        Refusal::NonceTaken(_) => ApiError::Conflict(refusal.to_string()),
+        Refusal::Sign(error) => ApiError::internal(error),
+    })?;
+
+    let outcome = match rpc.send_raw(&signed.raw).await {
+        Ok(_) => Change::new(
+            agent_stream(agent_id),
+            ExpectedVersion::Any,
+            TransactionBroadcast {
+                tx_id: submission.tx_id,
+                agent_id,
+            },
+        ),
+        Err(error) => Change::new(
+            agent_stream(agent_id),
+            ExpectedVersion::Any,
+            TransactionFailed {
+                tx_id: submission.tx_id,
+                agent_id,
+                error: error.to_string(),
+            },
+        ),
+    };
+    state.commands.execute(vec![outcome], &metadata).await?;
+    let record = state
+        .projector
+        .read(|models| models.transactions.get(agent_id, submission.tx_id).cloned())
+        .ok_or_else(|| ApiError::internal("a signed transaction is missing from the read model"))?;
+    if record.status == TxStatus::Failed {
+        return Err(ApiError::BadGateway(format!(
+            "the chain did not accept the transaction; nothing was spent: {}",
+            record.error.unwrap_or_default()
+        )));
+    }
+    Ok((StatusCode::CREATED, Json(TransactionResponse::new(&record, true))))
+}
+
+/// Who may list an agent's transactions: the agent, and the humans of its organization.
+fn may_see(state: &AppState, caller: &Caller, agent_id: AgentId) -> Result<(), ApiError> {
+    let visible = match caller {
+        Caller::Agent(session) => session.agent.id == agent_id,
+        Caller::Human(session) => state.projector.read(|models| {
+            models
+                .directory
+                .agent(agent_id)
+                .is_some_and(|agent| agent.org_id == session.user.org_id)
+        }),
+    };
+    visible
+        .then_some(())
+        .ok_or_else(|| ApiError::NotFound("agent not found".into()))
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    include_signed_tx: bool,
+}
+
+#[derive(Serialize)]
+pub struct TransactionListResponse {
+    transactions: Vec<TransactionResponse>,
+}
+
+/// GET /v1/agents/{agent_id}/transactions: newest first.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParams(agent_id): PathParams<AgentId>,
+    QueryParams(query): QueryParams<ListQuery>,
+) -> Result<Json<TransactionListResponse>, ApiError> {
+    may_see(&state, &caller, agent_id)?;
+    let transactions = state.projector.read(|models| {
+        models
+            .transactions
+            .of(agent_id)
+            .iter()
+            .rev()
+            .map(|record| TransactionResponse::new(record, query.include_signed_tx))
+            .collect()
+    });
+    Ok(Json(TransactionListResponse { transactions }))
+}
+
+/// GET /v1/agents/{agent_id}/transactions/{tx_id}
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParams((agent_id, tx_id)): PathParams<(AgentId, Uuid)>,
+    QueryParams(query): QueryParams<ListQuery>,
+) -> Result<Json<TransactionResponse>, ApiError> {
+    may_see(&state, &caller, agent_id)?;
+    state
+        .projector
+        .read(|models| {
+            models
+                .transactions
+                .get(agent_id, tx_id)
+                .map(|record| TransactionResponse::new(record, query.include_signed_tx))
+        })
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound("transaction not found".into()))
+}

@@ -1,0 +1,264 @@
+//! The Intents proxy against a real anvil: transfers mined with exact balances, each
+//! guardrail refusing on its own with nothing on chain, a daily limit that holds under 50
+//! concurrent submissions with contiguous nonces, and a key that never leaves.
+
+mod common;
+
+use common::chain::{self, ETH};
+use common::{Api, Server, TestDb};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// A human, a vault with the signing key, and an intents agent allowed to read it.
+struct World {
+    api: Api,
+    human: String,
+    agent_id: String,
+    agent: String,
+    key: String,
+    signer: String,
+    recipient: String,
+    /// Kept so the test can read the server's database afterwards.
+    db: TestDb,
+    env: Vec<(String, String)>,
+}
+
+async fn world(db: TestDb, settings: Value, extra_chains: &[Value]) -> World {
+    let chains = chain::chains_setting(extra_chains);
+    let data_dir = tempfile::tempdir().unwrap().keep();
+    let log = std::fs::File::create(data_dir.join("server.log")).unwrap();
+    let settings_env = [
+        ("KEYWARD_DATABASE_URL", db.url()),
+        ("KEYWARD_DATA_DIR", data_dir.to_str().unwrap().to_owned()),
+        ("KEYWARD_CHAINS", chains),
+        ("KEYWARD_LOG", "debug".to_owned()),
+    ];
+    let server_env: Vec<(&str, &str)> = settings_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let api = Api::new(Server::start_with_stderr(&server_env, log).await, data_dir);
+    let human = api.signup("ada@example.com", "correct horse").await;
+    let (_, vault) = api
+        .call("POST", "/v1/vaults", Some(&human), Some(json!({"name": "treasury"})))
+        .await;
+    let vault = vault["id"].as_str().unwrap().to_owned();
+    let (key, signer) = chain::fresh_account();
+    chain::set_balance(&signer, 100 * ETH).await;
+    let (status, _) = api
+        .call(
+            "PUT",
+            &format!("/v1/vaults/{vault}/secrets/keys/anvil-signer"),
+            Some(&human),
+            Some(json!({"value": key, "type": "private_key"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let mut agent = json!({"name": "trader", "intents_api_enabled": true});
+    agent
+        .as_object_mut()
+        .unwrap()
+        .extend(settings.as_object().unwrap().clone());
+    let (status, created) = api.call("POST", "/v1/agents", Some(&human), Some(agent)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let agent_id = created["agent"]["id"].as_str().unwrap().to_owned();
+    let (status, _) = api
+        .call(
+            "POST",
+            &format!("/v1/vaults/{vault}/policies"),
+            Some(&human),
+            Some(json!({
+                "secret_path_pattern": "keys/*", "principal_type": "agent",
+                "principal_id": agent_id, "permissions": ["read"],
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, token) = api
+        .call(
+            "POST",
+            "/v1/auth/agent-token",
+            None,
+            Some(json!({"api_key": created["api_key"]})),
+        )
+        .await;
+    World {
+        env: vec![("KEYWARD_DATABASE_URL".into(), db.url())],
+        api,
+        human,
+        agent_id,
+        agent: token["access_token"].as_str().unwrap().to_owned(),
+        key,
+        signer,
+        recipient: chain::fresh_address(),
+        db,
+    }
+}
+
+async fn submit(world: &World, body: Value) -> (StatusCode, Value) {
+    world
+        .api
+        .call(
+            "POST",
+            &format!("/v1/agents/{}/transactions", world.agent_id),
+            Some(&world.agent),
+            Some(body),
+        )
+        .await
+}
+
+fn transfer(world: &World, value: &str) -> Value {
+    json!({"chain": "anvil", "to": world.recipient, "value": value})
+}
+
+#[tokio::test]
+async fn a_half_eth_transfer_is_mined_and_the_recipient_gets_exactly_half_an_eth() {
+    let world = world(TestDb::sqlite(), json!({}), &[]).await;
+    let (status, tx) = submit(&world, transfer(&world, "0.5")).await;
+    assert_eq!(status, StatusCode::CREATED, "{tx}");
+    assert_eq!(
+        (tx["status"].as_str(), tx["value_wei"].as_str(), tx["chain_id"].as_u64()),
+        (Some("broadcast"), Some("500000000000000000"), Some(31337))
+    );
+    assert_eq!(tx["from"], world.signer.as_str());
+    assert!(
+        tx["signed_tx"].as_str().unwrap().starts_with("0x02"),
+        "EIP-1559 by default"
+    );
+    assert_eq!(chain::mined_status(tx["tx_hash"].as_str().unwrap()).await, 1);
+    assert_eq!(chain::balance(&world.recipient).await, ETH / 2);
+
+    // Listed for the agent and its human; the raw transaction only on request.
+    let path = format!("/v1/agents/{}/transactions", world.agent_id);
+    let (_, listed) = world.api.call("GET", &path, Some(&world.human), None).await;
+    assert_eq!(listed["transactions"][0]["id"], tx["id"]);
+    assert!(listed["transactions"][0].get("signed_tx").is_none());
+    let one = format!("{path}/{}?include_signed_tx=true", tx["id"].as_str().unwrap());
+    let (_, fetched) = world.api.call("GET", &one, Some(&world.agent), None).await;
+    assert_eq!(fetched["signed_tx"], tx["signed_tx"]);
+
+    // A legacy transaction when the agent names a gas price.
+    let mut legacy = transfer(&world, "0.25");
+    legacy["gas_price"] = json!("3000000000");
+    let (status, tx) = submit(&world, legacy).await;
+    assert_eq!(status, StatusCode::CREATED, "{tx}");
+    assert_eq!(tx["nonce"], 1);
+    assert!(!tx["signed_tx"].as_str().unwrap().starts_with("0x02"));
+    assert_eq!(chain::mined_status(tx["tx_hash"].as_str().unwrap()).await, 1);
+    assert_eq!(chain::balance(&world.recipient).await, ETH / 2 + ETH / 4);
+}
+
+#[tokio::test]
+async fn each_guardrail_refuses_on_its_own_and_nothing_reaches_the_chain() {
+    let other_chain = json!({
+        "name": "other", "display_name": "Other", "chain_id": 31338, "rpc_url": chain::anvil_url(),
+        "native_currency": "ETH", "is_testnet": true,
+    });
+    let allowed = chain::fresh_address();
+    let cases = [
+        ("tx_allowed_chains", json!({"tx_allowed_chains": ["other"]}), "0.1"),
+        ("tx_to_allowlist", json!({"tx_to_allowlist": [allowed]}), "0.1"),
+        ("tx_max_value_eth", json!({"tx_max_value_eth": "0.5"}), "0.6"),
+        ("tx_daily_limit_eth", json!({"tx_daily_limit_eth": "1.0"}), "1.1"),
+    ];
+    for (rule, settings, value) in cases {
+        let world = world(TestDb::sqlite(), settings, std::slice::from_ref(&other_chain)).await;
+        let (status, problem) = submit(&world, transfer(&world, value)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{rule}: {problem}");
+        assert!(
+            problem["detail"].as_str().unwrap().starts_with(rule),
+            "{rule}: {problem}"
+        );
+        assert_eq!(chain::nonce(&world.signer).await, 0, "{rule}: nothing was sent");
+        assert_eq!(chain::balance(&world.recipient).await, 0);
+        let (_, listed) = world
+            .api
+            .call(
+                "GET",
+                &format!("/v1/agents/{}/transactions", world.agent_id),
+                Some(&world.human),
+                None,
+            )
+            .await;
+        assert_eq!(listed["transactions"], json!([]), "{rule}: nothing was signed");
+        let (_, trail) = world
+            .api
+            .call(
+                "GET",
+                "/v1/audit/events?action=transaction.reject",
+                Some(&world.human),
+                None,
+            )
+            .await;
+        assert_eq!(
+            trail["events"][0]["details"]["rule"], rule,
+            "the refusal is audited with its rule"
+        );
+    }
+}
+
+#[tokio::test]
+async fn fifty_concurrent_tenths_under_a_one_eth_daily_limit_send_exactly_one_eth() {
+    let world = world(TestDb::postgres().await, json!({"tx_daily_limit_eth": "1.0"}), &[]).await;
+    let submissions = (0..50).map(|_| submit(&world, transfer(&world, "0.1")));
+    let results = futures::future::join_all(submissions).await;
+    let accepted: Vec<&Value> = results
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::CREATED)
+        .map(|(_, tx)| tx)
+        .collect();
+    let refused = results
+        .iter()
+        .filter(|(status, problem)| {
+            *status == StatusCode::FORBIDDEN && problem["detail"].as_str().unwrap().starts_with("tx_daily_limit_eth")
+        })
+        .count();
+    assert_eq!((accepted.len(), refused), (10, 40), "{results:?}");
+    let mut nonces: Vec<u64> = accepted.iter().map(|tx| tx["nonce"].as_u64().unwrap()).collect();
+    nonces.sort();
+    assert_eq!(nonces, (0..10).collect::<Vec<u64>>(), "contiguous nonces");
+    for tx in &accepted {
+        assert_eq!(chain::mined_status(tx["tx_hash"].as_str().unwrap()).await, 1);
+    }
+    assert_eq!(chain::balance(&world.recipient).await, ETH);
+}
+
+#[tokio::test]
+async fn the_private_key_is_in_no_response_log_line_or_stored_event() {
+    let db = TestDb::sqlite();
+    let world = world(db, json!({}), &[]).await;
+    let bare_key = world.key.trim_start_matches("0x").to_owned();
+    let mut responses = Vec::new();
+    let (status, tx) = submit(&world, transfer(&world, "0.01")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    responses.push(tx.to_string());
+    // Intents agents never read key material themselves.
+    let (status, refused) = world.api.call("GET", "/v1/vaults", Some(&world.agent), None).await;
+    responses.push(refused.to_string());
+    assert!(status.is_success() || status.is_client_error());
+    for path in ["/v1/audit/events?limit=500", "/v1/agents"] {
+        responses.push(
+            world
+                .api
+                .call("GET", path, Some(&world.human), None)
+                .await
+                .1
+                .to_string(),
+        );
+    }
+    for response in &responses {
+        assert!(!response.contains(&bare_key), "a response holds the key: {response}");
+    }
+    let env: Vec<(&str, &str)> = world.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (code, exported, _) = common::run_keyward(&["export", "--format", "jsonl"], &env);
+    assert_eq!(code, 0);
+    assert!(exported.contains("transaction.signed"), "the export holds the log");
+    assert!(!exported.contains(&bare_key), "a stored event holds the key");
+    let log = std::fs::read_to_string(world.api.data_dir.join("server.log")).unwrap();
+    assert!(log.contains("request"), "the server logged at debug level");
+    assert!(!log.contains(&bare_key), "a log line holds the key");
+    let database = std::fs::read(world.db.sqlite_path().unwrap()).unwrap();
+    assert!(
+        !database
+            .windows(bare_key.len())
+            .any(|window| window == bare_key.as_bytes()),
+        "the database holds the key in plain text"
+    );
+}
