@@ -262,3 +262,54 @@ async fn the_private_key_is_in_no_response_log_line_or_stored_event() {
         "the database holds the key in plain text"
     );
 }
+
+#[tokio::test]
+async fn one_idempotency_key_sent_five_times_at_once_puts_one_transaction_on_chain() {
+    let world = world(TestDb::postgres().await, json!({}), &[]).await;
+    let url = world
+        .api
+        .server
+        .url(&format!("/v1/agents/{}/transactions", world.agent_id));
+    let send = || {
+        world
+            .api
+            .client
+            .post(&url)
+            .bearer_auth(&world.agent)
+            .header("Idempotency-Key", "pay-invoice-42")
+            .json(&transfer(&world, "0.1"))
+            .send()
+    };
+    let responses = futures::future::join_all((0..5).map(|_| send())).await;
+    let mut created = Vec::new();
+    for response in responses {
+        let response = response.unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        match status {
+            StatusCode::CREATED => created.push(body),
+            // The same transaction again, or "still in flight, retry".
+            StatusCode::OK | StatusCode::CONFLICT => {}
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert_eq!(created.len(), 1, "one request signs");
+    let first = &created[0];
+    assert_eq!(chain::mined_status(first["tx_hash"].as_str().unwrap()).await, 1);
+
+    let again = send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(&again.json::<Value>().await.unwrap(), first, "the same body");
+    assert_eq!(chain::nonce(&world.signer).await, 1, "one transaction on chain");
+    assert_eq!(chain::balance(&world.recipient).await, ETH / 10);
+    let (_, listed) = world
+        .api
+        .call(
+            "GET",
+            &format!("/v1/agents/{}/transactions", world.agent_id),
+            Some(&world.human),
+            None,
+        )
+        .await;
+    assert_eq!(listed["transactions"].as_array().unwrap().len(), 1);
+}

@@ -489,6 +489,9 @@ pub struct TransactionSigned {
     /// The raw signed transaction, 0x hex: public once broadcast, never the key.
     pub signed_tx: String,
     pub signing_key_path: String,
+    /// The client's Idempotency-Key: a repeat within 24 hours gets this transaction back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

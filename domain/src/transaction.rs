@@ -39,6 +39,7 @@ pub struct TransactionRecord {
     pub status: TxStatus,
     pub error: Option<String>,
     pub signed_at: DateTime<Utc>,
+    pub idempotency_key: Option<String>,
 }
 
 impl TransactionRecord {
@@ -57,12 +58,28 @@ impl TransactionRecord {
             status: TxStatus::Signed,
             error: None,
             signed_at: at,
+            idempotency_key: event.idempotency_key.clone(),
         }
     }
 
     fn holds_reservation(&self) -> bool {
         self.status != TxStatus::Failed
     }
+}
+
+/// How long an Idempotency-Key is remembered.
+pub const IDEMPOTENCY_WINDOW: Duration = Duration::hours(24);
+
+/// The transaction an earlier request with `key` created, if it is recent enough to count.
+pub fn by_idempotency_key<'a>(
+    records: &'a [TransactionRecord],
+    key: &str,
+    now: DateTime<Utc>,
+) -> Option<&'a TransactionRecord> {
+    records
+        .iter()
+        .rev()
+        .find(|r| r.idempotency_key.as_deref() == Some(key) && r.signed_at > now - IDEMPOTENCY_WINDOW)
 }
 
 /// What the agent spent in the window before `now`: signed and not failed.
@@ -114,6 +131,7 @@ mod tests {
             status,
             error: None,
             signed_at: at,
+            idempotency_key: None,
         }
     }
 

@@ -19,5 +19,5 @@ pub use domain::wei::{Wei, WeiParseError};
 pub use guardrails::{Guardrails, Violation};
 pub use key::{KeyError, PrivateKey};
 pub use rpc::{Rpc, RpcError, RpcPool};
-pub use submission::{Refusal, Submission};
+pub use submission::{Decided, Refusal, Submission};
 pub use tx::{Fee, SignedTx, UnsignedTx};

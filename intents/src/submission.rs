@@ -8,7 +8,7 @@ use domain::agent::{Agent, agent_stream};
 use domain::change::Change;
 use domain::event::ExpectedVersion;
 use domain::events::{TransactionRejected, TransactionSigned};
-use domain::transaction::{TransactionRecord, next_nonce, spent_before};
+use domain::transaction::{TransactionRecord, TxStatus, by_idempotency_key, next_nonce, spent_before};
 use domain::wei::Wei;
 use uuid::Uuid;
 
@@ -30,10 +30,22 @@ pub struct Submission {
     /// A nonce the agent chose; otherwise the proxy reserves one.
     pub nonce: Option<u64>,
     pub signing_key_path: String,
+    pub idempotency_key: Option<String>,
+}
+
+/// What a submission comes to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decided {
+    /// Signed now: append the change, then broadcast.
+    Signed(Change, SignedTx),
+    /// An earlier request with the same Idempotency-Key made this transaction.
+    Repeat(Uuid),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
+    #[error("a request with this Idempotency-Key is still in flight; retry later")]
+    InFlight,
     #[error(transparent)]
     Guardrail(#[from] Violation),
     #[error("nonce {0} is already held by another transaction of this agent")]
@@ -56,7 +68,8 @@ fn lower_hex(address: Address) -> String {
     format!("0x{}", hex_of(address.as_slice()))
 }
 
-/// Signs `submission` for `agent` if its guardrails allow it, reserving value and nonce.
+/// Signs `submission` for `agent` if its guardrails allow it, reserving value and nonce;
+/// or finds the transaction an earlier request with its Idempotency-Key made.
 pub fn decide(
     agent: &Agent,
     records: &[TransactionRecord],
@@ -64,7 +77,17 @@ pub fn decide(
     chain_pending_nonce: u64,
     key: &PrivateKey,
     now: DateTime<Utc>,
-) -> Result<(Change, SignedTx), Refusal> {
+) -> Result<Decided, Refusal> {
+    if let Some(earlier) = submission
+        .idempotency_key
+        .as_deref()
+        .and_then(|idempotency_key| by_idempotency_key(records, idempotency_key, now))
+    {
+        return match earlier.status {
+            TxStatus::Signed => Err(Refusal::InFlight),
+            TxStatus::Broadcast | TxStatus::Failed => Ok(Decided::Repeat(earlier.id)),
+        };
+    }
     let to = lower_hex(submission.to);
     guardrails_of(agent).check(
         &submission.chain,
@@ -77,10 +100,7 @@ pub fn decide(
     let nonce = match submission.nonce {
         Some(chosen) => {
             let held = records.iter().any(|r| {
-                r.chain_id == submission.chain_id
-                    && r.from == from
-                    && r.nonce == chosen
-                    && r.status != domain::transaction::TxStatus::Failed
+                r.chain_id == submission.chain_id && r.from == from && r.nonce == chosen && r.status != TxStatus::Failed
             });
             if held {
                 return Err(Refusal::NonceTaken(chosen));
@@ -114,9 +134,10 @@ pub fn decide(
             tx_hash: signed.hash.to_string(),
             signed_tx: format!("0x{}", hex_of(&signed.raw)),
             signing_key_path: submission.signing_key_path.clone(),
+            idempotency_key: submission.idempotency_key.clone(),
         },
     );
-    Ok((change, signed))
+    Ok(Decided::Signed(change, signed))
 }
 
 /// Records a guardrail's refusal on the agent's stream, for the audit trail.

@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
 use domain::agent::agent_stream;
 use domain::change::{Change, DomainError};
@@ -13,9 +13,8 @@ use domain::events::{TransactionBroadcast, TransactionFailed};
 use domain::transaction::{TransactionRecord, TxStatus};
 use domain::wei::Wei;
 use domain::{AgentId, SecretPath, VaultId};
-use intents::submission::{self, Refusal, Submission};
-use intents::{Address, Bytes};
-use intents::{Fee, PrivateKey};
+use intents::submission::{self, Decided, Refusal, Submission};
+use intents::{Address, Bytes, Fee, PrivateKey, SignedTx};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -113,9 +112,37 @@ fn parse_data(text: Option<&str>) -> Result<Bytes, ApiError> {
     Ok(Bytes::from(bytes))
 }
 
+/// The Idempotency-Key header: up to 255 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .filter(|key| !key.is_empty() && key.len() <= 255 && key.bytes().all(|b| b.is_ascii_graphic()))
+        .map(|key| Some(key.to_owned()))
+        .ok_or_else(|| ApiError::BadRequest("Idempotency-Key must be 1 to 255 visible ASCII characters".into()))
+}
+
 fn parse_wei(field: &str, text: &str) -> Result<u128, ApiError> {
     text.parse::<u128>()
         .map_err(|_| ApiError::BadRequest(format!("{field} must be an amount of wei, as a decimal string")))
+}
+
+/// What the handler does after a decision.
+enum Next {
+    Broadcast(SignedTx),
+    /// Answer with the transaction an earlier request with the same Idempotency-Key made.
+    Answer(Uuid),
+}
+
+fn refused(refusal: Refusal) -> ApiError {
+    match refusal {
+        Refusal::Guardrail(violation) => ApiError::Forbidden(violation.to_string()),
+        Refusal::NonceTaken(_) | Refusal::InFlight => ApiError::Conflict(refusal.to_string()),
+        Refusal::Sign(error) => ApiError::internal(error),
+    }
 }
 
 fn upstream(error: intents::RpcError) -> ApiError {
@@ -162,8 +189,10 @@ pub async fn submit(
     State(state): State<AppState>,
     session: AgentSession,
     PathParams(agent_id): PathParams<AgentId>,
+    headers: HeaderMap,
     Body(request): Body<SubmitRequest>,
 ) -> Result<(StatusCode, Json<TransactionResponse>), ApiError> {
+    let idempotency_key = idempotency_key(&headers)?;
     if session.agent.id != agent_id {
         return Err(ApiError::Forbidden("an agent submits only its own transactions".into()));
     }
@@ -238,6 +267,7 @@ pub async fn submit(
         fee,
         nonce: request.nonce,
         signing_key_path: key_path.to_string(),
+        idempotency_key,
     };
     let metadata = caller.metadata();
     let (_, decided) = state
@@ -247,7 +277,8 @@ pub async fn submit(
             let records = models.transactions.of(agent_id);
             Ok(
                 match submission::decide(agent, records, &submission, pending_nonce, &key, now) {
-                    Ok((change, signed)) => (vec![change], Ok(signed)),
+                    Ok(Decided::Signed(change, signed)) => (vec![change], Ok(Next::Broadcast(signed))),
+                    Ok(Decided::Repeat(earlier)) => (Vec::new(), Ok(Next::Answer(earlier))),
                     Err(Refusal::Guardrail(violation)) => (
                         vec![submission::rejected(agent, &submission, &violation)],
                         Err(Refusal::Guardrail(violation)),
@@ -258,12 +289,17 @@ pub async fn submit(
         })
         .await?;
     drop(key);
-    let signed = decided.map_err(|refusal| match refusal {
-        Refusal::Guardrail(violation) => ApiError::Forbidden(violation.to_string()),
-        Refusal::NonceTaken(_) => ApiError::Conflict(refusal.to_string()),
-        Refusal::Sign(error) => ApiError::internal(error),
-    })?;
-
+    let signed = match decided {
+        Ok(Next::Broadcast(signed)) => signed,
+        Ok(Next::Answer(earlier)) => {
+            let record = state
+                .projector
+                .read(|models| models.transactions.get(agent_id, earlier).cloned())
+                .ok_or_else(|| ApiError::internal("a repeated transaction is missing from the read model"))?;
+            return Ok((StatusCode::OK, Json(TransactionResponse::new(&record, true))));
+        }
+        Err(refusal) => return Err(refused(refusal)),
+    };
     let outcome = match rpc.send_raw(&signed.raw).await {
         Ok(_) => Change::new(
             agent_stream(agent_id),
