@@ -313,3 +313,63 @@ async fn one_idempotency_key_sent_five_times_at_once_puts_one_transaction_on_cha
         .await;
     assert_eq!(listed["transactions"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_call_that_reverts_is_refused_by_simulate_first_and_nothing_is_signed() {
+    let world = world(TestDb::sqlite(), json!({}), &[]).await;
+    // PUSH1 0 PUSH1 0 REVERT: a contract that refuses every call.
+    let reverter = chain::fresh_address();
+    chain::rpc("anvil_setCode", json!([reverter, "0x60006000fd"])).await;
+    let call = json!({"chain": "anvil", "to": reverter, "value": "0", "data": "0x12345678", "simulate_first": true});
+    let (status, problem) = submit(&world, call).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("reverted"), "{problem}");
+    let (_, listed) = world
+        .api
+        .call(
+            "GET",
+            &format!("/v1/agents/{}/transactions", world.agent_id),
+            Some(&world.human),
+            None,
+        )
+        .await;
+    assert_eq!(listed["transactions"], json!([]), "nothing signed");
+    assert_eq!(chain::nonce(&world.signer).await, 0, "nothing broadcast");
+
+    let simulate = format!("/v1/agents/{}/transactions/simulate", world.agent_id);
+    let (status, reverted) = world
+        .api
+        .call(
+            "POST",
+            &simulate,
+            Some(&world.agent),
+            Some(json!({"chain": "anvil", "to": reverter, "value": "0"})),
+        )
+        .await;
+    assert_eq!(
+        (status, reverted["status"].as_str()),
+        (StatusCode::OK, Some("reverted")),
+        "{reverted}"
+    );
+    let (_, transfer) = world
+        .api
+        .call("POST", &simulate, Some(&world.agent), Some(transfer(&world, "0.5")))
+        .await;
+    assert_eq!(
+        (transfer["status"].as_str(), transfer["gas_used"].as_u64()),
+        (Some("success"), Some(21_000)),
+        "{transfer}"
+    );
+    assert_eq!(transfer["balance_changes"][1]["change_wei"], "500000000000000000");
+    assert_eq!(chain::balance(&world.recipient).await, 0, "a simulation sends nothing");
+    let (_, trail) = world
+        .api
+        .call(
+            "GET",
+            "/v1/audit/events?action=transaction.simulate",
+            Some(&world.human),
+            None,
+        )
+        .await;
+    assert_eq!(trail["count"], 3, "every simulation is audited");
+}

@@ -128,6 +128,8 @@ event_vocabulary!(
     TransactionFailed = "transaction.failed",
     /// A guardrail refused a transaction before anything was signed.
     TransactionRejected = "transaction.rejected",
+    /// A transaction was run against the chain's state without being sent.
+    TransactionSimulated = "transaction.simulated",
     /// An email is due; its body is not kept (it can carry an API key).
     MailQueued = "mail.queued",
     MailSent = "mail.sent",
@@ -516,6 +518,17 @@ pub struct TransactionRejected {
     /// The guardrail's setting, e.g. `tx_daily_limit_eth`.
     pub rule: String,
     pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransactionSimulated {
+    pub agent_id: AgentId,
+    pub chain: String,
+    pub to: String,
+    pub value_wei: Wei,
+    pub succeeded: bool,
+    pub gas_used: Option<u64>,
+    pub revert_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -94,6 +94,17 @@ impl Rpc {
         u64::try_from(gas).map_err(|_| RpcError::Unavailable("gas out of range".into()))
     }
 
+    /// Runs a call against the latest state without sending anything. A revert is
+    /// `Refused` with the node's reason.
+    pub async fn call_result(&self, from: Address, to: Address, value: u128, data: &[u8]) -> Result<(), RpcError> {
+        let call = json!({
+            "from": from.to_string(), "to": to.to_string(),
+            "value": format!("0x{value:x}"),
+            "data": format!("0x{}", hex_of(data)),
+        });
+        self.call("eth_call", json!([call, "latest"])).await.map(drop)
+    }
+
     /// Broadcasts a signed transaction; the node's hash for it.
     pub async fn send_raw(&self, raw: &[u8]) -> Result<B256, RpcError> {
         let hash = self

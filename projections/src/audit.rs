@@ -262,6 +262,15 @@ fn describe(event: &Event) -> (&'static str, &'static str, String, Value) {
                 "value_wei": e.value_wei.as_u128().to_string(),
             }),
         ),
+        Event::TransactionSimulated(e) => (
+            "transaction.simulate",
+            "agent",
+            e.agent_id.to_string(),
+            json!({
+                "chain": e.chain, "to": e.to, "value_wei": e.value_wei.as_u128().to_string(),
+                "succeeded": e.succeeded, "gas_used": e.gas_used, "revert_reason": e.revert_reason,
+            }),
+        ),
         Event::ChainAdded(e) => (
             "chain.create",
             "chain",

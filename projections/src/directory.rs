@@ -12,6 +12,7 @@ use domain::email::Email;
 use domain::events::{
     AgentAuthenticated, AgentDeactivated, AgentKeyRotated, AgentUpdated, Event, OrgCreated, PolicyGranted,
     PolicyRevoked, PolicyUpdated, TransactionBroadcast, TransactionFailed, TransactionRejected, TransactionSigned,
+    TransactionSimulated,
 };
 use domain::user::{RefreshToken, User, UserApiKey};
 use domain::vault::Vault;
@@ -231,6 +232,7 @@ impl DomainModel for Directory {
             | Event::TransactionBroadcast(TransactionBroadcast { agent_id, .. })
             | Event::TransactionFailed(TransactionFailed { agent_id, .. })
             | Event::TransactionRejected(TransactionRejected { agent_id, .. })
+            | Event::TransactionSimulated(TransactionSimulated { agent_id, .. })
             | Event::AgentAuthenticated(AgentAuthenticated { agent_id, .. }) => {
                 if let Some(agent) = self.agents.get_mut(agent_id) {
                     agent.apply(event, at, version);

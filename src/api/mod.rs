@@ -94,6 +94,10 @@ pub fn router(state: AppState) -> Router {
             post(transactions::submit).get(transactions::list),
         )
         .route("/v1/agents/{agent_id}/transactions/{tx_id}", get(transactions::get))
+        .route(
+            "/v1/agents/{agent_id}/transactions/simulate",
+            post(transactions::simulate_one),
+        )
         .route("/v1/org/members", get(org::members))
         .route("/v1/authz/explain", post(explain::explain))
         .route("/v1/audit/events", get(audit::events))

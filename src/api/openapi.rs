@@ -45,6 +45,7 @@ pub const IMPLEMENTED: &[(&str, &str)] = &[
     ("post", "/v1/agents/{agent_id}/transactions"),
     ("get", "/v1/agents/{agent_id}/transactions"),
     ("get", "/v1/agents/{agent_id}/transactions/{tx_id}"),
+    ("post", "/v1/agents/{agent_id}/transactions/simulate"),
     ("post", "/v1/agents/enroll"),
     ("get", "/v1/agents/enrollments"),
     ("post", "/v1/agents/enrollments/{enrollment_id}/approve"),

@@ -57,6 +57,9 @@ pub enum ApiError {
     Gone(String),
     #[error("too many requests; retry in {retry_after_seconds} s")]
     TooManyRequests { retry_after_seconds: u64 },
+    /// Understood, but the chain says it would fail (a simulation reverted).
+    #[error("{0}")]
+    Unprocessable(String),
     /// A server keyward depends on (a chain's RPC node) failed or refused.
     #[error("{0}")]
     BadGateway(String),
@@ -80,6 +83,7 @@ impl ApiError {
             ApiError::Gone(_) => StatusCode::GONE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

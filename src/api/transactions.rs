@@ -9,12 +9,14 @@ use chrono::{DateTime, Utc};
 use domain::agent::agent_stream;
 use domain::change::{Change, DomainError};
 use domain::event::ExpectedVersion;
+use domain::events::TransactionSimulated;
 use domain::events::{TransactionBroadcast, TransactionFailed};
+use domain::evm_chain::EvmChain;
 use domain::transaction::{TransactionRecord, TxStatus};
 use domain::wei::Wei;
 use domain::{AgentId, SecretPath, VaultId};
 use intents::submission::{self, Decided, Refusal, Submission};
-use intents::{Address, Bytes, Fee, PrivateKey, SignedTx};
+use intents::{Address, Bytes, Fee, PrivateKey, Rpc, RpcError, SignedTx};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -184,6 +186,205 @@ async fn signing_key(state: &AppState, caller: &Caller, path: &SecretPath) -> Re
     PrivateKey::parse_hex(&secret.value).map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
+/// Only the agent itself, with the Intents API enabled, submits or simulates.
+fn check_agent(session: &AgentSession, agent_id: AgentId) -> Result<(), ApiError> {
+    if session.agent.id != agent_id {
+        return Err(ApiError::Forbidden("an agent submits only its own transactions".into()));
+    }
+    if !session.agent.settings.intents_api_enabled {
+        return Err(ApiError::Forbidden(
+            "the Intents API is not enabled for this agent".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// What every intent names, as the request wrote it.
+struct Intent<'a> {
+    chain: &'a str,
+    to: &'a str,
+    value: &'a str,
+    data: Option<&'a str>,
+    signing_key_path: Option<&'a str>,
+}
+
+/// An intent parsed, with its chain's node and the key to sign with.
+struct Prepared {
+    chain: EvmChain,
+    to: Address,
+    value: Wei,
+    data: Bytes,
+    key_path: SecretPath,
+    key: PrivateKey,
+    rpc: Rpc,
+}
+
+async fn prepare(state: &AppState, caller: &Caller, intent: Intent<'_>) -> Result<Prepared, ApiError> {
+    let chain = enabled_chain(state, intent.chain)
+        .ok_or_else(|| ApiError::BadRequest(format!("chain: no enabled chain named {:?}", intent.chain)))?;
+    let to = parse_address(intent.to)?;
+    let value = Wei::from_eth_str(intent.value).map_err(|e| ApiError::BadRequest(format!("value: {e}")))?;
+    let data = parse_data(intent.data)?;
+    let key_path = intent
+        .signing_key_path
+        .map_or_else(|| format!("keys/{}-signer", chain.settings.name), str::to_owned);
+    let key_path = SecretPath::parse(&key_path).map_err(|e| ApiError::BadRequest(format!("signing_key_path: {e}")))?;
+    let key = signing_key(state, caller, &key_path).await?;
+    let rpc = state.rpc.rpc(&chain.settings.rpc_url);
+    Ok(Prepared {
+        chain,
+        to,
+        value,
+        data,
+        key_path,
+        key,
+        rpc,
+    })
+}
+
+struct Simulation {
+    succeeded: bool,
+    gas_used: Option<u64>,
+    revert_reason: Option<String>,
+}
+
+/// Runs the transaction against the chain's latest state (eth_call, then eth_estimateGas
+/// for its gas) and records that it did.
+#[allow(clippy::too_many_arguments)] // one intent, spelled out
+async fn simulate(
+    state: &AppState,
+    caller: &Caller,
+    chain: &EvmChain,
+    rpc: &Rpc,
+    from: Address,
+    to: Address,
+    value: Wei,
+    data: &Bytes,
+    gas_limit: Option<u64>,
+) -> Result<Simulation, ApiError> {
+    let simulation = match rpc.call_result(from, to, value.as_u128(), data).await {
+        Ok(()) => {
+            let gas_used = match gas_limit {
+                Some(limit) => limit,
+                None => rpc
+                    .estimate_gas(from, to, value.as_u128(), data)
+                    .await
+                    .map_err(upstream)?,
+            };
+            Simulation {
+                succeeded: true,
+                gas_used: Some(gas_used),
+                revert_reason: None,
+            }
+        }
+        Err(RpcError::Refused(reason)) => Simulation {
+            succeeded: false,
+            gas_used: None,
+            revert_reason: Some(reason),
+        },
+        Err(unavailable) => return Err(upstream(unavailable)),
+    };
+    let Caller::Agent(session) = caller else {
+        return Err(ApiError::internal("only agents simulate"));
+    };
+    let simulated = TransactionSimulated {
+        agent_id: session.agent.id,
+        chain: chain.settings.name.clone(),
+        to: format!("{to:#x}"),
+        value_wei: value,
+        succeeded: simulation.succeeded,
+        gas_used: simulation.gas_used,
+        revert_reason: simulation.revert_reason.clone(),
+    };
+    let change = Change::new(agent_stream(session.agent.id), ExpectedVersion::Any, simulated);
+    state.commands.execute(vec![change], &caller.metadata()).await?;
+    Ok(simulation)
+}
+
+#[derive(Deserialize)]
+pub struct SimulateRequest {
+    chain: String,
+    to: String,
+    value: String,
+    data: Option<String>,
+    signing_key_path: Option<String>,
+    gas_limit: Option<u64>,
+}
+
+#[derive(Serialize)]
+pub struct BalanceChange {
+    address: String,
+    change_wei: String,
+}
+
+#[derive(Serialize)]
+pub struct SimulationResponse {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gas_used: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revert_reason: Option<String>,
+    /// The native value moved; gas fees come on top for the sender.
+    balance_changes: Vec<BalanceChange>,
+}
+
+/// POST /v1/agents/{agent_id}/transactions/simulate: nothing is signed or sent.
+pub async fn simulate_one(
+    State(state): State<AppState>,
+    session: AgentSession,
+    PathParams(agent_id): PathParams<AgentId>,
+    Body(request): Body<SimulateRequest>,
+) -> Result<Json<SimulationResponse>, ApiError> {
+    check_agent(&session, agent_id)?;
+    let caller = Caller::Agent(session);
+    let prepared = prepare(
+        &state,
+        &caller,
+        Intent {
+            chain: &request.chain,
+            to: &request.to,
+            value: &request.value,
+            data: request.data.as_deref(),
+            signing_key_path: request.signing_key_path.as_deref(),
+        },
+    )
+    .await?;
+    let from = prepared.key.address();
+    let simulation = simulate(
+        &state,
+        &caller,
+        &prepared.chain,
+        &prepared.rpc,
+        from,
+        prepared.to,
+        prepared.value,
+        &prepared.data,
+        request.gas_limit,
+    )
+    .await?;
+    let moved = prepared.value.as_u128();
+    let balance_changes = if simulation.succeeded && moved > 0 {
+        vec![
+            BalanceChange {
+                address: format!("{from:#x}"),
+                change_wei: format!("-{moved}"),
+            },
+            BalanceChange {
+                address: format!("{:#x}", prepared.to),
+                change_wei: moved.to_string(),
+            },
+        ]
+    } else {
+        Vec::new()
+    };
+    Ok(Json(SimulationResponse {
+        status: if simulation.succeeded { "success" } else { "reverted" },
+        gas_used: simulation.gas_used,
+        revert_reason: simulation.revert_reason,
+        balance_changes,
+    }))
+}
+
 /// POST /v1/agents/{agent_id}/transactions
 pub async fn submit(
     State(state): State<AppState>,
@@ -193,32 +394,49 @@ pub async fn submit(
     Body(request): Body<SubmitRequest>,
 ) -> Result<(StatusCode, Json<TransactionResponse>), ApiError> {
     let idempotency_key = idempotency_key(&headers)?;
-    if session.agent.id != agent_id {
-        return Err(ApiError::Forbidden("an agent submits only its own transactions".into()));
-    }
-    if !session.agent.settings.intents_api_enabled {
-        return Err(ApiError::Forbidden(
-            "the Intents API is not enabled for this agent".into(),
-        ));
-    }
-    if request.simulate_first {
-        return Err(ApiError::BadRequest("simulate_first is not supported yet".into()));
-    }
-    let chain = enabled_chain(&state, &request.chain)
-        .ok_or_else(|| ApiError::BadRequest(format!("chain: no enabled chain named {:?}", request.chain)))?;
-    let to = parse_address(&request.to)?;
-    let value = Wei::from_eth_str(&request.value).map_err(|e| ApiError::BadRequest(format!("value: {e}")))?;
-    let data = parse_data(request.data.as_deref())?;
-    let key_path = request
-        .signing_key_path
-        .clone()
-        .unwrap_or_else(|| format!("keys/{}-signer", chain.settings.name));
-    let key_path = SecretPath::parse(&key_path).map_err(|e| ApiError::BadRequest(format!("signing_key_path: {e}")))?;
+    check_agent(&session, agent_id)?;
     let now = session.context.now;
     let caller = Caller::Agent(session);
-    let key = signing_key(&state, &caller, &key_path).await?;
-
-    let rpc = state.rpc.rpc(&chain.settings.rpc_url);
+    let Prepared {
+        chain,
+        to,
+        value,
+        data,
+        key_path,
+        key,
+        rpc,
+    } = prepare(
+        &state,
+        &caller,
+        Intent {
+            chain: &request.chain,
+            to: &request.to,
+            value: &request.value,
+            data: request.data.as_deref(),
+            signing_key_path: request.signing_key_path.as_deref(),
+        },
+    )
+    .await?;
+    if request.simulate_first {
+        let simulation = simulate(
+            &state,
+            &caller,
+            &chain,
+            &rpc,
+            key.address(),
+            to,
+            value,
+            &data,
+            request.gas_limit,
+        )
+        .await?;
+        if !simulation.succeeded {
+            return Err(ApiError::Unprocessable(format!(
+                "the simulation reverted, nothing was signed: {}",
+                simulation.revert_reason.unwrap_or_default()
+            )));
+        }
+    }
     let pending_nonce = rpc.pending_nonce(key.address()).await.map_err(upstream)?;
     let fee = match (
         &request.gas_price,
