@@ -6,9 +6,23 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::change::stream;
 use crate::events::TransactionSigned;
 use crate::ids::AgentId;
+use crate::stream::StreamId;
 use crate::wei::Wei;
+
+/// A signed transaction's outcome (broadcast or failed) is recorded once, in a stream of
+/// its own: outcomes never contend with the reservations on the agent's stream.
+pub fn transaction_stream(tx_id: Uuid) -> StreamId {
+    stream("transaction", tx_id)
+}
+
+/// Refusals and simulations: audit records that reserve nothing, kept off the agent's
+/// stream so they never make a reservation retry.
+pub fn intents_activity_stream(agent: AgentId) -> StreamId {
+    stream("intents_activity", agent)
+}
 
 /// The daily limit looks back this far.
 pub const SPEND_WINDOW: Duration = Duration::hours(24);

@@ -14,7 +14,7 @@ pub mod rpc;
 pub mod submission;
 pub mod tx;
 
-pub use alloy_primitives::{Address, Bytes};
+pub use alloy_primitives::{Address, Bytes, U256};
 pub use domain::wei::{Wei, WeiParseError};
 pub use guardrails::{Guardrails, Violation};
 pub use key::{KeyError, PrivateKey};

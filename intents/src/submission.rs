@@ -8,7 +8,9 @@ use domain::agent::{Agent, agent_stream};
 use domain::change::Change;
 use domain::event::ExpectedVersion;
 use domain::events::{TransactionRejected, TransactionSigned};
-use domain::transaction::{TransactionRecord, TxStatus, by_idempotency_key, next_nonce, spent_before};
+use domain::transaction::{
+    TransactionRecord, TxStatus, by_idempotency_key, intents_activity_stream, next_nonce, spent_before,
+};
 use domain::wei::Wei;
 use uuid::Uuid;
 
@@ -140,10 +142,10 @@ pub fn decide(
     Ok(Decided::Signed(change, signed))
 }
 
-/// Records a guardrail's refusal on the agent's stream, for the audit trail.
+/// Records a guardrail's refusal, for the audit trail.
 pub fn rejected(agent: &Agent, submission: &Submission, violation: &Violation) -> Change {
     Change::new(
-        agent_stream(agent.id),
+        intents_activity_stream(agent.id),
         ExpectedVersion::Any,
         TransactionRejected {
             agent_id: agent.id,

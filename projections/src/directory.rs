@@ -11,8 +11,7 @@ use domain::authz::Policy;
 use domain::email::Email;
 use domain::events::{
     AgentAuthenticated, AgentDeactivated, AgentKeyRotated, AgentUpdated, Event, OrgCreated, PolicyGranted,
-    PolicyRevoked, PolicyUpdated, TransactionBroadcast, TransactionFailed, TransactionRejected, TransactionSigned,
-    TransactionSimulated,
+    PolicyRevoked, PolicyUpdated, TransactionSigned,
 };
 use domain::user::{RefreshToken, User, UserApiKey};
 use domain::vault::Vault;
@@ -228,11 +227,8 @@ impl DomainModel for Directory {
             }
             Event::AgentUpdated(AgentUpdated { agent_id, .. })
             | Event::AgentDeactivated(AgentDeactivated { agent_id })
+            // Reservations are on the agent's stream: its version moves with them.
             | Event::TransactionSigned(TransactionSigned { agent_id, .. })
-            | Event::TransactionBroadcast(TransactionBroadcast { agent_id, .. })
-            | Event::TransactionFailed(TransactionFailed { agent_id, .. })
-            | Event::TransactionRejected(TransactionRejected { agent_id, .. })
-            | Event::TransactionSimulated(TransactionSimulated { agent_id, .. })
             | Event::AgentAuthenticated(AgentAuthenticated { agent_id, .. }) => {
                 if let Some(agent) = self.agents.get_mut(agent_id) {
                     agent.apply(event, at, version);
@@ -289,6 +285,10 @@ impl DomainModel for Directory {
             | Event::SecretReadDenied(_)
             | Event::SecretDeleted(_)
             | Event::SecretVersionDisabled(_)
+            | Event::TransactionBroadcast(_)
+            | Event::TransactionFailed(_)
+            | Event::TransactionRejected(_)
+            | Event::TransactionSimulated(_)
             | Event::ChainAdded(_)
             | Event::ChainUpdated(_)
             | Event::ChainRemoved(_)

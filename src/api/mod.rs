@@ -1,6 +1,7 @@
 //! The HTTP API (axum): routes, the per-request tracing span, and the fallbacks that keep
 //! every error in problem+json.
 
+mod agent_locks;
 mod agents;
 mod api_keys;
 mod audit;
@@ -29,6 +30,7 @@ use axum::routing::{get, post};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+pub use agent_locks::AgentLocks;
 pub use problem::{ApiError, Problem};
 pub use rate_limit::RateLimits;
 
@@ -55,6 +57,8 @@ pub struct AppState {
     pub limits: Arc<RateLimits>,
     /// Connections to chains' RPC nodes.
     pub rpc: intents::RpcPool,
+    /// Serializes each agent's transaction decisions within this replica.
+    pub agent_locks: Arc<AgentLocks>,
 }
 
 pub fn router(state: AppState) -> Router {

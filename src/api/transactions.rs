@@ -6,13 +6,12 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
-use domain::agent::agent_stream;
 use domain::change::{Change, DomainError};
 use domain::event::ExpectedVersion;
 use domain::events::TransactionSimulated;
 use domain::events::{TransactionBroadcast, TransactionFailed};
 use domain::evm_chain::EvmChain;
-use domain::transaction::{TransactionRecord, TxStatus};
+use domain::transaction::{TransactionRecord, TxStatus, intents_activity_stream, transaction_stream};
 use domain::wei::Wei;
 use domain::{AgentId, SecretPath, VaultId};
 use intents::submission::{self, Decided, Refusal, Submission};
@@ -296,7 +295,11 @@ async fn simulate(
         gas_used: simulation.gas_used,
         revert_reason: simulation.revert_reason.clone(),
     };
-    let change = Change::new(agent_stream(session.agent.id), ExpectedVersion::Any, simulated);
+    let change = Change::new(
+        intents_activity_stream(session.agent.id),
+        ExpectedVersion::Any,
+        simulated,
+    );
     state.commands.execute(vec![change], &caller.metadata()).await?;
     Ok(simulation)
 }
@@ -488,6 +491,7 @@ pub async fn submit(
         idempotency_key,
     };
     let metadata = caller.metadata();
+    let lane = state.agent_locks.lock(agent_id).await;
     let (_, decided) = state
         .commands
         .decide_with(&metadata, |models| {
@@ -506,6 +510,7 @@ pub async fn submit(
             )
         })
         .await?;
+    drop(lane);
     drop(key);
     let signed = match decided {
         Ok(Next::Broadcast(signed)) => signed,
@@ -518,18 +523,19 @@ pub async fn submit(
         }
         Err(refusal) => return Err(refused(refusal)),
     };
+    // One outcome per transaction: its own stream, which it starts.
     let outcome = match rpc.send_raw(&signed.raw).await {
         Ok(_) => Change::new(
-            agent_stream(agent_id),
-            ExpectedVersion::Any,
+            transaction_stream(submission.tx_id),
+            ExpectedVersion::NoStream,
             TransactionBroadcast {
                 tx_id: submission.tx_id,
                 agent_id,
             },
         ),
         Err(error) => Change::new(
-            agent_stream(agent_id),
-            ExpectedVersion::Any,
+            transaction_stream(submission.tx_id),
+            ExpectedVersion::NoStream,
             TransactionFailed {
                 tx_id: submission.tx_id,
                 agent_id,

@@ -1,0 +1,124 @@
+//! Benchmark, not a test (`#[ignore]`, asserts nothing about time): transactions per second
+//! through the proxy against signing locally and sending the same kind of raw transactions
+//! straight to anvil. Run it with a release build:
+//!
+//!   scripts/test --release --run-ignored only -E 'binary(intents_bench)' --no-capture
+
+mod common;
+
+use std::time::Instant;
+
+use common::chain::{self, ETH};
+use common::{Api, TestDb};
+use futures::StreamExt;
+use intents::{Fee, PrivateKey, UnsignedTx};
+use reqwest::StatusCode;
+use serde_json::json;
+
+const TRANSACTIONS: usize = 400;
+const CONCURRENCY: usize = 16;
+const GAS_PRICE: u128 = 5_000_000_000;
+
+#[tokio::test]
+#[ignore = "a benchmark: run it on purpose, in release"]
+async fn proxy_versus_direct_transactions_per_second() {
+    let db = TestDb::sqlite();
+    let api = Api::start_with(&db, &[("KEYWARD_CHAINS", &chain::chains_setting(&[]))]).await;
+    let human = api.signup("ada@example.com", "correct horse").await;
+    let (_, vault) = api
+        .call("POST", "/v1/vaults", Some(&human), Some(json!({"name": "bench"})))
+        .await;
+    let vault = vault["id"].as_str().unwrap().to_owned();
+    let (proxy_key, proxy_signer) = chain::fresh_account();
+    chain::set_balance(&proxy_signer, 1_000 * ETH).await;
+    api.call(
+        "PUT",
+        &format!("/v1/vaults/{vault}/secrets/keys/anvil-signer"),
+        Some(&human),
+        Some(json!({"value": proxy_key, "type": "private_key"})),
+    )
+    .await;
+    let (_, created) = api
+        .call(
+            "POST",
+            "/v1/agents",
+            Some(&human),
+            Some(json!({"name": "bench", "intents_api_enabled": true})),
+        )
+        .await;
+    let agent_id = created["agent"]["id"].as_str().unwrap().to_owned();
+    api.call(
+        "POST",
+        &format!("/v1/vaults/{vault}/policies"),
+        Some(&human),
+        Some(json!({"secret_path_pattern": "keys/*", "principal_type": "agent", "principal_id": agent_id, "permissions": ["read"]})),
+    )
+    .await;
+    let (_, token) = api
+        .call(
+            "POST",
+            "/v1/auth/agent-token",
+            None,
+            Some(json!({"api_key": created["api_key"]})),
+        )
+        .await;
+    let token = token["access_token"].as_str().unwrap().to_owned();
+    let recipient = chain::fresh_address();
+    let url = api.server.url(&format!("/v1/agents/{agent_id}/transactions"));
+    let body = json!({"chain": "anvil", "to": recipient, "value": "0.000001", "gas_price": GAS_PRICE.to_string()});
+
+    let started = Instant::now();
+    let statuses: Vec<StatusCode> = futures::stream::iter(0..TRANSACTIONS)
+        .map(|_| {
+            let request = api.client.post(&url).bearer_auth(&token).json(&body);
+            async move { request.send().await.unwrap().status() }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let proxy_seconds = started.elapsed().as_secs_f64();
+    assert!(statuses.iter().all(|s| *s == StatusCode::CREATED), "{statuses:?}");
+
+    let (direct_key, direct_signer) = chain::fresh_account();
+    chain::set_balance(&direct_signer, 1_000 * ETH).await;
+    let key = PrivateKey::parse_hex(&direct_key).unwrap();
+    let to = recipient.parse().unwrap();
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let accepted: Vec<bool> = futures::stream::iter(0..TRANSACTIONS as u64)
+        .map(|nonce| {
+            let raw = UnsignedTx {
+                chain_id: 31337,
+                nonce,
+                to,
+                value: intents::U256::from(1_000_000_000_000u128),
+                data: Default::default(),
+                gas_limit: 21_000,
+                fee: Fee::Legacy { gas_price: GAS_PRICE },
+            }
+            .sign(&key)
+            .unwrap()
+            .raw;
+            let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+            let request = client.post(chain::anvil_url()).json(
+                &json!({"jsonrpc": "2.0", "id": 1, "method": "eth_sendRawTransaction", "params": [format!("0x{hex}")]}),
+            );
+            async move {
+                let answer: serde_json::Value = request.send().await.unwrap().json().await.unwrap();
+                answer.get("result").is_some()
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let direct_seconds = started.elapsed().as_secs_f64();
+    assert!(accepted.iter().all(|ok| *ok));
+
+    let proxy_rate = TRANSACTIONS as f64 / proxy_seconds;
+    let direct_rate = TRANSACTIONS as f64 / direct_seconds;
+    println!(
+        "intents bench: {TRANSACTIONS} transfers, {CONCURRENCY} at a time: proxy {proxy_rate:.0} tx/s, \
+         direct {direct_rate:.0} tx/s, ratio {:.2}",
+        proxy_rate / direct_rate
+    );
+}
