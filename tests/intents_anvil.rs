@@ -373,3 +373,40 @@ async fn a_call_that_reverts_is_refused_by_simulate_first_and_nothing_is_signed(
         .await;
     assert_eq!(trail["count"], 3, "every simulation is audited");
 }
+
+#[tokio::test]
+async fn a_sign_only_transaction_is_not_sent_but_counts_against_the_daily_limit() {
+    let world = world(TestDb::sqlite(), json!({"tx_daily_limit_eth": "0.3"}), &[]).await;
+    let (status, signed) = world
+        .api
+        .call(
+            "POST",
+            &format!("/v1/agents/{}/transactions/sign", world.agent_id),
+            Some(&world.agent),
+            Some(transfer(&world, "0.2")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{signed}");
+    assert_eq!(
+        (signed["status"].as_str(), signed["nonce"].as_u64()),
+        (Some("sign_only"), Some(0))
+    );
+    assert_eq!(chain::nonce(&world.signer).await, 0, "keyward did not send it");
+
+    let (status, problem) = submit(&world, transfer(&world, "0.2")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().starts_with("tx_daily_limit_eth"));
+
+    // The agent sends it itself; the next submission takes the next nonce.
+    let hash = chain::rpc("eth_sendRawTransaction", json!([signed["signed_tx"]])).await;
+    assert_eq!(hash, signed["tx_hash"]);
+    assert_eq!(chain::mined_status(hash.as_str().unwrap()).await, 1);
+    let (status, next) = submit(&world, transfer(&world, "0.1")).await;
+    assert_eq!(
+        (status, next["nonce"].as_u64()),
+        (StatusCode::CREATED, Some(1)),
+        "{next}"
+    );
+    assert_eq!(chain::mined_status(next["tx_hash"].as_str().unwrap()).await, 1);
+    assert_eq!(chain::balance(&world.recipient).await, 3 * ETH / 10);
+}

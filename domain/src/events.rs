@@ -494,6 +494,10 @@ pub struct TransactionSigned {
     /// The client's Idempotency-Key: a repeat within 24 hours gets this transaction back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+    /// Signed for the agent to send itself: keyward never broadcasts it, but its value and
+    /// nonce are reserved all the same.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sign_only: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

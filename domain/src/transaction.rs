@@ -32,6 +32,8 @@ pub const SPEND_WINDOW: Duration = Duration::hours(24);
 pub enum TxStatus {
     /// Signed, its nonce and value reserved; not yet accepted by the node.
     Signed,
+    /// Signed for the agent to broadcast itself; reserved like any other.
+    SignOnly,
     /// Accepted by the node.
     Broadcast,
     /// The node refused it: its nonce and value are released.
@@ -69,7 +71,11 @@ impl TransactionRecord {
             nonce: event.nonce,
             tx_hash: event.tx_hash.clone(),
             signed_tx: event.signed_tx.clone(),
-            status: TxStatus::Signed,
+            status: if event.sign_only {
+                TxStatus::SignOnly
+            } else {
+                TxStatus::Signed
+            },
             error: None,
             signed_at: at,
             idempotency_key: event.idempotency_key.clone(),

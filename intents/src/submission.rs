@@ -33,6 +33,8 @@ pub struct Submission {
     pub nonce: Option<u64>,
     pub signing_key_path: String,
     pub idempotency_key: Option<String>,
+    /// Sign, but leave the broadcast to the agent.
+    pub sign_only: bool,
 }
 
 /// What a submission comes to.
@@ -87,7 +89,7 @@ pub fn decide(
     {
         return match earlier.status {
             TxStatus::Signed => Err(Refusal::InFlight),
-            TxStatus::Broadcast | TxStatus::Failed => Ok(Decided::Repeat(earlier.id)),
+            TxStatus::Broadcast | TxStatus::Failed | TxStatus::SignOnly => Ok(Decided::Repeat(earlier.id)),
         };
     }
     let to = lower_hex(submission.to);
@@ -137,6 +139,7 @@ pub fn decide(
             signed_tx: format!("0x{}", hex_of(&signed.raw)),
             signing_key_path: submission.signing_key_path.clone(),
             idempotency_key: submission.idempotency_key.clone(),
+            sign_only: submission.sign_only,
         },
     );
     Ok(Decided::Signed(change, signed))

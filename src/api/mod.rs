@@ -102,6 +102,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/agents/{agent_id}/transactions/simulate",
             post(transactions::simulate_one),
         )
+        .route("/v1/agents/{agent_id}/transactions/sign", post(transactions::sign))
         .route("/v1/org/members", get(org::members))
         .route("/v1/authz/explain", post(explain::explain))
         .route("/v1/audit/events", get(audit::events))

@@ -396,7 +396,60 @@ pub async fn submit(
     headers: HeaderMap,
     Body(request): Body<SubmitRequest>,
 ) -> Result<(StatusCode, Json<TransactionResponse>), ApiError> {
-    let idempotency_key = idempotency_key(&headers)?;
+    let (status, record) = sign_and_send(&state, session, agent_id, &headers, request, false).await?;
+    Ok((status, Json(TransactionResponse::new(&record, true))))
+}
+
+#[derive(Serialize)]
+pub struct SignedOnlyResponse {
+    signed_tx: String,
+    tx_hash: String,
+    from: String,
+    to: String,
+    chain: String,
+    chain_id: u64,
+    nonce: u64,
+    value_wei: String,
+    status: TxStatus,
+}
+
+/// POST /v1/agents/{agent_id}/transactions/sign: signed under the same guardrails and
+/// reservations, for the agent to broadcast itself.
+pub async fn sign(
+    State(state): State<AppState>,
+    session: AgentSession,
+    PathParams(agent_id): PathParams<AgentId>,
+    headers: HeaderMap,
+    Body(request): Body<SubmitRequest>,
+) -> Result<(StatusCode, Json<SignedOnlyResponse>), ApiError> {
+    let (status, record) = sign_and_send(&state, session, agent_id, &headers, request, true).await?;
+    Ok((
+        status,
+        Json(SignedOnlyResponse {
+            signed_tx: record.signed_tx,
+            tx_hash: record.tx_hash,
+            from: record.from,
+            to: record.to,
+            chain: record.chain,
+            chain_id: record.chain_id,
+            nonce: record.nonce,
+            value_wei: record.value.as_u128().to_string(),
+            status: record.status,
+        }),
+    ))
+}
+
+/// Decides, signs and (unless `sign_only`) broadcasts; the transaction as recorded, with
+/// 201, or 200 for a repeat of an Idempotency-Key.
+async fn sign_and_send(
+    state: &AppState,
+    session: AgentSession,
+    agent_id: AgentId,
+    headers: &HeaderMap,
+    request: SubmitRequest,
+    sign_only: bool,
+) -> Result<(StatusCode, TransactionRecord), ApiError> {
+    let idempotency_key = idempotency_key(headers)?;
     check_agent(&session, agent_id)?;
     let now = session.context.now;
     let caller = Caller::Agent(session);
@@ -409,7 +462,7 @@ pub async fn submit(
         key,
         rpc,
     } = prepare(
-        &state,
+        state,
         &caller,
         Intent {
             chain: &request.chain,
@@ -422,7 +475,7 @@ pub async fn submit(
     .await?;
     if request.simulate_first {
         let simulation = simulate(
-            &state,
+            state,
             &caller,
             &chain,
             &rpc,
@@ -489,6 +542,7 @@ pub async fn submit(
         nonce: request.nonce,
         signing_key_path: key_path.to_string(),
         idempotency_key,
+        sign_only,
     };
     let metadata = caller.metadata();
     let lane = state.agent_locks.lock(agent_id).await;
@@ -519,10 +573,14 @@ pub async fn submit(
                 .projector
                 .read(|models| models.transactions.get(agent_id, earlier).cloned())
                 .ok_or_else(|| ApiError::internal("a repeated transaction is missing from the read model"))?;
-            return Ok((StatusCode::OK, Json(TransactionResponse::new(&record, true))));
+            return Ok((StatusCode::OK, record));
         }
         Err(refusal) => return Err(refused(refusal)),
     };
+    if sign_only {
+        let record = recorded(state, agent_id, submission.tx_id)?;
+        return Ok((StatusCode::CREATED, record));
+    }
     // One outcome per transaction: its own stream, which it starts.
     let outcome = match rpc.send_raw(&signed.raw).await {
         Ok(_) => Change::new(
@@ -544,17 +602,21 @@ pub async fn submit(
         ),
     };
     state.commands.execute(vec![outcome], &metadata).await?;
-    let record = state
-        .projector
-        .read(|models| models.transactions.get(agent_id, submission.tx_id).cloned())
-        .ok_or_else(|| ApiError::internal("a signed transaction is missing from the read model"))?;
+    let record = recorded(state, agent_id, submission.tx_id)?;
     if record.status == TxStatus::Failed {
         return Err(ApiError::BadGateway(format!(
             "the chain did not accept the transaction; nothing was spent: {}",
             record.error.unwrap_or_default()
         )));
     }
-    Ok((StatusCode::CREATED, Json(TransactionResponse::new(&record, true))))
+    Ok((StatusCode::CREATED, record))
+}
+
+fn recorded(state: &AppState, agent_id: AgentId, tx_id: Uuid) -> Result<TransactionRecord, ApiError> {
+    state
+        .projector
+        .read(|models| models.transactions.get(agent_id, tx_id).cloned())
+        .ok_or_else(|| ApiError::internal("a signed transaction is missing from the read model"))
 }
 
 /// Who may list an agent's transactions: the agent, and the humans of its organization.
