@@ -57,11 +57,6 @@ impl Rpc {
             .ok_or_else(|| RpcError::Unavailable("a response with neither result nor error".into()))
     }
 
-    pub async fn chain_id(&self) -> Result<u64, RpcError> {
-        let id = quantity(&self.call("eth_chainId", json!([])).await?)?;
-        u64::try_from(id).map_err(|_| RpcError::Unavailable("chain id out of range".into()))
-    }
-
     /// The next nonce of `address`, counting transactions in the node's pool.
     pub async fn pending_nonce(&self, address: Address) -> Result<u64, RpcError> {
         let nonce = quantity(
@@ -74,14 +69,6 @@ impl Rpc {
 
     pub async fn gas_price(&self) -> Result<u128, RpcError> {
         quantity(&self.call("eth_gasPrice", json!([])).await?)
-    }
-
-    pub async fn balance(&self, address: Address) -> Result<u128, RpcError> {
-        quantity(
-            &self
-                .call("eth_getBalance", json!([address.to_string(), "latest"]))
-                .await?,
-        )
     }
 
     pub async fn estimate_gas(&self, from: Address, to: Address, value: u128, data: &[u8]) -> Result<u64, RpcError> {
@@ -113,17 +100,6 @@ impl Rpc {
         hash.as_str()
             .and_then(|hash| hash.parse().ok())
             .ok_or_else(|| RpcError::Unavailable(format!("not a transaction hash: {hash}")))
-    }
-
-    /// The receipt's status (true for success) once mined.
-    pub async fn receipt_status(&self, hash: B256) -> Result<Option<bool>, RpcError> {
-        let receipt = self
-            .call("eth_getTransactionReceipt", json!([hash.to_string()]))
-            .await?;
-        if receipt.is_null() {
-            return Ok(None);
-        }
-        Ok(Some(quantity(&receipt["status"])? == 1))
     }
 }
 
