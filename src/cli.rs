@@ -212,7 +212,7 @@ async fn serve(config: Config, store: Arc<dyn EventStore>) -> anyhow::Result<Exi
         mailer,
         limits: Arc::new(api::RateLimits::default()),
         rpc: intents::RpcPool::new().context("cannot set up the RPC client")?,
-        agent_locks: Arc::new(api::AgentLocks::default()),
+        reservations: Arc::new(api::Reservations::default()),
     });
     axum::serve(
         listener,

@@ -15,7 +15,7 @@ use crate::store::{AppendError, Appended, EventStore, StreamAppend};
 /// contention resolves; the bound only guards against a livelock bug. It must exceed the
 /// contenders of one stream (20 concurrent reads of a secret allowed 5 reads get 5 values
 /// and 15 clean refusals, not conflicts).
-const ATTEMPTS: usize = 64;
+pub const ATTEMPTS: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
@@ -55,9 +55,22 @@ impl Commands {
                 })
             })
             .collect::<Result<Vec<_>, serde_json::Error>>()?;
+        self.append(parts).await
+    }
+
+    /// Appends events already encoded, each with its own metadata (decisions taken for
+    /// several requests together), in one transaction; waits for the read models.
+    pub async fn append(&self, parts: Vec<StreamAppend>) -> Result<Appended, CommandError> {
         let appended = self.store.append_atomic(parts).await?;
         self.projector.caught_up_to(appended.position).await;
         Ok(appended)
+    }
+
+    /// After a conflict: the read models catch up with the log's head, for a new decision.
+    pub async fn catch_up_after_conflict(&self) -> Result<(), CommandError> {
+        let head = self.store.head().await.map_err(AppendError::from)?;
+        self.projector.caught_up_to(head.position).await;
+        Ok(())
     }
 
     /// Decides on the current read models and executes the decision. When a stream moved
@@ -87,8 +100,7 @@ impl Commands {
             match self.execute(changes, metadata).await {
                 Err(CommandError::Append(AppendError::WrongExpectedVersion { .. })) if attempt < ATTEMPTS => {
                     attempt += 1;
-                    let head = self.store.head().await.map_err(AppendError::from)?;
-                    self.projector.caught_up_to(head.position).await;
+                    self.catch_up_after_conflict().await?;
                 }
                 outcome => return outcome.map(|appended| (appended, seen)),
             }

@@ -1,16 +1,14 @@
-//! Deciding a submission: the guardrails on the agent's spend so far, the nonce, and the
-//! signature, turned into one event on the agent's stream at the version they were read
-//! at. Pure: the chain's pending nonce and the key come in as arguments.
+//! Deciding submissions: the guardrails on the agent's spend so far, the nonce, and the
+//! signature, turned into events for the agent's stream at the version they were read at.
+//! Submissions that arrive together are decided in turn ([`InTurn`]), each seeing what the
+//! ones before it reserved, so they go to the log in one append. Pure: the chain's pending
+//! nonce and the key come in as arguments.
 
 use alloy_primitives::{Address, Bytes, U256};
 use chrono::{DateTime, Utc};
-use domain::agent::{Agent, agent_stream};
-use domain::change::Change;
-use domain::event::ExpectedVersion;
+use domain::agent::Agent;
 use domain::events::{TransactionRejected, TransactionSigned};
-use domain::transaction::{
-    TransactionRecord, TxStatus, by_idempotency_key, intents_activity_stream, next_nonce, spent_before,
-};
+use domain::transaction::{TransactionRecord, TxStatus, by_idempotency_key, next_nonce, spent_before};
 use domain::wei::Wei;
 use uuid::Uuid;
 
@@ -40,8 +38,8 @@ pub struct Submission {
 /// What a submission comes to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decided {
-    /// Signed now: append the change, then broadcast.
-    Signed(Change, SignedTx),
+    /// Signed now: append the event to the agent's stream, then broadcast.
+    Signed(Box<TransactionSigned>, SignedTx),
     /// An earlier request with the same Idempotency-Key made this transaction.
     Repeat(Uuid),
 }
@@ -72,9 +70,37 @@ fn lower_hex(address: Address) -> String {
     format!("0x{}", hex_of(address.as_slice()))
 }
 
+/// One agent's submissions, decided one after another on the agent's transactions as
+/// read plus those signed earlier in the same turn.
+pub struct InTurn<'a> {
+    agent: &'a Agent,
+    records: Vec<TransactionRecord>,
+}
+
+impl<'a> InTurn<'a> {
+    pub fn new(agent: &'a Agent, records: Vec<TransactionRecord>) -> Self {
+        Self { agent, records }
+    }
+
+    /// Decides `submission` on what the agent holds so far, and holds what it signs.
+    pub fn decide(
+        &mut self,
+        submission: &Submission,
+        chain_pending_nonce: u64,
+        key: &PrivateKey,
+        now: DateTime<Utc>,
+    ) -> Result<Decided, Refusal> {
+        let decided = decide(self.agent, &self.records, submission, chain_pending_nonce, key, now)?;
+        if let Decided::Signed(event, _) = &decided {
+            self.records.push(TransactionRecord::signed(event, now));
+        }
+        Ok(decided)
+    }
+}
+
 /// Signs `submission` for `agent` if its guardrails allow it, reserving value and nonce;
 /// or finds the transaction an earlier request with its Idempotency-Key made.
-pub fn decide(
+fn decide(
     agent: &Agent,
     records: &[TransactionRecord],
     submission: &Submission,
@@ -123,40 +149,32 @@ pub fn decide(
         fee: submission.fee,
     }
     .sign(key)?;
-    let change = Change::new(
-        agent_stream(agent.id),
-        ExpectedVersion::Exact(agent.version),
-        TransactionSigned {
-            tx_id: submission.tx_id,
-            agent_id: agent.id,
-            chain: submission.chain.clone(),
-            chain_id: submission.chain_id,
-            from,
-            to,
-            value_wei: submission.value,
-            nonce,
-            tx_hash: signed.hash.to_string(),
-            signed_tx: format!("0x{}", hex_of(&signed.raw)),
-            signing_key_path: submission.signing_key_path.clone(),
-            idempotency_key: submission.idempotency_key.clone(),
-            sign_only: submission.sign_only,
-        },
-    );
-    Ok(Decided::Signed(change, signed))
+    let event = TransactionSigned {
+        tx_id: submission.tx_id,
+        agent_id: agent.id,
+        chain: submission.chain.clone(),
+        chain_id: submission.chain_id,
+        from,
+        to,
+        value_wei: submission.value,
+        nonce,
+        tx_hash: signed.hash.to_string(),
+        signed_tx: format!("0x{}", hex_of(&signed.raw)),
+        signing_key_path: submission.signing_key_path.clone(),
+        idempotency_key: submission.idempotency_key.clone(),
+        sign_only: submission.sign_only,
+    };
+    Ok(Decided::Signed(Box::new(event), signed))
 }
 
-/// Records a guardrail's refusal, for the audit trail.
-pub fn rejected(agent: &Agent, submission: &Submission, violation: &Violation) -> Change {
-    Change::new(
-        intents_activity_stream(agent.id),
-        ExpectedVersion::Any,
-        TransactionRejected {
-            agent_id: agent.id,
-            chain: submission.chain.clone(),
-            to: lower_hex(submission.to),
-            value_wei: submission.value,
-            rule: violation.rule.to_owned(),
-            detail: violation.detail.clone(),
-        },
-    )
+/// A guardrail's refusal, for the audit trail (the agent's intents activity stream).
+pub fn rejected(agent: &Agent, submission: &Submission, violation: &Violation) -> TransactionRejected {
+    TransactionRejected {
+        agent_id: agent.id,
+        chain: submission.chain.clone(),
+        to: lower_hex(submission.to),
+        value_wei: submission.value,
+        rule: violation.rule.to_owned(),
+        detail: violation.detail.clone(),
+    }
 }

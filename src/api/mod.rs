@@ -1,7 +1,6 @@
 //! The HTTP API (axum): routes, the per-request tracing span, and the fallbacks that keep
 //! every error in problem+json.
 
-mod agent_locks;
 mod agents;
 mod api_keys;
 mod audit;
@@ -16,6 +15,7 @@ mod org;
 mod policies;
 mod problem;
 mod rate_limit;
+mod reservations;
 mod secrets;
 pub(crate) mod session;
 pub(crate) mod shares;
@@ -30,9 +30,9 @@ use axum::routing::{get, post};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-pub use agent_locks::AgentLocks;
 pub use problem::{ApiError, Problem};
 pub use rate_limit::RateLimits;
+pub use reservations::Reservations;
 
 use crate::auth::TokenIssuer;
 use crate::commands::Commands;
@@ -57,8 +57,8 @@ pub struct AppState {
     pub limits: Arc<RateLimits>,
     /// Connections to chains' RPC nodes.
     pub rpc: intents::RpcPool,
-    /// Serializes each agent's transaction decisions within this replica.
-    pub agent_locks: Arc<AgentLocks>,
+    /// Each agent's transaction reservations, decided in turns within this replica.
+    pub reservations: Arc<Reservations>,
 }
 
 pub fn router(state: AppState) -> Router {

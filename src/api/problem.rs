@@ -41,7 +41,7 @@ impl IntoResponse for Problem {
 /// Every way a request can fail. Details are written for the caller: they never hold a
 /// secret value, a key or a token, and 401s never say which part of the credentials
 /// was wrong.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),

@@ -6,15 +6,15 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
-use domain::change::{Change, DomainError};
+use domain::change::Change;
 use domain::event::ExpectedVersion;
 use domain::events::TransactionSimulated;
 use domain::events::{TransactionBroadcast, TransactionFailed};
 use domain::evm_chain::EvmChain;
 use domain::transaction::{TransactionRecord, TxStatus, intents_activity_stream, transaction_stream};
 use domain::wei::Wei;
-use domain::{AgentId, SecretPath, VaultId};
-use intents::submission::{self, Decided, Refusal, Submission};
+use domain::{AgentId, Metadata, SecretPath, VaultId};
+use intents::submission::{Refusal, Submission};
 use intents::{Address, Bytes, Fee, PrivateKey, Rpc, RpcError, SignedTx};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -23,6 +23,7 @@ use super::AppState;
 use super::chains::enabled_chain;
 use super::extract::{Body, PathParams, QueryParams};
 use super::problem::ApiError;
+use super::reservations::{self, Reserved, Ticket};
 use super::secrets::{Purpose, read_value};
 use super::session::{AgentSession, Caller};
 
@@ -129,13 +130,6 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 fn parse_wei(field: &str, text: &str) -> Result<u128, ApiError> {
     text.parse::<u128>()
         .map_err(|_| ApiError::BadRequest(format!("{field} must be an amount of wei, as a decimal string")))
-}
-
-/// What the handler does after a decision.
-enum Next {
-    Broadcast(SignedTx),
-    /// Answer with the transaction an earlier request with the same Idempotency-Key made.
-    Answer(Uuid),
 }
 
 fn refused(refusal: Refusal) -> ApiError {
@@ -544,31 +538,17 @@ async fn sign_and_send(
         idempotency_key,
         sign_only,
     };
-    let metadata = caller.metadata();
-    let lane = state.agent_locks.lock(agent_id).await;
-    let (_, decided) = state
-        .commands
-        .decide_with(&metadata, |models| {
-            let agent = models.directory.agent(agent_id).ok_or(DomainError::NotFound("agent"))?;
-            let records = models.transactions.of(agent_id);
-            Ok(
-                match submission::decide(agent, records, &submission, pending_nonce, &key, now) {
-                    Ok(Decided::Signed(change, signed)) => (vec![change], Ok(Next::Broadcast(signed))),
-                    Ok(Decided::Repeat(earlier)) => (Vec::new(), Ok(Next::Answer(earlier))),
-                    Err(Refusal::Guardrail(violation)) => (
-                        vec![submission::rejected(agent, &submission, &violation)],
-                        Err(Refusal::Guardrail(violation)),
-                    ),
-                    Err(refusal) => (Vec::new(), Err(refusal)),
-                },
-            )
-        })
-        .await?;
-    drop(lane);
-    drop(key);
-    let signed = match decided {
-        Ok(Next::Broadcast(signed)) => signed,
-        Ok(Next::Answer(earlier)) => {
+    let ticket = Ticket {
+        submission,
+        chain_pending_nonce: pending_nonce,
+        key,
+        metadata: caller.metadata(),
+        now,
+    };
+    let tx_id = ticket.submission.tx_id;
+    let signed = match reservations::reserve(state, agent_id, ticket).await? {
+        Ok(Reserved::Signed(signed)) => signed,
+        Ok(Reserved::Repeat(earlier)) => {
             let record = state
                 .projector
                 .read(|models| models.transactions.get(agent_id, earlier).cloned())
@@ -578,31 +558,23 @@ async fn sign_and_send(
         Err(refusal) => return Err(refused(refusal)),
     };
     if sign_only {
-        let record = recorded(state, agent_id, submission.tx_id)?;
+        let record = recorded(state, agent_id, tx_id)?;
         return Ok((StatusCode::CREATED, record));
     }
-    // One outcome per transaction: its own stream, which it starts.
-    let outcome = match rpc.send_raw(&signed.raw).await {
-        Ok(_) => Change::new(
-            transaction_stream(submission.tx_id),
-            ExpectedVersion::NoStream,
-            TransactionBroadcast {
-                tx_id: submission.tx_id,
-                agent_id,
-            },
-        ),
-        Err(error) => Change::new(
-            transaction_stream(submission.tx_id),
-            ExpectedVersion::NoStream,
-            TransactionFailed {
-                tx_id: submission.tx_id,
-                agent_id,
-                error: error.to_string(),
-            },
-        ),
-    };
-    state.commands.execute(vec![outcome], &metadata).await?;
-    let record = recorded(state, agent_id, submission.tx_id)?;
+    // The transaction is reserved: it is broadcast and its outcome recorded even if the
+    // client hangs up now, so no reservation is left without an outcome.
+    let broadcast = tokio::spawn(broadcast(
+        state.clone(),
+        rpc,
+        signed,
+        agent_id,
+        tx_id,
+        caller.metadata(),
+    ));
+    broadcast
+        .await
+        .map_err(|_| ApiError::internal("the broadcast task ended abnormally"))??;
+    let record = recorded(state, agent_id, tx_id)?;
     if record.status == TxStatus::Failed {
         return Err(ApiError::BadGateway(format!(
             "the chain did not accept the transaction; nothing was spent: {}",
@@ -610,6 +582,36 @@ async fn sign_and_send(
         )));
     }
     Ok((StatusCode::CREATED, record))
+}
+
+/// Sends a reserved transaction to its chain and records the outcome: exactly one per
+/// transaction, in its own stream, which it starts. A failure releases value and nonce.
+async fn broadcast(
+    state: AppState,
+    rpc: Rpc,
+    signed: SignedTx,
+    agent_id: AgentId,
+    tx_id: Uuid,
+    metadata: Metadata,
+) -> Result<(), ApiError> {
+    let outcome = match rpc.send_raw(&signed.raw).await {
+        Ok(_) => Change::new(
+            transaction_stream(tx_id),
+            ExpectedVersion::NoStream,
+            TransactionBroadcast { tx_id, agent_id },
+        ),
+        Err(error) => Change::new(
+            transaction_stream(tx_id),
+            ExpectedVersion::NoStream,
+            TransactionFailed {
+                tx_id,
+                agent_id,
+                error: error.to_string(),
+            },
+        ),
+    };
+    state.commands.execute(vec![outcome], &metadata).await?;
+    Ok(())
 }
 
 fn recorded(state: &AppState, agent_id: AgentId, tx_id: Uuid) -> Result<TransactionRecord, ApiError> {

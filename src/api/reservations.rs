@@ -1,0 +1,196 @@
+//! Reserving value and nonce on an agent's stream, in turns. A submission that arrives
+//! while its agent's turn is being written waits for the next turn; a turn decides every
+//! waiting submission in arrival order, each on what the ones before it reserved, and
+//! writes them in one append at the agent's expected version. One agent's burst thus
+//! costs one durable write per turn instead of one each, nobody starves, and the expected
+//! version still settles a race with another replica (the whole turn is decided again).
+//!
+//! Turns run in a task of their own: a client that hangs up cannot leave a reservation
+//! half-made, and a decided reservation is always answered.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+use domain::agent::agent_stream;
+use domain::change::DomainError;
+use domain::event::ExpectedVersion;
+use domain::events::Event;
+use domain::transaction::intents_activity_stream;
+use domain::{AgentId, Metadata};
+use intents::submission::{self, Decided, InTurn, Refusal, Submission};
+use intents::{PrivateKey, SignedTx};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use super::AppState;
+use super::problem::ApiError;
+use crate::commands::{ATTEMPTS, CommandError};
+use crate::store::{AppendError, StreamAppend};
+
+/// One submission waiting for its agent's turn, with all its decision needs.
+pub struct Ticket {
+    pub submission: Submission,
+    pub chain_pending_nonce: u64,
+    /// Zeroized when the turn that signs with it ends.
+    pub key: PrivateKey,
+    pub metadata: Metadata,
+    pub now: DateTime<Utc>,
+}
+
+/// A submission's reservation.
+pub enum Reserved {
+    /// Reserved and signed: the transaction is in the log, ready to broadcast.
+    Signed(SignedTx),
+    /// An earlier request with the same Idempotency-Key made this transaction.
+    Repeat(Uuid),
+}
+
+type Answer = Result<Result<Reserved, Refusal>, ApiError>;
+
+#[derive(Default)]
+struct Lane {
+    waiting: Vec<(Ticket, oneshot::Sender<Answer>)>,
+    /// A task is taking turns on this lane.
+    turning: bool,
+}
+
+/// Every agent's lane within this replica.
+#[derive(Default)]
+pub struct Reservations {
+    lanes: Mutex<HashMap<AgentId, Arc<Mutex<Lane>>>>,
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Queues `ticket` on its agent's lane and waits for the turn that decides it.
+pub async fn reserve(state: &AppState, agent_id: AgentId, ticket: Ticket) -> Answer {
+    let lane = locked(&state.reservations.lanes).entry(agent_id).or_default().clone();
+    let (answer, answered) = oneshot::channel();
+    let start_turns = {
+        let mut lane = locked(&lane);
+        lane.waiting.push((ticket, answer));
+        !std::mem::replace(&mut lane.turning, true)
+    };
+    if start_turns {
+        tokio::spawn(take_turns(state.clone(), agent_id, lane));
+    }
+    answered
+        .await
+        .map_err(|_| ApiError::internal("a reservation turn ended without an answer"))?
+}
+
+/// Takes turns until nobody waits.
+async fn take_turns(state: AppState, agent_id: AgentId, lane: Arc<Mutex<Lane>>) {
+    let _turning = Turning(lane.clone());
+    loop {
+        let turn = {
+            let mut lane = locked(&lane);
+            if lane.waiting.is_empty() {
+                lane.turning = false;
+                return;
+            }
+            std::mem::take(&mut lane.waiting)
+        };
+        let (tickets, answers): (Vec<Ticket>, Vec<_>) = turn.into_iter().unzip();
+        match decide_turn(&state, agent_id, &tickets).await {
+            Ok(outcomes) => {
+                for (answer, outcome) in answers.into_iter().zip(outcomes) {
+                    // A request that gave up no longer needs its answer.
+                    let _ = answer.send(Ok(outcome));
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, submissions = tickets.len(), "a reservation turn failed");
+                let error = ApiError::from(error);
+                for answer in answers {
+                    let _ = answer.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Frees the lane for a new task if a turn panics, so the agent is not stuck behind it.
+struct Turning(Arc<Mutex<Lane>>);
+
+impl Drop for Turning {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            locked(&self.0).turning = false;
+        }
+    }
+}
+
+/// Decides and appends one turn; after a conflict with another replica, decides it again
+/// on the newer state.
+async fn decide_turn(
+    state: &AppState,
+    agent_id: AgentId,
+    tickets: &[Ticket],
+) -> Result<Vec<Result<Reserved, Refusal>>, CommandError> {
+    let mut attempt = 1;
+    loop {
+        let (parts, outcomes) = decide_all(state, agent_id, tickets)?;
+        if parts.is_empty() {
+            return Ok(outcomes);
+        }
+        match state.commands.append(parts).await {
+            Err(CommandError::Append(AppendError::WrongExpectedVersion { .. })) if attempt < ATTEMPTS => {
+                attempt += 1;
+                state.commands.catch_up_after_conflict().await?;
+            }
+            appended => return appended.map(|_| outcomes),
+        }
+    }
+}
+
+type Decisions = (Vec<StreamAppend>, Vec<Result<Reserved, Refusal>>);
+
+/// Each ticket decided in turn on the agent's state as read now: the reservations for the
+/// agent's stream, the refusals for its activity stream, and every ticket's outcome.
+fn decide_all(state: &AppState, agent_id: AgentId, tickets: &[Ticket]) -> Result<Decisions, CommandError> {
+    let (agent, records) = state.projector.read(|models| {
+        let agent = models.directory.agent(agent_id).cloned();
+        (agent, models.transactions.of(agent_id).to_vec())
+    });
+    let agent = agent.ok_or(DomainError::NotFound("agent"))?;
+    let mut in_turn = InTurn::new(&agent, records);
+    let mut signed = Vec::new();
+    let mut rejected = Vec::new();
+    let mut outcomes = Vec::with_capacity(tickets.len());
+    for ticket in tickets {
+        let decided = in_turn.decide(&ticket.submission, ticket.chain_pending_nonce, &ticket.key, ticket.now);
+        outcomes.push(match decided {
+            Ok(Decided::Signed(event, tx)) => {
+                signed.push(Event::from(*event).to_new_event(&ticket.metadata)?);
+                Ok(Reserved::Signed(tx))
+            }
+            Ok(Decided::Repeat(earlier)) => Ok(Reserved::Repeat(earlier)),
+            Err(Refusal::Guardrail(violation)) => {
+                let refusal = submission::rejected(&agent, &ticket.submission, &violation);
+                rejected.push(Event::from(refusal).to_new_event(&ticket.metadata)?);
+                Err(Refusal::Guardrail(violation))
+            }
+            Err(refusal) => Err(refusal),
+        });
+    }
+    let mut parts = Vec::new();
+    if !signed.is_empty() {
+        parts.push(StreamAppend {
+            stream: agent_stream(agent_id),
+            expected: ExpectedVersion::Exact(agent.version),
+            events: signed,
+        });
+    }
+    if !rejected.is_empty() {
+        parts.push(StreamAppend {
+            stream: intents_activity_stream(agent_id),
+            expected: ExpectedVersion::Any,
+            events: rejected,
+        });
+    }
+    Ok((parts, outcomes))
+}
