@@ -15,6 +15,7 @@ struct World {
     human: String,
     agent_id: String,
     agent: String,
+    vault: String,
     key: String,
     signer: String,
     recipient: String,
@@ -85,6 +86,7 @@ async fn world(db: TestDb, settings: Value, extra_chains: &[Value]) -> World {
         human,
         agent_id,
         agent: token["access_token"].as_str().unwrap().to_owned(),
+        vault,
         key,
         signer,
         recipient: chain::fresh_address(),
@@ -360,7 +362,11 @@ async fn a_call_that_reverts_is_refused_by_simulate_first_and_nothing_is_signed(
         (Some("success"), Some(21_000)),
         "{transfer}"
     );
-    assert_eq!(transfer["balance_changes"][1]["change_wei"], "500000000000000000");
+    assert_eq!(
+        change_of(&transfer, &world.recipient),
+        json!({"address": world.recipient, "token": "native", "token_symbol": "ETH",
+               "before": "0", "after": "500000000000000000", "change": "500000000000000000"})
+    );
     assert_eq!(chain::balance(&world.recipient).await, 0, "a simulation sends nothing");
     let (_, trail) = world
         .api
@@ -372,6 +378,112 @@ async fn a_call_that_reverts_is_refused_by_simulate_first_and_nothing_is_signed(
         )
         .await;
     assert_eq!(trail["count"], 3, "every simulation is audited");
+}
+
+/// The balance change a simulation reports for `address`.
+fn change_of(simulation: &Value, address: &str) -> Value {
+    let changes = simulation["balance_changes"].as_array().unwrap();
+    let mut of_address = changes.iter().filter(|c| c["address"] == address);
+    let change = of_address
+        .next()
+        .unwrap_or_else(|| panic!("no change for {address}: {simulation}"));
+    assert!(of_address.next().is_none(), "one change per address: {simulation}");
+    change.clone()
+}
+
+#[tokio::test]
+async fn a_bundle_runs_in_order_each_call_on_the_state_the_ones_before_it_leave() {
+    let world = world(TestDb::sqlite(), json!({}), &[]).await;
+    // A second key with nothing on it: it can only send what the first call gives it.
+    let (spare_key, spare) = chain::fresh_account();
+    let (status, _) = world
+        .api
+        .call(
+            "PUT",
+            &format!("/v1/vaults/{}/secrets/keys/spare", world.vault),
+            Some(&world.human),
+            Some(json!({"value": spare_key, "type": "private_key"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let reverter = chain::fresh_address();
+    chain::rpc("anvil_setCode", json!([reverter, "0x60006000fd"])).await;
+    let bundle = json!({"transactions": [
+        {"chain": "anvil", "to": spare, "value": "0.5"},
+        {"chain": "anvil", "to": world.recipient, "value": "0.2", "signing_key_path": "keys/spare"},
+        {"chain": "anvil", "to": reverter, "value": "0", "data": "0x12345678"},
+    ]});
+    let simulate_bundle = format!("/v1/agents/{}/transactions/simulate-bundle", world.agent_id);
+    let (status, answer) = world
+        .api
+        .call("POST", &simulate_bundle, Some(&world.agent), Some(bundle))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let [funding, spending, reverted] =
+        <[Value; 3]>::try_from(answer["simulations"].as_array().unwrap().clone()).unwrap();
+    assert_eq!(
+        [&funding, &spending, &reverted].map(|s| s["status"].as_str().unwrap().to_owned()),
+        ["success", "success", "reverted"]
+    );
+    assert_eq!(
+        (
+            funding["gas_used"].as_u64(),
+            change_of(&funding, &world.signer)["after"].as_str()
+        ),
+        (Some(21_000), Some("99500000000000000000"))
+    );
+    let spare_after_funding = change_of(&funding, &spare);
+    assert_eq!(
+        (
+            spare_after_funding["before"].as_str(),
+            spare_after_funding["after"].as_str()
+        ),
+        (Some("0"), Some("500000000000000000"))
+    );
+    assert_eq!(
+        change_of(&spending, &spare),
+        json!({"address": spare, "token": "native", "token_symbol": "ETH",
+               "before": "500000000000000000", "after": "300000000000000000", "change": "-200000000000000000"})
+    );
+    assert_eq!(change_of(&spending, &world.recipient)["after"], "200000000000000000");
+    assert_eq!(
+        (
+            reverted["balance_changes"].as_array().map(Vec::len),
+            reverted["revert_reason"].is_string()
+        ),
+        (Some(0), true)
+    );
+
+    assert_eq!(
+        (
+            chain::balance(&spare).await,
+            chain::balance(&world.recipient).await,
+            chain::nonce(&world.signer).await
+        ),
+        (0, 0, 0),
+        "a simulation sends nothing"
+    );
+    let (_, trail) = world
+        .api
+        .call(
+            "GET",
+            "/v1/audit/events?action=transaction.simulate",
+            Some(&world.human),
+            None,
+        )
+        .await;
+    assert_eq!(trail["count"], 3, "every simulated call is audited");
+
+    let (status, problem) = world
+        .api
+        .call(
+            "POST",
+            &simulate_bundle,
+            Some(&world.agent),
+            Some(json!({"transactions": []})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
 }
 
 #[tokio::test]

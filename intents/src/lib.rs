@@ -4,6 +4,7 @@
 //! - [`key`]: a private key held only for one signature, zeroized on drop.
 //! - [`tx`]: building legacy and EIP-1559 transfers and signing them (alloy types, k256).
 //! - [`rpc`]: the JSON-RPC calls to the chain's node.
+//! - [`simulation`]: calls run in sequence on the chain's state, nothing signed or sent.
 //!
 //! Its money type, [`Wei`], lives in the domain crate, because an agent's limits are part
 //! of the agent's state.
@@ -11,13 +12,15 @@
 pub mod guardrails;
 pub mod key;
 pub mod rpc;
+pub mod simulation;
 pub mod submission;
 pub mod tx;
 
-pub use alloy_primitives::{Address, Bytes, U256};
+pub use alloy_primitives::{Address, Bytes, U256, hex};
 pub use domain::wei::{Wei, WeiParseError};
 pub use guardrails::{Guardrails, Violation};
 pub use key::{KeyError, PrivateKey};
 pub use rpc::{Rpc, RpcError, RpcPool};
+pub use simulation::{Call, Simulated};
 pub use submission::{Decided, Refusal, Submission};
 pub use tx::{Fee, SignedTx, UnsignedTx};

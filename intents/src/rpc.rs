@@ -1,7 +1,9 @@
 //! The few JSON-RPC calls the proxy makes to a chain's node.
 
-use alloy_primitives::{Address, B256};
+use alloy_primitives::{Address, B256, U256};
 use serde_json::{Value, json};
+
+use crate::simulation::{self, Call, Simulated};
 
 #[derive(Debug, Clone)]
 pub struct Rpc {
@@ -67,6 +69,17 @@ impl Rpc {
         u64::try_from(nonce).map_err(|_| RpcError::Unavailable("nonce out of range".into()))
     }
 
+    /// The native balance of `address` at the latest block, in wei.
+    pub async fn balance(&self, address: Address) -> Result<U256, RpcError> {
+        let balance = self
+            .call("eth_getBalance", json!([address.to_string(), "latest"]))
+            .await?;
+        balance
+            .as_str()
+            .and_then(|hex| hex.parse().ok())
+            .ok_or_else(|| RpcError::Unavailable(format!("not a balance: {balance}")))
+    }
+
     pub async fn gas_price(&self) -> Result<u128, RpcError> {
         quantity(&self.call("eth_gasPrice", json!([])).await?)
     }
@@ -81,15 +94,12 @@ impl Rpc {
         u64::try_from(gas).map_err(|_| RpcError::Unavailable("gas out of range".into()))
     }
 
-    /// Runs a call against the latest state without sending anything. A revert is
-    /// `Refused` with the node's reason.
-    pub async fn call_result(&self, from: Address, to: Address, value: u128, data: &[u8]) -> Result<(), RpcError> {
-        let call = json!({
-            "from": from.to_string(), "to": to.to_string(),
-            "value": format!("0x{value:x}"),
-            "data": format!("0x{}", hex_of(data)),
-        });
-        self.call("eth_call", json!([call, "latest"])).await.map(drop)
+    /// Runs `calls` one after another on the latest state without sending anything; a
+    /// revert is a result, not an error. `Refused` when the bundle cannot run at all (a
+    /// sender cannot pay).
+    pub async fn simulate(&self, calls: &[Call]) -> Result<Vec<Simulated>, RpcError> {
+        let answer = self.call("eth_simulateV1", simulation::request(calls)).await?;
+        simulation::results(&answer, calls.len())
     }
 
     /// Broadcasts a signed transaction; the node's hash for it.

@@ -19,6 +19,7 @@ mod reservations;
 mod secrets;
 pub(crate) mod session;
 pub(crate) mod shares;
+mod simulations;
 mod transactions;
 mod vaults;
 
@@ -100,7 +101,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/agents/{agent_id}/transactions/{tx_id}", get(transactions::get))
         .route(
             "/v1/agents/{agent_id}/transactions/simulate",
-            post(transactions::simulate_one),
+            post(simulations::simulate_one),
+        )
+        .route(
+            "/v1/agents/{agent_id}/transactions/simulate-bundle",
+            post(simulations::simulate_bundle),
         )
         .route("/v1/agents/{agent_id}/transactions/sign", post(transactions::sign))
         .route("/v1/org/members", get(org::members))

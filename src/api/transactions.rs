@@ -8,14 +8,13 @@ use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
 use domain::change::Change;
 use domain::event::ExpectedVersion;
-use domain::events::TransactionSimulated;
 use domain::events::{TransactionBroadcast, TransactionFailed};
 use domain::evm_chain::EvmChain;
-use domain::transaction::{TransactionRecord, TxStatus, intents_activity_stream, transaction_stream};
+use domain::transaction::{TransactionRecord, TxStatus, transaction_stream};
 use domain::wei::Wei;
 use domain::{AgentId, Metadata, SecretPath, VaultId};
 use intents::submission::{Refusal, Submission};
-use intents::{Address, Bytes, Fee, PrivateKey, Rpc, RpcError, SignedTx};
+use intents::{Address, Bytes, Call, Fee, PrivateKey, Rpc, SignedTx, U256};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -26,6 +25,7 @@ use super::problem::ApiError;
 use super::reservations::{self, Reserved, Ticket};
 use super::secrets::{Purpose, read_value};
 use super::session::{AgentSession, Caller};
+use super::simulations::{SimulationStatus, simulate};
 
 /// A plain transfer's gas; calls are estimated by the node.
 const TRANSFER_GAS: u64 = 21_000;
@@ -102,16 +102,9 @@ fn parse_data(text: Option<&str>) -> Result<Bytes, ApiError> {
     let Some(text) = text.filter(|t| !t.is_empty() && *t != "0x") else {
         return Ok(Bytes::new());
     };
-    let hex = text.strip_prefix("0x").unwrap_or(text);
-    if hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(ApiError::BadRequest("data must be hex-encoded calldata".into()));
-    }
-    let bytes = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
-        .collect::<Result<Vec<u8>, _>>()
-        .map_err(|_| ApiError::BadRequest("data must be hex-encoded calldata".into()))?;
-    Ok(Bytes::from(bytes))
+    intents::hex::decode(text)
+        .map(Bytes::from)
+        .map_err(|_| ApiError::BadRequest("data must be hex-encoded calldata".into()))
 }
 
 /// The Idempotency-Key header: up to 255 visible ASCII characters.
@@ -180,7 +173,7 @@ async fn signing_key(state: &AppState, caller: &Caller, path: &SecretPath) -> Re
 }
 
 /// Only the agent itself, with the Intents API enabled, submits or simulates.
-fn check_agent(session: &AgentSession, agent_id: AgentId) -> Result<(), ApiError> {
+pub(super) fn check_agent(session: &AgentSession, agent_id: AgentId) -> Result<(), ApiError> {
     if session.agent.id != agent_id {
         return Err(ApiError::Forbidden("an agent submits only its own transactions".into()));
     }
@@ -193,26 +186,26 @@ fn check_agent(session: &AgentSession, agent_id: AgentId) -> Result<(), ApiError
 }
 
 /// What every intent names, as the request wrote it.
-struct Intent<'a> {
-    chain: &'a str,
-    to: &'a str,
-    value: &'a str,
-    data: Option<&'a str>,
-    signing_key_path: Option<&'a str>,
+pub(super) struct Intent<'a> {
+    pub chain: &'a str,
+    pub to: &'a str,
+    pub value: &'a str,
+    pub data: Option<&'a str>,
+    pub signing_key_path: Option<&'a str>,
 }
 
 /// An intent parsed, with its chain's node and the key to sign with.
-struct Prepared {
-    chain: EvmChain,
-    to: Address,
-    value: Wei,
-    data: Bytes,
-    key_path: SecretPath,
-    key: PrivateKey,
-    rpc: Rpc,
+pub(super) struct Prepared {
+    pub chain: EvmChain,
+    pub to: Address,
+    pub value: Wei,
+    pub data: Bytes,
+    pub key_path: SecretPath,
+    pub key: PrivateKey,
+    pub rpc: Rpc,
 }
 
-async fn prepare(state: &AppState, caller: &Caller, intent: Intent<'_>) -> Result<Prepared, ApiError> {
+pub(super) async fn prepare(state: &AppState, caller: &Caller, intent: Intent<'_>) -> Result<Prepared, ApiError> {
     let chain = enabled_chain(state, intent.chain)
         .ok_or_else(|| ApiError::BadRequest(format!("chain: no enabled chain named {:?}", intent.chain)))?;
     let to = parse_address(intent.to)?;
@@ -233,153 +226,6 @@ async fn prepare(state: &AppState, caller: &Caller, intent: Intent<'_>) -> Resul
         key,
         rpc,
     })
-}
-
-struct Simulation {
-    succeeded: bool,
-    gas_used: Option<u64>,
-    revert_reason: Option<String>,
-}
-
-/// Runs the transaction against the chain's latest state (eth_call, then eth_estimateGas
-/// for its gas) and records that it did.
-#[allow(clippy::too_many_arguments)] // one intent, spelled out
-async fn simulate(
-    state: &AppState,
-    caller: &Caller,
-    chain: &EvmChain,
-    rpc: &Rpc,
-    from: Address,
-    to: Address,
-    value: Wei,
-    data: &Bytes,
-    gas_limit: Option<u64>,
-) -> Result<Simulation, ApiError> {
-    let simulation = match rpc.call_result(from, to, value.as_u128(), data).await {
-        Ok(()) => {
-            let gas_used = match gas_limit {
-                Some(limit) => limit,
-                None => rpc
-                    .estimate_gas(from, to, value.as_u128(), data)
-                    .await
-                    .map_err(upstream)?,
-            };
-            Simulation {
-                succeeded: true,
-                gas_used: Some(gas_used),
-                revert_reason: None,
-            }
-        }
-        Err(RpcError::Refused(reason)) => Simulation {
-            succeeded: false,
-            gas_used: None,
-            revert_reason: Some(reason),
-        },
-        Err(unavailable) => return Err(upstream(unavailable)),
-    };
-    let Caller::Agent(session) = caller else {
-        return Err(ApiError::internal("only agents simulate"));
-    };
-    let simulated = TransactionSimulated {
-        agent_id: session.agent.id,
-        chain: chain.settings.name.clone(),
-        to: format!("{to:#x}"),
-        value_wei: value,
-        succeeded: simulation.succeeded,
-        gas_used: simulation.gas_used,
-        revert_reason: simulation.revert_reason.clone(),
-    };
-    let change = Change::new(
-        intents_activity_stream(session.agent.id),
-        ExpectedVersion::Any,
-        simulated,
-    );
-    state.commands.execute(vec![change], &caller.metadata()).await?;
-    Ok(simulation)
-}
-
-#[derive(Deserialize)]
-pub struct SimulateRequest {
-    chain: String,
-    to: String,
-    value: String,
-    data: Option<String>,
-    signing_key_path: Option<String>,
-    gas_limit: Option<u64>,
-}
-
-#[derive(Serialize)]
-pub struct BalanceChange {
-    address: String,
-    change_wei: String,
-}
-
-#[derive(Serialize)]
-pub struct SimulationResponse {
-    status: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    gas_used: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    revert_reason: Option<String>,
-    /// The native value moved; gas fees come on top for the sender.
-    balance_changes: Vec<BalanceChange>,
-}
-
-/// POST /v1/agents/{agent_id}/transactions/simulate: nothing is signed or sent.
-pub async fn simulate_one(
-    State(state): State<AppState>,
-    session: AgentSession,
-    PathParams(agent_id): PathParams<AgentId>,
-    Body(request): Body<SimulateRequest>,
-) -> Result<Json<SimulationResponse>, ApiError> {
-    check_agent(&session, agent_id)?;
-    let caller = Caller::Agent(session);
-    let prepared = prepare(
-        &state,
-        &caller,
-        Intent {
-            chain: &request.chain,
-            to: &request.to,
-            value: &request.value,
-            data: request.data.as_deref(),
-            signing_key_path: request.signing_key_path.as_deref(),
-        },
-    )
-    .await?;
-    let from = prepared.key.address();
-    let simulation = simulate(
-        &state,
-        &caller,
-        &prepared.chain,
-        &prepared.rpc,
-        from,
-        prepared.to,
-        prepared.value,
-        &prepared.data,
-        request.gas_limit,
-    )
-    .await?;
-    let moved = prepared.value.as_u128();
-    let balance_changes = if simulation.succeeded && moved > 0 {
-        vec![
-            BalanceChange {
-                address: format!("{from:#x}"),
-                change_wei: format!("-{moved}"),
-            },
-            BalanceChange {
-                address: format!("{:#x}", prepared.to),
-                change_wei: moved.to_string(),
-            },
-        ]
-    } else {
-        Vec::new()
-    };
-    Ok(Json(SimulationResponse {
-        status: if simulation.succeeded { "success" } else { "reverted" },
-        gas_used: simulation.gas_used,
-        revert_reason: simulation.revert_reason,
-        balance_changes,
-    }))
 }
 
 /// POST /v1/agents/{agent_id}/transactions
@@ -468,19 +314,16 @@ async fn sign_and_send(
     )
     .await?;
     if request.simulate_first {
-        let simulation = simulate(
-            state,
-            &caller,
-            &chain,
-            &rpc,
-            key.address(),
+        let call = Call {
+            from: key.address(),
             to,
-            value,
-            &data,
-            request.gas_limit,
-        )
-        .await?;
-        if !simulation.succeeded {
+            value: U256::from(value.as_u128()),
+            data: data.clone(),
+            gas_limit: request.gas_limit,
+        };
+        let [simulation] = <[_; 1]>::try_from(simulate(state, &caller, &chain, &rpc, &[call]).await?)
+            .map_err(|_| ApiError::internal("a simulation of one call came back with another number"))?;
+        if simulation.status != SimulationStatus::Success {
             return Err(ApiError::Unprocessable(format!(
                 "the simulation reverted, nothing was signed: {}",
                 simulation.revert_reason.unwrap_or_default()
