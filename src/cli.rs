@@ -212,6 +212,7 @@ async fn serve(config: Config, store: Arc<dyn EventStore>) -> anyhow::Result<Exi
         mailer,
         limits: Arc::new(api::RateLimits::default()),
         rpc: intents::RpcPool::new().context("cannot set up the RPC client")?,
+        pending_nonces: Arc::new(intents::PendingNonces::new(std::time::Duration::from_secs(1))),
         reservations: Arc::new(api::Reservations::default()),
     });
     axum::serve(

@@ -3,6 +3,10 @@
 //! straight to anvil. Run it with a release build:
 //!
 //!   scripts/test --release --run-ignored only -E 'binary(intents_bench)' --no-capture
+//!
+//! KEYWARD_BENCH_TRANSACTIONS sets how many transfers each side sends (default 2000). It
+//! also prints the keyward process's CPU time per proxied transfer (user + system, from
+//! /proc, 10 ms resolution).
 
 mod common;
 
@@ -15,13 +19,13 @@ use intents::{Fee, PrivateKey, UnsignedTx};
 use reqwest::StatusCode;
 use serde_json::json;
 
-const TRANSACTIONS: usize = 400;
 const CONCURRENCY: usize = 16;
 const GAS_PRICE: u128 = 5_000_000_000;
 
 #[tokio::test]
 #[ignore = "a benchmark: run it on purpose, in release"]
 async fn proxy_versus_direct_transactions_per_second() {
+    let transactions: usize = std::env::var("KEYWARD_BENCH_TRANSACTIONS").map_or(2000, |n| n.parse().unwrap());
     let db = TestDb::sqlite();
     let api = Api::start_with(&db, &[("KEYWARD_CHAINS", &chain::chains_setting(&[]))]).await;
     let human = api.signup("ada@example.com", "correct horse").await;
@@ -67,8 +71,9 @@ async fn proxy_versus_direct_transactions_per_second() {
     let url = api.server.url(&format!("/v1/agents/{agent_id}/transactions"));
     let body = json!({"chain": "anvil", "to": recipient, "value": "0.000001", "gas_price": GAS_PRICE.to_string()});
 
+    let cpu_before = api.server.cpu_seconds();
     let started = Instant::now();
-    let statuses: Vec<StatusCode> = futures::stream::iter(0..TRANSACTIONS)
+    let statuses: Vec<StatusCode> = futures::stream::iter(0..transactions)
         .map(|_| {
             let request = api.client.post(&url).bearer_auth(&token).json(&body);
             async move { request.send().await.unwrap().status() }
@@ -77,6 +82,7 @@ async fn proxy_versus_direct_transactions_per_second() {
         .collect()
         .await;
     let proxy_seconds = started.elapsed().as_secs_f64();
+    let keyward_cpu_per_tx = (api.server.cpu_seconds() - cpu_before) / transactions as f64;
     assert!(statuses.iter().all(|s| *s == StatusCode::CREATED), "{statuses:?}");
 
     let (direct_key, direct_signer) = chain::fresh_account();
@@ -85,7 +91,7 @@ async fn proxy_versus_direct_transactions_per_second() {
     let to = recipient.parse().unwrap();
     let client = reqwest::Client::new();
     let started = Instant::now();
-    let accepted: Vec<bool> = futures::stream::iter(0..TRANSACTIONS as u64)
+    let accepted: Vec<bool> = futures::stream::iter(0..transactions as u64)
         .map(|nonce| {
             let raw = UnsignedTx {
                 chain_id: 31337,
@@ -114,11 +120,12 @@ async fn proxy_versus_direct_transactions_per_second() {
     let direct_seconds = started.elapsed().as_secs_f64();
     assert!(accepted.iter().all(|ok| *ok));
 
-    let proxy_rate = TRANSACTIONS as f64 / proxy_seconds;
-    let direct_rate = TRANSACTIONS as f64 / direct_seconds;
+    let proxy_rate = transactions as f64 / proxy_seconds;
+    let direct_rate = transactions as f64 / direct_seconds;
     println!(
-        "intents bench: {TRANSACTIONS} transfers, {CONCURRENCY} at a time: proxy {proxy_rate:.0} tx/s, \
-         direct {direct_rate:.0} tx/s, ratio {:.2}",
-        proxy_rate / direct_rate
+        "intents bench: {transactions} transfers, {CONCURRENCY} at a time: proxy {proxy_rate:.0} tx/s, \
+         direct {direct_rate:.0} tx/s, ratio {:.2}; keyward CPU {:.0} µs per proxied transfer",
+        proxy_rate / direct_rate,
+        keyward_cpu_per_tx * 1e6
     );
 }

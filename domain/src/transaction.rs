@@ -90,46 +90,77 @@ impl TransactionRecord {
 /// How long an Idempotency-Key is remembered.
 pub const IDEMPOTENCY_WINDOW: Duration = Duration::hours(24);
 
-/// The transaction an earlier request with `key` created, if it is recent enough to count.
-pub fn by_idempotency_key<'a>(
-    records: &'a [TransactionRecord],
-    key: &str,
-    now: DateTime<Utc>,
-) -> Option<&'a TransactionRecord> {
-    records
-        .iter()
-        .rev()
-        .find(|r| r.idempotency_key.as_deref() == Some(key) && r.signed_at > now - IDEMPOTENCY_WINDOW)
+/// An agent's transactions as a decision sees them: those in the log, then those decided
+/// earlier in the same turn and not yet appended. Borrowed, never copied: an agent's
+/// history only grows.
+#[derive(Debug, Clone, Copy)]
+pub struct Ledger<'a> {
+    logged: &'a [TransactionRecord],
+    this_turn: &'a [TransactionRecord],
 }
 
-/// What the agent spent in the window before `now`: signed and not failed.
-pub fn spent_before(records: &[TransactionRecord], now: DateTime<Utc>) -> Wei {
-    let since = now - SPEND_WINDOW;
-    Wei::checked_sum(
-        records
-            .iter()
-            .filter(|r| r.holds_reservation() && r.signed_at > since)
-            .map(|r| r.value),
-    )
-    .unwrap_or(Wei::CEILING)
-}
+impl<'a> Ledger<'a> {
+    pub fn new(logged: &'a [TransactionRecord], this_turn: &'a [TransactionRecord]) -> Self {
+        Self { logged, this_turn }
+    }
 
-/// The nonce for the next transaction from `from` on `chain_id`: a nonce released by a
-/// failed broadcast first (so no gap strands the transactions after it), else one past
-/// the highest held, and never below what the node reports as pending.
-pub fn next_nonce(records: &[TransactionRecord], chain_id: u64, from: &str, chain_pending: u64) -> u64 {
-    let ours = || {
-        records
-            .iter()
+    fn records(self) -> impl DoubleEndedIterator<Item = &'a TransactionRecord> {
+        self.logged.iter().chain(self.this_turn)
+    }
+
+    fn of_sender(self, chain_id: u64, from: &str) -> impl Iterator<Item = &'a TransactionRecord> {
+        self.records()
             .filter(move |r| r.chain_id == chain_id && r.from.eq_ignore_ascii_case(from))
-    };
-    let held: std::collections::BTreeSet<u64> = ours().filter(|r| r.holds_reservation()).map(|r| r.nonce).collect();
-    let released = ours()
-        .filter(|r| !r.holds_reservation() && r.nonce >= chain_pending && !held.contains(&r.nonce))
-        .map(|r| r.nonce)
-        .min();
-    let after_held = held.last().map_or(0, |highest| highest + 1);
-    released.unwrap_or_else(|| after_held.max(chain_pending))
+    }
+
+    /// The transaction an earlier request with `key` created, if it is recent enough to count.
+    pub fn by_idempotency_key(self, key: &str, now: DateTime<Utc>) -> Option<&'a TransactionRecord> {
+        self.records()
+            .rev()
+            .find(|r| r.idempotency_key.as_deref() == Some(key) && r.signed_at > now - IDEMPOTENCY_WINDOW)
+    }
+
+    /// What the agent spent in the window before `now`: signed and not failed.
+    pub fn spent_before(self, now: DateTime<Utc>) -> Wei {
+        let since = now - SPEND_WINDOW;
+        Wei::checked_sum(
+            self.records()
+                .filter(|r| r.holds_reservation() && r.signed_at > since)
+                .map(|r| r.value),
+        )
+        .unwrap_or(Wei::CEILING)
+    }
+
+    /// Whether a live transaction from `from` on `chain_id` holds `nonce`.
+    pub fn holds_nonce(self, chain_id: u64, from: &str, nonce: u64) -> bool {
+        self.of_sender(chain_id, from)
+            .any(|r| r.nonce == nonce && r.holds_reservation())
+    }
+
+    /// The nonce for the next transaction from `from` on `chain_id`: a nonce released by a
+    /// failed broadcast first (so no gap strands the transactions after it), else one past
+    /// the highest held, and never below what the node reports as pending.
+    pub fn next_nonce(self, chain_id: u64, from: &str, chain_pending: u64) -> u64 {
+        let after_held = self
+            .of_sender(chain_id, from)
+            .filter(|r| r.holds_reservation())
+            .map(|r| r.nonce.saturating_add(1))
+            .max()
+            .unwrap_or(0);
+        // Failures are rare: the candidates are few, and only they are checked against
+        // the nonces held since.
+        let mut released: Vec<u64> = self
+            .of_sender(chain_id, from)
+            .filter(|r| !r.holds_reservation() && r.nonce >= chain_pending)
+            .map(|r| r.nonce)
+            .collect();
+        released.sort_unstable();
+        released.dedup();
+        released
+            .into_iter()
+            .find(|nonce| !self.holds_nonce(chain_id, from, *nonce))
+            .unwrap_or_else(|| after_held.max(chain_pending))
+    }
 }
 
 #[cfg(test)]
@@ -167,32 +198,39 @@ mod tests {
             record(2, TxStatus::Failed, "5", now() - Duration::hours(1)),
             record(3, TxStatus::Signed, "0.2", now()),
         ];
-        assert_eq!(spent_before(&records, now()), Wei::from_eth_str("0.5").unwrap());
+        assert_eq!(
+            Ledger::new(&records, &[]).spent_before(now()),
+            Wei::from_eth_str("0.5").unwrap()
+        );
     }
 
     #[test]
     fn nonces_continue_reuse_released_ones_and_follow_the_chain() {
-        assert_eq!(next_nonce(&[], 31337, "0xabc", 4), 4);
+        assert_eq!(Ledger::new(&[], &[]).next_nonce(31337, "0xabc", 4), 4);
         let records = [
             record(4, TxStatus::Broadcast, "1", now()),
             record(5, TxStatus::Failed, "1", now()),
             record(6, TxStatus::Broadcast, "1", now()),
         ];
         assert_eq!(
-            next_nonce(&records, 31337, "0xABC", 4),
+            Ledger::new(&records[..1], &records[1..]).next_nonce(31337, "0xABC", 4),
             5,
             "the gap left by a failure is filled first"
         );
         assert_eq!(
-            next_nonce(&records[..2], 31337, "0xabc", 5),
+            Ledger::new(&records[..2], &[]).next_nonce(31337, "0xabc", 5),
             5,
             "a failed last nonce is reused"
         );
         assert_eq!(
-            next_nonce(&records, 31337, "0xabc", 9),
+            Ledger::new(&records[..1], &records[1..]).next_nonce(31337, "0xabc", 9),
             9,
             "the node knows of later ones"
         );
-        assert_eq!(next_nonce(&records, 1, "0xabc", 0), 0, "other chains count apart");
+        assert_eq!(
+            Ledger::new(&records[..1], &records[1..]).next_nonce(1, "0xabc", 0),
+            0,
+            "other chains count apart"
+        );
     }
 }

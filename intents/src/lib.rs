@@ -3,6 +3,7 @@
 //! - [`guardrails`]: pure checks of a transaction against an agent's limits.
 //! - [`key`]: a private key held only for one signature, zeroized on drop.
 //! - [`tx`]: building legacy and EIP-1559 transfers and signing them (alloy types, k256).
+//! - [`pending_nonces`]: the node's nonce count, asked for once a second, not per transaction.
 //! - [`rpc`]: the JSON-RPC calls to the chain's node.
 //! - [`simulation`]: calls run in sequence on the chain's state, nothing signed or sent.
 //!
@@ -11,6 +12,7 @@
 
 pub mod guardrails;
 pub mod key;
+pub mod pending_nonces;
 pub mod rpc;
 pub mod simulation;
 pub mod submission;
@@ -20,6 +22,7 @@ pub use alloy_primitives::{Address, Bytes, U256, hex};
 pub use domain::wei::{Wei, WeiParseError};
 pub use guardrails::{Guardrails, Violation};
 pub use key::{KeyError, PrivateKey};
+pub use pending_nonces::PendingNonces;
 pub use rpc::{Rpc, RpcError, RpcPool};
 pub use simulation::{Call, Simulated};
 pub use submission::{Decided, Refusal, Submission};

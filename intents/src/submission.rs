@@ -1,14 +1,16 @@
-//! Deciding submissions: the guardrails on the agent's spend so far, the nonce, and the
-//! signature, turned into events for the agent's stream at the version they were read at.
-//! Submissions that arrive together are decided in turn ([`InTurn`]), each seeing what the
-//! ones before it reserved, so they go to the log in one append. Pure: the chain's pending
-//! nonce and the key come in as arguments.
+//! Deciding submissions: the guardrails on the agent's spend so far and the nonce make a
+//! [`Reservation`], which signed becomes the event for the agent's stream at the version
+//! the decision read. Submissions that arrive together are decided in turn ([`InTurn`]),
+//! each seeing what the ones before it reserved, so they go to the log in one append.
+//! Deciding borrows the agent's history and is cheap; signing, the costly part, needs none
+//! of it. Pure: the chain's pending nonce and the key come in as arguments.
 
 use alloy_primitives::{Address, Bytes, U256};
 use chrono::{DateTime, Utc};
+use domain::AgentId;
 use domain::agent::Agent;
 use domain::events::{TransactionRejected, TransactionSigned};
-use domain::transaction::{TransactionRecord, TxStatus, by_idempotency_key, next_nonce, spent_before};
+use domain::transaction::{Ledger, TransactionRecord, TxStatus};
 use domain::wei::Wei;
 use uuid::Uuid;
 
@@ -36,12 +38,85 @@ pub struct Submission {
 }
 
 /// What a submission comes to.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Decided {
-    /// Signed now: append the event to the agent's stream, then broadcast.
-    Signed(Box<TransactionSigned>, SignedTx),
+    /// Value and nonce reserved: sign it, append it, then broadcast.
+    Reserved(Box<Reservation>),
     /// An earlier request with the same Idempotency-Key made this transaction.
     Repeat(Uuid),
+}
+
+/// A submission the guardrails allow, with the nonce it holds, not yet signed.
+#[derive(Debug, Clone)]
+pub struct Reservation {
+    submission: Submission,
+    agent_id: AgentId,
+    from: String,
+    to: String,
+    nonce: u64,
+}
+
+impl Reservation {
+    /// The signed transaction and the event that records it on the agent's stream.
+    pub fn sign(self, key: &PrivateKey) -> Result<(TransactionSigned, SignedTx), SignError> {
+        let Reservation {
+            submission,
+            agent_id,
+            from,
+            to,
+            nonce,
+        } = self;
+        let signed = UnsignedTx {
+            chain_id: submission.chain_id,
+            nonce,
+            to: submission.to,
+            value: U256::from(submission.value.as_u128()),
+            data: submission.data,
+            gas_limit: submission.gas_limit,
+            fee: submission.fee,
+        }
+        .sign(key)?;
+        let event = TransactionSigned {
+            tx_id: submission.tx_id,
+            agent_id,
+            chain: submission.chain,
+            chain_id: submission.chain_id,
+            from,
+            to,
+            value_wei: submission.value,
+            nonce,
+            tx_hash: signed.hash.to_string(),
+            signed_tx: format!("0x{}", hex_of(&signed.raw)),
+            signing_key_path: submission.signing_key_path,
+            idempotency_key: submission.idempotency_key,
+            sign_only: submission.sign_only,
+        };
+        Ok((event, signed))
+    }
+
+    /// What the turn holds for it until the log does: enough for the decisions after it.
+    fn held(&self, now: DateTime<Utc>) -> TransactionRecord {
+        TransactionRecord {
+            id: self.submission.tx_id,
+            agent_id: self.agent_id,
+            chain: self.submission.chain.clone(),
+            chain_id: self.submission.chain_id,
+            from: self.from.clone(),
+            to: self.to.clone(),
+            value: self.submission.value,
+            nonce: self.nonce,
+            tx_hash: String::new(),
+            signed_tx: String::new(),
+            status: if self.submission.sign_only {
+                TxStatus::SignOnly
+            } else {
+                TxStatus::Signed
+            },
+            error: None,
+            signed_at: now,
+            idempotency_key: self.submission.idempotency_key.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,8 +127,6 @@ pub enum Refusal {
     Guardrail(#[from] Violation),
     #[error("nonce {0} is already held by another transaction of this agent")]
     NonceTaken(u64),
-    #[error(transparent)]
-    Sign(#[from] SignError),
 }
 
 pub fn guardrails_of(agent: &Agent) -> Guardrails {
@@ -70,107 +143,76 @@ fn lower_hex(address: Address) -> String {
     format!("0x{}", hex_of(address.as_slice()))
 }
 
-/// One agent's submissions, decided one after another on the agent's transactions as
-/// read plus those signed earlier in the same turn.
+/// One agent's submissions, decided one after another on the agent's transactions in the
+/// log plus those reserved earlier in the same turn.
 pub struct InTurn<'a> {
     agent: &'a Agent,
-    records: Vec<TransactionRecord>,
+    logged: &'a [TransactionRecord],
+    this_turn: Vec<TransactionRecord>,
 }
 
 impl<'a> InTurn<'a> {
-    pub fn new(agent: &'a Agent, records: Vec<TransactionRecord>) -> Self {
-        Self { agent, records }
+    pub fn new(agent: &'a Agent, logged: &'a [TransactionRecord]) -> Self {
+        Self {
+            agent,
+            logged,
+            this_turn: Vec::new(),
+        }
     }
 
-    /// Decides `submission` on what the agent holds so far, and holds what it signs.
+    /// Reserves value and nonce for `submission`, sent from `from`, if the agent's
+    /// guardrails allow it; or finds the transaction an earlier request with its
+    /// Idempotency-Key made.
     pub fn decide(
         &mut self,
         submission: &Submission,
+        from: Address,
         chain_pending_nonce: u64,
-        key: &PrivateKey,
         now: DateTime<Utc>,
     ) -> Result<Decided, Refusal> {
-        let decided = decide(self.agent, &self.records, submission, chain_pending_nonce, key, now)?;
-        if let Decided::Signed(event, _) = &decided {
-            self.records.push(TransactionRecord::signed(event, now));
+        let ledger = Ledger::new(self.logged, &self.this_turn);
+        if let Some(earlier) = submission
+            .idempotency_key
+            .as_deref()
+            .and_then(|idempotency_key| ledger.by_idempotency_key(idempotency_key, now))
+        {
+            return match earlier.status {
+                TxStatus::Signed => Err(Refusal::InFlight),
+                TxStatus::Broadcast | TxStatus::Failed | TxStatus::SignOnly => Ok(Decided::Repeat(earlier.id)),
+            };
         }
-        Ok(decided)
-    }
-}
-
-/// Signs `submission` for `agent` if its guardrails allow it, reserving value and nonce;
-/// or finds the transaction an earlier request with its Idempotency-Key made.
-fn decide(
-    agent: &Agent,
-    records: &[TransactionRecord],
-    submission: &Submission,
-    chain_pending_nonce: u64,
-    key: &PrivateKey,
-    now: DateTime<Utc>,
-) -> Result<Decided, Refusal> {
-    if let Some(earlier) = submission
-        .idempotency_key
-        .as_deref()
-        .and_then(|idempotency_key| by_idempotency_key(records, idempotency_key, now))
-    {
-        return match earlier.status {
-            TxStatus::Signed => Err(Refusal::InFlight),
-            TxStatus::Broadcast | TxStatus::Failed | TxStatus::SignOnly => Ok(Decided::Repeat(earlier.id)),
-        };
-    }
-    let to = lower_hex(submission.to);
-    guardrails_of(agent).check(
-        &submission.chain,
-        submission.chain_id,
-        &to,
-        submission.value,
-        spent_before(records, now),
-    )?;
-    let from = lower_hex(key.address());
-    let nonce = match submission.nonce {
-        Some(chosen) => {
-            let held = records.iter().any(|r| {
-                r.chain_id == submission.chain_id && r.from == from && r.nonce == chosen && r.status != TxStatus::Failed
-            });
-            if held {
+        let to = lower_hex(submission.to);
+        guardrails_of(self.agent).check(
+            &submission.chain,
+            submission.chain_id,
+            &to,
+            submission.value,
+            ledger.spent_before(now),
+        )?;
+        let from = lower_hex(from);
+        let nonce = match submission.nonce {
+            Some(chosen) if ledger.holds_nonce(submission.chain_id, &from, chosen) => {
                 return Err(Refusal::NonceTaken(chosen));
             }
-            chosen
-        }
-        None => next_nonce(records, submission.chain_id, &from, chain_pending_nonce),
-    };
-    let signed = UnsignedTx {
-        chain_id: submission.chain_id,
-        nonce,
-        to: submission.to,
-        value: U256::from(submission.value.as_u128()),
-        data: submission.data.clone(),
-        gas_limit: submission.gas_limit,
-        fee: submission.fee,
+            Some(chosen) => chosen,
+            None => ledger.next_nonce(submission.chain_id, &from, chain_pending_nonce),
+        };
+        let reservation = Reservation {
+            submission: submission.clone(),
+            agent_id: self.agent.id,
+            from,
+            to,
+            nonce,
+        };
+        self.this_turn.push(reservation.held(now));
+        Ok(Decided::Reserved(Box::new(reservation)))
     }
-    .sign(key)?;
-    let event = TransactionSigned {
-        tx_id: submission.tx_id,
-        agent_id: agent.id,
-        chain: submission.chain.clone(),
-        chain_id: submission.chain_id,
-        from,
-        to,
-        value_wei: submission.value,
-        nonce,
-        tx_hash: signed.hash.to_string(),
-        signed_tx: format!("0x{}", hex_of(&signed.raw)),
-        signing_key_path: submission.signing_key_path.clone(),
-        idempotency_key: submission.idempotency_key.clone(),
-        sign_only: submission.sign_only,
-    };
-    Ok(Decided::Signed(Box::new(event), signed))
 }
 
 /// A guardrail's refusal, for the audit trail (the agent's intents activity stream).
-pub fn rejected(agent: &Agent, submission: &Submission, violation: &Violation) -> TransactionRejected {
+pub fn rejected(agent_id: AgentId, submission: &Submission, violation: &Violation) -> TransactionRejected {
     TransactionRejected {
-        agent_id: agent.id,
+        agent_id,
         chain: submission.chain.clone(),
         to: lower_hex(submission.to),
         value_wei: submission.value,

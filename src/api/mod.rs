@@ -58,6 +58,8 @@ pub struct AppState {
     pub limits: Arc<RateLimits>,
     /// Connections to chains' RPC nodes.
     pub rpc: intents::RpcPool,
+    /// Each node's pending nonces, asked for at most once a second per signing address.
+    pub pending_nonces: Arc<intents::PendingNonces>,
     /// Each agent's transaction reservations, decided in turns within this replica.
     pub reservations: Arc<Reservations>,
 }

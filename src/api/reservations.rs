@@ -17,9 +17,9 @@ use domain::change::DomainError;
 use domain::event::ExpectedVersion;
 use domain::events::Event;
 use domain::transaction::intents_activity_stream;
-use domain::{AgentId, Metadata};
+use domain::{AgentId, Metadata, NewEvent};
 use intents::submission::{self, Decided, InTurn, Refusal, Submission};
-use intents::{PrivateKey, SignedTx};
+use intents::{Address, PrivateKey, SignedTx};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -31,6 +31,8 @@ use crate::store::{AppendError, StreamAppend};
 /// One submission waiting for its agent's turn, with all its decision needs.
 pub struct Ticket {
     pub submission: Submission,
+    /// The key's address.
+    pub from: Address,
     pub chain_pending_nonce: u64,
     /// Zeroized when the turn that signs with it ends.
     pub key: PrivateKey,
@@ -104,7 +106,6 @@ async fn take_turns(state: AppState, agent_id: AgentId, lane: Arc<Mutex<Lane>>) 
             }
             Err(error) => {
                 tracing::error!(%error, submissions = tickets.len(), "a reservation turn failed");
-                let error = ApiError::from(error);
                 for answer in answers {
                     let _ = answer.send(Err(error.clone()));
                 }
@@ -130,7 +131,7 @@ async fn decide_turn(
     state: &AppState,
     agent_id: AgentId,
     tickets: &[Ticket],
-) -> Result<Vec<Result<Reserved, Refusal>>, CommandError> {
+) -> Result<Vec<Result<Reserved, Refusal>>, ApiError> {
     let mut attempt = 1;
     loop {
         let (parts, outcomes) = decide_all(state, agent_id, tickets)?;
@@ -142,36 +143,44 @@ async fn decide_turn(
                 attempt += 1;
                 state.commands.catch_up_after_conflict().await?;
             }
-            appended => return appended.map(|_| outcomes),
+            appended => return appended.map(|_| outcomes).map_err(ApiError::from),
         }
     }
 }
 
 type Decisions = (Vec<StreamAppend>, Vec<Result<Reserved, Refusal>>);
 
-/// Each ticket decided in turn on the agent's state as read now: the reservations for the
-/// agent's stream, the refusals for its activity stream, and every ticket's outcome.
-fn decide_all(state: &AppState, agent_id: AgentId, tickets: &[Ticket]) -> Result<Decisions, CommandError> {
-    let (agent, records) = state.projector.read(|models| {
-        let agent = models.directory.agent(agent_id).cloned();
-        (agent, models.transactions.of(agent_id).to_vec())
-    });
-    let agent = agent.ok_or(DomainError::NotFound("agent"))?;
-    let mut in_turn = InTurn::new(&agent, records);
+/// Each ticket decided in turn on the agent's state as read now, then signed: the
+/// reservations for the agent's stream, the refusals for its activity stream, and every
+/// ticket's outcome.
+fn decide_all(state: &AppState, agent_id: AgentId, tickets: &[Ticket]) -> Result<Decisions, ApiError> {
+    // Decided under the read models' lock, borrowing the agent's history.
+    let (version, decisions) = state.projector.read(|models| {
+        let agent = models.directory.agent(agent_id).ok_or(DomainError::NotFound("agent"))?;
+        let mut turn = InTurn::new(agent, models.transactions.of(agent_id));
+        let decisions: Vec<_> = tickets
+            .iter()
+            .map(|ticket| turn.decide(&ticket.submission, ticket.from, ticket.chain_pending_nonce, ticket.now))
+            .collect();
+        Ok::<_, DomainError>((agent.version, decisions))
+    })?;
+    // Signed outside it: signatures are the costly part, and need no history.
     let mut signed = Vec::new();
     let mut rejected = Vec::new();
     let mut outcomes = Vec::with_capacity(tickets.len());
-    for ticket in tickets {
-        let decided = in_turn.decide(&ticket.submission, ticket.chain_pending_nonce, &ticket.key, ticket.now);
+    for (ticket, decided) in tickets.iter().zip(decisions) {
         outcomes.push(match decided {
-            Ok(Decided::Signed(event, tx)) => {
-                signed.push(Event::from(*event).to_new_event(&ticket.metadata)?);
+            Ok(Decided::Reserved(reservation)) => {
+                // Never for a key that parsed; the nonces after it would leave a gap, so
+                // the whole turn fails and nothing is appended.
+                let (event, tx) = reservation.sign(&ticket.key).map_err(ApiError::internal)?;
+                signed.push(encoded(event, &ticket.metadata)?);
                 Ok(Reserved::Signed(tx))
             }
             Ok(Decided::Repeat(earlier)) => Ok(Reserved::Repeat(earlier)),
             Err(Refusal::Guardrail(violation)) => {
-                let refusal = submission::rejected(&agent, &ticket.submission, &violation);
-                rejected.push(Event::from(refusal).to_new_event(&ticket.metadata)?);
+                let refusal = submission::rejected(agent_id, &ticket.submission, &violation);
+                rejected.push(encoded(refusal, &ticket.metadata)?);
                 Err(Refusal::Guardrail(violation))
             }
             Err(refusal) => Err(refusal),
@@ -181,7 +190,7 @@ fn decide_all(state: &AppState, agent_id: AgentId, tickets: &[Ticket]) -> Result
     if !signed.is_empty() {
         parts.push(StreamAppend {
             stream: agent_stream(agent_id),
-            expected: ExpectedVersion::Exact(agent.version),
+            expected: ExpectedVersion::Exact(version),
             events: signed,
         });
     }
@@ -193,4 +202,11 @@ fn decide_all(state: &AppState, agent_id: AgentId, tickets: &[Ticket]) -> Result
         });
     }
     Ok((parts, outcomes))
+}
+
+fn encoded(event: impl Into<Event>, metadata: &Metadata) -> Result<NewEvent, ApiError> {
+    event
+        .into()
+        .to_new_event(metadata)
+        .map_err(|e| ApiError::from(CommandError::from(e)))
 }

@@ -456,6 +456,29 @@ pub(super) enum Purpose {
     Sign,
 }
 
+/// The secret at `path`, its `version` (or current one) and that version's sealed value.
+fn lookup_version<'m>(
+    models: &'m ReadModels,
+    vault_id: VaultId,
+    path: &SecretPath,
+    version: Option<u64>,
+) -> Result<(&'m Secret, &'m SecretVersion, &'m Sealed), DomainError> {
+    let secret = models
+        .secrets
+        .secret(vault_id, path)
+        .ok_or(DomainError::NotFound("secret"))?;
+    let number = version.unwrap_or(secret.version);
+    let read = models
+        .secrets
+        .version(vault_id, path, number)
+        .ok_or(DomainError::NotFound("secret version"))?;
+    let sealed = models
+        .secrets
+        .value(vault_id, path, number)
+        .ok_or(DomainError::NotFound("secret version"))?;
+    Ok((secret, read, sealed))
+}
+
 /// The one read of a value: `version`, or the current one. Authorized (a refusal is
 /// audited), recorded in the log, and only then opened.
 pub(super) async fn read_value(
@@ -475,34 +498,35 @@ pub(super) async fn read_value(
         && matches!(caller, Caller::Agent(session) if session.agent.settings.intents_api_enabled);
     let by = caller.principal();
     let now = caller.context().now;
-    let (_, (secret, read, sealed)) = state
-        .commands
-        .decide_with(&caller.metadata(), |models| {
-            let secret = models
-                .secrets
-                .secret(vault_id, path)
-                .ok_or(DomainError::NotFound("secret"))?;
-            let number = version.unwrap_or(secret.version);
-            let read = models
-                .secrets
-                .version(vault_id, path, number)
-                .ok_or(DomainError::NotFound("secret version"))?;
-            if signs_intents
-                && (secret.secret_type.is_signing_key_material() || read.secret_type.is_signing_key_material())
-            {
-                return Err(DomainError::Forbidden(
-                    "agents with the Intents API enabled sign through keyward and never read key material".into(),
-                ));
-            }
-            let sealed = models
-                .secrets
-                .value(vault_id, path, number)
-                .ok_or(DomainError::NotFound("secret version"))?;
-            let change =
-                secret::read(secret, read, by, now).map_err(|refusal| DomainError::Gone(refusal.to_string()))?;
-            Ok((vec![change], (secret.clone(), read.clone(), sealed.clone())))
-        })
-        .await?;
+    let lookup = |models: &ReadModels| {
+        let (secret, read, sealed) = lookup_version(models, vault_id, path, version)?;
+        if signs_intents && (secret.secret_type.is_signing_key_material() || read.secret_type.is_signing_key_material())
+        {
+            return Err(DomainError::Forbidden(
+                "agents with the Intents API enabled sign through keyward and never read key material".into(),
+            ));
+        }
+        let change = secret::read(secret, read, by, now).map_err(|refusal| DomainError::Gone(refusal.to_string()))?;
+        Ok((change, (secret.clone(), read.clone(), sealed.clone())))
+    };
+    // A key used to sign is not handed out: its use is recorded by the transaction it
+    // signs, durable before anything signed leaves. Only a counted key (an access
+    // limit) records each use as a read, so the limit holds.
+    let unrecorded = purpose == Purpose::Sign
+        && state.projector.read(|models| {
+            lookup_version(models, vault_id, path, version).is_ok_and(|(_, read, _)| read.max_access_count.is_none())
+        });
+    let (secret, read, sealed) = if unrecorded {
+        state.projector.read(|models| lookup(models).map(|(_, found)| found))?
+    } else {
+        let (_, found) = state
+            .commands
+            .decide_with(&caller.metadata(), |models| {
+                lookup(models).map(|(change, found)| (vec![change], found))
+            })
+            .await?;
+        found
+    };
     // A read appended without claiming the stream (no access limit) may land just after the
     // version was disabled: the disable wins.
     let disabled = state.projector.read(|models| {
@@ -518,7 +542,8 @@ pub(super) async fn read_value(
     if disabled {
         return Err(ApiError::Gone(secret::ReadRefused::Disabled(read.version).to_string()));
     }
-    // The read is in the log: only now is the value opened.
+    // The read is in the log (a signing key's use is about to be): only now is the value
+    // opened.
     let plaintext = open(state, &secret, read.version, &sealed).await?;
     let value = String::from_utf8(plaintext.to_vec()).map_err(|_| ApiError::internal("a stored value is not UTF-8"))?;
     Ok(SecretResponse {

@@ -2,6 +2,9 @@
 //! directory, so a revoked session, a deleted account, a deactivated agent or a rotated
 //! key is refused on the very next request, whatever the token's expiry says.
 
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -201,10 +204,25 @@ impl TokenReach {
 
 /// A scope that no longer parses reaches nothing.
 fn parse_scopes(scopes: &[String]) -> Vec<PathPattern> {
-    scopes
-        .iter()
-        .filter_map(|scope| PathPattern::parse(scope.as_str()).ok())
-        .collect()
+    scopes.iter().filter_map(|scope| compiled_scope(scope)).collect()
+}
+
+/// Scopes compiled to globs, by their text: every request of a token carries the same
+/// few scopes, and compiling a glob costs more than the rest of an authorization.
+/// Bounded: when full it starts over, so a stream of unusual tokens cannot grow it.
+fn compiled_scope(scope: &str) -> Option<PathPattern> {
+    const CAPACITY: usize = 4096;
+    static COMPILED: LazyLock<Mutex<HashMap<String, Option<PathPattern>>>> = LazyLock::new(Default::default);
+    let mut compiled = COMPILED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(pattern) = compiled.get(scope) {
+        return pattern.clone();
+    }
+    if compiled.len() >= CAPACITY {
+        compiled.clear();
+    }
+    let pattern = PathPattern::parse(scope).ok();
+    compiled.insert(scope.to_owned(), pattern.clone());
+    pattern
 }
 
 impl Caller {

@@ -129,7 +129,6 @@ fn refused(refusal: Refusal) -> ApiError {
     match refusal {
         Refusal::Guardrail(violation) => ApiError::Forbidden(violation.to_string()),
         Refusal::NonceTaken(_) | Refusal::InFlight => ApiError::Conflict(refusal.to_string()),
-        Refusal::Sign(error) => ApiError::internal(error),
     }
 }
 
@@ -330,7 +329,12 @@ async fn sign_and_send(
             )));
         }
     }
-    let pending_nonce = rpc.pending_nonce(key.address()).await.map_err(upstream)?;
+    let from = key.address();
+    let pending_nonce = state
+        .pending_nonces
+        .get(&rpc, chain.settings.chain_id, from)
+        .await
+        .map_err(upstream)?;
     let fee = match (
         &request.gas_price,
         &request.max_fee_per_gas,
@@ -383,6 +387,7 @@ async fn sign_and_send(
     };
     let ticket = Ticket {
         submission,
+        from,
         chain_pending_nonce: pending_nonce,
         key,
         metadata: caller.metadata(),
@@ -406,14 +411,13 @@ async fn sign_and_send(
     }
     // The transaction is reserved: it is broadcast and its outcome recorded even if the
     // client hangs up now, so no reservation is left without an outcome.
-    let broadcast = tokio::spawn(broadcast(
-        state.clone(),
-        rpc,
-        signed,
+    let sent = Sent {
         agent_id,
         tx_id,
-        caller.metadata(),
-    ));
+        chain_id: chain.settings.chain_id,
+        from,
+    };
+    let broadcast = tokio::spawn(broadcast(state.clone(), rpc, signed, sent, caller.metadata()));
     broadcast
         .await
         .map_err(|_| ApiError::internal("the broadcast task ended abnormally"))??;
@@ -427,17 +431,35 @@ async fn sign_and_send(
     Ok((StatusCode::CREATED, record))
 }
 
+/// Which transaction a broadcast sends, and from where.
+struct Sent {
+    agent_id: AgentId,
+    tx_id: Uuid,
+    chain_id: u64,
+    from: Address,
+}
+
 /// Sends a reserved transaction to its chain and records the outcome: exactly one per
-/// transaction, in its own stream, which it starts. A failure releases value and nonce.
+/// transaction, in its own stream, which it starts. A failure releases value and nonce,
+/// and the next submission asks the node for its nonce again.
 async fn broadcast(
     state: AppState,
     rpc: Rpc,
     signed: SignedTx,
-    agent_id: AgentId,
-    tx_id: Uuid,
+    sent: Sent,
     metadata: Metadata,
 ) -> Result<(), ApiError> {
-    let outcome = match rpc.send_raw(&signed.raw).await {
+    let Sent {
+        agent_id,
+        tx_id,
+        chain_id,
+        from,
+    } = sent;
+    let sending = rpc.send_raw(&signed.raw).await;
+    if sending.is_err() {
+        state.pending_nonces.forget(chain_id, from);
+    }
+    let outcome = match sending {
         Ok(_) => Change::new(
             transaction_stream(tx_id),
             ExpectedVersion::NoStream,

@@ -141,6 +141,16 @@ pub struct Server {
 }
 
 impl Server {
+    /// CPU time the server process has used so far, user and system, from /proc.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        // The fields after the parenthesized command name; utime and stime are 14 and 15.
+        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = after_name.split(' ').collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        ticks as f64 / 100.0
+    }
+
     pub async fn start(env: &[(&str, &str)]) -> Server {
         Self::start_with_stderr(env, std::process::Stdio::inherit()).await
     }
