@@ -2,6 +2,8 @@
 //! and value, and what became of it. Spend and nonces are read from here, under the agent
 //! stream's expected version, so concurrent submissions cannot overspend or reuse a nonce.
 
+use std::collections::{BTreeSet, HashMap};
+
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -90,41 +92,115 @@ impl TransactionRecord {
 /// How long an Idempotency-Key is remembered.
 pub const IDEMPOTENCY_WINDOW: Duration = Duration::hours(24);
 
-/// An agent's transactions as a decision sees them: those in the log, then those decided
-/// earlier in the same turn and not yet appended. Borrowed, never copied: an agent's
-/// history only grows.
+/// The nonces one sender's live transactions hold on one chain, and those failed
+/// broadcasts released.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct SenderNonces {
+    held: BTreeSet<u64>,
+    released: BTreeSet<u64>,
+}
+
+/// One agent's transactions in signing order, indexed for the questions decisions ask:
+/// by id, by Idempotency-Key, and the nonces per chain and sender. Records' `signed_at`
+/// never decreases along the log, so the spend window is a suffix.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TransactionHistory {
+    records: Vec<TransactionRecord>,
+    by_id: HashMap<Uuid, usize>,
+    by_idempotency_key: HashMap<String, usize>,
+    nonces: HashMap<(u64, String), SenderNonces>,
+}
+
+impl TransactionHistory {
+    pub fn records(&self) -> &[TransactionRecord] {
+        &self.records
+    }
+
+    pub fn get(&self, id: Uuid) -> Option<&TransactionRecord> {
+        self.by_id.get(&id).map(|&at| &self.records[at])
+    }
+
+    pub fn push(&mut self, record: TransactionRecord) {
+        let at = self.records.len();
+        self.by_id.insert(record.id, at);
+        if let Some(key) = &record.idempotency_key {
+            self.by_idempotency_key.insert(key.clone(), at);
+        }
+        let nonces = self.nonces.entry(sender(record.chain_id, &record.from)).or_default();
+        if record.holds_reservation() {
+            nonces.held.insert(record.nonce);
+        } else {
+            nonces.released.insert(record.nonce);
+        }
+        self.records.push(record);
+    }
+
+    pub fn mark_broadcast(&mut self, id: Uuid) {
+        if let Some(&at) = self.by_id.get(&id) {
+            self.records[at].status = TxStatus::Broadcast;
+        }
+    }
+
+    /// The node refused it: its value and nonce are released.
+    pub fn mark_failed(&mut self, id: Uuid, error: &str) {
+        let Some(&at) = self.by_id.get(&id) else {
+            return;
+        };
+        let record = &mut self.records[at];
+        record.status = TxStatus::Failed;
+        record.error = Some(error.to_owned());
+        let nonces = self.nonces.entry(sender(record.chain_id, &record.from)).or_default();
+        nonces.held.remove(&record.nonce);
+        nonces.released.insert(record.nonce);
+    }
+}
+
+fn sender(chain_id: u64, from: &str) -> (u64, String) {
+    (chain_id, from.to_ascii_lowercase())
+}
+
+/// An agent's transactions as a decision sees them: its history in the log, then those
+/// decided earlier in the same turn and not yet appended (a handful). Borrowed, never
+/// copied; every question is answered from the history's indexes, not by a scan.
 #[derive(Debug, Clone, Copy)]
 pub struct Ledger<'a> {
-    logged: &'a [TransactionRecord],
+    logged: &'a TransactionHistory,
     this_turn: &'a [TransactionRecord],
 }
 
 impl<'a> Ledger<'a> {
-    pub fn new(logged: &'a [TransactionRecord], this_turn: &'a [TransactionRecord]) -> Self {
+    pub fn new(logged: &'a TransactionHistory, this_turn: &'a [TransactionRecord]) -> Self {
         Self { logged, this_turn }
     }
 
-    fn records(self) -> impl DoubleEndedIterator<Item = &'a TransactionRecord> {
-        self.logged.iter().chain(self.this_turn)
-    }
-
-    fn of_sender(self, chain_id: u64, from: &str) -> impl Iterator<Item = &'a TransactionRecord> {
-        self.records()
+    fn of_sender_this_turn(self, chain_id: u64, from: &str) -> impl Iterator<Item = &'a TransactionRecord> {
+        self.this_turn
+            .iter()
             .filter(move |r| r.chain_id == chain_id && r.from.eq_ignore_ascii_case(from))
     }
 
     /// The transaction an earlier request with `key` created, if it is recent enough to count.
     pub fn by_idempotency_key(self, key: &str, now: DateTime<Utc>) -> Option<&'a TransactionRecord> {
-        self.records()
+        let this_turn = self
+            .this_turn
+            .iter()
             .rev()
-            .find(|r| r.idempotency_key.as_deref() == Some(key) && r.signed_at > now - IDEMPOTENCY_WINDOW)
+            .find(|r| r.idempotency_key.as_deref() == Some(key));
+        this_turn
+            .or_else(|| {
+                let at = *self.logged.by_idempotency_key.get(key)?;
+                self.logged.records.get(at)
+            })
+            .filter(|r| r.signed_at > now - IDEMPOTENCY_WINDOW)
     }
 
     /// What the agent spent in the window before `now`: signed and not failed.
     pub fn spent_before(self, now: DateTime<Utc>) -> Wei {
         let since = now - SPEND_WINDOW;
+        let logged = self.logged.records.iter().rev().take_while(|r| r.signed_at > since);
         Wei::checked_sum(
-            self.records()
+            logged
+                .chain(self.this_turn)
                 .filter(|r| r.holds_reservation() && r.signed_at > since)
                 .map(|r| r.value),
         )
@@ -133,31 +209,28 @@ impl<'a> Ledger<'a> {
 
     /// Whether a live transaction from `from` on `chain_id` holds `nonce`.
     pub fn holds_nonce(self, chain_id: u64, from: &str, nonce: u64) -> bool {
-        self.of_sender(chain_id, from)
-            .any(|r| r.nonce == nonce && r.holds_reservation())
+        self.logged
+            .nonces
+            .get(&sender(chain_id, from))
+            .is_some_and(|nonces| nonces.held.contains(&nonce))
+            || self.of_sender_this_turn(chain_id, from).any(|r| r.nonce == nonce)
     }
 
     /// The nonce for the next transaction from `from` on `chain_id`: a nonce released by a
     /// failed broadcast first (so no gap strands the transactions after it), else one past
     /// the highest held, and never below what the node reports as pending.
     pub fn next_nonce(self, chain_id: u64, from: &str, chain_pending: u64) -> u64 {
-        let after_held = self
-            .of_sender(chain_id, from)
-            .filter(|r| r.holds_reservation())
-            .map(|r| r.nonce.saturating_add(1))
-            .max()
-            .unwrap_or(0);
-        // Failures are rare: the candidates are few, and only they are checked against
-        // the nonces held since.
-        let mut released: Vec<u64> = self
-            .of_sender(chain_id, from)
-            .filter(|r| !r.holds_reservation() && r.nonce >= chain_pending)
-            .map(|r| r.nonce)
-            .collect();
-        released.sort_unstable();
-        released.dedup();
-        released
+        let logged = self.logged.nonces.get(&sender(chain_id, from));
+        let after_held = logged
+            .and_then(|nonces| nonces.held.last())
             .into_iter()
+            .chain(self.of_sender_this_turn(chain_id, from).map(|r| &r.nonce))
+            .max()
+            .map_or(0, |highest| highest.saturating_add(1));
+        logged
+            .into_iter()
+            .flat_map(|nonces| nonces.released.range(chain_pending..))
+            .copied()
             .find(|nonce| !self.holds_nonce(chain_id, from, *nonce))
             .unwrap_or_else(|| after_held.max(chain_pending))
     }
@@ -186,6 +259,14 @@ mod tests {
         }
     }
 
+    fn history(records: &[TransactionRecord]) -> TransactionHistory {
+        let mut history = TransactionHistory::default();
+        for record in records {
+            history.push(record.clone());
+        }
+        history
+    }
+
     fn now() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-11-22T12:00:00Z").unwrap().to_utc()
     }
@@ -199,38 +280,70 @@ mod tests {
             record(3, TxStatus::Signed, "0.2", now()),
         ];
         assert_eq!(
-            Ledger::new(&records, &[]).spent_before(now()),
+            Ledger::new(&history(&records), &[]).spent_before(now()),
             Wei::from_eth_str("0.5").unwrap()
         );
     }
 
     #[test]
     fn nonces_continue_reuse_released_ones_and_follow_the_chain() {
-        assert_eq!(Ledger::new(&[], &[]).next_nonce(31337, "0xabc", 4), 4);
+        assert_eq!(Ledger::new(&history(&[]), &[]).next_nonce(31337, "0xabc", 4), 4);
         let records = [
             record(4, TxStatus::Broadcast, "1", now()),
             record(5, TxStatus::Failed, "1", now()),
             record(6, TxStatus::Broadcast, "1", now()),
         ];
         assert_eq!(
-            Ledger::new(&records[..1], &records[1..]).next_nonce(31337, "0xABC", 4),
+            Ledger::new(&history(&records), &[]).next_nonce(31337, "0xABC", 4),
             5,
             "the gap left by a failure is filled first"
         );
         assert_eq!(
-            Ledger::new(&records[..2], &[]).next_nonce(31337, "0xabc", 5),
+            Ledger::new(&history(&records[..2]), &[]).next_nonce(31337, "0xabc", 5),
             5,
             "a failed last nonce is reused"
         );
         assert_eq!(
-            Ledger::new(&records[..1], &records[1..]).next_nonce(31337, "0xabc", 9),
+            Ledger::new(&history(&records), &[]).next_nonce(31337, "0xabc", 9),
             9,
             "the node knows of later ones"
         );
         assert_eq!(
-            Ledger::new(&records[..1], &records[1..]).next_nonce(1, "0xabc", 0),
+            Ledger::new(&history(&records), &[]).next_nonce(1, "0xabc", 0),
             0,
             "other chains count apart"
         );
+    }
+
+    #[test]
+    fn a_turn_sees_what_it_reserved_before_the_log_does() {
+        let logged = history(&[record(4, TxStatus::Broadcast, "0.25", now())]);
+        let mut reserved = record(5, TxStatus::Signed, "0.5", now());
+        reserved.idempotency_key = Some("k1".into());
+        let this_turn = [reserved];
+        let ledger = Ledger::new(&logged, &this_turn);
+        assert_eq!(ledger.next_nonce(31337, "0xabc", 0), 6);
+        assert!(ledger.holds_nonce(31337, "0xABC", 5));
+        assert_eq!(ledger.spent_before(now()), Wei::from_eth_str("0.75").unwrap());
+        assert_eq!(ledger.by_idempotency_key("k1", now()).map(|r| r.nonce), Some(5));
+        assert_eq!(Ledger::new(&logged, &[]).by_idempotency_key("k1", now()), None);
+    }
+
+    #[test]
+    fn a_failure_releases_its_nonce_until_another_holds_it() {
+        let mut logged = history(&[
+            record(0, TxStatus::Broadcast, "1", now()),
+            record(1, TxStatus::Signed, "1", now()),
+            record(2, TxStatus::Broadcast, "1", now()),
+        ]);
+        let failed = logged.records()[1].id;
+        logged.mark_failed(failed, "nonce too low");
+        assert_eq!(Ledger::new(&logged, &[]).next_nonce(31337, "0xabc", 0), 1);
+        assert_eq!(
+            Ledger::new(&logged, &[]).spent_before(now()),
+            Wei::from_eth_str("2").unwrap()
+        );
+        logged.push(record(1, TxStatus::Signed, "1", now()));
+        assert_eq!(Ledger::new(&logged, &[]).next_nonce(31337, "0xabc", 0), 3);
     }
 }

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use domain::AgentId;
 use domain::agent::Agent;
 use domain::events::{TransactionRejected, TransactionSigned};
-use domain::transaction::{Ledger, TransactionRecord, TxStatus};
+use domain::transaction::{Ledger, TransactionHistory, TransactionRecord, TxStatus};
 use domain::wei::Wei;
 use uuid::Uuid;
 
@@ -147,12 +147,12 @@ fn lower_hex(address: Address) -> String {
 /// log plus those reserved earlier in the same turn.
 pub struct InTurn<'a> {
     agent: &'a Agent,
-    logged: &'a [TransactionRecord],
+    logged: &'a TransactionHistory,
     this_turn: Vec<TransactionRecord>,
 }
 
 impl<'a> InTurn<'a> {
-    pub fn new(agent: &'a Agent, logged: &'a [TransactionRecord]) -> Self {
+    pub fn new(agent: &'a Agent, logged: &'a TransactionHistory) -> Self {
         Self {
             agent,
             logged,

@@ -1,9 +1,10 @@
 //! Every agent's transactions, in the order they were signed.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use domain::events::Event;
-use domain::transaction::{TransactionRecord, TxStatus};
+use domain::transaction::{TransactionHistory, TransactionRecord};
 use domain::{AgentId, RecordedEvent};
 use uuid::Uuid;
 
@@ -11,24 +12,22 @@ use crate::DomainModel;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Transactions {
-    by_agent: HashMap<AgentId, Vec<TransactionRecord>>,
+    by_agent: HashMap<AgentId, TransactionHistory>,
 }
 
+static NO_HISTORY: LazyLock<TransactionHistory> = LazyLock::new(TransactionHistory::default);
+
 impl Transactions {
+    pub fn history(&self, agent: AgentId) -> &TransactionHistory {
+        self.by_agent.get(&agent).unwrap_or(&NO_HISTORY)
+    }
+
     pub fn of(&self, agent: AgentId) -> &[TransactionRecord] {
-        self.by_agent.get(&agent).map_or(&[], Vec::as_slice)
+        self.history(agent).records()
     }
 
     pub fn get(&self, agent: AgentId, id: Uuid) -> Option<&TransactionRecord> {
-        self.of(agent).iter().find(|record| record.id == id)
-    }
-
-    fn record_mut(&mut self, agent: AgentId, id: Uuid) -> Option<&mut TransactionRecord> {
-        self.by_agent
-            .get_mut(&agent)?
-            .iter_mut()
-            .rev()
-            .find(|record| record.id == id)
+        self.history(agent).get(id)
     }
 }
 
@@ -41,14 +40,13 @@ impl DomainModel for Transactions {
                 .or_default()
                 .push(TransactionRecord::signed(signed, recorded.recorded_at)),
             Event::TransactionBroadcast(broadcast) => {
-                if let Some(record) = self.record_mut(broadcast.agent_id, broadcast.tx_id) {
-                    record.status = TxStatus::Broadcast;
+                if let Some(history) = self.by_agent.get_mut(&broadcast.agent_id) {
+                    history.mark_broadcast(broadcast.tx_id);
                 }
             }
             Event::TransactionFailed(failed) => {
-                if let Some(record) = self.record_mut(failed.agent_id, failed.tx_id) {
-                    record.status = TxStatus::Failed;
-                    record.error = Some(failed.error.clone());
+                if let Some(history) = self.by_agent.get_mut(&failed.agent_id) {
+                    history.mark_failed(failed.tx_id, &failed.error);
                 }
             }
             _ => {}

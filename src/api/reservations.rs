@@ -157,7 +157,7 @@ fn decide_all(state: &AppState, agent_id: AgentId, tickets: &[Ticket]) -> Result
     // Decided under the read models' lock, borrowing the agent's history.
     let (version, decisions) = state.projector.read(|models| {
         let agent = models.directory.agent(agent_id).ok_or(DomainError::NotFound("agent"))?;
-        let mut turn = InTurn::new(agent, models.transactions.of(agent_id));
+        let mut turn = InTurn::new(agent, models.transactions.history(agent_id));
         let decisions: Vec<_> = tickets
             .iter()
             .map(|ticket| turn.decide(&ticket.submission, ticket.from, ticket.chain_pending_nonce, ticket.now))
