@@ -41,10 +41,12 @@
 //! `now` is an argument: `jsonwebtoken`'s own expiry check reads the system clock, so it is
 //! switched off and `exp` is compared here instead.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::Path;
+use std::sync::Mutex;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -419,7 +421,14 @@ pub struct TokenIssuer {
     issuer: String,
     audience: String,
     validation: Validation,
+    /// Tokens whose signature and claims checked out, by their text: an agent presents
+    /// the same token on every request, and the signature check costs more than the rest
+    /// of the authentication. The time checks run on every use.
+    verified: Mutex<HashMap<String, Claims>>,
 }
+
+/// Tokens remembered as verified; past this the memory starts over.
+const VERIFIED_CAPACITY: usize = 4096;
 
 impl TokenIssuer {
     /// `issuer` is the server's public URL; `audience` is normally [`TOKEN_AUDIENCE`].
@@ -442,6 +451,7 @@ impl TokenIssuer {
             issuer,
             audience,
             validation,
+            verified: Mutex::default(),
         }
     }
 
@@ -494,6 +504,35 @@ impl TokenIssuer {
 
     /// Verifies a presented token as of `now` (see the module documentation for the checks).
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Claims, TokenError> {
+        let remembered = self.verified().get(token).cloned();
+        let claims = match remembered {
+            Some(claims) => claims,
+            None => {
+                let claims = self.verify_signed(token)?;
+                let mut verified = self.verified();
+                if verified.len() >= VERIFIED_CAPACITY {
+                    verified.clear();
+                }
+                verified.insert(token.to_owned(), claims.clone());
+                claims
+            }
+        };
+        let now = now.timestamp();
+        if claims.exp <= now {
+            return Err(TokenError::Expired);
+        }
+        if claims.iat > now.saturating_add(MAX_CLOCK_SKEW_SECS) {
+            return Err(TokenError::IssuedInFuture);
+        }
+        Ok(claims)
+    }
+
+    fn verified(&self) -> std::sync::MutexGuard<'_, HashMap<String, Claims>> {
+        self.verified.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// What holds of a token at any time: its encoding, signature and claims.
+    fn verify_signed(&self, token: &str) -> Result<Claims, TokenError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::Malformed);
         }
@@ -515,13 +554,6 @@ impl TokenIssuer {
         }
         if claims.aud != self.audience {
             return Err(TokenError::WrongAudience);
-        }
-        let now = now.timestamp();
-        if claims.exp <= now {
-            return Err(TokenError::Expired);
-        }
-        if claims.iat > now.saturating_add(MAX_CLOCK_SKEW_SECS) {
-            return Err(TokenError::IssuedInFuture);
         }
         if claims.iat >= claims.exp {
             return Err(TokenError::InvalidClaims);
