@@ -180,15 +180,7 @@ async fn each_guardrail_refuses_on_its_own_and_nothing_reaches_the_chain() {
             )
             .await;
         assert_eq!(listed["transactions"], json!([]), "{rule}: nothing was signed");
-        let (_, trail) = world
-            .api
-            .call(
-                "GET",
-                "/v1/audit/events?action=transaction.reject",
-                Some(&world.human),
-                None,
-            )
-            .await;
+        let trail = audit_trail(&world, "transaction.reject").await;
         assert_eq!(
             trail["events"][0]["details"]["rule"], rule,
             "the refusal is audited with its rule"
@@ -368,16 +360,23 @@ async fn a_call_that_reverts_is_refused_by_simulate_first_and_nothing_is_signed(
                "before": "0", "after": "500000000000000000", "change": "500000000000000000"})
     );
     assert_eq!(chain::balance(&world.recipient).await, 0, "a simulation sends nothing");
-    let (_, trail) = world
+    let trail = audit_trail(&world, "transaction.simulate").await;
+    assert_eq!(trail["count"], 3, "every simulation is audited");
+}
+
+/// The audit trail's events of one action, as the human sees them.
+async fn audit_trail(world: &World, action: &str) -> Value {
+    let (status, trail) = world
         .api
         .call(
             "GET",
-            "/v1/audit/events?action=transaction.simulate",
+            &format!("/v1/audit/events?action={action}"),
             Some(&world.human),
             None,
         )
         .await;
-    assert_eq!(trail["count"], 3, "every simulation is audited");
+    assert_eq!(status, StatusCode::OK, "{trail}");
+    trail
 }
 
 /// The balance change a simulation reports for `address`.
@@ -463,15 +462,7 @@ async fn a_bundle_runs_in_order_each_call_on_the_state_the_ones_before_it_leave(
         (0, 0, 0),
         "a simulation sends nothing"
     );
-    let (_, trail) = world
-        .api
-        .call(
-            "GET",
-            "/v1/audit/events?action=transaction.simulate",
-            Some(&world.human),
-            None,
-        )
-        .await;
+    let trail = audit_trail(&world, "transaction.simulate").await;
     assert_eq!(trail["count"], 3, "every simulated call is audited");
 
     let (status, problem) = world

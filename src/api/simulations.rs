@@ -29,11 +29,8 @@ const MAX_BUNDLE: usize = 32;
 
 #[derive(Deserialize)]
 pub struct SimulateRequest {
-    chain: String,
-    to: String,
-    value: String,
-    data: Option<String>,
-    signing_key_path: Option<String>,
+    #[serde(flatten)]
+    intent: Intent,
     gas_limit: Option<u64>,
 }
 
@@ -131,18 +128,7 @@ async fn simulate_requests(
             key,
             rpc,
             ..
-        } = prepare(
-            state,
-            &caller,
-            Intent {
-                chain: &request.chain,
-                to: &request.to,
-                value: &request.value,
-                data: request.data.as_deref(),
-                signing_key_path: request.signing_key_path.as_deref(),
-            },
-        )
-        .await?;
+        } = prepare(state, &caller, &request.intent).await?;
         match &bundle {
             Some((first, _)) if first.settings.chain_id != chain.settings.chain_id => {
                 return Err(ApiError::BadRequest(

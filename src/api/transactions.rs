@@ -33,12 +33,8 @@ const GWEI: u128 = 1_000_000_000;
 
 #[derive(Deserialize)]
 pub struct SubmitRequest {
-    chain: String,
-    to: String,
-    /// ETH, as a decimal string.
-    value: String,
-    data: Option<String>,
-    signing_key_path: Option<String>,
+    #[serde(flatten)]
+    intent: Intent,
     nonce: Option<u64>,
     gas_limit: Option<u64>,
     /// Wei, decimal strings.
@@ -184,13 +180,15 @@ pub(super) fn check_agent(session: &AgentSession, agent_id: AgentId) -> Result<(
     Ok(())
 }
 
-/// What every intent names, as the request wrote it.
-pub(super) struct Intent<'a> {
-    pub chain: &'a str,
-    pub to: &'a str,
-    pub value: &'a str,
-    pub data: Option<&'a str>,
-    pub signing_key_path: Option<&'a str>,
+/// What every intent names, as the request wrote it: where, to whom, how much (ETH, as
+/// a decimal string), what to call, and with which key.
+#[derive(Deserialize)]
+pub(super) struct Intent {
+    chain: String,
+    to: String,
+    value: String,
+    data: Option<String>,
+    signing_key_path: Option<String>,
 }
 
 /// An intent parsed, with its chain's node and the key to sign with.
@@ -204,15 +202,16 @@ pub(super) struct Prepared {
     pub rpc: Rpc,
 }
 
-pub(super) async fn prepare(state: &AppState, caller: &Caller, intent: Intent<'_>) -> Result<Prepared, ApiError> {
-    let chain = enabled_chain(state, intent.chain)
+pub(super) async fn prepare(state: &AppState, caller: &Caller, intent: &Intent) -> Result<Prepared, ApiError> {
+    let chain = enabled_chain(state, &intent.chain)
         .ok_or_else(|| ApiError::BadRequest(format!("chain: no enabled chain named {:?}", intent.chain)))?;
-    let to = parse_address(intent.to)?;
-    let value = Wei::from_eth_str(intent.value).map_err(|e| ApiError::BadRequest(format!("value: {e}")))?;
-    let data = parse_data(intent.data)?;
+    let to = parse_address(&intent.to)?;
+    let value = Wei::from_eth_str(&intent.value).map_err(|e| ApiError::BadRequest(format!("value: {e}")))?;
+    let data = parse_data(intent.data.as_deref())?;
     let key_path = intent
         .signing_key_path
-        .map_or_else(|| format!("keys/{}-signer", chain.settings.name), str::to_owned);
+        .clone()
+        .unwrap_or_else(|| format!("keys/{}-signer", chain.settings.name));
     let key_path = SecretPath::parse(&key_path).map_err(|e| ApiError::BadRequest(format!("signing_key_path: {e}")))?;
     let key = signing_key(state, caller, &key_path).await?;
     let rpc = state.rpc.rpc(&chain.settings.rpc_url);
@@ -300,18 +299,7 @@ async fn sign_and_send(
         key_path,
         key,
         rpc,
-    } = prepare(
-        state,
-        &caller,
-        Intent {
-            chain: &request.chain,
-            to: &request.to,
-            value: &request.value,
-            data: request.data.as_deref(),
-            signing_key_path: request.signing_key_path.as_deref(),
-        },
-    )
-    .await?;
+    } = prepare(state, &caller, &request.intent).await?;
     if request.simulate_first {
         let call = Call {
             from: key.address(),
