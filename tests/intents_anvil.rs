@@ -364,6 +364,45 @@ async fn a_call_that_reverts_is_refused_by_simulate_first_and_nothing_is_signed(
     assert_eq!(trail["count"], 3, "every simulation is audited");
 }
 
+#[tokio::test]
+async fn a_signature_records_its_key_use_and_a_counted_key_counts_each_signature() {
+    let world = world(TestDb::sqlite(), json!({}), &[]).await;
+    let (status, tx) = submit(&world, transfer(&world, "0.1")).await;
+    assert_eq!(status, StatusCode::CREATED, "{tx}");
+    let signed = audit_trail(&world, "transaction.sign").await;
+    assert_eq!(signed["count"], 1, "{signed}");
+    assert_eq!(
+        signed["events"][0]["details"]["signing_key_path"], "keys/anvil-signer",
+        "{signed}"
+    );
+
+    // A key with an access limit: each signature is a counted read, and the limit holds.
+    let (counted_key, counted) = chain::fresh_account();
+    chain::set_balance(&counted, ETH).await;
+    let (status, _) = world
+        .api
+        .call(
+            "PUT",
+            &format!("/v1/vaults/{}/secrets/keys/counted", world.vault),
+            Some(&world.human),
+            Some(json!({"value": counted_key, "type": "private_key", "max_access_count": 2})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let with_counted_key = || {
+        let mut body = transfer(&world, "0.01");
+        body["signing_key_path"] = json!("keys/counted");
+        body
+    };
+    let statuses = [
+        submit(&world, with_counted_key()).await.0,
+        submit(&world, with_counted_key()).await.0,
+        submit(&world, with_counted_key()).await.0,
+    ];
+    assert_eq!(statuses, [StatusCode::CREATED, StatusCode::CREATED, StatusCode::GONE]);
+    assert_eq!(chain::nonce(&counted).await, 2, "the third was never signed");
+}
+
 /// The audit trail's events of one action, as the human sees them.
 async fn audit_trail(world: &World, action: &str) -> Value {
     let (status, trail) = world
