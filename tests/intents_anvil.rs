@@ -403,6 +403,116 @@ async fn a_signature_records_its_key_use_and_a_counted_key_counts_each_signature
     assert_eq!(chain::nonce(&counted).await, 2, "the third was never signed");
 }
 
+#[tokio::test]
+async fn a_provisioned_key_signs_when_no_path_is_given_and_rotation_retires_it() {
+    let world = world(TestDb::sqlite(), json!({}), &[]).await;
+    let keys = format!("/v1/agents/{}/signing-keys", world.agent_id);
+    let provision = |token: String, chain: &'static str| {
+        let (api, keys) = (&world.api, &keys);
+        async move {
+            api.call("POST", keys, Some(&token), Some(json!({"chain": chain})))
+                .await
+        }
+    };
+    let (status, key) = provision(world.human.clone(), "ethereum").await;
+    assert_eq!(status, StatusCode::CREATED, "{key}");
+    assert_eq!(
+        (
+            &key["agent_id"],
+            &key["chain"],
+            &key["curve"],
+            &key["key_version"],
+            &key["is_active"]
+        ),
+        (
+            &json!(world.agent_id),
+            &json!("ethereum"),
+            &json!("secp256k1"),
+            &json!(1),
+            &json!(true)
+        )
+    );
+    let address = key["address"].as_str().unwrap().to_owned();
+    assert_eq!(address.len(), 42);
+    assert_eq!(key["public_key"].as_str().unwrap().len(), 2 + 130);
+    assert_eq!(provision(world.human.clone(), "ethereum").await.0, StatusCode::CONFLICT);
+    assert_eq!(
+        provision(world.human.clone(), "solana").await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert!(
+        provision(world.agent.clone(), "ethereum").await.0.is_client_error(),
+        "agents do not provision"
+    );
+
+    // Without signing_key_path the provisioned key signs.
+    chain::set_balance(&address, ETH).await;
+    let (status, tx) = submit(&world, transfer(&world, "0.5")).await;
+    assert_eq!(status, StatusCode::CREATED, "{tx}");
+    assert_eq!(tx["from"], address.as_str());
+    assert_eq!(chain::balance(&world.recipient).await, ETH / 2);
+    assert_eq!(chain::nonce(&world.signer).await, 0, "the vault key did not sign");
+
+    let (status, rotated) = world
+        .api
+        .call("POST", &format!("{keys}/ethereum/rotate"), Some(&world.human), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    assert_eq!(rotated["key_version"], 2);
+    assert_ne!(rotated["address"], address.as_str());
+    let (status, listed) = world.api.call("GET", &keys, Some(&world.agent), None).await;
+    assert_eq!(status, StatusCode::OK, "the agent lists its own keys");
+    let summary: Vec<_> = listed["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["key_version"].clone(),
+                k["is_active"].clone(),
+                k["rotated_at"].is_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![(json!(1), json!(false), true), (json!(2), json!(true), false)]
+    );
+    let fields: Vec<&String> = listed["keys"][0].as_object().unwrap().keys().collect();
+    assert_eq!(
+        fields,
+        [
+            "address",
+            "agent_id",
+            "chain",
+            "created_at",
+            "curve",
+            "id",
+            "is_active",
+            "key_version",
+            "public_key",
+            "rotated_at"
+        ],
+        "no private key, sealed or not"
+    );
+
+    let (status, _) = world
+        .api
+        .call("DELETE", &format!("{keys}/ethereum"), Some(&world.human), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, tx) = submit(&world, transfer(&world, "0.1")).await;
+    assert_eq!(status, StatusCode::CREATED, "{tx}");
+    assert_eq!(
+        tx["from"],
+        world.signer.as_str(),
+        "with no active key, keys/anvil-signer signs"
+    );
+    for action in ["signing_key.create", "signing_key.rotate", "signing_key.deactivate"] {
+        assert_eq!(audit_trail(&world, action).await["count"], 1, "{action}");
+    }
+}
+
 /// The audit trail's events of one action, as the human sees them.
 async fn audit_trail(world: &World, action: &str) -> Value {
     let (status, trail) = world

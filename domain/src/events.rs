@@ -130,6 +130,10 @@ event_vocabulary!(
     TransactionRejected = "transaction.rejected",
     /// A transaction was run against the chain's state without being sent.
     TransactionSimulated = "transaction.simulated",
+    /// keyward made (or took in) a signing key for an agent; the event holds it sealed.
+    SigningKeyProvisioned = "signing_key.provisioned",
+    /// A signing key no longer signs; it stays sealed in the log.
+    SigningKeyDeactivated = "signing_key.deactivated",
     /// An email is due; its body is not kept (it can carry an API key).
     MailQueued = "mail.queued",
     MailSent = "mail.sent",
@@ -533,6 +537,30 @@ pub struct TransactionSimulated {
     pub succeeded: bool,
     pub gas_used: Option<u64>,
     pub revert_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigningKeyProvisioned {
+    pub key_id: Uuid,
+    pub agent_id: AgentId,
+    /// The chain family, e.g. `ethereum` for every EVM chain.
+    pub chain: String,
+    pub curve: String,
+    /// Uncompressed SEC1, 0x-prefixed hex.
+    pub public_key: String,
+    pub address: String,
+    pub key_version: u64,
+    /// The private key, encrypted under the agent's own data key.
+    pub sealed: Sealed,
+    /// The key this one rotates out, which stops signing in the same event.
+    pub replaces: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigningKeyDeactivated {
+    pub key_id: Uuid,
+    pub agent_id: AgentId,
+    pub chain: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

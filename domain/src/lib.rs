@@ -18,6 +18,7 @@ pub mod policy;
 pub mod secret;
 pub mod secret_path;
 pub mod share;
+pub mod signing_key;
 pub mod stream;
 pub mod transaction;
 pub mod user;

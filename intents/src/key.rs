@@ -14,6 +14,8 @@ pub enum KeyError {
     /// Says nothing of the value: it is key material.
     #[error("the signing key is not a 32-byte hex secp256k1 private key")]
     Malformed,
+    #[error("the system's random source failed")]
+    Random,
 }
 
 impl PrivateKey {
@@ -31,6 +33,35 @@ impl PrivateKey {
         }
         let key = SigningKey::from_slice(bytes.as_slice()).map_err(|_| KeyError::Malformed)?;
         Ok(Self { key })
+    }
+
+    /// A new random key, for an agent keyward provisions one for.
+    pub fn generate() -> Result<Self, KeyError> {
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        // Almost every 32 bytes are a valid scalar; the loop only guards the rare rest.
+        loop {
+            getrandom::fill(bytes.as_mut_slice()).map_err(|_| KeyError::Random)?;
+            if let Ok(key) = SigningKey::from_slice(bytes.as_slice()) {
+                return Ok(Self { key });
+            }
+        }
+    }
+
+    /// The key from its 32 bytes (as [`PrivateKey::secret_bytes`] gives them).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, KeyError> {
+        let key = SigningKey::from_slice(bytes).map_err(|_| KeyError::Malformed)?;
+        Ok(Self { key })
+    }
+
+    /// The private key's bytes, to be sealed: never printed, zeroized when dropped.
+    pub fn secret_bytes(&self) -> Zeroizing<Vec<u8>> {
+        Zeroizing::new(self.key.to_bytes().to_vec())
+    }
+
+    /// The public key, uncompressed SEC1, 0x-prefixed hex.
+    pub fn public_key_hex(&self) -> String {
+        let point = self.key.verifying_key().to_encoded_point(false);
+        format!("0x{}", crate::rpc::hex_of(point.as_bytes()))
     }
 
     /// The address this key signs for.
@@ -64,6 +95,21 @@ mod tests {
             "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"
         );
         assert!(!format!("{key:?}").contains("ac0974"));
+    }
+
+    #[test]
+    fn a_generated_key_round_trips_through_its_bytes() {
+        let key = PrivateKey::generate().unwrap();
+        let again = PrivateKey::from_bytes(&key.secret_bytes()).unwrap();
+        assert_eq!(again.address(), key.address());
+        assert_eq!(key.public_key_hex().len(), 2 + 130);
+        assert_ne!(PrivateKey::generate().unwrap().address(), key.address());
+        let anvil = PrivateKey::parse_hex(ANVIL_0).unwrap();
+        assert!(
+            anvil
+                .public_key_hex()
+                .starts_with("0x048318535b54105d4a7aae60c08fc45f9687181b4fdfc625bd1a753fa7397fed75")
+        );
     }
 
     #[test]

@@ -271,6 +271,25 @@ fn describe(event: &Event) -> (&'static str, &'static str, String, Value) {
                 "succeeded": e.succeeded, "gas_used": e.gas_used, "revert_reason": e.revert_reason,
             }),
         ),
+        Event::SigningKeyProvisioned(e) => (
+            if e.replaces.is_some() {
+                "signing_key.rotate"
+            } else {
+                "signing_key.create"
+            },
+            "agent",
+            e.agent_id.to_string(),
+            json!({
+                "key_id": e.key_id, "chain": e.chain, "address": e.address,
+                "key_version": e.key_version, "replaces": e.replaces,
+            }),
+        ),
+        Event::SigningKeyDeactivated(e) => (
+            "signing_key.deactivate",
+            "agent",
+            e.agent_id.to_string(),
+            json!({"key_id": e.key_id, "chain": e.chain}),
+        ),
         Event::ChainAdded(e) => (
             "chain.create",
             "chain",

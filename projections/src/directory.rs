@@ -289,6 +289,8 @@ impl DomainModel for Directory {
             | Event::TransactionFailed(_)
             | Event::TransactionRejected(_)
             | Event::TransactionSimulated(_)
+            | Event::SigningKeyProvisioned(_)
+            | Event::SigningKeyDeactivated(_)
             | Event::ChainAdded(_)
             | Event::ChainUpdated(_)
             | Event::ChainRemoved(_)

@@ -13,6 +13,7 @@ pub mod enrollments;
 mod read_models;
 pub mod secrets;
 pub mod shares;
+pub mod signing_keys;
 pub mod stream_catalog;
 pub mod transactions;
 
@@ -26,6 +27,7 @@ pub use enrollments::{Enrollments, Outbox};
 pub use read_models::{AccessModels, Fold, ReadModels, Until};
 pub use secrets::Secrets;
 pub use shares::Shares;
+pub use signing_keys::SigningKeys;
 pub use stream_catalog::StreamCatalog;
 pub use transactions::Transactions;
 

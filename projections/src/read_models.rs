@@ -6,8 +6,8 @@ use domain::RecordedEvent;
 use domain::events::Event;
 
 use crate::{
-    Access, AuditTrail, Directory, DomainModel, Enrollments, Outbox, ReadModel, Secrets, Shares, StreamCatalog,
-    Transactions,
+    Access, AuditTrail, Directory, DomainModel, Enrollments, Outbox, ReadModel, Secrets, Shares, SigningKeys,
+    StreamCatalog, Transactions,
 };
 
 /// How far into the log a build goes.
@@ -91,6 +91,7 @@ pub struct ReadModels {
     pub secrets: Secrets,
     pub shares: Shares,
     pub transactions: Transactions,
+    pub signing_keys: SigningKeys,
     /// Administrators' changes to the chain registry.
     pub chains: domain::evm_chain::RegistryChanges,
     pub enrollments: Enrollments,
@@ -125,6 +126,7 @@ impl ReadModels {
                 self.secrets.apply(event, &decoded);
                 self.shares.apply(event, &decoded);
                 self.transactions.apply(event, &decoded);
+                self.signing_keys.apply(event, &decoded);
                 self.chains.apply(event, &decoded);
                 self.enrollments.apply(event, &decoded);
                 self.outbox.apply(event, &decoded);

@@ -19,6 +19,7 @@ mod reservations;
 mod secrets;
 pub(crate) mod session;
 pub(crate) mod shares;
+mod signing_keys;
 mod simulations;
 mod transactions;
 mod vaults;
@@ -104,6 +105,18 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/agents/{agent_id}/transactions/simulate",
             post(simulations::simulate_one),
+        )
+        .route(
+            "/v1/agents/{agent_id}/signing-keys",
+            post(signing_keys::create).get(signing_keys::list),
+        )
+        .route(
+            "/v1/agents/{agent_id}/signing-keys/{chain}",
+            axum::routing::delete(signing_keys::deactivate),
+        )
+        .route(
+            "/v1/agents/{agent_id}/signing-keys/{chain}/rotate",
+            post(signing_keys::rotate),
         )
         .route(
             "/v1/agents/{agent_id}/transactions/simulate-bundle",

@@ -47,6 +47,10 @@ pub const IMPLEMENTED: &[(&str, &str)] = &[
     ("get", "/v1/agents/{agent_id}/transactions/{tx_id}"),
     ("post", "/v1/agents/{agent_id}/transactions/simulate"),
     ("post", "/v1/agents/{agent_id}/transactions/simulate-bundle"),
+    ("post", "/v1/agents/{agent_id}/signing-keys"),
+    ("get", "/v1/agents/{agent_id}/signing-keys"),
+    ("post", "/v1/agents/{agent_id}/signing-keys/{chain}/rotate"),
+    ("delete", "/v1/agents/{agent_id}/signing-keys/{chain}"),
     ("post", "/v1/agents/{agent_id}/transactions/sign"),
     ("post", "/v1/agents/enroll"),
     ("get", "/v1/agents/enrollments"),
@@ -661,7 +665,7 @@ mod tests {
             }
         }
         // The pruning did prune: schemas of endpoints keyward does not serve are left out.
-        assert!(components["schemas"].get("CreateSigningKeyRequest").is_none());
+        assert!(components["schemas"].get("ImportKeyRequest").is_none());
         assert!(components["schemas"].get("VaultResponse").is_some());
     }
 

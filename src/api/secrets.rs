@@ -728,13 +728,13 @@ pub(super) async fn open(
 
 /// Events carry the sealed value as base64 text; the crypto module's type and the
 /// domain's share that JSON form.
-fn to_event_form(sealed: &SealedValue) -> Result<Sealed, ApiError> {
+pub(super) fn to_event_form(sealed: &SealedValue) -> Result<Sealed, ApiError> {
     serde_json::to_value(sealed)
         .and_then(serde_json::from_value)
         .map_err(ApiError::internal)
 }
 
-fn from_event_form(sealed: &Sealed) -> Result<SealedValue, ApiError> {
+pub(super) fn from_event_form(sealed: &Sealed) -> Result<SealedValue, ApiError> {
     serde_json::to_value(sealed)
         .and_then(serde_json::from_value)
         .map_err(ApiError::internal)

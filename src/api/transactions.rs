@@ -25,6 +25,7 @@ use super::problem::ApiError;
 use super::reservations::{self, Reserved, Ticket};
 use super::secrets::{Purpose, read_value};
 use super::session::{AgentSession, Caller};
+use super::signing_keys;
 use super::simulations::{SimulationStatus, simulate};
 
 /// A plain transfer's gas; calls are estimated by the node.
@@ -191,13 +192,15 @@ pub(super) struct Intent {
     signing_key_path: Option<String>,
 }
 
-/// An intent parsed, with its chain's node and the key to sign with.
+/// An intent parsed, with its chain's node and the key to sign with: the one at
+/// `signing_key_path`, else the agent's provisioned key, else `keys/<chain>-signer`.
 pub(super) struct Prepared {
     pub chain: EvmChain,
     pub to: Address,
     pub value: Wei,
     pub data: Bytes,
-    pub key_path: SecretPath,
+    /// The key's name in the log: a vault path, or a provisioned key and its version.
+    pub key_path: String,
     pub key: PrivateKey,
     pub rpc: Rpc,
 }
@@ -208,12 +211,21 @@ pub(super) async fn prepare(state: &AppState, caller: &Caller, intent: &Intent) 
     let to = parse_address(&intent.to)?;
     let value = Wei::from_eth_str(&intent.value).map_err(|e| ApiError::BadRequest(format!("value: {e}")))?;
     let data = parse_data(intent.data.as_deref())?;
-    let key_path = intent
-        .signing_key_path
-        .clone()
-        .unwrap_or_else(|| format!("keys/{}-signer", chain.settings.name));
-    let key_path = SecretPath::parse(&key_path).map_err(|e| ApiError::BadRequest(format!("signing_key_path: {e}")))?;
-    let key = signing_key(state, caller, &key_path).await?;
+    let provisioned = match (&intent.signing_key_path, caller) {
+        (None, Caller::Agent(session)) => signing_keys::active_key(state, session.agent.id).await?,
+        _ => None,
+    };
+    let (key, key_path) = match provisioned {
+        Some(provisioned) => provisioned,
+        None => {
+            let path = intent
+                .signing_key_path
+                .clone()
+                .unwrap_or_else(|| format!("keys/{}-signer", chain.settings.name));
+            let path = SecretPath::parse(&path).map_err(|e| ApiError::BadRequest(format!("signing_key_path: {e}")))?;
+            (signing_key(state, caller, &path).await?, path.to_string())
+        }
+    };
     let rpc = state.rpc.rpc(&chain.settings.rpc_url);
     Ok(Prepared {
         chain,
@@ -369,7 +381,7 @@ async fn sign_and_send(
         gas_limit,
         fee,
         nonce: request.nonce,
-        signing_key_path: key_path.to_string(),
+        signing_key_path: key_path,
         idempotency_key,
         sign_only,
     };

@@ -1,6 +1,6 @@
 //! Sealing and opening secret values through the key hierarchy, and shredding them.
 
-use domain::VaultId;
+use domain::{AgentId, VaultId};
 use zeroize::Zeroizing;
 
 use super::CryptoError;
@@ -89,6 +89,34 @@ impl Envelope {
             .map_err(|_| CryptoError::Tampered)
     }
 
+    /// Seals version `version` of an agent's signing key for `chain`. An agent's signing
+    /// keys have a key namespace of their own: the key table's vault column holds the
+    /// agent's id (ids are UUIDs: no vault shares it), each version a DEK under the
+    /// agent's own KEK, so the same hierarchy, binding and shredding apply.
+    pub async fn seal_signing_key(
+        &self,
+        agent: AgentId,
+        chain: &str,
+        version: u64,
+        plaintext: &[u8],
+    ) -> Result<SealedValue, CryptoError> {
+        let namespace = signing_keys_of(agent);
+        self.create_vault_key(namespace).await?;
+        self.seal(namespace, &signing_key_path(chain), version, plaintext).await
+    }
+
+    /// Opens what [`Envelope::seal_signing_key`] sealed.
+    pub async fn open_signing_key(
+        &self,
+        agent: AgentId,
+        chain: &str,
+        version: u64,
+        sealed: &SealedValue,
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        self.open(signing_keys_of(agent), &signing_key_path(chain), version, sealed)
+            .await
+    }
+
     /// Destroys the DEKs of every version of the secret at `path`: its values, wherever
     /// they are kept, can no longer be opened. Returns how many keys were destroyed.
     pub async fn shred_secret(&self, vault: VaultId, path: &str) -> Result<u64, CryptoError> {
@@ -103,6 +131,14 @@ impl Envelope {
     fn unwrap_kek(&self, id: &KeyId<'_>, wrapped: Option<Vec<u8>>) -> Result<AeadKey, CryptoError> {
         unwrap_with(self.master.key(), id, wrapped)
     }
+}
+
+fn signing_keys_of(agent: AgentId) -> VaultId {
+    VaultId(agent.0)
+}
+
+fn signing_key_path(chain: &str) -> String {
+    format!("signing-keys/{chain}")
 }
 
 fn unwrap_with(wrapping: &AeadKey, id: &KeyId<'_>, wrapped: Option<Vec<u8>>) -> Result<AeadKey, CryptoError> {

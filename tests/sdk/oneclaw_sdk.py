@@ -31,7 +31,6 @@ from oneclaw import AuthError, NotFoundError, OneclawError, ValidationError, cre
 
 # step name -> the endpoints it needs ("METHOD /openapi/path"); reason: endpoint not implemented yet.
 NOT_IMPLEMENTED_YET: dict[str, list[str]] = {
-    "signing_keys": ["POST /v1/agents/{agent_id}/signing-keys", "GET /v1/agents/{agent_id}/signing-keys"],
 }
 
 # step name -> what differs between the SDK and keyward.
