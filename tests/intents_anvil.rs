@@ -662,3 +662,103 @@ async fn a_sign_only_transaction_is_not_sent_but_counts_against_the_daily_limit(
     assert_eq!(chain::mined_status(next["tx_hash"].as_str().unwrap()).await, 1);
     assert_eq!(chain::balance(&world.recipient).await, 3 * ETH / 10);
 }
+
+#[tokio::test]
+async fn an_exported_key_needs_the_password_and_an_imported_one_signs_from_then_on() {
+    let world = world(TestDb::sqlite(), json!({}), &[]).await;
+    let keys = format!("/v1/agents/{}/signing-keys", world.agent_id);
+    let (status, provisioned) = world
+        .api
+        .call("POST", &keys, Some(&world.human), Some(json!({"chain": "ethereum"})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{provisioned}");
+    let export = |token: String, password: Option<&'static str>| {
+        let (api, url) = (&world.api, format!("{keys}/ethereum/export"));
+        async move {
+            let headers: Vec<(&str, &str)> = password.map(|p| ("X-Auth-Confirm", p)).into_iter().collect();
+            api.call_with_headers("POST", &url, Some(&token), None, &headers).await
+        }
+    };
+
+    // Without the password, with a wrong one, or as the agent: no key.
+    assert_eq!(export(world.human.clone(), None).await.0, StatusCode::FORBIDDEN);
+    let (status, refused) = export(world.human.clone(), Some("wrong horse")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(refused.get("private_key").is_none());
+    assert!(
+        export(world.agent.clone(), Some("correct horse"))
+            .await
+            .0
+            .is_client_error()
+    );
+    assert_eq!(audit_trail(&world, "signing_key.export").await["count"], 0);
+
+    let (status, exported) = export(world.human.clone(), Some("correct horse")).await;
+    assert_eq!(status, StatusCode::OK, "{exported}");
+    let private_key = exported["private_key"].as_str().unwrap();
+    let derived = intents::PrivateKey::parse_hex(private_key).unwrap().address();
+    assert_eq!(
+        derived.to_string().to_lowercase(),
+        provisioned["address"].as_str().unwrap()
+    );
+    assert_eq!(
+        (&exported["address"], &exported["public_key"], &exported["key_version"]),
+        (&provisioned["address"], &provisioned["public_key"], &json!(1))
+    );
+    let exports = audit_trail(&world, "signing_key.export").await;
+    assert_eq!(exports["count"], 1, "the export is recorded");
+    assert!(!exports.to_string().contains(&private_key[2..]), "but not its key");
+
+    // An imported key replaces the active one and signs the next submission.
+    let (imported_key, imported_address) = chain::fresh_account();
+    let import = |password: &'static str, private_key: String| {
+        let (api, url, human) = (&world.api, format!("{keys}/ethereum/import"), &world.human);
+        async move {
+            let body = json!({"private_key": private_key, "format": "hex"});
+            let headers = [("X-Auth-Confirm", password)];
+            api.call_with_headers("POST", &url, Some(human), Some(body), &headers)
+                .await
+        }
+    };
+    assert_eq!(
+        import("wrong horse", imported_key.clone()).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        import("correct horse", "0x1234".into()).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let (status, imported) = import("correct horse", imported_key.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{imported}");
+    assert_eq!(
+        (&imported["address"], &imported["key_version"], &imported["is_active"]),
+        (&json!(imported_address), &json!(2), &json!(true))
+    );
+    assert!(!imported.to_string().contains(&imported_key[2..]));
+    let (_, listed) = world.api.call("GET", &keys, Some(&world.human), None).await;
+    let active: Vec<_> = listed["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["is_active"].clone())
+        .collect();
+    assert_eq!(active, [json!(false), json!(true)], "the provisioned key is retired");
+
+    let balance_url = format!("{keys}/ethereum/balance");
+    chain::set_balance(&imported_address, ETH).await;
+    let (status, balance) = world.api.call("GET", &balance_url, Some(&world.agent), None).await;
+    assert_eq!(status, StatusCode::OK, "{balance}");
+    assert_eq!(
+        balance,
+        json!({"chain": "anvil", "address": imported_address,
+               "balance_wei": "1000000000000000000", "balance_display": "1"})
+    );
+    let (status, tx) = submit(&world, transfer(&world, "0.25")).await;
+    assert_eq!(status, StatusCode::CREATED, "{tx}");
+    assert_eq!(tx["from"], imported_address.as_str());
+    assert_eq!(chain::balance(&world.recipient).await, ETH / 4);
+    let (_, balance) = world.api.call("GET", &balance_url, Some(&world.human), None).await;
+    let left: u128 = balance["balance_wei"].as_str().unwrap().parse().unwrap();
+    assert!(left < 3 * ETH / 4, "the transfer and its gas left the imported address");
+    assert_eq!(audit_trail(&world, "signing_key.import").await["count"], 1);
+}

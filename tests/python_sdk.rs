@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Api, TestDb};
+use common::{Api, TestDb, chain};
 
 /// More than ten times what the script takes on a loaded 2-core machine.
 const TIME_LIMIT: Duration = Duration::from_secs(180);
@@ -62,7 +62,8 @@ fn run_bounded(mut command: Command, limit: Duration) -> (bool, String) {
 async fn the_official_1claw_python_sdk_works_against_keyward() {
     let python = python();
     let db = TestDb::sqlite();
-    let api = Api::start(&db).await;
+    // The run's anvil, for the signing-key balance.
+    let api = Api::start_with(&db, &[("KEYWARD_CHAINS", &chain::chains_setting(&[]))]).await;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/oneclaw_sdk.py");
     let mut command = Command::new(&python);
     command

@@ -134,6 +134,8 @@ event_vocabulary!(
     SigningKeyProvisioned = "signing_key.provisioned",
     /// A signing key no longer signs; it stays sealed in the log.
     SigningKeyDeactivated = "signing_key.deactivated",
+    /// A human took a copy of a signing key's private key (after re-entering a password).
+    SigningKeyExported = "signing_key.exported",
     /// An email is due; its body is not kept (it can carry an API key).
     MailQueued = "mail.queued",
     MailSent = "mail.sent",
@@ -554,6 +556,17 @@ pub struct SigningKeyProvisioned {
     pub sealed: Sealed,
     /// The key this one rotates out, which stops signing in the same event.
     pub replaces: Option<Uuid>,
+    /// Brought in by a human rather than made by keyward.
+    pub imported: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigningKeyExported {
+    pub key_id: Uuid,
+    pub agent_id: AgentId,
+    pub chain: String,
+    pub key_version: u64,
+    pub by: UserId,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

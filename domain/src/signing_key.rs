@@ -8,8 +8,8 @@ use uuid::Uuid;
 
 use crate::change::{Change, DomainError, stream};
 use crate::event::ExpectedVersion;
-use crate::events::{SigningKeyDeactivated, SigningKeyProvisioned};
-use crate::ids::AgentId;
+use crate::events::{SigningKeyDeactivated, SigningKeyExported, SigningKeyProvisioned};
+use crate::ids::{AgentId, UserId};
 use crate::secret::Sealed;
 use crate::stream::StreamId;
 
@@ -96,14 +96,42 @@ pub fn provision(keys: &AgentSigningKeys, agent: AgentId, chain: &str, key: NewK
             "the agent already has an active {chain} signing key; rotate it instead"
         )));
     }
-    Ok(provisioned(keys, agent, chain, key, None))
+    Ok(provisioned(keys, agent, chain, key, None, false))
+}
+
+/// A human's own key for `chain`: it replaces the active one, if any.
+pub fn import(keys: &AgentSigningKeys, agent: AgentId, chain: &str, key: NewKey) -> Result<Change, DomainError> {
+    let replaces = keys.active(chain).map(|active| active.id);
+    Ok(provisioned(keys, agent, chain, key, replaces, true))
+}
+
+/// Records who took a copy of the active key for `chain`; the key it is.
+pub fn export(
+    keys: &AgentSigningKeys,
+    agent: AgentId,
+    chain: &str,
+    by: UserId,
+) -> Result<(Change, SigningKey), DomainError> {
+    let active = keys.active(chain).ok_or(DomainError::NotFound("active signing key"))?;
+    let change = Change::new(
+        signing_keys_stream(agent),
+        ExpectedVersion::Any,
+        SigningKeyExported {
+            key_id: active.id,
+            agent_id: agent,
+            chain: chain.to_owned(),
+            key_version: active.key_version,
+            by,
+        },
+    );
+    Ok((change, active.clone()))
 }
 
 /// A new key for `chain` in place of the active one.
 pub fn rotate(keys: &AgentSigningKeys, agent: AgentId, chain: &str, key: NewKey) -> Result<Change, DomainError> {
     let active = keys.active(chain).ok_or(DomainError::NotFound("active signing key"))?;
     let replaces = Some(active.id);
-    Ok(provisioned(keys, agent, chain, key, replaces))
+    Ok(provisioned(keys, agent, chain, key, replaces, false))
 }
 
 /// The active key for `chain` stops signing.
@@ -120,7 +148,14 @@ pub fn deactivate(keys: &AgentSigningKeys, agent: AgentId, chain: &str) -> Resul
     ))
 }
 
-fn provisioned(keys: &AgentSigningKeys, agent: AgentId, chain: &str, key: NewKey, replaces: Option<Uuid>) -> Change {
+fn provisioned(
+    keys: &AgentSigningKeys,
+    agent: AgentId,
+    chain: &str,
+    key: NewKey,
+    replaces: Option<Uuid>,
+    imported: bool,
+) -> Change {
     Change::new(
         signing_keys_stream(agent),
         ExpectedVersion::Exact(keys.version),
@@ -134,6 +169,7 @@ fn provisioned(keys: &AgentSigningKeys, agent: AgentId, chain: &str, key: NewKey
             key_version: keys.next_version(chain),
             sealed: key.sealed,
             replaces,
+            imported,
         },
     )
 }
@@ -169,6 +205,8 @@ pub fn apply(keys: &mut AgentSigningKeys, event: &crate::events::Event, version:
                 key.is_active = false;
             }
         }
+        // An audit record: the key is unchanged.
+        Event::SigningKeyExported(_) => {}
         _ => return,
     }
     keys.version = version;
@@ -233,6 +271,34 @@ mod tests {
             }),
             Event::SigningKeyDeactivated(_)
         ));
+    }
+
+    #[test]
+    fn an_import_replaces_the_active_key_and_an_export_names_the_one_it_copies() {
+        let agent = AgentId::new();
+        let by = UserId::new();
+        let mut keys = AgentSigningKeys::default();
+        assert!(matches!(
+            export(&keys, agent, ETHEREUM, by),
+            Err(DomainError::NotFound(_))
+        ));
+        let change = import(&keys, agent, ETHEREUM, new_key(1)).unwrap();
+        applied(&mut keys, change);
+        let change = import(&keys, agent, ETHEREUM, new_key(2)).unwrap();
+        match &change.events[..] {
+            [Event::SigningKeyProvisioned(imported)] => {
+                assert!(imported.imported);
+                assert_eq!((imported.key_version, imported.replaces), (2, Some(Uuid::from_u128(1))));
+            }
+            other => panic!("{other:?}"),
+        }
+        applied(&mut keys, change);
+        let (change, copied) = export(&keys, agent, ETHEREUM, by).unwrap();
+        assert_eq!((copied.id, copied.key_version), (Uuid::from_u128(2), 2));
+        applied(&mut keys, change);
+        let summary: Vec<_> = keys.keys.iter().map(|k| (k.key_version, k.is_active)).collect();
+        assert_eq!(summary, vec![(1, false), (2, true)], "an export changes no key");
+        assert_eq!(keys.version, 3, "but it is on the stream");
     }
 
     #[test]

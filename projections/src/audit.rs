@@ -272,10 +272,10 @@ fn describe(event: &Event) -> (&'static str, &'static str, String, Value) {
             }),
         ),
         Event::SigningKeyProvisioned(e) => (
-            if e.replaces.is_some() {
-                "signing_key.rotate"
-            } else {
-                "signing_key.create"
+            match (e.imported, e.replaces.is_some()) {
+                (true, _) => "signing_key.import",
+                (false, true) => "signing_key.rotate",
+                (false, false) => "signing_key.create",
             },
             "agent",
             e.agent_id.to_string(),
@@ -289,6 +289,12 @@ fn describe(event: &Event) -> (&'static str, &'static str, String, Value) {
             "agent",
             e.agent_id.to_string(),
             json!({"key_id": e.key_id, "chain": e.chain}),
+        ),
+        Event::SigningKeyExported(e) => (
+            "signing_key.export",
+            "agent",
+            e.agent_id.to_string(),
+            json!({"key_id": e.key_id, "chain": e.chain, "key_version": e.key_version, "by": e.by}),
         ),
         Event::ChainAdded(e) => (
             "chain.create",

@@ -291,6 +291,7 @@ impl DomainModel for Directory {
             | Event::TransactionSimulated(_)
             | Event::SigningKeyProvisioned(_)
             | Event::SigningKeyDeactivated(_)
+            | Event::SigningKeyExported(_)
             | Event::ChainAdded(_)
             | Event::ChainUpdated(_)
             | Event::ChainRemoved(_)

@@ -27,6 +27,7 @@ impl DomainModel for SigningKeys {
         let agent = match event {
             Event::SigningKeyProvisioned(e) => e.agent_id,
             Event::SigningKeyDeactivated(e) => e.agent_id,
+            Event::SigningKeyExported(e) => e.agent_id,
             _ => return,
         };
         let keys = self.by_agent.entry(agent).or_default();

@@ -231,7 +231,7 @@ async fn hash_password(password: String) -> Result<String, ApiError> {
         .map_err(ApiError::internal)
 }
 
-async fn verify_password(password: String, hash: String) -> Result<bool, ApiError> {
+pub(super) async fn verify_password(password: String, hash: String) -> Result<bool, ApiError> {
     tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
         .await
         .map_err(ApiError::internal)

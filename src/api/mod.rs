@@ -119,6 +119,18 @@ pub fn router(state: AppState) -> Router {
             post(signing_keys::rotate),
         )
         .route(
+            "/v1/agents/{agent_id}/signing-keys/{chain}/export",
+            post(signing_keys::export),
+        )
+        .route(
+            "/v1/agents/{agent_id}/signing-keys/{chain}/import",
+            post(signing_keys::import),
+        )
+        .route(
+            "/v1/agents/{agent_id}/signing-keys/{chain}/balance",
+            get(signing_keys::balance),
+        )
+        .route(
             "/v1/agents/{agent_id}/transactions/simulate-bundle",
             post(simulations::simulate_bundle),
         )

@@ -1,21 +1,27 @@
-//! Signing keys keyward provisions for an agent (`/v1/agents/{id}/signing-keys`): made
-//! here, sealed into the log, never shown. A submission without `signing_key_path` signs
-//! with the agent's active key. Humans of the agent's organization provision, rotate and
-//! deactivate; they and the agent itself list.
+//! Signing keys keyward holds for an agent (`/v1/agents/{id}/signing-keys`): made here
+//! or imported, sealed into the log, shown only to a human who re-enters their password
+//! to export one. A submission without `signing_key_path` signs with the agent's active
+//! key. Humans of the agent's organization provision, rotate, deactivate, import and
+//! export; they and the agent itself list keys and read balances.
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
 use domain::AgentId;
+use domain::authz::Principal;
 use domain::change::{Change, DomainError};
 use domain::signing_key::{self, AgentSigningKeys, NewKey, SigningKey};
+use domain::wei::Wei;
 use intents::PrivateKey;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+use zeroize::Zeroizing;
 
 use super::AppState;
-use super::extract::{Body, PathParams};
+use super::auth::{record_failure, verify_password};
+use super::chains::{enabled_chain, registry};
+use super::extract::{Body, PathParams, QueryParams};
 use super::problem::ApiError;
 use super::secrets::{from_event_form, to_event_form};
 use super::session::{Caller, HumanSession};
@@ -73,6 +79,15 @@ fn agent_of_org(state: &AppState, session: &HumanSession, agent_id: AgentId) -> 
         .ok_or_else(|| ApiError::NotFound("agent not found".into()))
 }
 
+/// Humans of the agent's organization, and the agent itself.
+fn may_list(state: &AppState, caller: &Caller, agent_id: AgentId) -> Result<(), ApiError> {
+    match caller {
+        Caller::Human(session) => agent_of_org(state, session, agent_id),
+        Caller::Agent(session) if session.agent.id == agent_id => Ok(()),
+        Caller::Agent(_) => Err(ApiError::NotFound("agent not found".into())),
+    }
+}
+
 /// POST /v1/agents/{agent_id}/signing-keys
 pub async fn create(
     State(state): State<AppState>,
@@ -122,11 +137,7 @@ pub async fn list(
     caller: Caller,
     PathParams(agent_id): PathParams<AgentId>,
 ) -> Result<Json<SigningKeyListResponse>, ApiError> {
-    match &caller {
-        Caller::Human(session) => agent_of_org(&state, session, agent_id)?,
-        Caller::Agent(session) if session.agent.id == agent_id => {}
-        Caller::Agent(_) => return Err(ApiError::NotFound("agent not found".into())),
-    }
+    may_list(&state, &caller, agent_id)?;
     let keys = state.projector.read(|models| {
         models
             .signing_keys
@@ -139,10 +150,178 @@ pub async fn list(
     Ok(Json(SigningKeyListResponse { keys }))
 }
 
+/// The password a human re-enters (`X-Auth-Confirm`) before a private key crosses the
+/// API; a wrong one is audited as an authentication failure.
+async fn confirm_password(state: &AppState, session: &HumanSession, headers: &HeaderMap) -> Result<(), ApiError> {
+    let given = headers.get("x-auth-confirm").and_then(|value| value.to_str().ok());
+    let confirmed = match given {
+        Some(password) => verify_password(password.to_owned(), session.user.password_hash.clone()).await?,
+        None => false,
+    };
+    if !confirmed {
+        let principal = Some(Principal::user(session.user.id));
+        let reason = "signing key: X-Auth-Confirm missing or wrong";
+        record_failure(state, &session.context, principal, Some(session.user.org_id), reason).await?;
+        return Err(ApiError::Forbidden(
+            "re-enter your account password in the X-Auth-Confirm header".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that a private key of the agent's `chain` family may cross the API for this
+/// human, in either direction; the family.
+async fn confirmed_for(
+    state: &AppState,
+    session: &HumanSession,
+    agent_id: AgentId,
+    chain: &str,
+    headers: &HeaderMap,
+) -> Result<&'static str, ApiError> {
+    agent_of_org(state, session, agent_id)?;
+    let family = signing_key::family(chain)?;
+    confirm_password(state, session, headers).await?;
+    Ok(family)
+}
+
+#[derive(Serialize)]
+pub struct ExportedSigningKey {
+    agent_id: AgentId,
+    chain: String,
+    curve: String,
+    public_key: String,
+    address: String,
+    key_version: u64,
+    private_key: Zeroizing<String>,
+}
+
+/// POST /v1/agents/{agent_id}/signing-keys/{chain}/export: the active key's private key,
+/// for a human who re-entered their password; recorded.
+pub async fn export(
+    State(state): State<AppState>,
+    session: HumanSession,
+    PathParams((agent_id, chain)): PathParams<(AgentId, String)>,
+    headers: HeaderMap,
+) -> Result<Json<ExportedSigningKey>, ApiError> {
+    let chain = confirmed_for(&state, &session, agent_id, &chain, &headers).await?;
+    let by = session.user.id;
+    let (_, key) = state
+        .commands
+        .decide_with(&session.metadata(), |models| {
+            signing_key::export(models.signing_keys.of(agent_id), agent_id, chain, by)
+                .map(|(change, key)| (vec![change], key))
+        })
+        .await?;
+    let opened = open(&state, &key).await?;
+    Ok(Json(ExportedSigningKey {
+        agent_id,
+        chain: key.chain,
+        curve: key.curve,
+        public_key: key.public_key,
+        address: key.address,
+        key_version: key.key_version,
+        private_key: Zeroizing::new(format!("0x{}", intents::hex::encode(opened.secret_bytes()))),
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct ImportKeyRequest {
+    private_key: Zeroizing<String>,
+    format: Option<String>,
+}
+
+/// POST /v1/agents/{agent_id}/signing-keys/{chain}/import: a human's own key becomes the
+/// agent's active one (the one it replaces is retired).
+pub async fn import(
+    State(state): State<AppState>,
+    session: HumanSession,
+    PathParams((agent_id, chain)): PathParams<(AgentId, String)>,
+    headers: HeaderMap,
+    Body(request): Body<ImportKeyRequest>,
+) -> Result<(StatusCode, Json<SigningKeyResponse>), ApiError> {
+    let chain = confirmed_for(&state, &session, agent_id, &chain, &headers).await?;
+    if request.format.as_deref().is_some_and(|format| format != "hex") {
+        return Err(ApiError::BadRequest(
+            "format: keyward imports EVM keys as hex only".into(),
+        ));
+    }
+    let key = PrivateKey::parse_hex(&request.private_key).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let key_id = record(&state, &session, agent_id, chain, key, signing_key::import).await?;
+    Ok((StatusCode::CREATED, Json(stored(&state, agent_id, key_id)?)))
+}
+
+#[derive(Deserialize)]
+pub struct BalanceQuery {
+    /// The network to ask; the registry's only enabled chain when omitted.
+    network: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct SigningKeyBalanceResponse {
+    chain: String,
+    address: String,
+    balance_wei: String,
+    balance_display: String,
+}
+
+/// GET /v1/agents/{agent_id}/signing-keys/{chain}/balance: the active key's native balance.
+/// `{chain}` is a family (`ethereum`, on the one enabled chain or `?network=`) or a
+/// registry chain's name or id.
+pub async fn balance(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParams((agent_id, chain)): PathParams<(AgentId, String)>,
+    QueryParams(query): QueryParams<BalanceQuery>,
+) -> Result<Json<SigningKeyBalanceResponse>, ApiError> {
+    may_list(&state, &caller, agent_id)?;
+    let network = match (signing_key::family(&chain), query.network) {
+        (Ok(_), Some(network)) => network,
+        (Ok(_), None) => {
+            let enabled: Vec<_> = registry(&state).into_iter().filter(|c| c.settings.is_enabled).collect();
+            match enabled.as_slice() {
+                [only] => only.settings.name.clone(),
+                _ => {
+                    return Err(ApiError::BadRequest(
+                        "several chains are enabled: name one with ?network=".into(),
+                    ));
+                }
+            }
+        }
+        (Err(_), _) => chain,
+    };
+    let network = enabled_chain(&state, &network)
+        .ok_or_else(|| ApiError::NotFound(format!("no enabled chain named {network:?}")))?;
+    let address = state
+        .projector
+        .read(|models| {
+            models
+                .signing_keys
+                .of(agent_id)
+                .active(signing_key::ETHEREUM)
+                .map(|key| key.address.clone())
+        })
+        .ok_or_else(|| ApiError::NotFound("the agent has no active signing key".into()))?;
+    let parsed: intents::Address = address.parse().map_err(ApiError::internal)?;
+    let balance = state
+        .rpc
+        .rpc(&network.settings.rpc_url)
+        .balance(parsed)
+        .await
+        .map_err(|e| ApiError::BadGateway(e.to_string()))?;
+    let balance_display = u128::try_from(balance)
+        .map(|wei| Wei::from_wei(wei).to_string())
+        .unwrap_or_else(|_| balance.to_string());
+    Ok(Json(SigningKeyBalanceResponse {
+        chain: network.settings.name,
+        address,
+        balance_wei: balance.to_string(),
+        balance_display,
+    }))
+}
+
 type Decide = fn(&AgentSigningKeys, AgentId, &str, NewKey) -> Result<Change, DomainError>;
 
-/// Makes a key, seals it for the version it will have, and records it as `decide`
-/// allows; the new key's id.
+/// Makes a key and records it as `decide` allows; the new key's id.
 async fn provision(
     state: &AppState,
     session: &HumanSession,
@@ -151,6 +330,19 @@ async fn provision(
     decide: Decide,
 ) -> Result<Uuid, ApiError> {
     let key = PrivateKey::generate().map_err(ApiError::internal)?;
+    record(state, session, agent_id, chain, key, decide).await
+}
+
+/// Seals `key` for the version it will have and records it as `decide` allows; the
+/// key's id. The key is zeroized when this returns.
+async fn record(
+    state: &AppState,
+    session: &HumanSession,
+    agent_id: AgentId,
+    chain: &'static str,
+    key: PrivateKey,
+    decide: Decide,
+) -> Result<Uuid, ApiError> {
     let version = state
         .projector
         .read(|models| signing_key::version_for(models.signing_keys.of(agent_id), chain));
@@ -220,4 +412,19 @@ pub(super) async fn active_key(state: &AppState, agent_id: AgentId) -> Result<Op
     let key = PrivateKey::from_bytes(&plaintext).map_err(ApiError::internal)?;
     let name = format!("signing-keys/{}/v{}", active.chain, active.key_version);
     Ok(Some((key, name)))
+}
+
+/// The private key of `key`, opened for one use.
+async fn open(state: &AppState, key: &SigningKey) -> Result<PrivateKey, ApiError> {
+    let plaintext = state
+        .envelope
+        .open_signing_key(
+            key.agent_id,
+            &key.chain,
+            key.key_version,
+            &from_event_form(&key.sealed)?,
+        )
+        .await
+        .map_err(ApiError::internal)?;
+    PrivateKey::from_bytes(&plaintext).map_err(ApiError::internal)
 }

@@ -251,7 +251,22 @@ impl Api {
         token: Option<&str>,
         body: Option<serde_json::Value>,
     ) -> (reqwest::StatusCode, serde_json::Value) {
+        self.call_with_headers(method, path, token, body, &[]).await
+    }
+
+    /// [`Api::call`] with more request headers.
+    pub async fn call_with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+        headers: &[(&str, &str)],
+    ) -> (reqwest::StatusCode, serde_json::Value) {
         let mut request = self.client.request(method.parse().unwrap(), self.server.url(path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }

@@ -412,6 +412,19 @@ def signing_keys() -> None:
     assert (key["agent_id"], key["chain"], key["is_active"]) == (signer, "ethereum", True), key
     assert key["address"].startswith("0x") and len(key["address"]) == 42, key
     assert [k["id"] for k in ok(S.client.signing_keys.list(signer), 200)["keys"]] == [key["id"]]
+    fails(S.client.signing_keys.export(signer, "ethereum", "not my password"), 403, "auth_error")
+    exported = ok(S.client.signing_keys.export(signer, "ethereum", NEW_PASSWORD), 200)
+    assert (exported["address"], exported["key_version"]) == (key["address"], 1), exported
+    assert len(exported["private_key"]) == 2 + 64, "a 0x-prefixed 32-byte hex key"
+    # The exported key imported back becomes version 2 of the same address.
+    imported = ok(
+        S.client.signing_keys.import_key(signer, "ethereum", private_key=exported["private_key"], password=NEW_PASSWORD),
+        201,
+    )
+    assert (imported["address"], imported["key_version"], imported["is_active"]) == (key["address"], 2, True)
+    assert "private_key" not in imported, imported
+    balance = ok(S.client.signing_keys.balance(signer, "ethereum"), 200)
+    assert (balance["address"], balance["balance_wei"], balance["balance_display"]) == (key["address"], "0", "0")
 
 
 @step
