@@ -214,6 +214,8 @@ async fn serve(config: Config, store: Arc<dyn EventStore>) -> anyhow::Result<Exi
         rpc: intents::RpcPool::new().context("cannot set up the RPC client")?,
         pending_nonces: Arc::new(intents::PendingNonces::new(std::time::Duration::from_secs(1))),
         reservations: Arc::new(api::Reservations::default()),
+        broadcasts: Arc::default(),
+        known_addresses: Arc::default(),
     });
     axum::serve(
         listener,

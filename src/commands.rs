@@ -42,19 +42,8 @@ impl Commands {
     pub async fn execute(&self, changes: Vec<Change>, metadata: &Metadata) -> Result<Appended, CommandError> {
         let parts = changes
             .into_iter()
-            .map(|change| {
-                let events = change
-                    .events
-                    .iter()
-                    .map(|event| event.to_new_event(metadata))
-                    .collect::<Result<Vec<NewEvent>, _>>()?;
-                Ok(StreamAppend {
-                    stream: change.stream,
-                    expected: change.expected,
-                    events,
-                })
-            })
-            .collect::<Result<Vec<_>, serde_json::Error>>()?;
+            .map(|change| encode(change, metadata))
+            .collect::<Result<Vec<_>, _>>()?;
         self.append(parts).await
     }
 
@@ -106,4 +95,19 @@ impl Commands {
             }
         }
     }
+}
+
+/// A change's events encoded with `metadata`: one part of an append, which may hold
+/// parts of several requests, each with its own metadata.
+pub fn encode(change: Change, metadata: &Metadata) -> Result<StreamAppend, CommandError> {
+    let events = change
+        .events
+        .iter()
+        .map(|event| event.to_new_event(metadata))
+        .collect::<Result<Vec<NewEvent>, _>>()?;
+    Ok(StreamAppend {
+        stream: change.stream,
+        expected: change.expected,
+        events,
+    })
 }

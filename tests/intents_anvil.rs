@@ -215,6 +215,57 @@ async fn fifty_concurrent_tenths_under_a_one_eth_daily_limit_send_exactly_one_et
 }
 
 #[tokio::test]
+async fn a_refused_broadcast_spends_nothing_and_leaves_no_gap_that_strands_later_transactions() {
+    let world = world(TestDb::sqlite(), json!({"tx_daily_limit_eth": "0.05"}), &[]).await;
+    // A gas price of zero is under any base fee: the node refuses that transaction. Sent
+    // among four good ones, its nonce may fall before theirs.
+    let mut underpriced = transfer(&world, "0.01");
+    underpriced["gas_price"] = json!("0");
+    let mut bodies = vec![transfer(&world, "0.01"); 4];
+    bodies.insert(2, underpriced);
+    let results = futures::future::join_all(bodies.into_iter().map(|body| submit(&world, body))).await;
+    let statuses: Vec<StatusCode> = results.iter().map(|(status, _)| *status).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::CREATED).count(),
+        4,
+        "{results:?}"
+    );
+    let (_, refused) = results
+        .iter()
+        .find(|(status, _)| *status == StatusCode::BAD_GATEWAY)
+        .expect("the underpriced one is a 502");
+    assert!(refused["detail"].as_str().unwrap().contains("nothing was spent"), "{refused}");
+
+    // Its 0.01 is not spent: a fifth good transfer fits the 0.05 limit, takes the
+    // released nonce, and every good transfer is mined after it.
+    let (status, filler) = submit(&world, transfer(&world, "0.01")).await;
+    assert_eq!(status, StatusCode::CREATED, "{filler}");
+    for (_, tx) in results.iter().filter(|(status, _)| *status == StatusCode::CREATED) {
+        assert_eq!(chain::mined_status(tx["tx_hash"].as_str().unwrap()).await, 1);
+    }
+    assert_eq!(chain::mined_status(filler["tx_hash"].as_str().unwrap()).await, 1);
+    assert_eq!(chain::nonce(&world.signer).await, 5, "nonces 0 to 4, no gap");
+    assert_eq!(chain::balance(&world.recipient).await, 5 * ETH / 100);
+    let (_, listed) = world
+        .api
+        .call(
+            "GET",
+            &format!("/v1/agents/{}/transactions", world.agent_id),
+            Some(&world.agent),
+            None,
+        )
+        .await;
+    let failed: Vec<&Value> = listed["transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|tx| tx["status"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{listed}");
+    assert!(failed[0]["error_message"].as_str().is_some_and(|m| !m.is_empty()));
+}
+
+#[tokio::test]
 async fn the_private_key_is_in_no_response_log_line_or_stored_event() {
     let db = TestDb::sqlite();
     let world = world(db, json!({}), &[]).await;

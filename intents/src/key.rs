@@ -1,12 +1,25 @@
-//! A secp256k1 private key, held only as long as one signature takes: the bytes are
+//! A secp256k1 private key, held only as long as one signature takes: the scalar is
 //! zeroized when it drops, and nothing prints it.
+//!
+//! The key is a bare scalar: its public key (a variable-base point multiplication, the
+//! costliest step of a proxied transfer after the signature) is derived only when asked
+//! for, through the generator's precomputed table, and not at all when the address is
+//! already known (see [`PrivateKey::known_to_sign_for`]).
+
+use std::sync::OnceLock;
 
 use alloy_primitives::Address;
-use k256::ecdsa::SigningKey;
-use zeroize::Zeroizing;
+use k256::ecdsa::hazmat::SignPrimitive;
+use k256::ecdsa::{RecoveryId, Signature};
+use k256::elliptic_curve::PrimeField;
+use k256::elliptic_curve::ops::MulByGenerator;
+use k256::elliptic_curve::sec1::ToEncodedPoint;
+use k256::{FieldBytes, NonZeroScalar, ProjectivePoint};
+use zeroize::{Zeroize, Zeroizing};
 
 pub struct PrivateKey {
-    key: SigningKey,
+    scalar: NonZeroScalar,
+    address: OnceLock<Address>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,8 +44,7 @@ impl PrivateKey {
             let digits = std::str::from_utf8(pair).map_err(|_| KeyError::Malformed)?;
             bytes[i] = u8::from_str_radix(digits, 16).map_err(|_| KeyError::Malformed)?;
         }
-        let key = SigningKey::from_slice(bytes.as_slice()).map_err(|_| KeyError::Malformed)?;
-        Ok(Self { key })
+        Self::from_bytes(bytes.as_slice())
     }
 
     /// A new random key, for an agent keyward provisions one for.
@@ -41,36 +53,79 @@ impl PrivateKey {
         // Almost every 32 bytes are a valid scalar; the loop only guards the rare rest.
         loop {
             getrandom::fill(bytes.as_mut_slice()).map_err(|_| KeyError::Random)?;
-            if let Ok(key) = SigningKey::from_slice(bytes.as_slice()) {
-                return Ok(Self { key });
+            if let Ok(key) = Self::from_bytes(bytes.as_slice()) {
+                return Ok(key);
             }
         }
     }
 
     /// The key from its 32 bytes (as [`PrivateKey::secret_bytes`] gives them).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, KeyError> {
-        let key = SigningKey::from_slice(bytes).map_err(|_| KeyError::Malformed)?;
-        Ok(Self { key })
+        let bytes: [u8; 32] = bytes.try_into().map_err(|_| KeyError::Malformed)?;
+        let mut repr = FieldBytes::from(bytes);
+        let scalar = Option::<NonZeroScalar>::from(NonZeroScalar::from_repr(repr)).ok_or(KeyError::Malformed);
+        repr.zeroize();
+        Ok(Self {
+            scalar: scalar?,
+            address: OnceLock::new(),
+        })
+    }
+
+    /// The key, with the address it is already known to sign for: one recorded when it
+    /// was provisioned, or derived from the same stored value before. Saves deriving it.
+    pub fn known_to_sign_for(self, address: Address) -> Self {
+        debug_assert_eq!(
+            derive_address(&self.scalar),
+            address,
+            "a key was paired with another's address"
+        );
+        // Freshly made or parsed keys have not derived theirs yet; if this one has, it
+        // keeps what it derived.
+        let _ = self.address.set(address);
+        self
     }
 
     /// The private key's bytes, to be sealed: never printed, zeroized when dropped.
     pub fn secret_bytes(&self) -> Zeroizing<Vec<u8>> {
-        Zeroizing::new(self.key.to_bytes().to_vec())
+        let mut repr = self.scalar.to_repr();
+        let bytes = Zeroizing::new(repr.to_vec());
+        repr.zeroize();
+        bytes
     }
 
     /// The public key, uncompressed SEC1, 0x-prefixed hex.
     pub fn public_key_hex(&self) -> String {
-        let point = self.key.verifying_key().to_encoded_point(false);
-        format!("0x{}", crate::rpc::hex_of(point.as_bytes()))
+        format!("0x{}", crate::rpc::hex_of(&public_key(&self.scalar)))
     }
 
     /// The address this key signs for.
     pub fn address(&self) -> Address {
-        Address::from_public_key(self.key.verifying_key())
+        *self.address.get_or_init(|| derive_address(&self.scalar))
     }
 
-    pub(crate) fn signing_key(&self) -> &SigningKey {
-        &self.key
+    /// Signs a 32-byte prehash (deterministic nonce, RFC 6979), with low `s` and the
+    /// recovery id Ethereum needs.
+    pub(crate) fn sign_prehash(&self, prehash: &[u8; 32]) -> Result<(Signature, RecoveryId), k256::ecdsa::Error> {
+        let scalar: &k256::Scalar = self.scalar.as_ref();
+        let (signature, recovery) =
+            scalar.try_sign_prehashed_rfc6979::<k256::sha2::Sha256>(FieldBytes::from_slice(prehash), &[])?;
+        Ok((signature, recovery.ok_or_else(k256::ecdsa::Error::new)?))
+    }
+}
+
+/// The uncompressed SEC1 encoding of the key's public point.
+fn public_key(scalar: &NonZeroScalar) -> Vec<u8> {
+    let point = ProjectivePoint::mul_by_generator(scalar.as_ref()).to_affine();
+    point.to_encoded_point(false).as_bytes().to_vec()
+}
+
+fn derive_address(scalar: &NonZeroScalar) -> Address {
+    Address::from_raw_public_key(&public_key(scalar)[1..])
+}
+
+impl Drop for PrivateKey {
+    fn drop(&mut self) {
+        self.scalar.zeroize();
     }
 }
 
@@ -110,6 +165,27 @@ mod tests {
                 .public_key_hex()
                 .starts_with("0x048318535b54105d4a7aae60c08fc45f9687181b4fdfc625bd1a753fa7397fed75")
         );
+    }
+
+    #[test]
+    fn the_public_key_is_the_one_k256_derives_and_a_signature_recovers_to_the_address() {
+        let key = PrivateKey::generate().unwrap();
+        let reference = k256::ecdsa::SigningKey::from_slice(&key.secret_bytes()).unwrap();
+        let encoded = reference.verifying_key().to_encoded_point(false);
+        assert_eq!(
+            key.public_key_hex(),
+            format!("0x{}", crate::rpc::hex_of(encoded.as_bytes()))
+        );
+        assert_eq!(key.address(), Address::from_public_key(reference.verifying_key()));
+        let prehash = [7u8; 32];
+        let (signature, recovery) = key.sign_prehash(&prehash).unwrap();
+        assert_eq!(
+            (signature, recovery),
+            reference.sign_prehash_recoverable(&prehash).unwrap(),
+            "the same deterministic signature"
+        );
+        let recovered = k256::ecdsa::VerifyingKey::recover_from_prehash(&prehash, &signature, recovery).unwrap();
+        assert_eq!(Address::from_public_key(&recovered), key.address());
     }
 
     #[test]

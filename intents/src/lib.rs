@@ -2,6 +2,7 @@
 //!
 //! - [`guardrails`]: pure checks of a transaction against an agent's limits.
 //! - [`key`]: a private key held only for one signature, zeroized on drop.
+//! - [`known_addresses`]: the address each stored key signs for, derived once.
 //! - [`tx`]: building legacy and EIP-1559 transfers and signing them (alloy types, k256).
 //! - [`pending_nonces`]: the node's nonce count, asked for once a second, not per transaction.
 //! - [`rpc`]: the JSON-RPC calls to the chain's node.
@@ -12,16 +13,18 @@
 
 pub mod guardrails;
 pub mod key;
+pub mod known_addresses;
 pub mod pending_nonces;
 pub mod rpc;
 pub mod simulation;
 pub mod submission;
 pub mod tx;
 
-pub use alloy_primitives::{Address, Bytes, U256, hex};
+pub use alloy_primitives::{Address, B256, Bytes, U256, hex};
 pub use domain::wei::{Wei, WeiParseError};
 pub use guardrails::{Guardrails, Violation};
 pub use key::{KeyError, PrivateKey};
+pub use known_addresses::KnownAddresses;
 pub use pending_nonces::PendingNonces;
 pub use rpc::{Rpc, RpcError, RpcPool};
 pub use simulation::{Call, Simulated};

@@ -39,24 +39,7 @@ impl Rpc {
 
     async fn call(&self, method: &str, params: Value) -> Result<Value, RpcError> {
         let request = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-        let response: Value = self
-            .client
-            .post(&self.url)
-            .json(&request)
-            .send()
-            .await
-            .map_err(|e| RpcError::Unavailable(e.without_url().to_string()))?
-            .json()
-            .await
-            .map_err(|e| RpcError::Unavailable(e.without_url().to_string()))?;
-        if let Some(error) = response.get("error") {
-            let message = error.get("message").and_then(Value::as_str).unwrap_or("unknown error");
-            return Err(RpcError::Refused(message.to_owned()));
-        }
-        response
-            .get("result")
-            .cloned()
-            .ok_or_else(|| RpcError::Unavailable("a response with neither result nor error".into()))
+        outcome(&self.post(&request).await?)
     }
 
     /// The next nonce of `address`, counting transactions in the node's pool.
@@ -104,13 +87,83 @@ impl Rpc {
 
     /// Broadcasts a signed transaction; the node's hash for it.
     pub async fn send_raw(&self, raw: &[u8]) -> Result<B256, RpcError> {
-        let hash = self
-            .call("eth_sendRawTransaction", json!([format!("0x{}", hex_of(raw))]))
-            .await?;
-        hash.as_str()
-            .and_then(|hash| hash.parse().ok())
-            .ok_or_else(|| RpcError::Unavailable(format!("not a transaction hash: {hash}")))
+        let hash = self.call("eth_sendRawTransaction", raw_param(raw)).await?;
+        transaction_hash(&hash)
     }
+
+    /// Broadcasts signed transactions in one JSON-RPC batch, in the order given (a node
+    /// takes one sender's nonces best in order); each one's outcome, in the same order.
+    /// One transaction goes as a plain call, for nodes that take no batches.
+    pub async fn send_raw_batch(&self, raws: &[&[u8]]) -> Vec<Result<B256, RpcError>> {
+        if let [raw] = raws {
+            return vec![self.send_raw(raw).await];
+        }
+        let batch: Vec<Value> = raws
+            .iter()
+            .enumerate()
+            .map(|(id, raw)| json!({"jsonrpc": "2.0", "id": id, "method": "eth_sendRawTransaction", "params": raw_param(raw)}))
+            .collect();
+        match self.post(&Value::Array(batch)).await {
+            Ok(Value::Array(answers)) => {
+                // Answers may come in any order; they are matched by id.
+                let mut outcomes: Vec<Result<B256, RpcError>> = (0..raws.len())
+                    .map(|_| {
+                        Err(RpcError::Unavailable(
+                            "the node's batch answer left this transaction out".into(),
+                        ))
+                    })
+                    .collect();
+                for answer in answers {
+                    let slot = answer["id"]
+                        .as_u64()
+                        .and_then(|id| outcomes.get_mut(usize::try_from(id).ok()?));
+                    if let Some(slot) = slot {
+                        *slot = outcome(&answer).and_then(|hash| transaction_hash(&hash));
+                    }
+                }
+                outcomes
+            }
+            Ok(other) => {
+                let error = RpcError::Unavailable(format!("a batch answered with {other}"));
+                vec![Err(error); raws.len()]
+            }
+            Err(error) => vec![Err(error); raws.len()],
+        }
+    }
+
+    async fn post(&self, request: &Value) -> Result<Value, RpcError> {
+        self.client
+            .post(&self.url)
+            .json(request)
+            .send()
+            .await
+            .map_err(|e| RpcError::Unavailable(e.without_url().to_string()))?
+            .json()
+            .await
+            .map_err(|e| RpcError::Unavailable(e.without_url().to_string()))
+    }
+}
+
+fn raw_param(raw: &[u8]) -> Value {
+    json!([format!("0x{}", hex_of(raw))])
+}
+
+fn transaction_hash(hash: &Value) -> Result<B256, RpcError> {
+    hash.as_str()
+        .and_then(|hash| hash.parse().ok())
+        .ok_or_else(|| RpcError::Unavailable(format!("not a transaction hash: {hash}")))
+}
+
+/// A JSON-RPC answer's result, or its error as a refusal.
+fn outcome(response: &Value) -> Result<Value, RpcError> {
+    if let Some(error) = response.get("error") {
+        let message = error.get("message").and_then(Value::as_str).unwrap_or("unknown error");
+        return Err(RpcError::Refused(message.to_owned()));
+    }
+    response
+        .get("result")
+        .cloned()
+        .ok_or_else(|| RpcError::Unavailable("a response with neither result nor error".into()))
 }
 
 pub fn hex_of(bytes: &[u8]) -> String {

@@ -85,10 +85,7 @@ impl UnsignedTx {
 }
 
 fn sign_hash(key: &PrivateKey, hash: B256) -> Result<Signature, SignError> {
-    let (signature, recovery) = key
-        .signing_key()
-        .sign_prehash_recoverable(hash.as_slice())
-        .map_err(|_| SignError)?;
+    let (signature, recovery) = key.sign_prehash(&hash.0).map_err(|_| SignError)?;
     Ok(Signature::from_signature_and_parity(signature, recovery.is_y_odd()))
 }
 

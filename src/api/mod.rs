@@ -5,11 +5,13 @@ mod agents;
 mod api_keys;
 mod audit;
 pub(crate) mod auth;
+pub mod broadcasts;
 mod chains;
 pub(crate) mod enrollments;
 mod explain;
 pub(crate) mod extract;
 mod health;
+mod lanes;
 mod openapi;
 mod org;
 mod policies;
@@ -63,6 +65,10 @@ pub struct AppState {
     pub pending_nonces: Arc<intents::PendingNonces>,
     /// Each agent's transaction reservations, decided in turns within this replica.
     pub reservations: Arc<Reservations>,
+    /// Each sender's signed transactions, sent in nonce order within this replica.
+    pub broadcasts: Arc<broadcasts::Broadcasts>,
+    /// The address each private-key secret version signs for, derived once.
+    pub known_addresses: Arc<intents::KnownAddresses<(domain::SecretId, u64)>>,
 }
 
 pub fn router(state: AppState) -> Router {

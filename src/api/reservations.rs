@@ -6,10 +6,8 @@
 //! version still settles a race with another replica (the whole turn is decided again).
 //!
 //! Turns run in a task of their own: a client that hangs up cannot leave a reservation
-//! half-made, and a decided reservation is always answered.
-
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+//! half-made, and a decided reservation is always answered and, unless sign-only, handed
+//! to the broadcaster.
 
 use chrono::{DateTime, Utc};
 use domain::agent::agent_stream;
@@ -19,11 +17,13 @@ use domain::events::Event;
 use domain::transaction::intents_activity_stream;
 use domain::{AgentId, Metadata, NewEvent};
 use intents::submission::{self, Decided, InTurn, Refusal, Submission};
-use intents::{Address, PrivateKey, SignedTx};
+use intents::{Address, PrivateKey, Rpc, SignedTx};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::AppState;
+use super::broadcasts::{self, Outgoing, Receipt};
+use super::lanes::{Drain, Lanes};
 use super::problem::ApiError;
 use crate::commands::{ATTEMPTS, CommandError};
 use crate::store::{AppendError, StreamAppend};
@@ -36,70 +36,56 @@ pub struct Ticket {
     pub chain_pending_nonce: u64,
     /// Zeroized when the turn that signs with it ends.
     pub key: PrivateKey,
+    /// The chain's node, for the broadcast (unless the submission is sign-only).
+    pub rpc: Rpc,
     pub metadata: Metadata,
     pub now: DateTime<Utc>,
 }
 
 /// A submission's reservation.
 pub enum Reserved {
-    /// Reserved and signed: the transaction is in the log, ready to broadcast.
-    Signed(SignedTx),
+    /// Reserved and signed: the transaction is in the log, for the agent to broadcast.
+    Signed,
+    /// Reserved, signed and queued for broadcast in nonce order; the receipt comes once
+    /// the broadcast's outcome is recorded.
+    Broadcasting(Receipt),
     /// An earlier request with the same Idempotency-Key made this transaction.
     Repeat(Uuid),
 }
 
 type Answer = Result<Result<Reserved, Refusal>, ApiError>;
 
-#[derive(Default)]
-struct Lane {
-    waiting: Vec<(Ticket, oneshot::Sender<Answer>)>,
-    /// A task is taking turns on this lane.
-    turning: bool,
+/// What a turn made of a ticket it did not refuse.
+enum Made {
+    Signed(SignedTx),
+    Repeat(Uuid),
 }
 
 /// Every agent's lane within this replica.
 #[derive(Default)]
 pub struct Reservations {
-    lanes: Mutex<HashMap<AgentId, Arc<Mutex<Lane>>>>,
-}
-
-fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    lanes: Lanes<AgentId, (Ticket, oneshot::Sender<Answer>)>,
 }
 
 /// Queues `ticket` on its agent's lane and waits for the turn that decides it.
 pub async fn reserve(state: &AppState, agent_id: AgentId, ticket: Ticket) -> Answer {
-    let lane = locked(&state.reservations.lanes).entry(agent_id).or_default().clone();
     let (answer, answered) = oneshot::channel();
-    let start_turns = {
-        let mut lane = locked(&lane);
-        lane.waiting.push((ticket, answer));
-        !std::mem::replace(&mut lane.turning, true)
-    };
-    if start_turns {
-        tokio::spawn(take_turns(state.clone(), agent_id, lane));
+    if let Some(drain) = state.reservations.lanes.queue(agent_id, [(ticket, answer)]) {
+        tokio::spawn(take_turns(state.clone(), agent_id, drain));
     }
     answered
         .await
         .map_err(|_| ApiError::internal("a reservation turn ended without an answer"))?
 }
 
-/// Takes turns until nobody waits.
-async fn take_turns(state: AppState, agent_id: AgentId, lane: Arc<Mutex<Lane>>) {
-    let _turning = Turning(lane.clone());
-    loop {
-        let turn = {
-            let mut lane = locked(&lane);
-            if lane.waiting.is_empty() {
-                lane.turning = false;
-                return;
-            }
-            std::mem::take(&mut lane.waiting)
-        };
+/// Takes turns until nobody waits. A turn's signed transactions go to the broadcaster
+/// before anyone is answered, so they are sent in the order they were signed.
+async fn take_turns(state: AppState, agent_id: AgentId, mut drain: Drain<(Ticket, oneshot::Sender<Answer>)>) {
+    while let Some(turn) = drain.next_batch() {
         let (tickets, answers): (Vec<Ticket>, Vec<_>) = turn.into_iter().unzip();
         match decide_turn(&state, agent_id, &tickets).await {
             Ok(outcomes) => {
-                for (answer, outcome) in answers.into_iter().zip(outcomes) {
+                for (answer, outcome) in answers.into_iter().zip(dispatch(&state, agent_id, tickets, outcomes)) {
                     // A request that gave up no longer needs its answer.
                     let _ = answer.send(Ok(outcome));
                 }
@@ -114,15 +100,35 @@ async fn take_turns(state: AppState, agent_id: AgentId, lane: Arc<Mutex<Lane>>) 
     }
 }
 
-/// Frees the lane for a new task if a turn panics, so the agent is not stuck behind it.
-struct Turning(Arc<Mutex<Lane>>);
-
-impl Drop for Turning {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            locked(&self.0).turning = false;
-        }
-    }
+/// Hands a turn's signed transactions to the broadcaster, in ticket order; each ticket's
+/// outcome as its request sees it.
+fn dispatch(
+    state: &AppState,
+    agent_id: AgentId,
+    tickets: Vec<Ticket>,
+    outcomes: Vec<Result<Made, Refusal>>,
+) -> Vec<Result<Reserved, Refusal>> {
+    tickets
+        .into_iter()
+        .zip(outcomes)
+        .map(|(ticket, outcome)| {
+            outcome.map(|decided| match decided {
+                Made::Signed(_) if ticket.submission.sign_only => Reserved::Signed,
+                Made::Signed(signed) => Reserved::Broadcasting(broadcasts::send(
+                    state,
+                    Outgoing {
+                        rpc: ticket.rpc,
+                        agent_id,
+                        tx_id: ticket.submission.tx_id,
+                        chain_id: ticket.submission.chain_id,
+                        signed,
+                        metadata: ticket.metadata,
+                    },
+                )),
+                Made::Repeat(earlier) => Reserved::Repeat(earlier),
+            })
+        })
+        .collect()
 }
 
 /// Decides and appends one turn; after a conflict with another replica, decides it again
@@ -131,7 +137,7 @@ async fn decide_turn(
     state: &AppState,
     agent_id: AgentId,
     tickets: &[Ticket],
-) -> Result<Vec<Result<Reserved, Refusal>>, ApiError> {
+) -> Result<Vec<Result<Made, Refusal>>, ApiError> {
     let mut attempt = 1;
     loop {
         let (parts, outcomes) = decide_all(state, agent_id, tickets)?;
@@ -148,7 +154,7 @@ async fn decide_turn(
     }
 }
 
-type Decisions = (Vec<StreamAppend>, Vec<Result<Reserved, Refusal>>);
+type Decisions = (Vec<StreamAppend>, Vec<Result<Made, Refusal>>);
 
 /// Each ticket decided in turn on the agent's state as read now, then signed: the
 /// reservations for the agent's stream, the refusals for its activity stream, and every
@@ -175,9 +181,9 @@ fn decide_all(state: &AppState, agent_id: AgentId, tickets: &[Ticket]) -> Result
                 // the whole turn fails and nothing is appended.
                 let (event, tx) = reservation.sign(&ticket.key).map_err(ApiError::internal)?;
                 signed.push(encoded(event, &ticket.metadata)?);
-                Ok(Reserved::Signed(tx))
+                Ok(Made::Signed(tx))
             }
-            Ok(Decided::Repeat(earlier)) => Ok(Reserved::Repeat(earlier)),
+            Ok(Decided::Repeat(earlier)) => Ok(Made::Repeat(earlier)),
             Err(Refusal::Guardrail(violation)) => {
                 let refusal = submission::rejected(agent_id, &ticket.submission, &violation);
                 rejected.push(encoded(refusal, &ticket.metadata)?);

@@ -106,12 +106,12 @@ fn metadata_object(metadata: &serde_json::Value) -> serde_json::Value {
 
 #[derive(Serialize)]
 pub struct SecretResponse {
-    id: SecretId,
+    pub(super) id: SecretId,
     path: String,
     #[serde(rename = "type")]
     pub(super) secret_type: SecretType,
     pub(super) value: Zeroizing<String>,
-    version: u64,
+    pub(super) version: u64,
     metadata: serde_json::Value,
     created_by: String,
     created_at: DateTime<Utc>,

@@ -399,22 +399,12 @@ pub(super) async fn active_key(state: &AppState, agent_id: AgentId) -> Result<Op
     let Some(active) = active else {
         return Ok(None);
     };
-    let plaintext = state
-        .envelope
-        .open_signing_key(
-            agent_id,
-            &active.chain,
-            active.key_version,
-            &from_event_form(&active.sealed)?,
-        )
-        .await
-        .map_err(ApiError::internal)?;
-    let key = PrivateKey::from_bytes(&plaintext).map_err(ApiError::internal)?;
+    let key = open(state, &active).await?;
     let name = format!("signing-keys/{}/v{}", active.chain, active.key_version);
     Ok(Some((key, name)))
 }
 
-/// The private key of `key`, opened for one use.
+/// The private key of `key`, opened for one use, with the address it was recorded with.
 async fn open(state: &AppState, key: &SigningKey) -> Result<PrivateKey, ApiError> {
     let plaintext = state
         .envelope
@@ -426,5 +416,7 @@ async fn open(state: &AppState, key: &SigningKey) -> Result<PrivateKey, ApiError
         )
         .await
         .map_err(ApiError::internal)?;
-    PrivateKey::from_bytes(&plaintext).map_err(ApiError::internal)
+    let address = key.address.parse().map_err(ApiError::internal)?;
+    let opened = PrivateKey::from_bytes(&plaintext).map_err(ApiError::internal)?;
+    Ok(opened.known_to_sign_for(address))
 }

@@ -6,15 +6,12 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
-use domain::change::Change;
-use domain::event::ExpectedVersion;
-use domain::events::{TransactionBroadcast, TransactionFailed};
 use domain::evm_chain::EvmChain;
-use domain::transaction::{TransactionRecord, TxStatus, transaction_stream};
+use domain::transaction::{TransactionRecord, TxStatus};
 use domain::wei::Wei;
-use domain::{AgentId, Metadata, SecretPath, VaultId};
+use domain::{AgentId, SecretPath, VaultId};
 use intents::submission::{Refusal, Submission};
-use intents::{Address, Bytes, Call, Fee, PrivateKey, Rpc, SignedTx, U256};
+use intents::{Address, Bytes, Call, Fee, PrivateKey, Rpc, U256};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -165,7 +162,8 @@ async fn signing_key(state: &AppState, caller: &Caller, path: &SecretPath) -> Re
             "signing_key_path {path} is not a private_key secret"
         )));
     }
-    PrivateKey::parse_hex(&secret.value).map_err(|e| ApiError::BadRequest(e.to_string()))
+    let key = PrivateKey::parse_hex(&secret.value).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    Ok(state.known_addresses.pair((secret.id, secret.version), key))
 }
 
 /// Only the agent itself, with the Intents API enabled, submits or simulates.
@@ -390,12 +388,14 @@ async fn sign_and_send(
         from,
         chain_pending_nonce: pending_nonce,
         key,
+        rpc,
         metadata: caller.metadata(),
         now,
     };
     let tx_id = ticket.submission.tx_id;
-    let signed = match reservations::reserve(state, agent_id, ticket).await? {
-        Ok(Reserved::Signed(signed)) => signed,
+    let receipt = match reservations::reserve(state, agent_id, ticket).await? {
+        Ok(Reserved::Signed) => return Ok((StatusCode::CREATED, recorded(state, agent_id, tx_id)?)),
+        Ok(Reserved::Broadcasting(receipt)) => receipt,
         Ok(Reserved::Repeat(earlier)) => {
             let record = state
                 .projector
@@ -405,22 +405,9 @@ async fn sign_and_send(
         }
         Err(refusal) => return Err(refused(refusal)),
     };
-    if sign_only {
-        let record = recorded(state, agent_id, tx_id)?;
-        return Ok((StatusCode::CREATED, record));
-    }
-    // The transaction is reserved: it is broadcast and its outcome recorded even if the
-    // client hangs up now, so no reservation is left without an outcome.
-    let sent = Sent {
-        agent_id,
-        tx_id,
-        chain_id: chain.settings.chain_id,
-        from,
-    };
-    let broadcast = tokio::spawn(broadcast(state.clone(), rpc, signed, sent, caller.metadata()));
-    broadcast
+    receipt
         .await
-        .map_err(|_| ApiError::internal("the broadcast task ended abnormally"))??;
+        .map_err(|_| ApiError::internal("the broadcast ended without recording an outcome"))??;
     let record = recorded(state, agent_id, tx_id)?;
     if record.status == TxStatus::Failed {
         return Err(ApiError::BadGateway(format!(
@@ -429,54 +416,6 @@ async fn sign_and_send(
         )));
     }
     Ok((StatusCode::CREATED, record))
-}
-
-/// Which transaction a broadcast sends, and from where.
-struct Sent {
-    agent_id: AgentId,
-    tx_id: Uuid,
-    chain_id: u64,
-    from: Address,
-}
-
-/// Sends a reserved transaction to its chain and records the outcome: exactly one per
-/// transaction, in its own stream, which it starts. A failure releases value and nonce,
-/// and the next submission asks the node for its nonce again.
-async fn broadcast(
-    state: AppState,
-    rpc: Rpc,
-    signed: SignedTx,
-    sent: Sent,
-    metadata: Metadata,
-) -> Result<(), ApiError> {
-    let Sent {
-        agent_id,
-        tx_id,
-        chain_id,
-        from,
-    } = sent;
-    let sending = rpc.send_raw(&signed.raw).await;
-    if sending.is_err() {
-        state.pending_nonces.forget(chain_id, from);
-    }
-    let outcome = match sending {
-        Ok(_) => Change::new(
-            transaction_stream(tx_id),
-            ExpectedVersion::NoStream,
-            TransactionBroadcast { tx_id, agent_id },
-        ),
-        Err(error) => Change::new(
-            transaction_stream(tx_id),
-            ExpectedVersion::NoStream,
-            TransactionFailed {
-                tx_id,
-                agent_id,
-                error: error.to_string(),
-            },
-        ),
-    };
-    state.commands.execute(vec![outcome], &metadata).await?;
-    Ok(())
 }
 
 fn recorded(state: &AppState, agent_id: AgentId, tx_id: Uuid) -> Result<TransactionRecord, ApiError> {
