@@ -234,7 +234,10 @@ async fn a_refused_broadcast_spends_nothing_and_leaves_no_gap_that_strands_later
         .iter()
         .find(|(status, _)| *status == StatusCode::BAD_GATEWAY)
         .expect("the underpriced one is a 502");
-    assert!(refused["detail"].as_str().unwrap().contains("nothing was spent"), "{refused}");
+    assert!(
+        refused["detail"].as_str().unwrap().contains("nothing was spent"),
+        "{refused}"
+    );
 
     // Its 0.01 is not spent: a fifth good transfer fits the 0.05 limit, takes the
     // released nonce, and every good transfer is mined after it.

@@ -93,7 +93,7 @@ impl Rpc {
 
     /// Broadcasts signed transactions in one JSON-RPC batch, in the order given (a node
     /// takes one sender's nonces best in order); each one's outcome, in the same order.
-    /// One transaction goes as a plain call, for nodes that take no batches.
+    /// One transaction goes as a plain call; to a node that takes no batches, each does.
     pub async fn send_raw_batch(&self, raws: &[&[u8]]) -> Vec<Result<B256, RpcError>> {
         if let [raw] = raws {
             return vec![self.send_raw(raw).await];
@@ -123,9 +123,14 @@ impl Rpc {
                 }
                 outcomes
             }
-            Ok(other) => {
-                let error = RpcError::Unavailable(format!("a batch answered with {other}"));
-                vec![Err(error); raws.len()]
+            // A node that takes no batches answers with one error: nothing was sent, so
+            // each goes on its own, still in order.
+            Ok(_) => {
+                let mut outcomes = Vec::with_capacity(raws.len());
+                for raw in raws {
+                    outcomes.push(self.send_raw(raw).await);
+                }
+                outcomes
             }
             Err(error) => vec![Err(error); raws.len()],
         }
