@@ -512,20 +512,22 @@ pub(super) async fn read_value(
     // A key used to sign is not handed out: its use is recorded by the transaction it
     // signs, durable before anything signed leaves. Only a counted key (an access
     // limit) records each use as a read, so the limit holds.
-    let unrecorded = purpose == Purpose::Sign
-        && state.projector.read(|models| {
-            lookup_version(models, vault_id, path, version).is_ok_and(|(_, read, _)| read.max_access_count.is_none())
-        });
-    let (secret, read, sealed) = if unrecorded {
-        state.projector.read(|models| lookup(models).map(|(_, found)| found))?
-    } else {
-        let (_, found) = state
-            .commands
-            .decide_with(&caller.metadata(), |models| {
-                lookup(models).map(|(change, found)| (vec![change], found))
-            })
-            .await?;
-        found
+    let unrecorded = match purpose {
+        Purpose::Sign => Some(state.projector.read(|models| lookup(models).map(|(_, found)| found))?)
+            .filter(|(_, read, _)| read.max_access_count.is_none()),
+        Purpose::Reveal => None,
+    };
+    let (secret, read, sealed) = match unrecorded {
+        Some(found) => found,
+        None => {
+            let (_, found) = state
+                .commands
+                .decide_with(&caller.metadata(), |models| {
+                    lookup(models).map(|(change, found)| (vec![change], found))
+                })
+                .await?;
+            found
+        }
     };
     // A read appended without claiming the stream (no access limit) may land just after the
     // version was disabled: the disable wins.
