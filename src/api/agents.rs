@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::extract::{Body, PathParams, RequestContext};
 use super::problem::ApiError;
-use super::session::{AgentSession, HumanSession};
+use super::session::{AgentSession, Caller, HumanSession};
 use crate::auth::{ApiKey, ApiKeyKind, PrincipalType, TokenRequest};
 
 /// The body of POST /v1/agents and of PATCH/PUT /v1/agents/{id}: on create, absent
@@ -303,7 +303,7 @@ pub(super) fn token_scopes(state: &AppState, agent: &Agent, now: DateTime<Utc>) 
 }
 
 /// An agent of the caller's org; any other is a 404.
-fn visible_agent(state: &AppState, session: &HumanSession, agent_id: AgentId) -> Result<Agent, ApiError> {
+pub(super) fn visible_agent(state: &AppState, session: &HumanSession, agent_id: AgentId) -> Result<Agent, ApiError> {
     state
         .projector
         .read(|models| {
@@ -314,6 +314,15 @@ fn visible_agent(state: &AppState, session: &HumanSession, agent_id: AgentId) ->
                 .cloned()
         })
         .ok_or_else(|| ApiError::NotFound("agent not found".into()))
+}
+
+/// The agent itself, or a human of its org; anyone else is a 404.
+pub(super) fn agent_or_its_humans(state: &AppState, caller: &Caller, agent_id: AgentId) -> Result<(), ApiError> {
+    match caller {
+        Caller::Human(session) => visible_agent(state, session, agent_id).map(drop),
+        Caller::Agent(session) if session.agent.id == agent_id => Ok(()),
+        Caller::Agent(_) => Err(ApiError::NotFound("agent not found".into())),
+    }
 }
 
 #[derive(Serialize)]

@@ -26,11 +26,19 @@ pub fn registry(state: &AppState) -> Vec<EvmChain> {
     state.projector.read(|models| models.chains.effective(&configured))
 }
 
-/// The enabled chain `identifier` names (its name or decimal chain id), if any.
-pub fn enabled_chain(state: &AppState, identifier: &str) -> Option<EvmChain> {
+/// The chains agents may use: the registry's enabled ones.
+pub fn enabled_chains(state: &AppState) -> Vec<EvmChain> {
     registry(state)
         .into_iter()
-        .find(|chain| chain.settings.is_enabled && chain.is_named(identifier))
+        .filter(|chain| chain.settings.is_enabled)
+        .collect()
+}
+
+/// The enabled chain `identifier` names (its name or decimal chain id), if any.
+pub fn enabled_chain(state: &AppState, identifier: &str) -> Option<EvmChain> {
+    enabled_chains(state)
+        .into_iter()
+        .find(|chain| chain.is_named(identifier))
 }
 
 #[derive(Serialize)]
@@ -82,9 +90,8 @@ pub struct ChainListResponse {
 
 /// GET /v1/chains: the enabled chains.
 pub async fn list(State(state): State<AppState>, _caller: Caller) -> Json<ChainListResponse> {
-    let chains = registry(&state)
+    let chains = enabled_chains(&state)
         .into_iter()
-        .filter(|chain| chain.settings.is_enabled)
         .map(|chain| ChainResponse::new(chain, false))
         .collect();
     Json(ChainListResponse { chains })

@@ -19,8 +19,9 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::AppState;
+use super::agents::{agent_or_its_humans, visible_agent};
 use super::auth::{record_failure, verify_password};
-use super::chains::{enabled_chain, registry};
+use super::chains::{enabled_chain, enabled_chains};
 use super::extract::{Body, PathParams, QueryParams};
 use super::problem::ApiError;
 use super::secrets::{from_event_form, to_event_form};
@@ -67,27 +68,6 @@ pub struct SigningKeyListResponse {
     keys: Vec<SigningKeyResponse>,
 }
 
-/// The agent, if it is in the human's organization; anything else is not found.
-fn agent_of_org(state: &AppState, session: &HumanSession, agent_id: AgentId) -> Result<(), ApiError> {
-    let ours = state.projector.read(|models| {
-        models
-            .directory
-            .agent(agent_id)
-            .is_some_and(|agent| agent.org_id == session.user.org_id)
-    });
-    ours.then_some(())
-        .ok_or_else(|| ApiError::NotFound("agent not found".into()))
-}
-
-/// Humans of the agent's organization, and the agent itself.
-fn may_list(state: &AppState, caller: &Caller, agent_id: AgentId) -> Result<(), ApiError> {
-    match caller {
-        Caller::Human(session) => agent_of_org(state, session, agent_id),
-        Caller::Agent(session) if session.agent.id == agent_id => Ok(()),
-        Caller::Agent(_) => Err(ApiError::NotFound("agent not found".into())),
-    }
-}
-
 /// POST /v1/agents/{agent_id}/signing-keys
 pub async fn create(
     State(state): State<AppState>,
@@ -95,7 +75,7 @@ pub async fn create(
     PathParams(agent_id): PathParams<AgentId>,
     Body(request): Body<CreateSigningKeyRequest>,
 ) -> Result<(StatusCode, Json<SigningKeyResponse>), ApiError> {
-    agent_of_org(&state, &session, agent_id)?;
+    visible_agent(&state, &session, agent_id)?;
     let chain = signing_key::family(&request.chain)?;
     let key_id = provision(&state, &session, agent_id, chain, signing_key::provision).await?;
     Ok((StatusCode::CREATED, Json(stored(&state, agent_id, key_id)?)))
@@ -108,7 +88,7 @@ pub async fn rotate(
     session: HumanSession,
     PathParams((agent_id, chain)): PathParams<(AgentId, String)>,
 ) -> Result<Json<SigningKeyResponse>, ApiError> {
-    agent_of_org(&state, &session, agent_id)?;
+    visible_agent(&state, &session, agent_id)?;
     let chain = signing_key::family(&chain)?;
     let key_id = provision(&state, &session, agent_id, chain, signing_key::rotate).await?;
     Ok(Json(stored(&state, agent_id, key_id)?))
@@ -120,7 +100,7 @@ pub async fn deactivate(
     session: HumanSession,
     PathParams((agent_id, chain)): PathParams<(AgentId, String)>,
 ) -> Result<StatusCode, ApiError> {
-    agent_of_org(&state, &session, agent_id)?;
+    visible_agent(&state, &session, agent_id)?;
     let chain = signing_key::family(&chain)?;
     state
         .commands
@@ -137,7 +117,7 @@ pub async fn list(
     caller: Caller,
     PathParams(agent_id): PathParams<AgentId>,
 ) -> Result<Json<SigningKeyListResponse>, ApiError> {
-    may_list(&state, &caller, agent_id)?;
+    agent_or_its_humans(&state, &caller, agent_id)?;
     let keys = state.projector.read(|models| {
         models
             .signing_keys
@@ -178,7 +158,7 @@ async fn confirmed_for(
     chain: &str,
     headers: &HeaderMap,
 ) -> Result<&'static str, ApiError> {
-    agent_of_org(state, session, agent_id)?;
+    visible_agent(state, session, agent_id)?;
     let family = signing_key::family(chain)?;
     confirm_password(state, session, headers).await?;
     Ok(family)
@@ -273,24 +253,25 @@ pub async fn balance(
     PathParams((agent_id, chain)): PathParams<(AgentId, String)>,
     QueryParams(query): QueryParams<BalanceQuery>,
 ) -> Result<Json<SigningKeyBalanceResponse>, ApiError> {
-    may_list(&state, &caller, agent_id)?;
-    let network = match (signing_key::family(&chain), query.network) {
-        (Ok(_), Some(network)) => network,
-        (Ok(_), None) => {
-            let enabled: Vec<_> = registry(&state).into_iter().filter(|c| c.settings.is_enabled).collect();
-            match enabled.as_slice() {
-                [only] => only.settings.name.clone(),
-                _ => {
-                    return Err(ApiError::BadRequest(
-                        "several chains are enabled: name one with ?network=".into(),
-                    ));
-                }
-            }
-        }
-        (Err(_), _) => chain,
+    agent_or_its_humans(&state, &caller, agent_id)?;
+    // A registry chain named in the path or by ?network=; for the family, the only one.
+    let named = match (signing_key::family(&chain), query.network) {
+        (Ok(_), network) => network,
+        (Err(_), _) => Some(chain),
     };
-    let network = enabled_chain(&state, &network)
-        .ok_or_else(|| ApiError::NotFound(format!("no enabled chain named {network:?}")))?;
+    let network = match named {
+        Some(name) => enabled_chain(&state, &name)
+            .ok_or_else(|| ApiError::NotFound(format!("no enabled chain named {name:?}")))?,
+        None => match <[_; 1]>::try_from(enabled_chains(&state)) {
+            Ok([only]) => only,
+            Err(enabled) => {
+                return Err(ApiError::BadRequest(format!(
+                    "{} chains are enabled: name one with ?network=",
+                    enabled.len()
+                )));
+            }
+        },
+    };
     let address = state
         .projector
         .read(|models| {

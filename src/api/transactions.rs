@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::AppState;
+use super::agents::agent_or_its_humans;
 use super::chains::enabled_chain;
 use super::extract::{Body, PathParams, QueryParams};
 use super::problem::ApiError;
@@ -425,22 +426,6 @@ fn recorded(state: &AppState, agent_id: AgentId, tx_id: Uuid) -> Result<Transact
         .ok_or_else(|| ApiError::internal("a signed transaction is missing from the read model"))
 }
 
-/// Who may list an agent's transactions: the agent, and the humans of its organization.
-fn may_see(state: &AppState, caller: &Caller, agent_id: AgentId) -> Result<(), ApiError> {
-    let visible = match caller {
-        Caller::Agent(session) => session.agent.id == agent_id,
-        Caller::Human(session) => state.projector.read(|models| {
-            models
-                .directory
-                .agent(agent_id)
-                .is_some_and(|agent| agent.org_id == session.user.org_id)
-        }),
-    };
-    visible
-        .then_some(())
-        .ok_or_else(|| ApiError::NotFound("agent not found".into()))
-}
-
 #[derive(Deserialize)]
 pub struct ListQuery {
     #[serde(default)]
@@ -459,7 +444,7 @@ pub async fn list(
     PathParams(agent_id): PathParams<AgentId>,
     QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Json<TransactionListResponse>, ApiError> {
-    may_see(&state, &caller, agent_id)?;
+    agent_or_its_humans(&state, &caller, agent_id)?;
     let transactions = state.projector.read(|models| {
         models
             .transactions
@@ -479,7 +464,7 @@ pub async fn get(
     PathParams((agent_id, tx_id)): PathParams<(AgentId, Uuid)>,
     QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Json<TransactionResponse>, ApiError> {
-    may_see(&state, &caller, agent_id)?;
+    agent_or_its_humans(&state, &caller, agent_id)?;
     state
         .projector
         .read(|models| {
