@@ -308,6 +308,10 @@ async fn shredding_a_secret_destroys_every_version_and_spares_the_rest(f: Fixtur
     // Paths that share a prefix with the shredded one.
     let nested = f.envelope.seal(vault, "svc/token/old", 1, b"nested").await.unwrap();
     let longer = f.envelope.seal(vault, "svc/tokens", 1, b"longer").await.unwrap();
+    // Opened before the shred: a key table that remembers the keys it read must forget them.
+    for (version, sealed) in (1..=3).zip(&versions) {
+        f.envelope.open(vault, "svc/token", version, sealed).await.unwrap();
+    }
 
     assert_eq!(f.envelope.shred_secret(vault, "svc/token").await.unwrap(), 3);
 
@@ -351,6 +355,10 @@ async fn shredding_a_vault_destroys_its_kek_and_every_dek(f: Fixture) {
     let two = f.envelope.seal(vault, "two", 1, b"2").await.unwrap();
     let two_again = f.envelope.seal(vault, "two", 2, b"2 again").await.unwrap();
     let elsewhere = f.envelope.seal(other_vault, "one", 1, b"elsewhere").await.unwrap();
+    // Opened before the shred, as in the test above.
+    for (path, version, sealed) in [("one", 1, &one), ("two", 1, &two), ("two", 2, &two_again)] {
+        f.envelope.open(vault, path, version, sealed).await.unwrap();
+    }
 
     assert_eq!(f.envelope.shred_vault(vault).await.unwrap(), 4);
 

@@ -4,13 +4,15 @@
 //!
 //!   scripts/test --release --run-ignored only -E 'binary(intents_bench)' --no-capture
 //!
-//! KEYWARD_BENCH_TRANSACTIONS sets how many transfers each side sends (default 2000). It
-//! also prints the keyward process's CPU time per proxied transfer (user + system, from
-//! /proc, 10 ms resolution).
+//! KEYWARD_BENCH_TRANSACTIONS sets how many transfers each side sends (default 2000). Each
+//! side's rate is given twice: until the node accepted its transactions into its pool, and
+//! until it mined them. It also prints the keyward process's CPU time per proxied transfer (user + system, from
+//! /proc, 10 ms resolution) and how many transfers anvil packed into each block on either
+//! side: a node that mines on every arrival does much of its work per block.
 
 mod common;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use common::chain::{self, ETH};
 use common::{Api, TestDb};
@@ -71,7 +73,7 @@ async fn proxy_versus_direct_transactions_per_second() {
     let url = api.server.url(&format!("/v1/agents/{agent_id}/transactions"));
     let body = json!({"chain": "anvil", "to": recipient, "value": "0.000001", "gas_price": GAS_PRICE.to_string()});
 
-    let proxy = || async {
+    let proxy_turn = || async {
         let statuses: Vec<StatusCode> = futures::stream::iter(0..transactions / 2)
             .map(|_| {
                 let request = api.client.post(&url).bearer_auth(&token).json(&body);
@@ -88,7 +90,7 @@ async fn proxy_versus_direct_transactions_per_second() {
     let key = PrivateKey::parse_hex(&direct_key).unwrap();
     let to = recipient.parse().unwrap();
     let client = reqwest::Client::new();
-    let direct = |first_nonce: u64| {
+    let direct_turn = |first_nonce: u64| {
         let (key, client) = (&key, &client);
         async move {
             let accepted: Vec<bool> = futures::stream::iter(first_nonce..first_nonce + (transactions / 2) as u64)
@@ -122,32 +124,59 @@ async fn proxy_versus_direct_transactions_per_second() {
     };
 
     // anvil slows as its chain grows: the two sides take turns, proxy-direct-direct-proxy,
-    // so neither runs on a younger chain than the other.
-    let mut proxy_seconds = 0.0;
-    let mut direct_seconds = 0.0;
+    // so neither runs on a younger chain than the other. anvil answers a send once the
+    // transaction is in its pool and mines behind it: each turn ends when its last
+    // transaction is mined, so no turn inherits the mining of the one before.
+    let mut proxy = Side::default();
+    let mut direct = Side::default();
     let mut keyward_cpu = 0.0;
     for (round, proxy_first) in [true, false].into_iter().enumerate() {
         for proxied in [proxy_first, !proxy_first] {
+            let sent_by_then = ((round + 1) * transactions / 2) as u64;
             let cpu_before = api.server.cpu_seconds();
+            let first_block = chain::block_number().await;
             let started = Instant::now();
-            if proxied {
-                proxy().await;
-                proxy_seconds += started.elapsed().as_secs_f64();
+            let (side, signer) = if proxied {
+                proxy_turn().await;
                 keyward_cpu += api.server.cpu_seconds() - cpu_before;
+                (&mut proxy, &proxy_signer)
             } else {
-                direct((round * transactions / 2) as u64).await;
-                direct_seconds += started.elapsed().as_secs_f64();
+                direct_turn((round * transactions / 2) as u64).await;
+                (&mut direct, &direct_signer)
+            };
+            side.accepted_seconds += started.elapsed().as_secs_f64();
+            while chain::nonce(signer).await < sent_by_then {
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
+            side.mined_seconds += started.elapsed().as_secs_f64();
+            side.blocks += chain::block_number().await - first_block;
         }
     }
-    let keyward_cpu_per_tx = keyward_cpu / transactions as f64;
-
-    let proxy_rate = transactions as f64 / proxy_seconds;
-    let direct_rate = transactions as f64 / direct_seconds;
+    let transactions_f = transactions as f64;
     println!(
-        "intents bench: {transactions} transfers, {CONCURRENCY} at a time: proxy {proxy_rate:.0} tx/s, \
-         direct {direct_rate:.0} tx/s, ratio {:.2}; keyward CPU {:.0} µs per proxied transfer",
-        proxy_rate / direct_rate,
-        keyward_cpu_per_tx * 1e6
+        "intents bench: {transactions} transfers, {CONCURRENCY} at a time: \
+         mined: proxy {:.0} tx/s, direct {:.0} tx/s, ratio {:.2}; \
+         accepted by the node: proxy {:.0} tx/s, direct {:.0} tx/s, ratio {:.2}; \
+         keyward CPU {:.0} µs per proxied transfer; \
+         anvil packed {:.1} transfers per block proxied, {:.1} direct",
+        transactions_f / proxy.mined_seconds,
+        transactions_f / direct.mined_seconds,
+        direct.mined_seconds / proxy.mined_seconds,
+        transactions_f / proxy.accepted_seconds,
+        transactions_f / direct.accepted_seconds,
+        direct.accepted_seconds / proxy.accepted_seconds,
+        keyward_cpu / transactions_f * 1e6,
+        transactions_f / proxy.blocks as f64,
+        transactions_f / direct.blocks as f64,
     );
+}
+
+/// One side's turns, summed.
+#[derive(Default)]
+struct Side {
+    /// Until the node accepted the last transaction of each turn.
+    accepted_seconds: f64,
+    /// Until the node mined it.
+    mined_seconds: f64,
+    blocks: u64,
 }

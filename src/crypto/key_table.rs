@@ -16,6 +16,7 @@ use sqlx::{Connection, SqliteConnection};
 
 use super::CryptoError;
 use super::key_id::KeyId;
+use super::remembered_keys::RememberedKeys;
 
 const MAX_CONNECTIONS: u32 = 4;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -26,6 +27,9 @@ const SCRUB_BUSY_TIMEOUT: Duration = Duration::from_millis(250);
 /// The wrapped keys of every vault, in a pool of its own on the log's database.
 pub struct KeyTable {
     backend: Backend,
+    /// On SQLite only: the file is this process's, so every shred goes through
+    /// [`KeyTable::forget_shredded`]; replicas sharing Postgres shred behind each other's back.
+    remembered: Option<RememberedKeys>,
 }
 
 enum Backend {
@@ -91,7 +95,8 @@ impl KeyTable {
         } else {
             return Err(CryptoError::UnsupportedUrl);
         };
-        let table = KeyTable { backend };
+        let remembered = matches!(backend, Backend::Sqlite { .. }).then(RememberedKeys::default);
+        let table = KeyTable { backend, remembered };
         // A database the store has not migrated fails here, at start-up, rather than at the
         // first secret written.
         on_pool!(&table.backend, pool => {
@@ -123,6 +128,12 @@ impl KeyTable {
     /// The wrapped keys stored under `ids`, in the same order; `None` for each that is gone.
     pub(crate) async fn load<const N: usize>(&self, ids: [&KeyId<'_>; N]) -> Result<[Option<Vec<u8>>; N], CryptoError> {
         let names = ids.map(|id| id.to_string());
+        let lookup = self.remembered.as_ref().map(|remembered| remembered.lookup(&names));
+        if let Some(lookup) = &lookup
+            && lookup.found.iter().all(Option::is_some)
+        {
+            return Ok(lookup.found.clone());
+        }
         let placeholders = (1..=N).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ");
         let select = format!("SELECT key_id, wrapped FROM wrapped_keys WHERE key_id IN ({placeholders})");
         let rows: Vec<(String, Vec<u8>)> = on_pool!(&self.backend, pool => {
@@ -138,6 +149,9 @@ impl KeyTable {
                 found[slot] = Some(wrapped);
             }
         }
+        if let (Some(remembered), Some(lookup)) = (&self.remembered, &lookup) {
+            remembered.remember(lookup, &names, &found);
+        }
         Ok(found)
     }
 
@@ -147,6 +161,7 @@ impl KeyTable {
         let deleted = on_pool!(&self.backend, pool => {
             sqlx::query(DELETE).bind(vault.0).bind(path).execute(pool).await?.rows_affected()
         });
+        self.forget_shredded();
         self.scrub(deleted).await;
         Ok(deleted)
     }
@@ -157,8 +172,17 @@ impl KeyTable {
         let deleted = on_pool!(&self.backend, pool => {
             sqlx::query(DELETE).bind(vault.0).execute(pool).await?.rows_affected()
         });
+        self.forget_shredded();
         self.scrub(deleted).await;
         Ok(deleted)
+    }
+
+    /// Keys were deleted: none remembered may be opened any more. Shreds are rare, so all
+    /// are forgotten rather than picked out.
+    fn forget_shredded(&self) {
+        if let Some(remembered) = &self.remembered {
+            remembered.forget_all();
+        }
     }
 
     /// Closes the table's connections.

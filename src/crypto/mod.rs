@@ -29,6 +29,7 @@ mod envelope;
 mod key_id;
 mod key_table;
 mod master_key;
+mod remembered_keys;
 mod sealed;
 
 use std::sync::Arc;

@@ -46,12 +46,14 @@ pub fn streams_touched(appends: &[PendingAppend]) -> Vec<String> {
 
 /// Collects the `(stream id, version)` rows a backend read for [`streams_touched`]; a
 /// stream without events has no version.
-pub fn stored_versions(
-    rows: impl Iterator<Item = Result<(String, Option<i64>), sqlx::Error>>,
+pub fn stored_versions<E: Into<StoreError>>(
+    rows: impl Iterator<Item = Result<(String, Option<i64>), E>>,
 ) -> Result<HashMap<StreamId, u64>, StoreError> {
     let mut versions = HashMap::new();
     for row in rows {
-        let (stream, Some(version)) = row? else { continue };
+        let (stream, Some(version)) = row.map_err(Into::into)? else {
+            continue;
+        };
         let corrupt = |reason: String| StoreError::Corrupt { position: 0, reason };
         let stream = StreamId::parse(stream).map_err(|e| corrupt(format!("stored stream id: {e}")))?;
         let version = u64::try_from(version).map_err(|_| corrupt(format!("negative version in stream {stream}")))?;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use domain::{RecordedEvent, StreamId};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::batch::{BatchPlan, PendingAppend};
 use super::{AppendError, Appended, EventStore, LogHead, StoreError, StreamAppend};
@@ -15,6 +15,9 @@ use super::{AppendError, Appended, EventStore, LogHead, StoreError, StreamAppend
 const MAX_BATCH_EVENTS: usize = 4096;
 /// Appends waiting beyond this make callers wait for room: back-pressure, not memory growth.
 const QUEUE_CAPACITY: usize = 8192;
+/// Committed batches kept for tails that have not taken them yet; one further behind reads
+/// the log instead.
+const PUBLISHED_BATCHES: usize = 256;
 
 /// What a SQL backend provides; batching, version checks and hashing are shared.
 #[async_trait]
@@ -48,6 +51,7 @@ pub(super) struct GroupCommitStore<B> {
     backend: Arc<B>,
     queue: mpsc::Sender<Queued>,
     committed: Arc<watch::Sender<u64>>,
+    published: broadcast::Sender<Arc<[RecordedEvent]>>,
 }
 
 impl<B: LogBackend> GroupCommitStore<B> {
@@ -56,11 +60,18 @@ impl<B: LogBackend> GroupCommitStore<B> {
     pub(super) fn start(backend: B, committed: Arc<watch::Sender<u64>>) -> Self {
         let backend = Arc::new(backend);
         let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
-        tokio::spawn(write_batches(backend.clone(), receiver, committed.clone()));
+        let (published, _) = broadcast::channel(PUBLISHED_BATCHES);
+        tokio::spawn(write_batches(
+            backend.clone(),
+            receiver,
+            committed.clone(),
+            published.clone(),
+        ));
         Self {
             backend,
             queue,
             committed,
+            published,
         }
     }
 }
@@ -69,6 +80,7 @@ async fn write_batches<B: LogBackend>(
     backend: Arc<B>,
     mut receiver: mpsc::Receiver<Queued>,
     committed: Arc<watch::Sender<u64>>,
+    published: broadcast::Sender<Arc<[RecordedEvent]>>,
 ) {
     while let Some(first) = receiver.recv().await {
         let mut events = first.append.event_count();
@@ -85,6 +97,11 @@ async fn write_batches<B: LogBackend>(
         let (appends, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|q| (q.append, q.reply)).unzip();
         match backend.commit(appends).await {
             Ok(plan) => {
+                // Published before the position is raised: a tail woken by the position
+                // finds the events already waiting. Nobody listening is no error.
+                if !plan.rows.is_empty() {
+                    let _ = published.send(plan.rows.into());
+                }
                 committed.send_if_modified(|known| raise(known, plan.head.position));
                 for (reply, outcome) in replies.into_iter().zip(plan.outcomes) {
                     // A caller that gave up waiting no longer needs the answer.
@@ -142,6 +159,10 @@ impl<B: LogBackend> EventStore for GroupCommitStore<B> {
 
     fn committed(&self) -> watch::Receiver<u64> {
         self.committed.subscribe()
+    }
+
+    fn published(&self) -> broadcast::Receiver<Arc<[RecordedEvent]>> {
+        self.published.subscribe()
     }
 
     fn is_shared(&self) -> bool {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::{ChainHash, ExpectedVersion, NewEvent, RecordedEvent, StreamId};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 pub use subscription::Subscription;
 
@@ -84,7 +84,7 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Database(Arc<sqlx::Error>),
     #[error("database error: {0}")]
-    SqliteRead(Arc<rusqlite::Error>),
+    Sqlite(Arc<rusqlite::Error>),
     #[error("migration failed: {0}")]
     Migration(Arc<sqlx::migrate::MigrateError>),
     #[error("stored event at position {position} cannot be read: {reason}")]
@@ -147,6 +147,11 @@ pub trait EventStore: Send + Sync + 'static {
     /// The highest position known to be committed, updated as commits happen in this
     /// process or, where the backend can tell, in others.
     fn committed(&self) -> watch::Receiver<u64>;
+
+    /// The events this process commits, batch by batch, as each commits: a tail that keeps
+    /// up takes them from here instead of reading them back. A receiver that falls behind
+    /// is told it lagged, and reads the log.
+    fn published(&self) -> broadcast::Receiver<Arc<[RecordedEvent]>>;
 
     /// Whether other processes append to this log too (Postgres replicas). Then only the
     /// database knows the newest position: see [`crate::projector::Projector::catch_up`].

@@ -122,7 +122,11 @@ impl PostgresLog {
         .bind(batch::streams_touched(&appends))
         .fetch_all(&mut **tx)
         .await?;
-        let versions = batch::stored_versions(versions.iter().map(|row| Ok((row.try_get(0)?, row.try_get(1)?))))?;
+        let versions = batch::stored_versions(
+            versions
+                .iter()
+                .map(|row| Ok::<_, sqlx::Error>((row.try_get(0)?, row.try_get(1)?))),
+        )?;
         let plan = batch::plan(head, versions, appends, Utc::now());
         if plan.rows.is_empty() {
             return Ok(plan);

@@ -1,11 +1,15 @@
 //! Tailing the log: catch up from a position, then follow new commits as they happen.
+//! This process's own commits arrive with their events (see [`EventStore::published`]);
+//! the log is read only for what they do not cover: the catch-up, other processes'
+//! commits, and a tail that fell behind.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use domain::RecordedEvent;
-use tokio::sync::watch;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::{broadcast, watch};
 
 use super::{EventStore, StoreError};
 
@@ -20,16 +24,22 @@ pub struct Subscription {
     after: u64,
     buffered: VecDeque<RecordedEvent>,
     committed: watch::Receiver<u64>,
+    published: broadcast::Receiver<Arc<[RecordedEvent]>>,
+    /// The log is read whatever the signals say: at the start, and when a poll is due.
+    read_the_log: bool,
 }
 
 impl Subscription {
     pub(super) fn new(store: Arc<dyn EventStore>, after_position: u64) -> Self {
         let committed = store.committed();
+        let published = store.published();
         Self {
             store,
             after: after_position,
             buffered: VecDeque::new(),
             committed,
+            published,
+            read_the_log: true,
         }
     }
 
@@ -45,21 +55,52 @@ impl Subscription {
                 self.after = event.position;
                 return Ok(event);
             }
-            // Mark the signal seen before reading: a commit that lands after the read
-            // then wakes the wait below instead of being missed.
-            self.committed.borrow_and_update();
-            let events = self.store.read_all(self.after, READ_BATCH).await?;
-            if events.is_empty() {
-                tokio::select! {
-                    changed = self.committed.changed() => {
-                        if changed.is_err() {
-                            return Err(StoreError::Closed);
-                        }
-                    }
-                    () = tokio::time::sleep(POLL_INTERVAL) => {}
+            while self.buffered.is_empty() {
+                match self.published.try_recv() {
+                    Ok(batch) => self.take(&batch),
+                    Err(TryRecvError::Lagged(_)) => self.read_the_log = true,
+                    Err(TryRecvError::Empty | TryRecvError::Closed) => break,
                 }
             }
-            self.buffered.extend(events);
+            if !self.buffered.is_empty() {
+                continue;
+            }
+            // Mark the signal seen before reading: a commit that lands after the read
+            // then wakes the wait below instead of being missed.
+            let committed = *self.committed.borrow_and_update();
+            if committed > self.after || std::mem::take(&mut self.read_the_log) {
+                let events = self.store.read_all(self.after, READ_BATCH).await?;
+                if !events.is_empty() {
+                    self.buffered.extend(events);
+                    continue;
+                }
+            }
+            tokio::select! {
+                changed = self.committed.changed() => {
+                    if changed.is_err() {
+                        return Err(StoreError::Closed);
+                    }
+                }
+                published = self.published.recv() => match published {
+                    Ok(batch) => self.take(&batch),
+                    Err(RecvError::Lagged(_)) => self.read_the_log = true,
+                    Err(RecvError::Closed) => return Err(StoreError::Closed),
+                },
+                () = tokio::time::sleep(POLL_INTERVAL) => self.read_the_log = true,
+            }
         }
+    }
+
+    /// Buffers the events of a published batch that come right after what was yielded;
+    /// a batch beyond a gap (one missed while reading the log) is left to the log.
+    fn take(&mut self, batch: &[RecordedEvent]) {
+        let next = self.buffered.back().map_or(self.after, |last| last.position) + 1;
+        let Some(from) = batch.iter().position(|event| event.position == next) else {
+            if batch.first().is_some_and(|first| first.position > next) {
+                self.read_the_log = true;
+            }
+            return;
+        };
+        self.buffered.extend(batch[from..].iter().cloned());
     }
 }

@@ -63,6 +63,11 @@ pub async fn balance(address: &str) -> u128 {
     quantity(&rpc("eth_getBalance", json!([address, "latest"])).await)
 }
 
+/// The number of the chain's latest block.
+pub async fn block_number() -> u64 {
+    quantity(&rpc("eth_blockNumber", json!([])).await) as u64
+}
+
 pub async fn nonce(address: &str) -> u64 {
     quantity(&rpc("eth_getTransactionCount", json!([address, "latest"])).await) as u64
 }

@@ -1,29 +1,39 @@
-//! The embedded default backend: one SQLite file in WAL mode. One sqlx connection writes
-//! (the group-commit task); reads go through rusqlite connections of their own, which WAL
-//! lets run beside the writer.
+//! The embedded default backend: one SQLite file in WAL mode. One connection writes (the
+//! group-commit task's), others read, which WAL lets run beside the writer. Both go
+//! through rusqlite on blocking threads: a commit's statements run back to back on one
+//! thread instead of each taking a hop to sqlx's worker and back, and rows are decoded
+//! straight from SQLite's buffers. sqlx only runs the migrations.
 
 mod reader;
 
+use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
 use domain::{RecordedEvent, StreamId};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection};
-use tokio::sync::{Mutex, watch};
+use rusqlite::{OpenFlags, TransactionBehavior};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+use sqlx::{Connection, SqliteConnection};
+use tokio::sync::watch;
 
 use super::batch::{self, BatchPlan, PendingAppend};
 use super::group_commit::{GroupCommitStore, LogBackend};
 use super::{LogHead, StoreError, to_i64};
 
-/// SQLite allows 32766 bound parameters per statement; 11 per row.
-const ROWS_PER_INSERT: usize = 1000;
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        StoreError::Sqlite(Arc::new(error))
+    }
+}
 
 pub(super) struct SqliteLog {
-    writer: Mutex<SqliteConnection>,
+    /// Taken only by the group-commit task's commits, one at a time.
+    writer: Arc<Mutex<rusqlite::Connection>>,
     readers: reader::Readers,
 }
 
@@ -31,74 +41,88 @@ pub(super) async fn open(database_url: &str) -> Result<GroupCommitStore<SqliteLo
     let options = SqliteConnectOptions::from_str(database_url)?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
-        // FULL: a commit is on disk before the append returns, also across power loss.
-        .synchronous(SqliteSynchronous::Full)
-        .busy_timeout(Duration::from_secs(10));
-    let mut writer = SqliteConnection::connect_with(&options).await?;
-    sqlx::migrate!("./migrations/sqlite").run(&mut writer).await?;
+        .busy_timeout(BUSY_TIMEOUT);
+    let mut migrator = SqliteConnection::connect_with(&options).await?;
+    sqlx::migrate!("./migrations/sqlite").run(&mut migrator).await?;
+    migrator.close().await?;
+    let path = options.get_filename().to_owned();
+    let writer = tokio::task::spawn_blocking(move || open_writer(&path))
+        .await
+        .map_err(|_| StoreError::Closed)??;
     let log = SqliteLog {
-        writer: Mutex::new(writer),
+        writer: Arc::new(Mutex::new(writer)),
         readers: reader::Readers::new(options.get_filename().to_owned()),
     };
     let committed = Arc::new(watch::Sender::new(log.head().await?.position));
     Ok(GroupCommitStore::start(log, committed))
 }
 
-/// Decodes the `log_head` row, as both the writer and the readers read it.
-fn decode_head((position, hash, recorded_at): (i64, Vec<u8>, Option<i64>)) -> Result<LogHead, StoreError> {
+fn open_writer(path: &Path) -> Result<rusqlite::Connection, StoreError> {
+    let connection = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+    )?;
+    connection.busy_timeout(BUSY_TIMEOUT)?;
+    // FULL: a commit is on disk before the append returns, also across power loss.
+    connection.pragma_update(None, "synchronous", "FULL")?;
+    Ok(connection)
+}
+
+/// The `log_head` row, as both the writer and the readers read it.
+fn read_head(connection: &rusqlite::Connection) -> Result<LogHead, StoreError> {
+    let mut statement = connection.prepare_cached("SELECT position, hash, recorded_at FROM log_head WHERE id = 1")?;
+    let mut rows = statement.query(())?;
+    let row = rows.next()?.ok_or(StoreError::Corrupt {
+        position: 0,
+        reason: "the log head row is missing".into(),
+    })?;
+    let (position, hash, recorded_at): (i64, Vec<u8>, Option<i64>) = (row.get(0)?, row.get(1)?, row.get(2)?);
     LogHead::from_stored(position, &hash, recorded_at)
 }
 
 impl SqliteLog {
-    async fn write(connection: &mut SqliteConnection, appends: Vec<PendingAppend>) -> Result<BatchPlan, StoreError> {
-        let head = decode_head(
-            sqlx::query_as("SELECT position, hash, recorded_at FROM log_head WHERE id = 1")
-                .fetch_one(&mut *connection)
-                .await?,
-        )?;
-        // A correlated MAX per stream is one index seek each; MAX with GROUP BY over an
-        // IN list walks every event of those streams.
-        let streams = serde_json::to_string(&batch::streams_touched(&appends)).map_err(|e| StoreError::Corrupt {
-            position: 0,
-            reason: format!("stream ids: {e}"),
-        })?;
-        let versions = sqlx::query(
-            "SELECT touched.value, (SELECT MAX(stream_version) FROM events WHERE stream_id = touched.value) \
-             FROM json_each($1) AS touched",
-        )
-        .bind(streams)
-        .fetch_all(&mut *connection)
-        .await?;
-        let versions = batch::stored_versions(versions.iter().map(|row| Ok((row.try_get(0)?, row.try_get(1)?))))?;
+    /// Plans and inserts a batch inside `transaction`, which holds the write lock.
+    fn write(transaction: &rusqlite::Transaction<'_>, appends: Vec<PendingAppend>) -> Result<BatchPlan, StoreError> {
+        let head = read_head(transaction)?;
+        let versions = {
+            // One index seek per stream.
+            let mut version_of =
+                transaction.prepare_cached("SELECT MAX(stream_version) FROM events WHERE stream_id = ?1")?;
+            batch::stored_versions(
+                batch::streams_touched(&appends)
+                    .into_iter()
+                    .map(|stream| version_of.query_row([&stream], |row| row.get(0)).map(|v| (stream, v))),
+            )?
+        };
         let plan = batch::plan(head, versions, appends, Utc::now());
-        for rows in plan.rows.chunks(ROWS_PER_INSERT) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO events (position, event_id, stream_id, stream_version, event_type, \
-                 schema_version, payload, metadata, recorded_at, prev_hash, hash) ",
-            );
-            insert.push_values(rows, |mut values, row| {
-                values
-                    .push_bind(to_i64(row.position))
-                    .push_bind(row.event_id)
-                    .push_bind(row.stream_id.as_str())
-                    .push_bind(to_i64(row.stream_version))
-                    .push_bind(row.event_type.as_str())
-                    .push_bind(i64::from(row.schema_version))
-                    .push_bind(row.payload.as_str())
-                    .push_bind(row.metadata.as_str())
-                    .push_bind(row.recorded_at.timestamp_micros())
-                    .push_bind(row.prev_hash.0.as_slice())
-                    .push_bind(row.hash.0.as_slice());
-            });
-            insert.build().execute(&mut *connection).await?;
+        let mut insert = transaction.prepare_cached(
+            "INSERT INTO events (position, event_id, stream_id, stream_version, event_type, \
+             schema_version, payload, metadata, recorded_at, prev_hash, hash) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )?;
+        for row in &plan.rows {
+            insert.execute((
+                to_i64(row.position),
+                row.event_id.as_bytes().as_slice(),
+                row.stream_id.as_str(),
+                to_i64(row.stream_version),
+                row.event_type.as_str(),
+                i64::from(row.schema_version),
+                row.payload.as_str(),
+                row.metadata.as_str(),
+                row.recorded_at.timestamp_micros(),
+                row.prev_hash.0.as_slice(),
+                row.hash.0.as_slice(),
+            ))?;
         }
         if !plan.rows.is_empty() {
-            sqlx::query("UPDATE log_head SET position = $1, hash = $2, recorded_at = $3 WHERE id = 1")
-                .bind(to_i64(plan.head.position))
-                .bind(plan.head.hash.0.as_slice())
-                .bind(plan.head.recorded_at.map(|at| at.timestamp_micros()))
-                .execute(&mut *connection)
-                .await?;
+            transaction
+                .prepare_cached("UPDATE log_head SET position = ?1, hash = ?2, recorded_at = ?3 WHERE id = 1")?
+                .execute((
+                    to_i64(plan.head.position),
+                    plan.head.hash.0.as_slice(),
+                    plan.head.recorded_at.map(|at| at.timestamp_micros()),
+                ))?;
         }
         Ok(plan)
     }
@@ -110,22 +134,19 @@ impl LogBackend for SqliteLog {
     const SHARED: bool = false;
 
     async fn commit(&self, appends: Vec<PendingAppend>) -> Result<BatchPlan, StoreError> {
-        let mut connection = self.writer.lock().await;
-        // IMMEDIATE takes the write lock up front, so another process writing the same
-        // file waits instead of failing half-way through the batch.
-        sqlx::query("BEGIN IMMEDIATE").execute(&mut *connection).await?;
-        match Self::write(&mut connection, appends).await {
-            Ok(plan) => {
-                sqlx::query("COMMIT").execute(&mut *connection).await?;
-                Ok(plan)
-            }
-            Err(error) => {
-                if let Err(rollback) = sqlx::query("ROLLBACK").execute(&mut *connection).await {
-                    tracing::error!(error = %rollback, "rollback failed");
-                }
-                Err(error)
-            }
-        }
+        let writer = self.writer.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut connection = writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            // IMMEDIATE takes the write lock up front, so another process writing the same
+            // file waits instead of failing half-way through the batch. Dropped without a
+            // commit, the transaction rolls back.
+            let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let plan = Self::write(&transaction, appends)?;
+            transaction.commit()?;
+            Ok(plan)
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
     }
 
     async fn read_stream(

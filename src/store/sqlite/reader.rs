@@ -7,18 +7,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use domain::RecordedEvent;
-use rusqlite::{OpenFlags, OptionalExtension};
+use rusqlite::OpenFlags;
 
 use crate::store::{LogHead, StoreError, StoredRow, to_i64};
 
 const SELECT_EVENTS: &str = "SELECT position, event_id, stream_id, stream_version, event_type, schema_version, \
      payload, metadata, recorded_at, prev_hash, hash FROM events";
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(error: rusqlite::Error) -> Self {
-        StoreError::SqliteRead(Arc::new(error))
-    }
-}
 
 /// Read-only connections to the log file, reused across reads.
 #[derive(Clone)]
@@ -98,21 +92,7 @@ impl Readers {
     }
 
     pub(super) async fn head(&self) -> Result<LogHead, StoreError> {
-        self.with_connection(|connection| {
-            let head = connection
-                .query_row(
-                    "SELECT position, hash, recorded_at FROM log_head WHERE id = 1",
-                    (),
-                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-                )
-                .optional()?
-                .ok_or(StoreError::Corrupt {
-                    position: 0,
-                    reason: "the log head row is missing".into(),
-                })?;
-            super::decode_head(head)
-        })
-        .await
+        self.with_connection(super::read_head).await
     }
 }
 
