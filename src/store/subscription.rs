@@ -25,7 +25,8 @@ pub struct Subscription {
     buffered: VecDeque<RecordedEvent>,
     committed: watch::Receiver<u64>,
     published: broadcast::Receiver<Arc<[RecordedEvent]>>,
-    /// The log is read whatever the signals say: at the start, and when a poll is due.
+    /// The log is read whatever the signals say: at the start, after missing published
+    /// events (a lag, a gap), and when a poll is due.
     read_the_log: bool,
 }
 
