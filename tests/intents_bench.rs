@@ -6,9 +6,10 @@
 //!
 //! KEYWARD_BENCH_TRANSACTIONS sets how many transfers each side sends (default 2000). Each
 //! side's rate is given twice: until the node accepted its transactions into its pool, and
-//! until it mined them. It also prints the keyward process's CPU time per proxied transfer (user + system, from
-//! /proc, 10 ms resolution) and how many transfers anvil packed into each block on either
-//! side: a node that mines on every arrival does much of its work per block.
+//! until it mined them. It also prints the keyward process's CPU time per proxied transfer
+//! (user + system, from /proc, 10 ms resolution) and how many transfers anvil packed into
+//! each block on either side: a node that mines on every arrival does much of its work per
+//! block.
 
 mod common;
 

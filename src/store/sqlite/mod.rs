@@ -46,23 +46,33 @@ pub(super) async fn open(database_url: &str) -> Result<GroupCommitStore<SqliteLo
     sqlx::migrate!("./migrations/sqlite").run(&mut migrator).await?;
     migrator.close().await?;
     let path = options.get_filename().to_owned();
-    let writer = tokio::task::spawn_blocking(move || open_writer(&path))
-        .await
-        .map_err(|_| StoreError::Closed)??;
+    let writer = {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || open_writer(&path))
+            .await
+            .map_err(|_| StoreError::Closed)??
+    };
     let log = SqliteLog {
         writer: Arc::new(Mutex::new(writer)),
-        readers: reader::Readers::new(options.get_filename().to_owned()),
+        readers: reader::Readers::new(path),
     };
     let committed = Arc::new(watch::Sender::new(log.head().await?.position));
     Ok(GroupCommitStore::start(log, committed))
 }
 
-fn open_writer(path: &Path) -> Result<rusqlite::Connection, StoreError> {
+/// A connection to the log file, for reading (`SQLITE_OPEN_READ_ONLY`) or writing
+/// (`SQLITE_OPEN_READ_WRITE`); each is used by one thread at a time.
+fn connect(path: &Path, access: OpenFlags) -> Result<rusqlite::Connection, StoreError> {
     let connection = rusqlite::Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+        access | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
     )?;
     connection.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(connection)
+}
+
+fn open_writer(path: &Path) -> Result<rusqlite::Connection, StoreError> {
+    let connection = connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
     // FULL: a commit is on disk before the append returns, also across power loss.
     connection.pragma_update(None, "synchronous", "FULL")?;
     Ok(connection)

@@ -4,7 +4,6 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use domain::RecordedEvent;
 use rusqlite::OpenFlags;
@@ -43,14 +42,7 @@ impl Readers {
                 .pop();
             let connection = match idle {
                 Some(connection) => connection,
-                None => {
-                    let connection = rusqlite::Connection::open_with_flags(
-                        &readers.path,
-                        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
-                    )?;
-                    connection.busy_timeout(Duration::from_secs(10))?;
-                    connection
-                }
+                None => super::connect(&readers.path, OpenFlags::SQLITE_OPEN_READ_ONLY)?,
             };
             let result = read(&connection);
             readers
