@@ -8,9 +8,10 @@
 //! KEYWARD_BENCH_CONCURRENCY how many each keeps in flight (default 16). Each
 //! side's rate is given twice: until the node accepted its transactions into its pool, and
 //! until it mined them. It also prints the keyward process's CPU time per proxied transfer
-//! (user + system, from /proc, 10 ms resolution) and how many transfers anvil packed into
-//! each block on either side: a node that mines on every arrival does much of its work per
-//! block.
+//! (user + system, from /proc, 10 ms resolution), how many transfers anvil packed into
+//! each block on either side (a node that mines on every arrival does much of its work per
+//! block), and how many of the machine's cores were busy: fewer than all means a side is
+//! bound by latency, not CPU.
 
 mod common;
 
