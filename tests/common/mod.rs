@@ -6,6 +6,7 @@
 pub mod browser;
 pub mod chain;
 pub mod mail;
+pub mod process;
 
 use std::path::PathBuf;
 
