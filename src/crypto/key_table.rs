@@ -128,12 +128,11 @@ impl KeyTable {
     /// The wrapped keys stored under `ids`, in the same order; `None` for each that is gone.
     pub(crate) async fn load<const N: usize>(&self, ids: [&KeyId<'_>; N]) -> Result<[Option<Vec<u8>>; N], CryptoError> {
         let names = ids.map(|id| id.to_string());
-        let lookup = self.remembered.as_ref().map(|remembered| remembered.lookup(&names));
-        if let Some(lookup) = &lookup
-            && lookup.found.iter().all(Option::is_some)
-        {
-            return Ok(lookup.found.clone());
-        }
+        let lookup = match self.remembered.as_ref().map(|remembered| remembered.lookup(&names)) {
+            // The lookup's copies are the answer: nothing is copied again.
+            Some(lookup) if lookup.found.iter().all(Option::is_some) => return Ok(lookup.found),
+            lookup => lookup,
+        };
         let placeholders = (1..=N).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ");
         let select = format!("SELECT key_id, wrapped FROM wrapped_keys WHERE key_id IN ({placeholders})");
         let rows: Vec<(String, Vec<u8>)> = on_pool!(&self.backend, pool => {
