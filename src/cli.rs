@@ -202,7 +202,7 @@ async fn serve(config: Config, store: Arc<dyn EventStore>) -> anyhow::Result<Exi
     let commands = Commands::new(store.clone(), projector.clone());
     let mailer = Mailer::start(&config, commands.clone(), projector.clone()).context("cannot set up mail")?;
     let config = Arc::new(config);
-    let app = api::router(api::AppState {
+    let state = api::AppState {
         config,
         store,
         projector,
@@ -216,7 +216,15 @@ async fn serve(config: Config, store: Arc<dyn EventStore>) -> anyhow::Result<Exi
         reservations: Arc::new(api::Reservations::default()),
         broadcasts: Arc::default(),
         known_addresses: Arc::default(),
-    });
+    };
+    let resumed = api::broadcasts::resume_unsettled(&state);
+    if resumed > 0 {
+        tracing::info!(
+            transactions = resumed,
+            "sending again the transactions signed before the last stop"
+        );
+    }
+    let app = api::router(state);
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),

@@ -15,6 +15,8 @@ struct World {
     human: String,
     agent_id: String,
     agent: String,
+    /// To exchange for a new token when the server starts again.
+    api_key: String,
     vault: String,
     key: String,
     signer: String,
@@ -25,7 +27,11 @@ struct World {
 }
 
 async fn world(db: TestDb, settings: Value, extra_chains: &[Value]) -> World {
-    let chains = chain::chains_setting(extra_chains);
+    world_with_chains(db, settings, chain::chains_setting(extra_chains)).await
+}
+
+/// [`world`] with its server's KEYWARD_CHAINS.
+async fn world_with_chains(db: TestDb, settings: Value, chains: String) -> World {
     let data_dir = tempfile::tempdir().unwrap().keep();
     let log = std::fs::File::create(data_dir.join("server.log")).unwrap();
     let settings_env = [
@@ -86,6 +92,7 @@ async fn world(db: TestDb, settings: Value, extra_chains: &[Value]) -> World {
         human,
         agent_id,
         agent: token["access_token"].as_str().unwrap().to_owned(),
+        api_key: created["api_key"].as_str().unwrap().to_owned(),
         vault,
         key,
         signer,
@@ -815,4 +822,146 @@ async fn an_exported_key_needs_the_password_and_an_imported_one_signs_from_then_
     let left: u128 = balance["balance_wei"].as_str().unwrap().parse().unwrap();
     assert!(left < 3 * ETH / 4, "the transfer and its gas left the imported address");
     assert_eq!(audit_trail(&world, "signing_key.import").await["count"], 1);
+}
+
+/// A chain node stand-in in front of anvil: it passes every call on, but keeps the answer
+/// to any that sends a transaction, so keyward never hears whether the node took it.
+async fn node_that_never_answers_sends() -> String {
+    async fn pass_on(body: String) -> ([(&'static str, &'static str); 1], String) {
+        let sends = body.contains("eth_sendRawTransaction");
+        let answer = reqwest::Client::new()
+            .post(chain::anvil_url())
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if sends {
+            std::future::pending::<()>().await;
+        }
+        ([("content-type", "application/json")], answer)
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new().route("/", axum::routing::post(pass_on));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+/// Submits with `Prefer: respond-async`; the status, whether the preference was applied,
+/// and the body.
+async fn submit_async(world: &World, body: Value) -> (StatusCode, bool, Value) {
+    let response = world
+        .api
+        .client
+        .post(
+            world
+                .api
+                .server
+                .url(&format!("/v1/agents/{}/transactions", world.agent_id)),
+        )
+        .bearer_auth(&world.agent)
+        .header("prefer", "respond-async")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let applied = response
+        .headers()
+        .get("preference-applied")
+        .is_some_and(|value| value == "respond-async");
+    (response.status(), applied, response.json().await.unwrap())
+}
+
+async fn transaction_status(api: &Api, world_agent: (&str, &str), tx: &Value) -> String {
+    let (agent_id, token) = world_agent;
+    let (status, record) = api
+        .call(
+            "GET",
+            &format!("/v1/agents/{agent_id}/transactions/{}", tx["id"].as_str().unwrap()),
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{record}");
+    record["status"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn an_asynchronous_answer_comes_before_the_node_and_what_was_queued_at_a_crash_is_sent_on_restart() {
+    let node = node_that_never_answers_sends().await;
+    let world = world_with_chains(TestDb::sqlite(), json!({}), chain::chains_setting_at(&node, &[])).await;
+
+    // Answered once signed and queued, before the node: "signed", as the log says.
+    let (status, applied, first) = submit_async(&world, transfer(&world, "0.25")).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert!(applied, "Preference-Applied: respond-async");
+    assert_eq!(first["status"], "signed");
+    // The stand-in gave the first to anvil, which mines it; keyward never heard back, so
+    // the second waits behind it in its sender's queue, never sent.
+    let mined_first = std::time::Instant::now();
+    while chain::nonce(&world.signer).await < 1 {
+        assert!(
+            mined_first.elapsed().as_secs() < 10,
+            "anvil never got the first transfer"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (status, _, second) = submit_async(&world, transfer(&world, "0.25")).await;
+    assert_eq!(status, StatusCode::CREATED, "{second}");
+    let agent = (world.agent_id.as_str(), world.agent.as_str());
+    for tx in [&first, &second] {
+        assert_eq!(transaction_status(&world.api, agent, tx).await, "signed");
+    }
+    assert_eq!(chain::nonce(&world.signer).await, 1);
+
+    // kill -9, and start again on anvil itself.
+    let data_dir = world.api.data_dir.clone();
+    let env = [
+        ("KEYWARD_DATABASE_URL", world.db.url()),
+        ("KEYWARD_DATA_DIR", data_dir.to_str().unwrap().to_owned()),
+        ("KEYWARD_CHAINS", chain::chains_setting(&[])),
+    ];
+    let World {
+        api,
+        agent_id,
+        api_key,
+        signer,
+        recipient,
+        db: _db,
+        ..
+    } = world;
+    api.server.kill();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let api = Api::new(Server::start(&env).await, data_dir);
+    // The new process listens elsewhere, so tokens name another issuer: a new one.
+    let (_, token) = api
+        .call("POST", "/v1/auth/agent-token", None, Some(json!({"api_key": api_key})))
+        .await;
+    let agent = token["access_token"].as_str().unwrap().to_owned();
+
+    // The first, which anvil already has, counts as broadcast (sent again, the node refuses
+    // it as known or its nonce as used); the second is sent now. Neither is failed.
+    let agent = (agent_id.as_str(), agent.as_str());
+    let settled = std::time::Instant::now();
+    for tx in [&first, &second] {
+        loop {
+            let status = transaction_status(&api, agent, tx).await;
+            if status != "signed" {
+                assert_eq!(status, "broadcast", "{tx}");
+                break;
+            }
+            assert!(
+                settled.elapsed().as_secs() < 10,
+                "still signed 10 s after the restart: {tx}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(chain::mined_status(tx["tx_hash"].as_str().unwrap()).await, 1);
+    }
+    assert_eq!(chain::nonce(&signer).await, 2);
+    assert_eq!(chain::balance(&recipient).await, ETH / 2);
 }

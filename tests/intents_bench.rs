@@ -1,13 +1,15 @@
 //! Benchmark, not a test (`#[ignore]`, asserts nothing about time): transactions per second
 //! through the proxy against signing locally and sending the same kind of raw transactions
-//! straight to anvil. Run it with a release build:
+//! straight to anvil. The proxy runs twice: answering once the node took a transaction
+//! (the default), and answering once it is signed and queued (`Prefer: respond-async`).
+//! Run it with a release build:
 //!
 //!   scripts/test --release --run-ignored only -E 'binary(intents_bench)' --no-capture
 //!
 //! KEYWARD_BENCH_TRANSACTIONS sets how many transfers each side sends (default 2000), and
 //! KEYWARD_BENCH_CONCURRENCY how many each keeps in flight (default 16). Each
-//! side's rate is given twice: until the node accepted its transactions into its pool, and
-//! until it mined them. It also prints the keyward process's CPU time per proxied transfer
+//! side's rate is given twice: until its requests were answered, and until the node mined
+//! its transactions. It also prints the keyward process's CPU time per proxied transfer
 //! (user + system, from /proc, 10 ms resolution), how many transfers anvil packed into
 //! each block on either side (a node that mines on every arrival does much of its work per
 //! block), and how many of the machine's cores were busy: fewer than all means a side is
@@ -79,16 +81,22 @@ async fn proxy_versus_direct_transactions_per_second() {
     let url = api.server.url(&format!("/v1/agents/{agent_id}/transactions"));
     let body = json!({"chain": "anvil", "to": recipient, "value": "0.000001", "gas_price": GAS_PRICE.to_string()});
 
-    let proxy_turn = || async {
-        let statuses: Vec<StatusCode> = futures::stream::iter(0..transactions / 2)
-            .map(|_| {
-                let request = api.client.post(&url).bearer_auth(&token).json(&body);
-                async move { request.send().await.unwrap().status() }
-            })
-            .buffer_unordered(concurrency)
-            .collect()
-            .await;
-        assert!(statuses.iter().all(|s| *s == StatusCode::CREATED), "{statuses:?}");
+    let proxy_turn = |answer: Answer| {
+        let (api, url, token, body) = (&api, &url, &token, &body);
+        async move {
+            let statuses: Vec<StatusCode> = futures::stream::iter(0..transactions / 2)
+                .map(|_| {
+                    let mut request = api.client.post(url).bearer_auth(token).json(body);
+                    if answer == Answer::Queued {
+                        request = request.header("prefer", "respond-async");
+                    }
+                    async move { request.send().await.unwrap().status() }
+                })
+                .buffer_unordered(concurrency)
+                .collect()
+                .await;
+            assert!(statuses.iter().all(|s| *s == StatusCode::CREATED), "{statuses:?}");
+        }
     };
 
     let (direct_key, direct_signer) = chain::fresh_account();
@@ -135,56 +143,103 @@ async fn proxy_versus_direct_transactions_per_second() {
         }
     };
 
-    // anvil slows as its chain grows: the two sides take turns, proxy-direct-direct-proxy,
-    // so neither runs on a younger chain than the other. anvil answers a send once the
-    // transaction is in its pool and mines behind it: each turn ends when its last
-    // transaction is mined, so no turn inherits the mining of the one before.
-    let mut proxy = Side::default();
-    let mut direct = Side::default();
-    let mut keyward_cpu = 0.0;
-    for (round, proxy_first) in [true, false].into_iter().enumerate() {
-        for proxied in [proxy_first, !proxy_first] {
-            let sent_by_then = ((round + 1) * transactions / 2) as u64;
+    // anvil slows as its chain grows: the sides take turns, proxy-queued-direct, then
+    // direct-queued-proxy, so none runs on a younger chain than the others. anvil answers a
+    // send once the transaction is in its pool and mines behind it: each turn ends when
+    // its last transaction is mined, so no turn inherits the mining of the one before.
+    let mut sides = [Side::default(), Side::default(), Side::default()];
+    let mut keyward_cpu = [0.0; 2];
+    let (mut proxy_sent, mut direct_sent) = (0, 0);
+    for order in [[0, 1, 2], [2, 1, 0]] {
+        for side in order {
             let cpu_before = api.server.cpu_seconds();
             let machine_before = machine_busy_seconds();
             let first_block = chain::block_number().await;
             let started = Instant::now();
-            let (side, signer) = if proxied {
-                proxy_turn().await;
-                keyward_cpu += api.server.cpu_seconds() - cpu_before;
-                (&mut proxy, &proxy_signer)
+            let (signer, sent_by_then) = if side == DIRECT {
+                direct_turn(direct_sent).await;
+                direct_sent += (transactions / 2) as u64;
+                (&direct_signer, direct_sent)
             } else {
-                direct_turn((round * transactions / 2) as u64).await;
-                (&mut direct, &direct_signer)
+                proxy_turn(if side == PROXY {
+                    Answer::Broadcast
+                } else {
+                    Answer::Queued
+                })
+                .await;
+                keyward_cpu[side] += api.server.cpu_seconds() - cpu_before;
+                proxy_sent += (transactions / 2) as u64;
+                (&proxy_signer, proxy_sent)
             };
-            side.accepted_seconds += started.elapsed().as_secs_f64();
+            let side = &mut sides[side];
+            side.answered_seconds += started.elapsed().as_secs_f64();
             wait_until_mined(signer, sent_by_then).await;
             side.mined_seconds += started.elapsed().as_secs_f64();
             side.busy_seconds += machine_busy_seconds() - machine_before;
             side.blocks += chain::block_number().await - first_block;
         }
     }
-    let transactions_f = transactions as f64;
+    // Those answered before the node was: every one was broadcast in the end.
+    let (_, listed) = api
+        .call(
+            "GET",
+            &format!("/v1/agents/{agent_id}/transactions"),
+            Some(&token),
+            None,
+        )
+        .await;
+    let unsent: Vec<&serde_json::Value> = listed["transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|tx| tx["status"] != "broadcast")
+        .collect();
+    assert!(unsent.is_empty(), "{unsent:?}");
+
+    let per_second = |seconds: f64| transactions as f64 / seconds;
+    let [proxy, queued, direct] = &sides;
     println!(
-        "intents bench: {transactions} transfers, {concurrency} at a time: \
-         mined: proxy {:.0} tx/s, direct {:.0} tx/s, ratio {:.2}; \
-         accepted by the node: proxy {:.0} tx/s, direct {:.0} tx/s, ratio {:.2}; \
-         keyward CPU {:.0} µs per proxied transfer; \
-         anvil packed {:.1} transfers per block proxied, {:.1} direct; \
-         cores busy (every process, until mined): proxy {:.2}, direct {:.2} of {}",
-        transactions_f / proxy.mined_seconds,
-        transactions_f / direct.mined_seconds,
+        "intents bench: {transactions} transfers per side, {concurrency} at a time\n\
+         mined:    proxy {:.0} tx/s, proxy with Prefer: respond-async {:.0} tx/s, direct {:.0} tx/s; \
+         ratios {:.2} and {:.2}\n\
+         answered: proxy {:.0} tx/s (once the node took them), respond-async {:.0} tx/s (once \
+         queued), direct {:.0} tx/s (by the node); ratio to direct, proxy {:.2}\n\
+         keyward CPU per transfer: proxy {:.0} µs, respond-async {:.0} µs\n\
+         transfers per block: proxy {:.1}, respond-async {:.1}, direct {:.1}\n\
+         cores busy (every process, until mined): proxy {:.2}, respond-async {:.2}, direct {:.2} of {}",
+        per_second(proxy.mined_seconds),
+        per_second(queued.mined_seconds),
+        per_second(direct.mined_seconds),
         direct.mined_seconds / proxy.mined_seconds,
-        transactions_f / proxy.accepted_seconds,
-        transactions_f / direct.accepted_seconds,
-        direct.accepted_seconds / proxy.accepted_seconds,
-        keyward_cpu / transactions_f * 1e6,
-        transactions_f / proxy.blocks as f64,
-        transactions_f / direct.blocks as f64,
+        direct.mined_seconds / queued.mined_seconds,
+        per_second(proxy.answered_seconds),
+        per_second(queued.answered_seconds),
+        per_second(direct.answered_seconds),
+        direct.answered_seconds / proxy.answered_seconds,
+        keyward_cpu[PROXY] / transactions as f64 * 1e6,
+        keyward_cpu[QUEUED] / transactions as f64 * 1e6,
+        transactions as f64 / proxy.blocks as f64,
+        transactions as f64 / queued.blocks as f64,
+        transactions as f64 / direct.blocks as f64,
         proxy.busy_seconds / proxy.mined_seconds,
+        queued.busy_seconds / queued.mined_seconds,
         direct.busy_seconds / direct.mined_seconds,
         std::thread::available_parallelism().unwrap(),
     );
+}
+
+/// The sides, as indexes of their results.
+const PROXY: usize = 0;
+const QUEUED: usize = 1;
+const DIRECT: usize = 2;
+
+/// When the proxy answers a submission.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// Once the node took the transaction (the default).
+    Broadcast,
+    /// Once it is signed and queued for broadcast (`Prefer: respond-async`).
+    Queued,
 }
 
 /// Waits until `signer`'s transactions up to nonce `count` are mined. anvil, fed one
@@ -220,8 +275,9 @@ async fn wait_until_mined(signer: &str, count: u64) {
 /// One side's turns, summed.
 #[derive(Default)]
 struct Side {
-    /// Until the node accepted the last transaction of each turn.
-    accepted_seconds: f64,
+    /// Until the last transaction of each turn was answered: by the node (direct), by
+    /// keyward once the node took it (proxy), or once it was queued (respond-async).
+    answered_seconds: f64,
     /// Until the node mined it.
     mined_seconds: f64,
     blocks: u64,

@@ -85,6 +85,12 @@ impl Rpc {
         simulation::results(&answer, calls.len())
     }
 
+    /// Whether the node has the transaction with `hash`, in its pool or mined.
+    pub async fn knows_transaction(&self, hash: B256) -> Result<bool, RpcError> {
+        let found = self.call("eth_getTransactionByHash", json!([hash.to_string()])).await?;
+        Ok(!found.is_null())
+    }
+
     /// Broadcasts a signed transaction; the node's hash for it.
     pub async fn send_raw(&self, raw: &[u8]) -> Result<B256, RpcError> {
         let hash = self.call("eth_sendRawTransaction", raw_param(raw)).await?;

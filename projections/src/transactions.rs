@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use domain::events::Event;
-use domain::transaction::{TransactionHistory, TransactionRecord};
+use domain::transaction::{TransactionHistory, TransactionRecord, TxStatus};
 use domain::{AgentId, RecordedEvent};
 use uuid::Uuid;
 
@@ -28,6 +28,14 @@ impl Transactions {
 
     pub fn get(&self, agent: AgentId, id: Uuid) -> Option<&TransactionRecord> {
         self.history(agent).get(id)
+    }
+
+    /// Every agent's transactions signed for broadcast whose outcome is not in the log.
+    pub fn unsettled(&self) -> impl Iterator<Item = &TransactionRecord> {
+        self.by_agent
+            .values()
+            .flat_map(TransactionHistory::records)
+            .filter(|record| record.status == TxStatus::Signed)
     }
 }
 

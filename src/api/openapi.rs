@@ -116,7 +116,15 @@ fn build(source: &Value) -> Value {
             .get(method)
             .or_else(|| own.get(path).and_then(|item| item.get(method)))
             .cloned();
-        let Some(operation) = operation else { continue };
+        let Some(mut operation) = operation else { continue };
+        for (_, _, parameter) in own_parameters()
+            .into_iter()
+            .filter(|(m, p, _)| (m, p) == (method, path))
+        {
+            if let Some(Value::Array(parameters)) = operation.get_mut("parameters") {
+                parameters.push(parameter);
+            }
+        }
         let item = paths
             .entry(path.to_string())
             .or_insert_with(|| Value::Object(Map::new()));
@@ -435,6 +443,26 @@ fn own_paths() -> HashMap<&'static str, Value> {
     ])
 }
 
+/// Parameters keyward takes beyond 1claw's on 1claw's operations: (method, path, parameter).
+fn own_parameters() -> Vec<(&'static str, &'static str, Value)> {
+    vec![(
+        "post",
+        "/v1/agents/{agent_id}/transactions",
+        json!({
+            "name": "Prefer",
+            "in": "header",
+            "required": false,
+            "description": concat!(
+                "keyward: `respond-async` (RFC 7240) answers once the transaction is signed and durably ",
+                "queued for broadcast, with status `signed` and `Preference-Applied: respond-async`, ",
+                "instead of waiting for the node; the outcome (`broadcast` or `failed`) shows on GET. ",
+                "A transaction still queued when keyward stops is sent when it starts again.",
+            ),
+            "schema": {"type": "string"},
+        }),
+    )]
+}
+
 fn enrollment_id_parameter() -> Value {
     json!({"name": "enrollment_id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}})
 }
@@ -670,6 +698,19 @@ mod tests {
         // The pruning did prune: schemas of endpoints keyward does not serve are left out.
         assert!(components["schemas"].get("SignIntentRequest").is_none());
         assert!(components["schemas"].get("VaultResponse").is_some());
+    }
+
+    #[test]
+    fn keywards_own_parameters_join_1claws_on_the_same_operation() {
+        let document = served();
+        let names: Vec<&str> = document["paths"]["/v1/agents/{agent_id}/transactions"]["post"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|parameter| parameter["name"].as_str().unwrap_or("(a $ref)"))
+            .collect();
+        assert!(names.contains(&"Idempotency-Key"), "{names:?}");
+        assert!(names.contains(&"Prefer"), "{names:?}");
     }
 
     #[test]

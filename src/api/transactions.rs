@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use chrono::{DateTime, Utc};
 use domain::evm_chain::EvmChain;
 use domain::transaction::{TransactionRecord, TxStatus};
@@ -244,9 +244,48 @@ pub async fn submit(
     PathParams(agent_id): PathParams<AgentId>,
     headers: HeaderMap,
     Body(request): Body<SubmitRequest>,
-) -> Result<(StatusCode, Json<TransactionResponse>), ApiError> {
-    let (status, record) = sign_and_send(&state, session, agent_id, &headers, request, false).await?;
-    Ok((status, Json(TransactionResponse::new(&record, true))))
+) -> Result<(StatusCode, HeaderMap, Json<TransactionResponse>), ApiError> {
+    let until = if prefers_async(&headers) {
+        Until::Queued
+    } else {
+        Until::Broadcast
+    };
+    let (status, record) = sign_and_send(&state, session, agent_id, &headers, request, until).await?;
+    // Answered before the node was (not a repeat): the client is told so.
+    let mut answer_headers = HeaderMap::new();
+    if until == Until::Queued && record.status == TxStatus::Signed {
+        answer_headers.insert(PREFERENCE_APPLIED, HeaderValue::from_static(RESPOND_ASYNC));
+    }
+    Ok((status, answer_headers, Json(TransactionResponse::new(&record, true))))
+}
+
+const PREFER: HeaderName = HeaderName::from_static("prefer");
+const PREFERENCE_APPLIED: HeaderName = HeaderName::from_static("preference-applied");
+const RESPOND_ASYNC: &str = "respond-async";
+
+/// Whether the request says `Prefer: respond-async` (RFC 7240): preferences are
+/// comma-separated, each a token with optional `;` parameters, in any case.
+fn prefers_async(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(PREFER)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|preference| preference.split(';').next())
+        .any(|token| token.trim().eq_ignore_ascii_case(RESPOND_ASYNC))
+}
+
+/// How far a submission goes before it is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Until {
+    /// Signed, for the agent to broadcast itself (POST .../transactions/sign).
+    SignedOnly,
+    /// Signed and durably queued for broadcast: the client asked not to wait for the node
+    /// (`Prefer: respond-async`). The answer says "signed", as the log does; the outcome
+    /// shows on GET, and a transaction queued when keyward stopped is sent when it starts.
+    Queued,
+    /// The node's answer recorded: "broadcast", or 502 when the node refused.
+    Broadcast,
 }
 
 #[derive(Serialize)]
@@ -271,7 +310,7 @@ pub async fn sign(
     headers: HeaderMap,
     Body(request): Body<SubmitRequest>,
 ) -> Result<(StatusCode, Json<SignedOnlyResponse>), ApiError> {
-    let (status, record) = sign_and_send(&state, session, agent_id, &headers, request, true).await?;
+    let (status, record) = sign_and_send(&state, session, agent_id, &headers, request, Until::SignedOnly).await?;
     Ok((
         status,
         Json(SignedOnlyResponse {
@@ -288,15 +327,15 @@ pub async fn sign(
     ))
 }
 
-/// Decides, signs and (unless `sign_only`) broadcasts; the transaction as recorded, with
-/// 201, or 200 for a repeat of an Idempotency-Key.
+/// Decides, signs and (unless sign-only) broadcasts, answering as far as `until` says; the
+/// transaction as recorded, with 201, or 200 for a repeat of an Idempotency-Key.
 async fn sign_and_send(
     state: &AppState,
     session: AgentSession,
     agent_id: AgentId,
     headers: &HeaderMap,
     request: SubmitRequest,
-    sign_only: bool,
+    until: Until,
 ) -> Result<(StatusCode, TransactionRecord), ApiError> {
     let idempotency_key = idempotency_key(headers)?;
     check_agent(&session, agent_id)?;
@@ -382,7 +421,7 @@ async fn sign_and_send(
         nonce: request.nonce,
         signing_key_path: key_path,
         idempotency_key,
-        sign_only,
+        sign_only: until == Until::SignedOnly,
     };
     let ticket = Ticket {
         submission,
@@ -396,6 +435,9 @@ async fn sign_and_send(
     let tx_id = ticket.submission.tx_id;
     let receipt = match reservations::reserve(state, agent_id, ticket).await? {
         Ok(Reserved::Signed) => return Ok((StatusCode::CREATED, recorded(state, agent_id, tx_id)?)),
+        Ok(Reserved::Broadcasting(_)) if until == Until::Queued => {
+            return Ok((StatusCode::CREATED, recorded(state, agent_id, tx_id)?));
+        }
         Ok(Reserved::Broadcasting(receipt)) => receipt,
         Ok(Reserved::Repeat(earlier)) => {
             let record = state

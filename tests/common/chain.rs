@@ -12,8 +12,14 @@ pub fn anvil_url() -> String {
 
 /// keyward's KEYWARD_CHAINS for the run's anvil, plus `extra` chains.
 pub fn chains_setting(extra: &[Value]) -> String {
+    chains_setting_at(&anvil_url(), extra)
+}
+
+/// [`chains_setting`] with the anvil chain reached at `rpc_url` (a stand-in in front of
+/// the node).
+pub fn chains_setting_at(rpc_url: &str, extra: &[Value]) -> String {
     let mut chains = vec![json!({
-        "name": "anvil", "display_name": "Anvil", "chain_id": 31337, "rpc_url": anvil_url(),
+        "name": "anvil", "display_name": "Anvil", "chain_id": 31337, "rpc_url": rpc_url,
         "native_currency": "ETH", "is_testnet": true,
     })];
     chains.extend(extra.iter().cloned());
