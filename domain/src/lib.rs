@@ -20,6 +20,7 @@ pub mod secret_path;
 pub mod share;
 pub mod signing_key;
 pub mod stream;
+pub mod suffix_sums;
 pub mod transaction;
 pub mod user;
 pub mod vault;

@@ -12,6 +12,7 @@ use crate::change::stream;
 use crate::events::TransactionSigned;
 use crate::ids::AgentId;
 use crate::stream::StreamId;
+use crate::suffix_sums::SuffixSums;
 use crate::wei::Wei;
 
 /// A signed transaction's outcome (broadcast or failed) is recorded once, in a stream of
@@ -109,6 +110,9 @@ pub struct TransactionHistory {
     by_id: HashMap<Uuid, usize>,
     by_idempotency_key: HashMap<String, usize>,
     nonces: HashMap<(u64, String), SenderNonces>,
+    /// What each record holds against the daily limit, in record order: its value, zero
+    /// once its broadcast failed.
+    held: SuffixSums,
 }
 
 impl TransactionHistory {
@@ -129,8 +133,10 @@ impl TransactionHistory {
         let nonces = self.nonces.entry(sender(record.chain_id, &record.from)).or_default();
         if record.holds_reservation() {
             nonces.held.insert(record.nonce);
+            self.held.push(counted(record.value));
         } else {
             nonces.released.insert(record.nonce);
+            self.held.push(0);
         }
         self.records.push(record);
     }
@@ -147,12 +153,21 @@ impl TransactionHistory {
             return;
         };
         let record = &mut self.records[at];
+        if record.holds_reservation() {
+            self.held.subtract(at, counted(record.value));
+        }
         record.status = TxStatus::Failed;
         record.error = Some(error.to_owned());
         let nonces = self.nonces.entry(sender(record.chain_id, &record.from)).or_default();
         nonces.held.remove(&record.nonce);
         nonces.released.insert(record.nonce);
     }
+}
+
+/// A value as the window sums count it: capped at [`Wei::CEILING`], which no limit exceeds,
+/// so that the sum of any number of them an agent could sign fits in 128 bits.
+fn counted(value: Wei) -> u128 {
+    value.as_u128().min(Wei::CEILING.as_u128())
 }
 
 fn sender(chain_id: u64, from: &str) -> (u64, String) {
@@ -194,17 +209,19 @@ impl<'a> Ledger<'a> {
             .filter(|r| r.signed_at > now - IDEMPOTENCY_WINDOW)
     }
 
-    /// What the agent spent in the window before `now`: signed and not failed.
+    /// What the agent spent in the window before `now`: signed and not failed. The log's
+    /// part is a suffix of its records (their `signed_at` never decreases), found by
+    /// binary search and summed by the history's index.
     pub fn spent_before(self, now: DateTime<Utc>) -> Wei {
         let since = now - SPEND_WINDOW;
-        let logged = self.logged.records.iter().rev().take_while(|r| r.signed_at > since);
-        Wei::checked_sum(
-            logged
-                .chain(self.this_turn)
-                .filter(|r| r.holds_reservation() && r.signed_at > since)
-                .map(|r| r.value),
-        )
-        .unwrap_or(Wei::CEILING)
+        let first_in_window = self.logged.records.partition_point(|r| r.signed_at <= since);
+        let logged = Wei::from_wei(self.logged.held.from(first_in_window));
+        let this_turn = self
+            .this_turn
+            .iter()
+            .filter(|r| r.holds_reservation() && r.signed_at > since)
+            .map(|r| r.value);
+        Wei::checked_sum(std::iter::once(logged).chain(this_turn)).unwrap_or(Wei::CEILING)
     }
 
     /// Whether a live transaction from `from` on `chain_id` holds `nonce`.
@@ -345,5 +362,43 @@ mod tests {
         );
         logged.push(record(1, TxStatus::Signed, "1", now()));
         assert_eq!(Ledger::new(&logged, &[]).next_nonce(31337, "0xabc", 0), 3);
+    }
+
+    proptest::proptest! {
+        /// The indexed window sum is what summing the window's live records one by one
+        /// gives, whatever the times, values and failures, and wherever `now` falls.
+        #[test]
+        fn spend_from_the_index_is_the_sum_of_the_windows_live_records(
+            steps in proptest::collection::vec((0i64..4 * 3600, 0u32..3_000, proptest::bool::weighted(0.2)), 0..120),
+            now_after_last in 0i64..30 * 3600,
+        ) {
+            let mut at = now() - Duration::hours(48);
+            let mut logged = TransactionHistory::default();
+            for (nonce, (seconds_after, milli_eth, _)) in (0u64..).zip(&steps) {
+                at += Duration::seconds(*seconds_after);
+                let value = format!("{}.{:03}", milli_eth / 1000, milli_eth % 1000);
+                logged.push(record(nonce, TxStatus::Signed, &value, at));
+            }
+            let failed: Vec<Uuid> = logged
+                .records()
+                .iter()
+                .zip(&steps)
+                .filter(|(_, (_, _, fails))| *fails)
+                .map(|(record, _)| record.id)
+                .collect();
+            for id in failed {
+                logged.mark_failed(id, "refused");
+            }
+            let now = at + Duration::seconds(now_after_last);
+            let scanned = Wei::checked_sum(
+                logged
+                    .records()
+                    .iter()
+                    .filter(|r| r.holds_reservation() && r.signed_at > now - SPEND_WINDOW)
+                    .map(|r| r.value),
+            )
+            .unwrap();
+            proptest::prop_assert_eq!(Ledger::new(&logged, &[]).spent_before(now), scanned);
+        }
     }
 }
