@@ -150,7 +150,7 @@ async fn proxy_versus_direct_transactions_per_second() {
     let mut sides = [Side::default(), Side::default(), Side::default()];
     let mut keyward_cpu = [0.0; 2];
     let (mut proxy_sent, mut direct_sent) = (0, 0);
-    for order in [[0, 1, 2], [2, 1, 0]] {
+    for order in [[PROXY, QUEUED, DIRECT], [DIRECT, QUEUED, PROXY]] {
         for side in order {
             let cpu_before = api.server.cpu_seconds();
             let machine_before = machine_busy_seconds();
