@@ -20,7 +20,7 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::AppState;
-use super::chains::enabled_chain;
+use super::chains::enabled_chains;
 use super::lanes::{Drain, Lanes};
 use super::problem::ApiError;
 use crate::commands::CommandError;
@@ -67,10 +67,11 @@ pub fn resume_unsettled(state: &AppState) -> usize {
         .projector
         .read(|models| models.transactions.unsettled().cloned().collect());
     unsettled.sort_by(|a, b| (a.chain_id, &a.from, a.nonce).cmp(&(b.chain_id, &b.from, b.nonce)));
+    let chains = enabled_chains(state);
     let now = Utc::now();
     let mut queued = 0;
     for record in unsettled {
-        let Some(chain) = enabled_chain(state, &record.chain_id.to_string()) else {
+        let Some(chain) = chains.iter().find(|chain| chain.settings.chain_id == record.chain_id) else {
             tracing::warn!(tx_id = %record.id, chain_id = record.chain_id, "a transaction signed before the last stop waits for its chain to be enabled again");
             continue;
         };

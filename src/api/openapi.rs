@@ -110,6 +110,7 @@ pub async fn openapi() -> impl IntoResponse {
 /// The served document from the 1claw subset.
 fn build(source: &Value) -> Value {
     let own = own_paths();
+    let own_parameters = own_parameters();
     let mut paths = Map::new();
     for (method, path) in IMPLEMENTED {
         let operation = source["paths"][path]
@@ -117,12 +118,12 @@ fn build(source: &Value) -> Value {
             .or_else(|| own.get(path).and_then(|item| item.get(method)))
             .cloned();
         let Some(mut operation) = operation else { continue };
-        for (_, _, parameter) in own_parameters()
-            .into_iter()
-            .filter(|(m, p, _)| (m, p) == (method, path))
-        {
-            if let Some(Value::Array(parameters)) = operation.get_mut("parameters") {
-                parameters.push(parameter);
+        for (_, _, parameter) in own_parameters.iter().filter(|(m, p, _)| (m, p) == (method, path)) {
+            if let Some(Value::Array(parameters)) = operation
+                .as_object_mut()
+                .map(|fields| fields.entry("parameters").or_insert_with(|| json!([])))
+            {
+                parameters.push(parameter.clone());
             }
         }
         let item = paths
