@@ -4,10 +4,17 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::extract::State;
 use common::chain::{self, ETH};
 use common::{Api, Server, TestDb};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use tokio::sync::watch;
+
+const PUBLIC_URL: &str = "http://keyward.test";
 
 /// A human, a vault with the signing key, and an intents agent allowed to read it.
 struct World {
@@ -39,6 +46,8 @@ async fn world_with_chains(db: TestDb, settings: Value, chains: String) -> World
         ("KEYWARD_DATA_DIR", data_dir.to_str().unwrap().to_owned()),
         ("KEYWARD_CHAINS", chains),
         ("KEYWARD_LOG", "debug".to_owned()),
+        // Tokens stay valid on another process on the same log.
+        ("KEYWARD_PUBLIC_URL", PUBLIC_URL.to_owned()),
     ];
     let server_env: Vec<(&str, &str)> = settings_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let api = Api::new(Server::start_with_stderr(&server_env, log).await, data_dir);
@@ -829,26 +838,89 @@ async fn an_exported_key_needs_the_password_and_an_imported_one_signs_from_then_
 async fn node_that_never_answers_sends() -> String {
     async fn pass_on(body: String) -> ([(&'static str, &'static str); 1], String) {
         let sends = body.contains("eth_sendRawTransaction");
-        let answer = reqwest::Client::new()
-            .post(chain::anvil_url())
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let answer = anvils_answer(body).await;
         if sends {
             std::future::pending::<()>().await;
         }
         ([("content-type", "application/json")], answer)
     }
+    serve_node(axum::Router::new().route("/", axum::routing::post(pass_on))).await
+}
+
+/// What anvil answers to a JSON-RPC request.
+async fn anvils_answer(body: String) -> String {
+    reqwest::Client::new()
+        .post(chain::anvil_url())
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Serves a node stand-in on a free port; its URL.
+async fn serve_node(app: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let app = axum::Router::new().route("/", axum::routing::post(pass_on));
     tokio::spawn(async move { axum::serve(listener, app).await });
     url
+}
+
+/// A chain node stand-in in front of anvil: it passes every call on, but holds the answers
+/// to sends until it has been sent `count` transactions (or 10 s passed), so that every
+/// sender has sent before any hears back. Its URL, and how many sends it has had.
+async fn node_that_answers_sends_after(count: usize) -> (String, watch::Receiver<usize>) {
+    async fn pass_on(
+        State(held): State<Arc<(usize, watch::Sender<usize>)>>,
+        body: String,
+    ) -> ([(&'static str, &'static str); 1], String) {
+        let sends = body.contains("eth_sendRawTransaction");
+        let answer = anvils_answer(body).await;
+        if sends {
+            let (count, sent) = &*held;
+            sent.send_modify(|sent| *sent += 1);
+            let mut seen = sent.subscribe();
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), seen.wait_for(|sent| sent >= count)).await;
+        }
+        ([("content-type", "application/json")], answer)
+    }
+    let (sent, sends) = watch::channel(0);
+    let held = Arc::new((count, sent));
+    let url = serve_node(
+        axum::Router::new()
+            .route("/", axum::routing::post(pass_on))
+            .with_state(held),
+    )
+    .await;
+    (url, sends)
+}
+
+/// A chain node stand-in in front of anvil that, while its switch is on, loses the answer
+/// to every send it passes on and fails every lookup of a transaction: keyward cannot
+/// learn whether the node took a transaction. Everything else passes.
+async fn node_that_loses_answers(losing: Arc<AtomicBool>) -> String {
+    async fn pass_on(State(losing): State<Arc<AtomicBool>>, body: String) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let looks_up = body.contains("eth_getTransactionByHash");
+        if losing.load(Ordering::SeqCst) && looks_up {
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+        let sends = body.contains("eth_sendRawTransaction");
+        let answer = anvils_answer(body).await;
+        if losing.load(Ordering::SeqCst) && sends {
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+        ([("content-type", "application/json")], answer).into_response()
+    }
+    serve_node(
+        axum::Router::new()
+            .route("/", axum::routing::post(pass_on))
+            .with_state(losing),
+    )
+    .await
 }
 
 /// Submits with `Prefer: respond-async`; the status, whether the preference was applied,
@@ -964,4 +1036,134 @@ async fn an_asynchronous_answer_comes_before_the_node_and_what_was_queued_at_a_c
     }
     assert_eq!(chain::nonce(&signer).await, 2);
     assert_eq!(chain::balance(&recipient).await, ETH / 2);
+}
+
+#[tokio::test]
+async fn a_send_the_node_leaves_unanswered_keeps_its_value_and_is_sent_again_until_it_answers() {
+    let losing = Arc::new(AtomicBool::new(true));
+    let node = node_that_loses_answers(losing.clone()).await;
+    let world = world_with_chains(
+        TestDb::sqlite(),
+        json!({"tx_daily_limit_eth": "1.0"}),
+        chain::chains_setting_at(&node, &[]),
+    )
+    .await;
+
+    // anvil takes and mines it, but keyward hears nothing and cannot ask: "signed", with
+    // why, and not a 502 that would invite sending it again as another transaction.
+    let (status, first) = submit(&world, transfer(&world, "0.6")).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert_eq!(first["status"], "signed");
+    assert!(
+        first["error_message"]
+            .as_str()
+            .is_some_and(|m| m.contains("did not answer")),
+        "{first}"
+    );
+    let agent = (world.agent_id.as_str(), world.agent.as_str());
+    assert_eq!(transaction_status(&world.api, agent, &first).await, "signed");
+
+    // Its 0.6 stays held while nobody knows: another 0.6 would pass the limit.
+    let (status, refused) = submit(&world, transfer(&world, "0.6")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    assert!(
+        refused["detail"].as_str().unwrap().contains("tx_daily_limit_eth"),
+        "{refused}"
+    );
+
+    // The node answers again: sent again, it is known, so broadcast.
+    losing.store(false, Ordering::SeqCst);
+    let healed = std::time::Instant::now();
+    while transaction_status(&world.api, agent, &first).await == "signed" {
+        assert!(healed.elapsed().as_secs() < 20, "never sent again: {first}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(transaction_status(&world.api, agent, &first).await, "broadcast");
+    assert_eq!(chain::mined_status(first["tx_hash"].as_str().unwrap()).await, 1);
+
+    // Exactly the rest of the limit still goes, on the next nonce.
+    let (status, rest) = submit(&world, transfer(&world, "0.4")).await;
+    assert_eq!(status, StatusCode::CREATED, "{rest}");
+    assert_eq!(rest["status"], "broadcast");
+    assert_eq!(rest["nonce"], 1);
+    let (status, over) = submit(&world, transfer(&world, "0.1")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{over}");
+    assert_eq!(chain::mined_status(rest["tx_hash"].as_str().unwrap()).await, 1);
+    assert_eq!(chain::balance(&world.recipient).await, ETH);
+}
+
+#[tokio::test]
+async fn two_replicas_sending_one_unsettled_transaction_record_one_outcome() {
+    // The first process's send, then each replica's, before any is answered.
+    let (node, sends) = node_that_answers_sends_after(3).await;
+    let world = world_with_chains(
+        TestDb::postgres().await,
+        json!({}),
+        chain::chains_setting_at(&node, &[]),
+    )
+    .await;
+    let (status, _, tx) = submit_async(&world, transfer(&world, "0.25")).await;
+    assert_eq!(status, StatusCode::CREATED, "{tx}");
+    let sent = std::time::Instant::now();
+    while chain::nonce(&world.signer).await < 1 {
+        assert!(sent.elapsed().as_secs() < 10, "anvil never got the transfer");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    // Stopped before it heard back; two replicas start on its log, and each sends again
+    // what the log holds as signed without an outcome.
+    let data_dir = world.api.data_dir.clone();
+    let chains = chain::chains_setting_at(&node, &[]);
+    let env = [
+        ("KEYWARD_DATABASE_URL", world.db.url()),
+        ("KEYWARD_DATA_DIR", data_dir.to_str().unwrap().to_owned()),
+        ("KEYWARD_CHAINS", chains),
+        ("KEYWARD_PUBLIC_URL", PUBLIC_URL.to_owned()),
+        ("KEYWARD_LOG", "info".to_owned()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let World {
+        api,
+        agent_id,
+        agent,
+        human,
+        recipient,
+        db: _db,
+        ..
+    } = world;
+    api.server.kill();
+    let mut replicas = Vec::new();
+    for name in ["b", "c"] {
+        let log_path = data_dir.join(format!("replica-{name}.log"));
+        let log = std::fs::File::create(&log_path).unwrap();
+        let server = Server::start_with_stderr(&env, log).await;
+        replicas.push((Api::new(server, data_dir.clone()), log_path));
+    }
+
+    // Both heard the node has it; one outcome is recorded, and the other replica takes it
+    // as recorded, without an error.
+    for (replica, _) in &replicas {
+        let settled = std::time::Instant::now();
+        while transaction_status(replica, (&agent_id, &agent), &tx).await == "signed" {
+            assert!(settled.elapsed().as_secs() < 20, "never settled: {tx}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(transaction_status(replica, (&agent_id, &agent), &tx).await, "broadcast");
+    }
+    let (_, trail) = replicas[0]
+        .0
+        .call(
+            "GET",
+            "/v1/audit/events?action=transaction.broadcast",
+            Some(&human),
+            None,
+        )
+        .await;
+    assert_eq!(trail["count"], 1, "{trail}");
+    for (_, log_path) in &replicas {
+        let log = std::fs::read_to_string(log_path).unwrap();
+        assert!(!log.contains("ERROR"), "{log}");
+    }
+    assert_eq!(*sends.borrow(), 3, "each replica sent it again before hearing back");
+    assert_eq!(chain::balance(&recipient).await, ETH / 4);
 }

@@ -8,13 +8,14 @@
 //! still has its transaction sent and the outcome recorded, exactly one per transaction.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use chrono::Utc;
 use domain::change::Change;
 use domain::event::ExpectedVersion;
 use domain::events::{Event, TransactionBroadcast, TransactionFailed};
 use domain::transaction::{TransactionRecord, transaction_stream};
-use domain::{AgentId, Metadata, StreamId};
+use domain::{AgentId, Metadata, OrgId, StreamId};
 use intents::{Address, B256, Rpc, RpcError, SignedTx};
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -36,10 +37,28 @@ pub struct Outgoing {
     pub metadata: Metadata,
 }
 
-/// Answers once the broadcast's outcome (sent or failed) is in the read models.
-pub type Receipt = oneshot::Receiver<Result<(), ApiError>>;
+/// Answers once the broadcast's outcome (sent or failed) is in the read models, or once
+/// the node could not be asked whether it took the transaction.
+pub type Receipt = oneshot::Receiver<Result<Delivery, ApiError>>;
 
-type Queued = (Outgoing, oneshot::Sender<Result<(), ApiError>>);
+/// How far a broadcast got when its receipt was answered.
+#[derive(Debug, Clone)]
+pub enum Delivery {
+    /// The outcome is in the log: broadcast, or failed with nothing spent.
+    Recorded,
+    /// The send went unanswered and the node could not say whether it has the
+    /// transaction: it stays signed, holding its value and nonce, and is sent again
+    /// until the node answers. The error the node's silence came with.
+    Unanswered(String),
+}
+
+/// A transaction waiting to be sent, and the request waiting for its receipt (none for
+/// one sent again: its receipt was answered the first time).
+type Queued = (Outgoing, Option<oneshot::Sender<Result<Delivery, ApiError>>>);
+
+/// The pause before an unanswered transaction is sent again, doubling up to the longest.
+const FIRST_RESEND: Duration = Duration::from_millis(500);
+const LONGEST_RESEND: Duration = Duration::from_secs(10);
 
 /// Every sender's lane within this replica.
 #[derive(Default)]
@@ -51,7 +70,7 @@ pub struct Broadcasts {
 pub fn send(state: &AppState, outgoing: Outgoing) -> Receipt {
     let (receipt, received) = oneshot::channel();
     let sender = (outgoing.chain_id, outgoing.signed.from);
-    if let Some(drain) = state.broadcasts.lanes.queue(sender, [(outgoing, receipt)]) {
+    if let Some(drain) = state.broadcasts.lanes.queue(sender, [(outgoing, Some(receipt))]) {
         tokio::spawn(send_batches(state.clone(), drain));
     }
     received
@@ -63,14 +82,22 @@ pub fn send(state: &AppState, outgoing: Outgoing) -> Receipt {
 /// in nonce order; the outcome is recorded as for any broadcast, a transaction the node
 /// already has counting as broadcast. How many were queued.
 pub fn resume_unsettled(state: &AppState) -> usize {
-    let mut unsettled: Vec<TransactionRecord> = state
-        .projector
-        .read(|models| models.transactions.unsettled().cloned().collect());
-    unsettled.sort_by(|a, b| (a.chain_id, &a.from, a.nonce).cmp(&(b.chain_id, &b.from, b.nonce)));
+    // With its agent's org: the outcome is recorded by keyward itself, in the org's trail.
+    let mut unsettled: Vec<(TransactionRecord, Option<OrgId>)> = state.projector.read(|models| {
+        models
+            .transactions
+            .unsettled()
+            .map(|record| {
+                let org = models.directory.agent(record.agent_id).map(|agent| agent.org_id);
+                (record.clone(), org)
+            })
+            .collect()
+    });
+    unsettled.sort_by(|(a, _), (b, _)| (a.chain_id, &a.from, a.nonce).cmp(&(b.chain_id, &b.from, b.nonce)));
     let chains = enabled_chains(state);
     let now = Utc::now();
     let mut queued = 0;
-    for record in unsettled {
+    for (record, org) in unsettled {
         let Some(chain) = chains.iter().find(|chain| chain.settings.chain_id == record.chain_id) else {
             tracing::warn!(tx_id = %record.id, chain_id = record.chain_id, "a transaction signed before the last stop waits for its chain to be enabled again");
             continue;
@@ -87,7 +114,10 @@ pub fn resume_unsettled(state: &AppState) -> usize {
                 tx_id: record.id,
                 chain_id: record.chain_id,
                 signed,
-                metadata: Metadata::system(now),
+                metadata: Metadata {
+                    org_id: org.map(|org| org.0),
+                    ..Metadata::system(now)
+                },
             },
         ));
         queued += 1;
@@ -104,54 +134,118 @@ fn signed_of(record: &TransactionRecord) -> Option<SignedTx> {
     })
 }
 
+/// What the node made of a transaction sent to it.
+enum Settlement {
+    /// The node has it: broadcast.
+    Taken,
+    /// The node refused it and does not have it: failed, nothing spent.
+    Refused(RpcError),
+    /// The send went unanswered and the node could not be asked: unknown.
+    Unanswered(RpcError),
+}
+
 /// Sends batch after batch until nothing is queued. Each batch is sent only after the
-/// one before it was answered; recording the outcomes overlaps the next send.
+/// one before it was answered; recording the outcomes overlaps the next send. What went
+/// unanswered is sent again, after a pause, ahead of anything queued since: its nonces
+/// come first, and until the node answers, the lane is not handed back.
 async fn send_batches(state: AppState, mut drain: Drain<Queued>) {
-    while let Some(batch) = drain.next_batch() {
+    let mut unanswered: Vec<Queued> = Vec::new();
+    let mut pause = FIRST_RESEND;
+    loop {
+        let batch = if unanswered.is_empty() {
+            pause = FIRST_RESEND;
+            match drain.next_batch() {
+                Some(batch) => batch,
+                None => return,
+            }
+        } else {
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(LONGEST_RESEND);
+            let mut batch = std::mem::take(&mut unanswered);
+            batch.extend(drain.take_waiting());
+            batch
+        };
         let Some((first, _)) = batch.first() else {
             continue;
         };
         let rpc = first.rpc.clone();
+        let sender = (first.chain_id, first.signed.from);
         let raws: Vec<&[u8]> = batch
             .iter()
             .map(|(outgoing, _)| outgoing.signed.raw.as_slice())
             .collect();
-        let outcomes = confirmed(&rpc, &batch, rpc.send_raw_batch(&raws).await).await;
-        if outcomes.iter().any(Result::is_err) {
+        let settlements = settled(&rpc, &batch, rpc.send_raw_batch(&raws).await).await;
+        if settlements
+            .iter()
+            .any(|settlement| !matches!(settlement, Settlement::Taken))
+        {
             // The node's count is asked again: a nonce it refused is reserved anew.
-            state.pending_nonces.forget(first.chain_id, first.signed.from);
+            state.pending_nonces.forget(sender.0, sender.1);
         }
-        tokio::spawn(record(state.clone(), batch, outcomes));
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for (mut queued, settlement) in batch.into_iter().zip(settlements) {
+            match settlement {
+                Settlement::Taken => outcomes.push((queued, Ok(()))),
+                Settlement::Refused(error) => outcomes.push((queued, Err(error))),
+                Settlement::Unanswered(error) => {
+                    tracing::warn!(tx_id = %queued.0.tx_id, %error, "the node did not answer a send; it is sent again");
+                    if let Some(receipt) = queued.1.take() {
+                        // A request that gave up no longer needs its receipt.
+                        let _ = receipt.send(Ok(Delivery::Unanswered(error.to_string())));
+                    }
+                    unanswered.push(queued);
+                }
+            }
+        }
+        if !outcomes.is_empty() {
+            tokio::spawn(record(state.clone(), outcomes));
+        }
     }
 }
 
-/// The outcomes of a batch, each failed send checked with the node: a send can fail after
-/// the node took the transaction (an answer lost to a timeout), or because it already has
-/// it (sent again after a restart: "already known", or "nonce too low" once mined). A
-/// transaction the node has was broadcast, whatever its send said; recording it as failed
-/// would release value the chain spends.
-async fn confirmed(
-    rpc: &Rpc,
-    batch: &[Queued],
-    mut outcomes: Vec<Result<B256, RpcError>>,
-) -> Vec<Result<B256, RpcError>> {
-    for ((outgoing, _), outcome) in batch.iter().zip(&mut outcomes) {
-        let hash = outgoing.signed.hash;
-        if outcome.is_err() && rpc.knows_transaction(hash).await == Ok(true) {
-            *outcome = Ok(hash);
-        }
+/// What became of each transaction of a batch, each failed send checked with the node: a
+/// send can fail after the node took the transaction (an answer lost to a timeout), or
+/// because it already has it (sent again after a restart: "already known", or "nonce too
+/// low" once mined). A transaction the node has was broadcast, whatever its send said;
+/// recording it as failed would release value the chain spends, so a failed send is
+/// failed only once the node says it does not have the transaction.
+async fn settled(rpc: &Rpc, batch: &[Queued], sends: Vec<Result<B256, RpcError>>) -> Vec<Settlement> {
+    let mut node_answers = true;
+    let mut settlements = Vec::with_capacity(sends.len());
+    for ((outgoing, _), sent) in batch.iter().zip(sends) {
+        let Err(error) = sent else {
+            settlements.push(Settlement::Taken);
+            continue;
+        };
+        // A node that did not answer one check is not asked again for the rest.
+        let known = if node_answers {
+            rpc.knows_transaction(outgoing.signed.hash).await
+        } else {
+            Err(error.clone())
+        };
+        settlements.push(match known {
+            Ok(true) => Settlement::Taken,
+            Ok(false) => Settlement::Refused(error),
+            Err(_) => {
+                node_answers = false;
+                Settlement::Unanswered(error)
+            }
+        });
     }
-    outcomes
+    settlements
 }
+
+/// A transaction the node answered for: broadcast, or refused.
+type Outcome = (Queued, Result<(), RpcError>);
 
 /// Records each transaction's outcome in its own stream, which it starts, all in one
 /// append; then answers each receipt. An outcome another replica recorded first (it sent
 /// the same transaction again after a restart) stands, and the others are recorded
 /// without it.
-async fn record(state: AppState, batch: Vec<Queued>, outcomes: Vec<Result<B256, RpcError>>) {
+async fn record(state: AppState, outcomes: Vec<Outcome>) {
     let mut recorded_elsewhere = HashSet::new();
     let recorded = loop {
-        let parts = match outcome_events(&batch, &outcomes, &recorded_elsewhere) {
+        let parts = match outcome_events(&outcomes, &recorded_elsewhere) {
             Ok(parts) if parts.is_empty() => break Ok(()),
             Ok(parts) => parts,
             Err(error) => break Err(error),
@@ -163,24 +257,21 @@ async fn record(state: AppState, batch: Vec<Queued>, outcomes: Vec<Result<B256, 
         }
     };
     if let Err(error) = &recorded {
-        tracing::error!(%error, transactions = batch.len(), "cannot record broadcast outcomes");
+        tracing::error!(%error, transactions = outcomes.len(), "cannot record broadcast outcomes");
     }
-    for (_, receipt) in batch {
-        // A request that gave up no longer needs its receipt.
-        let _ = receipt.send(recorded.clone());
+    for ((_, receipt), _) in outcomes {
+        if let Some(receipt) = receipt {
+            // A request that gave up no longer needs its receipt.
+            let _ = receipt.send(recorded.clone().map(|()| Delivery::Recorded));
+        }
     }
 }
 
 /// Each transaction's outcome, as the event that starts its stream, but for the streams in
 /// `skipped`.
-fn outcome_events(
-    batch: &[Queued],
-    outcomes: &[Result<B256, RpcError>],
-    skipped: &HashSet<StreamId>,
-) -> Result<Vec<StreamAppend>, ApiError> {
-    batch
+fn outcome_events(outcomes: &[Outcome], skipped: &HashSet<StreamId>) -> Result<Vec<StreamAppend>, ApiError> {
+    outcomes
         .iter()
-        .zip(outcomes)
         .map(|((outgoing, _), outcome)| (transaction_stream(outgoing.tx_id), outgoing, outcome))
         .filter(|(stream, _, _)| !skipped.contains(stream))
         .map(|(stream, outgoing, outcome)| {

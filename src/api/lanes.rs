@@ -71,6 +71,12 @@ impl<T> Drain<T> {
         }
         Some(std::mem::take(&mut lane.waiting))
     }
+
+    /// Everything queued since the last batch, perhaps nothing; the lane stays this
+    /// drain's, for one that still has work of its own to finish.
+    pub fn take_waiting(&mut self) -> Vec<T> {
+        std::mem::take(&mut locked(&self.lane).waiting)
+    }
 }
 
 impl<T> Drop for Drain<T> {
@@ -114,5 +120,17 @@ mod tests {
         drop(drain);
         let mut next = lanes.queue(1, ["y"]).expect("freed");
         assert_eq!(next.next_batch(), Some(vec!["x", "y"]));
+    }
+
+    #[test]
+    fn taking_what_waits_keeps_the_lane_even_when_nothing_does() {
+        let lanes = Lanes::default();
+        let mut drain = lanes.queue('k', [1]).unwrap();
+        assert_eq!(drain.take_waiting(), vec![1]);
+        assert_eq!(drain.take_waiting(), Vec::<i32>::new());
+        assert!(lanes.queue('k', [2]).is_none(), "still drained");
+        assert_eq!(drain.take_waiting(), vec![2]);
+        assert_eq!(drain.next_batch(), None);
+        assert!(lanes.queue('k', [3]).is_some(), "handed back by next_batch only");
     }
 }

@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::agents::agent_or_its_humans;
+use super::broadcasts::Delivery;
 use super::chains::enabled_chain;
 use super::extract::{Body, PathParams, QueryParams};
 use super::problem::ApiError;
@@ -448,17 +449,25 @@ async fn sign_and_send(
         }
         Err(refusal) => return Err(refused(refusal)),
     };
-    receipt
+    let delivery = receipt
         .await
         .map_err(|_| ApiError::internal("the broadcast ended without recording an outcome"))??;
-    let record = recorded(state, agent_id, tx_id)?;
-    if record.status == TxStatus::Failed {
-        return Err(ApiError::BadGateway(format!(
+    let mut record = recorded(state, agent_id, tx_id)?;
+    match delivery {
+        Delivery::Recorded if record.status == TxStatus::Failed => Err(ApiError::BadGateway(format!(
             "the chain did not accept the transaction; nothing was spent: {}",
             record.error.unwrap_or_default()
-        )));
+        ))),
+        Delivery::Recorded => Ok((StatusCode::CREATED, record)),
+        // Signed, and perhaps on its way: not a failure to retry with another
+        // transaction. The outcome shows on GET once the node answers.
+        Delivery::Unanswered(error) => {
+            record.error = Some(format!(
+                "the node did not answer ({error}); keyward sends the transaction again until it does"
+            ));
+            Ok((StatusCode::CREATED, record))
+        }
     }
-    Ok((StatusCode::CREATED, record))
 }
 
 fn recorded(state: &AppState, agent_id: AgentId, tx_id: Uuid) -> Result<TransactionRecord, ApiError> {
