@@ -962,6 +962,31 @@ async fn transaction_status(api: &Api, world_agent: (&str, &str), tx: &Value) ->
     record["status"].as_str().unwrap().to_owned()
 }
 
+/// The transaction's status once it is no longer "signed": the outcome keyward recorded,
+/// within 10 s of `since`.
+async fn settled_status(api: &Api, world_agent: (&str, &str), tx: &Value, since: std::time::Instant) -> String {
+    loop {
+        let status = transaction_status(api, world_agent, tx).await;
+        if status != "signed" {
+            return status;
+        }
+        assert!(since.elapsed().as_secs() < 10, "still signed after 10 s: {tx}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits, at most 10 s, until anvil has mined `count` transactions of `signer`.
+async fn wait_until_mined(signer: &str, count: u64) {
+    let started = std::time::Instant::now();
+    while chain::nonce(signer).await < count {
+        assert!(
+            started.elapsed().as_secs() < 10,
+            "anvil never got transaction {count} of {signer}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn an_asynchronous_answer_comes_before_the_node_and_what_was_queued_at_a_crash_is_sent_on_restart() {
     let node = node_that_never_answers_sends().await;
@@ -974,14 +999,7 @@ async fn an_asynchronous_answer_comes_before_the_node_and_what_was_queued_at_a_c
     assert_eq!(first["status"], "signed");
     // The stand-in gave the first to anvil, which mines it; keyward never heard back, so
     // the second waits behind it in its sender's queue, never sent.
-    let mined_first = std::time::Instant::now();
-    while chain::nonce(&world.signer).await < 1 {
-        assert!(
-            mined_first.elapsed().as_secs() < 10,
-            "anvil never got the first transfer"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    wait_until_mined(&world.signer, 1).await;
     let (status, _, second) = submit_async(&world, transfer(&world, "0.25")).await;
     assert_eq!(status, StatusCode::CREATED, "{second}");
     let agent = (world.agent_id.as_str(), world.agent.as_str());
@@ -1020,18 +1038,7 @@ async fn an_asynchronous_answer_comes_before_the_node_and_what_was_queued_at_a_c
     let agent = (agent_id.as_str(), agent.as_str());
     let settled = std::time::Instant::now();
     for tx in [&first, &second] {
-        loop {
-            let status = transaction_status(&api, agent, tx).await;
-            if status != "signed" {
-                assert_eq!(status, "broadcast", "{tx}");
-                break;
-            }
-            assert!(
-                settled.elapsed().as_secs() < 10,
-                "still signed 10 s after the restart: {tx}"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        assert_eq!(settled_status(&api, agent, tx, settled).await, "broadcast", "{tx}");
         assert_eq!(chain::mined_status(tx["tx_hash"].as_str().unwrap()).await, 1);
     }
     assert_eq!(chain::nonce(&signer).await, 2);
@@ -1074,11 +1081,7 @@ async fn a_send_the_node_leaves_unanswered_keeps_its_value_and_is_sent_again_unt
     // The node answers again: sent again, it is known, so broadcast.
     losing.store(false, Ordering::SeqCst);
     let healed = std::time::Instant::now();
-    while transaction_status(&world.api, agent, &first).await == "signed" {
-        assert!(healed.elapsed().as_secs() < 20, "never sent again: {first}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(transaction_status(&world.api, agent, &first).await, "broadcast");
+    assert_eq!(settled_status(&world.api, agent, &first, healed).await, "broadcast");
     assert_eq!(chain::mined_status(first["tx_hash"].as_str().unwrap()).await, 1);
 
     // Exactly the rest of the limit still goes, on the next nonce.
@@ -1104,11 +1107,7 @@ async fn two_replicas_sending_one_unsettled_transaction_record_one_outcome() {
     .await;
     let (status, _, tx) = submit_async(&world, transfer(&world, "0.25")).await;
     assert_eq!(status, StatusCode::CREATED, "{tx}");
-    let sent = std::time::Instant::now();
-    while chain::nonce(&world.signer).await < 1 {
-        assert!(sent.elapsed().as_secs() < 10, "anvil never got the transfer");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    wait_until_mined(&world.signer, 1).await;
 
     // Stopped before it heard back; two replicas start on its log, and each sends again
     // what the log holds as signed without an outcome.
@@ -1143,12 +1142,9 @@ async fn two_replicas_sending_one_unsettled_transaction_record_one_outcome() {
     // Both heard the node has it; one outcome is recorded, and the other replica takes it
     // as recorded, without an error.
     for (replica, _) in &replicas {
-        let settled = std::time::Instant::now();
-        while transaction_status(replica, (&agent_id, &agent), &tx).await == "signed" {
-            assert!(settled.elapsed().as_secs() < 20, "never settled: {tx}");
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        assert_eq!(transaction_status(replica, (&agent_id, &agent), &tx).await, "broadcast");
+        let started = std::time::Instant::now();
+        let agent = (agent_id.as_str(), agent.as_str());
+        assert_eq!(settled_status(replica, agent, &tx, started).await, "broadcast");
     }
     let (_, trail) = replicas[0]
         .0

@@ -169,7 +169,6 @@ async fn send_batches(state: AppState, mut drain: Drain<Queued>) {
             continue;
         };
         let rpc = first.rpc.clone();
-        let sender = (first.chain_id, first.signed.from);
         let raws: Vec<&[u8]> = batch
             .iter()
             .map(|(outgoing, _)| outgoing.signed.raw.as_slice())
@@ -180,7 +179,7 @@ async fn send_batches(state: AppState, mut drain: Drain<Queued>) {
             .any(|settlement| !matches!(settlement, Settlement::Taken))
         {
             // The node's count is asked again: a nonce it refused is reserved anew.
-            state.pending_nonces.forget(sender.0, sender.1);
+            state.pending_nonces.forget(first.chain_id, first.signed.from);
         }
         let mut outcomes = Vec::with_capacity(batch.len());
         for (mut queued, settlement) in batch.into_iter().zip(settlements) {
@@ -219,14 +218,14 @@ async fn settled(rpc: &Rpc, batch: &[Queued], sends: Vec<Result<B256, RpcError>>
         };
         // A node that did not answer one check is not asked again for the rest.
         let known = if node_answers {
-            rpc.knows_transaction(outgoing.signed.hash).await
+            rpc.knows_transaction(outgoing.signed.hash).await.ok()
         } else {
-            Err(error.clone())
+            None
         };
         settlements.push(match known {
-            Ok(true) => Settlement::Taken,
-            Ok(false) => Settlement::Refused(error),
-            Err(_) => {
+            Some(true) => Settlement::Taken,
+            Some(false) => Settlement::Refused(error),
+            None => {
                 node_answers = false;
                 Settlement::Unanswered(error)
             }
