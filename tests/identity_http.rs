@@ -339,18 +339,6 @@ async fn a_personal_api_key_works_directly_and_for_tokens_until_revoked() {
     assert!(!listed.to_string().contains(&key), "a listing shows the key");
 
     // Directly as a bearer token, and exchanged for one.
-    assert_eq!(api.call("GET", "/v1/auth/me", Some(&key), None).await.0, StatusCode::OK);
-    let (status, token) = api
-        .call("POST", "/v1/auth/api-key-token", None, Some(json!({"api_key": key})))
-        .await;
-    assert_eq!((status, token["expires_in"].as_i64()), (StatusCode::OK, Some(3600)));
-    let exchanged = token["access_token"].as_str().unwrap().to_owned();
-    assert_eq!(
-        api.call("GET", "/v1/auth/me", Some(&exchanged), None).await.0,
-        StatusCode::OK
-    );
-
-    // The key's scopes are a ceiling: a secret outside them is refused even in the human's own vault.
     let (_, vault) = api
         .call("POST", "/v1/vaults", Some(&session), Some(json!({"name": "prod"})))
         .await;
@@ -358,13 +346,28 @@ async fn a_personal_api_key_works_directly_and_for_tokens_until_revoked() {
     let outside = format!("/v1/vaults/{vault}/secrets/db/password");
     let inside = format!("/v1/vaults/{vault}/secrets/deploy/token");
     assert_eq!(
+        api.call("PUT", &inside, Some(&session), Some(json!({"value": "x"})))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    assert_eq!(api.call("GET", &inside, Some(&key), None).await.0, StatusCode::OK);
+    let (status, token) = api
+        .call("POST", "/v1/auth/api-key-token", None, Some(json!({"api_key": key})))
+        .await;
+    assert_eq!((status, token["expires_in"].as_i64()), (StatusCode::OK, Some(3600)));
+    let exchanged = token["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(api.call("GET", &inside, Some(&exchanged), None).await.0, StatusCode::OK);
+
+    // The key's scopes are a ceiling: a secret outside them is refused even in the human's own vault.
+    assert_eq!(
         api.call("PUT", &outside, Some(&key), Some(json!({"value": "x"})))
             .await
             .0,
         StatusCode::FORBIDDEN
     );
     assert_eq!(
-        api.call("PUT", &inside, Some(&key), Some(json!({"value": "x"})))
+        api.call("PUT", &inside, Some(&key), Some(json!({"value": "y"})))
             .await
             .0,
         StatusCode::CREATED
@@ -382,11 +385,11 @@ async fn a_personal_api_key_works_directly_and_for_tokens_until_revoked() {
         StatusCode::NO_CONTENT
     );
     assert_eq!(
-        api.call("GET", "/v1/auth/me", Some(&key), None).await.0,
+        api.call("GET", &inside, Some(&key), None).await.0,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        api.call("GET", "/v1/auth/me", Some(&exchanged), None).await.0,
+        api.call("GET", &inside, Some(&exchanged), None).await.0,
         StatusCode::UNAUTHORIZED
     );
     let (status, _) = api
@@ -396,6 +399,122 @@ async fn a_personal_api_key_works_directly_and_for_tokens_until_revoked() {
     assert_eq!(
         api.call("DELETE", &path, Some(&session), None).await.0,
         StatusCode::NOT_FOUND
+    );
+}
+
+/// A scoped key is for secrets within its scopes, not for acting as its human: with it, or
+/// a token exchanged for it, no endpoint that manages answers, and nothing changes.
+#[tokio::test]
+async fn a_scoped_api_key_reaches_only_secrets_within_its_scopes_and_cannot_manage() {
+    let db = TestDb::sqlite();
+    let api = Api::start(&db).await;
+    let session = api.signup("ada@example.com", "correct horse").await;
+    let (_, vault) = api
+        .call("POST", "/v1/vaults", Some(&session), Some(json!({"name": "prod"})))
+        .await;
+    let vault = vault["id"].as_str().unwrap().to_owned();
+    let (_, agent) = api
+        .call("POST", "/v1/agents", Some(&session), Some(json!({"name": "bot"})))
+        .await;
+    let agent = agent["agent"]["id"].as_str().unwrap().to_owned();
+    let (status, created) = api
+        .call(
+            "POST",
+            "/v1/auth/api-keys",
+            Some(&session),
+            Some(json!({"name": "ci", "scopes": ["deploy/**"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let key = created["api_key"].as_str().unwrap().to_owned();
+    let (_, token) = api
+        .call("POST", "/v1/auth/api-key-token", None, Some(json!({"api_key": key})))
+        .await;
+    let exchanged = token["access_token"].as_str().unwrap().to_owned();
+    let before = (
+        api.call("GET", "/v1/auth/api-keys", Some(&session), None).await,
+        api.call("GET", "/v1/vaults", Some(&session), None).await,
+        api.call("GET", "/v1/agents", Some(&session), None).await,
+        api.call("GET", &format!("/v1/vaults/{vault}/policies"), Some(&session), None)
+            .await,
+    );
+
+    let grant = json!({
+        "secret_path_pattern": "**",
+        "principal_type": "agent",
+        "principal_id": agent,
+        "permissions": ["read"],
+    });
+    let management: Vec<(&str, String, Option<serde_json::Value>)> = vec![
+        ("POST", "/v1/auth/api-keys".into(), Some(json!({"name": "x"}))),
+        ("GET", "/v1/auth/api-keys".into(), None),
+        ("GET", "/v1/auth/me".into(), None),
+        ("POST", "/v1/vaults".into(), Some(json!({"name": "mine"}))),
+        ("DELETE", format!("/v1/vaults/{vault}"), None),
+        ("POST", format!("/v1/vaults/{vault}/policies"), Some(grant)),
+        ("POST", "/v1/agents".into(), Some(json!({"name": "evil"}))),
+        ("POST", format!("/v1/agents/{agent}/rotate-key"), None),
+        ("GET", "/v1/agents/enrollments".into(), None),
+        ("GET", "/v1/org/members".into(), None),
+        ("GET", "/v1/audit/events".into(), None),
+        ("GET", "/v1/shares/outbound".into(), None),
+        ("GET", format!("/v1/agents/{agent}/transactions"), None),
+    ];
+    for credential in [&key, &exchanged] {
+        for (method, path, body) in &management {
+            let (status, problem) = api.call(method, path, Some(credential), body.clone()).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {problem}");
+            assert!(
+                problem["detail"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("a scoped credential cannot manage"),
+                "{problem}"
+            );
+        }
+    }
+    let after = (
+        api.call("GET", "/v1/auth/api-keys", Some(&session), None).await,
+        api.call("GET", "/v1/vaults", Some(&session), None).await,
+        api.call("GET", "/v1/agents", Some(&session), None).await,
+        api.call("GET", &format!("/v1/vaults/{vault}/policies"), Some(&session), None)
+            .await,
+    );
+    assert_eq!(after, before, "a refused request changed something");
+
+    // Secrets within its scopes still answer; outside them, the ceiling refuses.
+    let inside = format!("/v1/vaults/{vault}/secrets/deploy/token");
+    let outside = format!("/v1/vaults/{vault}/secrets/db/password");
+    for credential in [&key, &exchanged] {
+        let (status, body) = api
+            .call("PUT", &inside, Some(credential), Some(json!({"value": "v"})))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let (status, read) = api.call("GET", &inside, Some(credential), None).await;
+        assert_eq!((status, read["value"].as_str()), (StatusCode::OK, Some("v")));
+        let (status, _) = api
+            .call("PUT", &outside, Some(credential), Some(json!({"value": "v"})))
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+
+    // An unscoped key acts as its human, as before.
+    let (_, unscoped) = api
+        .call(
+            "POST",
+            "/v1/auth/api-keys",
+            Some(&session),
+            Some(json!({"name": "all"})),
+        )
+        .await;
+    let unscoped = unscoped["api_key"].as_str().unwrap().to_owned();
+    let (status, body) = api
+        .call("POST", "/v1/vaults", Some(&unscoped), Some(json!({"name": "staging"})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(
+        api.call("GET", "/v1/auth/me", Some(&unscoped), None).await.0,
+        StatusCode::OK
     );
 }
 

@@ -29,7 +29,7 @@ use zeroize::Zeroizing;
 use super::AppState;
 use super::extract::{Body, PathParams};
 use super::problem::ApiError;
-use super::session::Caller;
+use super::session::{Caller, SecretCaller};
 use crate::crypto::{CryptoError, SealedValue};
 
 /// The largest value keyward stores: secrets, certificates and env bundles, not files of
@@ -338,7 +338,7 @@ async fn write_version(
 
 pub async fn put(
     State(state): State<AppState>,
-    caller: Caller,
+    SecretCaller(caller): SecretCaller,
     PathParams((vault_id, raw_path)): PathParams<(VaultId, String)>,
     Body(request): Body<PutSecretRequest>,
 ) -> Result<(StatusCode, Json<SecretMetadataResponse>), ApiError> {
@@ -367,7 +367,7 @@ pub async fn put(
 /// an expired secret renews it). The answer is metadata only.
 pub async fn rotate(
     State(state): State<AppState>,
-    caller: Caller,
+    SecretCaller(caller): SecretCaller,
     PathParams((vault_id, raw_path)): PathParams<(VaultId, String)>,
     body: Result<Option<Json<RotateSecretRequest>>, JsonRejection>,
 ) -> Result<(StatusCode, Json<SecretMetadataResponse>), ApiError> {
@@ -424,7 +424,7 @@ fn generate_value(length: u64, charset: Charset) -> Result<Zeroizing<String>, Ap
 
 pub async fn get(
     State(state): State<AppState>,
-    caller: Caller,
+    SecretCaller(caller): SecretCaller,
     PathParams((vault_id, raw_path)): PathParams<(VaultId, String)>,
 ) -> Result<Json<SecretResponse>, ApiError> {
     let path = parse_path(&raw_path)?;
@@ -437,7 +437,7 @@ pub async fn get(
 /// reports when that version was written, as the version list does.
 pub async fn get_version(
     State(state): State<AppState>,
-    caller: Caller,
+    SecretCaller(caller): SecretCaller,
     PathParams((vault_id, raw)): PathParams<(VaultId, String)>,
 ) -> Result<Json<SecretResponse>, ApiError> {
     let (path, version) = parse_path_and_version(&raw)?;
@@ -568,7 +568,7 @@ pub(super) async fn read_value(
 /// GET /v1/vaults/{id}/secret-versions/{path}: every version, oldest first, metadata only.
 pub async fn list_versions(
     State(state): State<AppState>,
-    caller: Caller,
+    SecretCaller(caller): SecretCaller,
     PathParams((vault_id, raw_path)): PathParams<(VaultId, String)>,
 ) -> Result<Json<SecretVersionListResponse>, ApiError> {
     let path = parse_path(&raw_path)?;
@@ -593,7 +593,7 @@ pub async fn list_versions(
 /// version was disabled already.
 pub async fn disable_version(
     State(state): State<AppState>,
-    caller: Caller,
+    SecretCaller(caller): SecretCaller,
     PathParams((vault_id, raw)): PathParams<(VaultId, String)>,
 ) -> Result<StatusCode, ApiError> {
     let (path, version) = parse_path_and_version(&raw)?;
@@ -618,7 +618,7 @@ pub async fn disable_version(
 
 pub async fn delete(
     State(state): State<AppState>,
-    caller: Caller,
+    SecretCaller(caller): SecretCaller,
     PathParams((vault_id, raw_path)): PathParams<(VaultId, String)>,
 ) -> Result<StatusCode, ApiError> {
     let path = parse_path(&raw_path)?;
@@ -654,7 +654,7 @@ pub async fn delete(
 /// never a value.
 pub async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    SecretCaller(caller): SecretCaller,
     PathParams(vault_id): PathParams<VaultId>,
     super::extract::QueryParams(query): super::extract::QueryParams<ListQuery>,
 ) -> Result<Json<SecretListResponse>, ApiError> {

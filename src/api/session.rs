@@ -31,6 +31,18 @@ pub enum HumanCredential {
     ApiKey(UserApiKey),
 }
 
+impl HumanCredential {
+    /// Whether the API key behind the credential set scopes. A token's are judged as
+    /// issued, not as they parse today: a ceiling whose patterns no longer parse reaches
+    /// nothing, it does not vanish.
+    pub fn has_scope_ceiling(&self) -> bool {
+        match self {
+            HumanCredential::Token(claims) => !claims.scopes.is_empty(),
+            HumanCredential::ApiKey(key) => !key.scopes.is_empty(),
+        }
+    }
+}
+
 /// An agent holding a token issued with its current API key.
 pub struct AgentSession {
     pub agent: Agent,
@@ -64,9 +76,49 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// A caller of the secret endpoints. Besides every [`Caller`], these admit a human's scoped
+/// credential, since they bound its reach by its scopes (the second layer of authorization).
+pub struct SecretCaller(pub Caller);
+
+impl FromRequestParts<AppState> for SecretCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let context = RequestContext::from_request_parts(parts, state).await?;
+        let token = bearer_token(parts).ok_or(ApiError::Unauthorized)?;
+        Caller::scoped_or_not_from_token(state, token, context)
+            .await
+            .map(SecretCaller)
+    }
+}
+
+/// What every endpoint but the secret ones answers a scoped credential.
+const SCOPED_CANNOT_MANAGE: &str = "a scoped credential cannot manage: an API key with scopes, and a token \
+     issued for one, reach only the secret endpoints within those scopes";
+
 impl Caller {
-    /// Who presents `token` (a session token or a `1ck_` key), checked live.
+    /// Who presents `token` (a session token or a `1ck_` key), checked live. A human's
+    /// credential with a scope ceiling is refused (403): every other way to a caller (human
+    /// and agent sessions, link shares, web pages) comes through here, so an endpoint
+    /// admits one only by asking for a [`SecretCaller`], as the secret endpoints do, which
+    /// bound it by its scopes. Otherwise a key scoped to `deploy/**` could mint an unscoped
+    /// key, grant policies or create vaults as its human.
     pub async fn from_token(state: &AppState, token: &str, context: RequestContext) -> Result<Self, ApiError> {
+        let caller = Self::scoped_or_not_from_token(state, token, context).await?;
+        match &caller {
+            Caller::Human(session) if session.credential.has_scope_ceiling() => {
+                Err(ApiError::Forbidden(SCOPED_CANNOT_MANAGE.into()))
+            }
+            _ => Ok(caller),
+        }
+    }
+
+    /// Who presents `token`, scope ceiling or not: for the secret endpoints only.
+    async fn scoped_or_not_from_token(
+        state: &AppState,
+        token: &str,
+        context: RequestContext,
+    ) -> Result<Self, ApiError> {
         // Judge the principal on everything committed so far, by any replica.
         state.projector.catch_up().await.map_err(ApiError::internal)?;
         if let Some(key) = ApiKey::parse(token).filter(|key| key.kind() == ApiKeyKind::User) {
@@ -253,14 +305,17 @@ impl Caller {
     pub fn reach(&self) -> TokenReach {
         match self {
             Caller::Human(session) => {
-                let scopes = match &session.credential {
-                    HumanCredential::Token(claims) => parse_scopes(&claims.scopes),
-                    HumanCredential::ApiKey(key) => key.scopes.clone(),
-                };
                 // A human's reach is unbounded unless the API key behind it set a ceiling.
+                let scopes = session
+                    .credential
+                    .has_scope_ceiling()
+                    .then(|| match &session.credential {
+                        HumanCredential::Token(claims) => parse_scopes(&claims.scopes),
+                        HumanCredential::ApiKey(key) => key.scopes.clone(),
+                    });
                 TokenReach {
                     vault_ids: Vec::new(),
-                    scopes: (!scopes.is_empty()).then_some(scopes),
+                    scopes,
                 }
             }
             Caller::Agent(session) => TokenReach {
