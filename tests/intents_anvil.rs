@@ -285,6 +285,137 @@ async fn a_refused_broadcast_spends_nothing_and_leaves_no_gap_that_strands_later
 }
 
 #[tokio::test]
+async fn a_refused_send_with_a_nonce_far_ahead_does_not_pull_the_next_transaction_behind_a_gap() {
+    let world = world(TestDb::sqlite(), json!({}), &[]).await;
+    let mut ahead = transfer(&world, "0.01");
+    ahead["nonce"] = json!(10);
+    ahead["gas_price"] = json!("0");
+    let (status, refused) = submit(&world, ahead).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{refused}");
+
+    let (status, next) = submit(&world, transfer(&world, "0.01")).await;
+    assert_eq!(
+        (status, next["nonce"].as_u64()),
+        (StatusCode::CREATED, Some(0)),
+        "{next}"
+    );
+    assert_eq!(chain::mined_status(next["tx_hash"].as_str().unwrap()).await, 1);
+}
+
+#[tokio::test]
+async fn a_guardrail_refuses_before_the_key_is_read_or_the_chain_is_asked() {
+    let world = world(TestDb::sqlite(), json!({"tx_max_value_eth": "0.5"}), &[]).await;
+    delete_signing_key(&world).await;
+    let reverter = chain::fresh_address();
+    chain::rpc("anvil_setCode", json!([reverter, "0x60006000fd"])).await;
+    // Over the cap, and a call that reverts: the guardrail answers, not the simulation.
+    let call = json!({"chain": "anvil", "to": reverter, "value": "0.6", "data": "0x12345678", "simulate_first": true});
+    let (status, problem) = submit(&world, call).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().starts_with("tx_max_value_eth"),
+        "{problem}"
+    );
+    assert_eq!(audit_trail(&world, "transaction.reject").await["count"], 1);
+    assert_eq!(
+        audit_trail(&world, "transaction.simulate").await["count"],
+        0,
+        "nothing simulated"
+    );
+}
+
+/// Deletes the world's signing key: what still works without it never read it.
+async fn delete_signing_key(world: &World) {
+    let (status, _) = world
+        .api
+        .call(
+            "DELETE",
+            &format!("/v1/vaults/{}/secrets/keys/anvil-signer", world.vault),
+            Some(&world.human),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn requests_the_node_would_refuse_are_refused_before_anything_is_signed() {
+    let world = world(TestDb::sqlite(), json!({}), &[]).await;
+    let mut tip_over_cap = transfer(&world, "0.01");
+    tip_over_cap["max_fee_per_gas"] = json!("1000000000");
+    tip_over_cap["max_priority_fee_per_gas"] = json!("2000000000");
+    let (status, problem) = submit(&world, tip_over_cap).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+
+    let reverter = chain::fresh_address();
+    chain::rpc("anvil_setCode", json!([reverter, "0x60006000fd"])).await;
+    let call = json!({"chain": "anvil", "to": reverter, "value": "0", "data": "0x12345678"});
+    let (status, problem) = submit(&world, call).await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a call that cannot be estimated: {problem}"
+    );
+
+    let (_, listed) = world
+        .api
+        .call(
+            "GET",
+            &format!("/v1/agents/{}/transactions", world.agent_id),
+            Some(&world.agent),
+            None,
+        )
+        .await;
+    assert_eq!(listed["transactions"], json!([]), "nothing signed");
+    assert_eq!(chain::nonce(&world.signer).await, 0);
+}
+
+#[tokio::test]
+async fn a_repeated_idempotency_key_gets_the_first_answer_from_the_log_alone() {
+    let world = world(TestDb::sqlite(), json!({}), &[]).await;
+    let submit_with_key = |key: &'static str, body: Value| {
+        let api = &world.api;
+        let (path, agent) = (format!("/v1/agents/{}/transactions", world.agent_id), &world.agent);
+        async move {
+            api.call_with_headers("POST", &path, Some(agent), Some(body), &[("idempotency-key", key)])
+                .await
+        }
+    };
+    let (status, first) = submit_with_key("pay-1", transfer(&world, "0.1")).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let mut underpriced = transfer(&world, "0.1");
+    underpriced["gas_price"] = json!("0");
+    let (status, refused) = submit_with_key("pay-2", underpriced.clone()).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{refused}");
+
+    // The key is gone: a repeat that read it again could not be answered.
+    delete_signing_key(&world).await;
+    let (status, repeat) = submit_with_key("pay-1", transfer(&world, "0.1")).await;
+    assert_eq!((status, &repeat), (StatusCode::OK, &first));
+    let (status, refused_again) = submit_with_key("pay-2", underpriced).await;
+    assert_eq!((status, &refused_again), (StatusCode::BAD_GATEWAY, &refused));
+
+    let one = format!(
+        "/v1/agents/{}/transactions/{}",
+        world.agent_id,
+        first["id"].as_str().unwrap()
+    );
+    for (query, included) in [("true", true), ("1", true), ("yes", false), ("false", false)] {
+        let (status, tx) = world
+            .api
+            .call(
+                "GET",
+                &format!("{one}?include_signed_tx={query}"),
+                Some(&world.agent),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{query}: {tx}");
+        assert_eq!(tx.get("signed_tx").is_some(), included, "include_signed_tx={query}");
+    }
+}
+
+#[tokio::test]
 async fn the_private_key_is_in_no_response_log_line_or_stored_event() {
     let db = TestDb::sqlite();
     let world = world(db, json!({}), &[]).await;
@@ -708,7 +839,7 @@ async fn a_sign_only_transaction_is_not_sent_but_counts_against_the_daily_limit(
             Some(transfer(&world, "0.2")),
         )
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{signed}");
+    assert_eq!(status, StatusCode::OK, "{signed}");
     assert_eq!(
         (signed["status"].as_str(), signed["nonce"].as_u64()),
         (Some("sign_only"), Some(0))

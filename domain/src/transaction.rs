@@ -234,8 +234,10 @@ impl<'a> Ledger<'a> {
     }
 
     /// The nonce for the next transaction from `from` on `chain_id`: a nonce released by a
-    /// failed broadcast first (so no gap strands the transactions after it), else one past
-    /// the highest held, and never below what the node reports as pending.
+    /// failed broadcast below the next fresh one first (so no gap strands the transactions
+    /// after it), else the fresh one: one past the highest held, and never below what the
+    /// node reports as pending. A released nonce at or past the fresh one is never taken:
+    /// it would open a gap of its own (a failed send with an explicit nonce far ahead).
     pub fn next_nonce(self, chain_id: u64, from: &str, chain_pending: u64) -> u64 {
         let logged = self.logged.nonces.get(&sender(chain_id, from));
         let after_held = logged
@@ -244,12 +246,13 @@ impl<'a> Ledger<'a> {
             .chain(self.of_sender_this_turn(chain_id, from).map(|r| &r.nonce))
             .max()
             .map_or(0, |highest| highest.saturating_add(1));
+        let fresh = after_held.max(chain_pending);
         logged
             .into_iter()
-            .flat_map(|nonces| nonces.released.range(chain_pending..))
+            .flat_map(|nonces| nonces.released.range(chain_pending..fresh))
             .copied()
             .find(|nonce| !self.holds_nonce(chain_id, from, *nonce))
-            .unwrap_or_else(|| after_held.max(chain_pending))
+            .unwrap_or(fresh)
     }
 }
 
@@ -333,6 +336,22 @@ mod tests {
     }
 
     #[test]
+    fn a_nonce_released_ahead_of_the_next_fresh_one_is_not_taken() {
+        let records = [
+            record(0, TxStatus::Broadcast, "1", now()),
+            record(10, TxStatus::Failed, "1", now()),
+        ];
+        let logged = history(&records);
+        let ledger = Ledger::new(&logged, &[]);
+        assert_eq!(
+            ledger.next_nonce(31337, "0xabc", 1),
+            1,
+            "taking 10 would strand it behind 1 to 9"
+        );
+        assert_eq!(ledger.next_nonce(31337, "0xabc", 10), 10, "the node has reached it");
+    }
+
+    #[test]
     fn a_turn_sees_what_it_reserved_before_the_log_does() {
         let logged = history(&[record(4, TxStatus::Broadcast, "0.25", now())]);
         let mut reserved = record(5, TxStatus::Signed, "0.5", now());
@@ -399,6 +418,27 @@ mod tests {
             )
             .unwrap();
             proptest::prop_assert_eq!(Ledger::new(&logged, &[]).spent_before(now), scanned);
+        }
+
+        /// The next nonce is free, not below the node's pending count, and opens no gap:
+        /// it is at most one past the highest held or the node's count, whatever nonces
+        /// were used, explicitly or not, and whichever failed.
+        #[test]
+        fn the_next_nonce_is_free_and_opens_no_gap(
+            used in proptest::collection::vec((0u64..40, proptest::bool::weighted(0.3)), 0..40),
+            chain_pending in 0u64..45,
+        ) {
+            let mut logged = TransactionHistory::default();
+            for (nonce, fails) in &used {
+                let status = if *fails { TxStatus::Failed } else { TxStatus::Broadcast };
+                logged.push(record(*nonce, status, "1", now()));
+            }
+            let ledger = Ledger::new(&logged, &[]);
+            let next = ledger.next_nonce(31337, "0xabc", chain_pending);
+            let after_held = used.iter().filter(|(_, fails)| !fails).map(|(nonce, _)| nonce + 1).max().unwrap_or(0);
+            proptest::prop_assert!(!ledger.holds_nonce(31337, "0xabc", next));
+            proptest::prop_assert!(next >= chain_pending);
+            proptest::prop_assert!(next <= after_held.max(chain_pending), "{next} opens a gap");
         }
     }
 }

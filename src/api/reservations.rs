@@ -185,7 +185,7 @@ fn decide_all(state: &AppState, agent_id: AgentId, tickets: &[Ticket]) -> Result
             }
             Ok(Decided::Repeat(earlier)) => Ok(Made::Repeat(earlier)),
             Err(Refusal::Guardrail(violation)) => {
-                let refusal = submission::rejected(agent_id, &ticket.submission, &violation);
+                let refusal = submission::rejected(agent_id, &ticket.submission.ask(), &violation);
                 rejected.push(encoded(refusal, &ticket.metadata)?);
                 Err(Refusal::Guardrail(violation))
             }

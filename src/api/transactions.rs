@@ -6,11 +6,14 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use chrono::{DateTime, Utc};
+use domain::change::Change;
+use domain::event::ExpectedVersion;
 use domain::evm_chain::EvmChain;
+use domain::transaction::intents_activity_stream;
 use domain::transaction::{TransactionRecord, TxStatus};
 use domain::wei::Wei;
 use domain::{AgentId, SecretPath, VaultId};
-use intents::submission::{Refusal, Submission};
+use intents::submission::{self, Ask, InTurn, Refusal, Submission};
 use intents::{Address, Bytes, Call, Fee, PrivateKey, Rpc, U256};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -124,6 +127,7 @@ fn parse_wei(field: &str, text: &str) -> Result<u128, ApiError> {
 fn refused(refusal: Refusal) -> ApiError {
     match refusal {
         Refusal::Guardrail(violation) => ApiError::Forbidden(violation.to_string()),
+        Refusal::Disabled => ApiError::Forbidden(refusal.to_string()),
         Refusal::NonceTaken(_) | Refusal::InFlight => ApiError::Conflict(refusal.to_string()),
     }
 }
@@ -205,12 +209,31 @@ pub(super) struct Prepared {
     pub rpc: Rpc,
 }
 
-pub(super) async fn prepare(state: &AppState, caller: &Caller, intent: &Intent) -> Result<Prepared, ApiError> {
+/// An intent's fields parsed, on an enabled chain: all a screen needs.
+struct Parsed {
+    chain: EvmChain,
+    to: Address,
+    value: Wei,
+    data: Bytes,
+}
+
+fn parse_intent(state: &AppState, intent: &Intent) -> Result<Parsed, ApiError> {
     let chain = enabled_chain(state, &intent.chain)
         .ok_or_else(|| ApiError::BadRequest(format!("chain: no enabled chain named {:?}", intent.chain)))?;
     let to = parse_address(&intent.to)?;
     let value = Wei::from_eth_str(&intent.value).map_err(|e| ApiError::BadRequest(format!("value: {e}")))?;
     let data = parse_data(intent.data.as_deref())?;
+    Ok(Parsed { chain, to, value, data })
+}
+
+pub(super) async fn prepare(state: &AppState, caller: &Caller, intent: &Intent) -> Result<Prepared, ApiError> {
+    let parsed = parse_intent(state, intent)?;
+    with_key(state, caller, intent, parsed).await
+}
+
+/// A parsed intent with the key it is signed with and its chain's node.
+async fn with_key(state: &AppState, caller: &Caller, intent: &Intent, parsed: Parsed) -> Result<Prepared, ApiError> {
+    let Parsed { chain, to, value, data } = parsed;
     let provisioned = match (&intent.signing_key_path, caller) {
         (None, Caller::Agent(session)) => signing_keys::active_key(state, session.agent.id).await?,
         _ => None,
@@ -311,9 +334,10 @@ pub async fn sign(
     headers: HeaderMap,
     Body(request): Body<SubmitRequest>,
 ) -> Result<(StatusCode, Json<SignedOnlyResponse>), ApiError> {
-    let (status, record) = sign_and_send(&state, session, agent_id, &headers, request, Until::SignedOnly).await?;
+    // 200 whether first or a repeat: the spec answers a signature with 200.
+    let (_, record) = sign_and_send(&state, session, agent_id, &headers, request, Until::SignedOnly).await?;
     Ok((
-        status,
+        StatusCode::OK,
         Json(SignedOnlyResponse {
             signed_tx: record.signed_tx,
             tx_hash: record.tx_hash,
@@ -342,6 +366,17 @@ async fn sign_and_send(
     check_agent(&session, agent_id)?;
     let now = session.context.now;
     let caller = Caller::Agent(session);
+    let parsed = parse_intent(state, &request.intent)?;
+    let ask = Ask {
+        chain: &parsed.chain.settings.name,
+        chain_id: parsed.chain.settings.chain_id,
+        to: parsed.to,
+        value: parsed.value,
+        idempotency_key: idempotency_key.as_deref(),
+    };
+    if let Some(earlier) = screen(state, &caller, agent_id, &ask, now).await? {
+        return repeated(state, agent_id, earlier);
+    }
     let Prepared {
         chain,
         to,
@@ -350,7 +385,7 @@ async fn sign_and_send(
         key_path,
         key,
         rpc,
-    } = prepare(state, &caller, &request.intent).await?;
+    } = with_key(state, &caller, &request.intent, parsed).await?;
     if request.simulate_first {
         let call = Call {
             from: key.address(),
@@ -382,10 +417,22 @@ async fn sign_and_send(
         (Some(price), None, None) => Fee::Legacy {
             gas_price: parse_wei("gas_price", price)?,
         },
-        (None, Some(max), Some(priority)) => Fee::Eip1559 {
-            max_fee_per_gas: parse_wei("max_fee_per_gas", max)?,
-            max_priority_fee_per_gas: parse_wei("max_priority_fee_per_gas", priority)?,
-        },
+        (None, Some(max), Some(priority)) => {
+            let (max_fee_per_gas, max_priority_fee_per_gas) = (
+                parse_wei("max_fee_per_gas", max)?,
+                parse_wei("max_priority_fee_per_gas", priority)?,
+            );
+            // A node refuses it anyway, after it was signed and its nonce reserved.
+            if max_priority_fee_per_gas > max_fee_per_gas {
+                return Err(ApiError::BadRequest(
+                    "max_priority_fee_per_gas must not exceed max_fee_per_gas".into(),
+                ));
+            }
+            Fee::Eip1559 {
+                max_fee_per_gas,
+                max_priority_fee_per_gas,
+            }
+        }
         (None, None, None) => {
             // Room for the base fee to double, and a tip the node's price suggests.
             let price = rpc.gas_price().await.map_err(upstream)?;
@@ -408,7 +455,13 @@ async fn sign_and_send(
         None => rpc
             .estimate_gas(key.address(), to, value.as_u128(), &data)
             .await
-            .map_err(upstream)?,
+            .map_err(|error| match error {
+                // The node ran the call and it reverted: the request's fault, not the node's.
+                intents::RpcError::Refused(reason) => {
+                    ApiError::Unprocessable(format!("the call cannot be estimated, nothing was signed: {reason}"))
+                }
+                error => upstream(error),
+            })?,
     };
     let submission = Submission {
         tx_id: Uuid::now_v7(),
@@ -440,13 +493,7 @@ async fn sign_and_send(
             return Ok((StatusCode::CREATED, recorded(state, agent_id, tx_id)?));
         }
         Ok(Reserved::Broadcasting(receipt)) => receipt,
-        Ok(Reserved::Repeat(earlier)) => {
-            let record = state
-                .projector
-                .read(|models| models.transactions.get(agent_id, earlier).cloned())
-                .ok_or_else(|| ApiError::internal("a repeated transaction is missing from the read model"))?;
-            return Ok((StatusCode::OK, record));
-        }
+        Ok(Reserved::Repeat(earlier)) => return repeated(state, agent_id, earlier),
         Err(refusal) => return Err(refused(refusal)),
     };
     let delivery = receipt
@@ -454,10 +501,7 @@ async fn sign_and_send(
         .map_err(|_| ApiError::internal("the broadcast ended without recording an outcome"))??;
     let mut record = recorded(state, agent_id, tx_id)?;
     match delivery {
-        Delivery::Recorded if record.status == TxStatus::Failed => Err(ApiError::BadGateway(format!(
-            "the chain did not accept the transaction; nothing was spent: {}",
-            record.error.unwrap_or_default()
-        ))),
+        Delivery::Recorded if record.status == TxStatus::Failed => Err(not_accepted(record)),
         Delivery::Recorded => Ok((StatusCode::CREATED, record)),
         // Signed, and perhaps on its way: not a failure to retry with another
         // transaction. The outcome shows on GET once the node answers.
@@ -470,6 +514,59 @@ async fn sign_and_send(
     }
 }
 
+fn not_accepted(record: TransactionRecord) -> ApiError {
+    ApiError::BadGateway(format!(
+        "the chain did not accept the transaction; nothing was spent: {}",
+        record.error.unwrap_or_default()
+    ))
+}
+
+/// The answer to a repeat of an Idempotency-Key: what the first request was answered,
+/// with 200 for a transaction made, the same 502 for one the chain did not accept.
+fn repeated(state: &AppState, agent_id: AgentId, earlier: Uuid) -> Result<(StatusCode, TransactionRecord), ApiError> {
+    let record = state
+        .projector
+        .read(|models| models.transactions.get(agent_id, earlier).cloned())
+        .ok_or_else(|| ApiError::internal("a repeated transaction is missing from the read model"))?;
+    if record.status == TxStatus::Failed {
+        return Err(not_accepted(record));
+    }
+    Ok((StatusCode::OK, record))
+}
+
+/// Answers what can be answered from the log alone before any key is read or the node
+/// asked: a repeat of an Idempotency-Key (the earlier transaction), one still in flight
+/// (409), a guardrail's refusal (403, recorded in the agent's activity). The reservation
+/// turn asks again and its answer holds; this one only spares the work.
+async fn screen(
+    state: &AppState,
+    caller: &Caller,
+    agent_id: AgentId,
+    ask: &Ask<'_>,
+    now: DateTime<Utc>,
+) -> Result<Option<Uuid>, ApiError> {
+    let screened = state.projector.read(|models| {
+        let agent = models
+            .directory
+            .agent(agent_id)
+            .ok_or_else(|| ApiError::NotFound("agent not found".into()))?;
+        Ok::<_, ApiError>(InTurn::new(agent, models.transactions.history(agent_id)).screen(ask, now))
+    })?;
+    match screened {
+        Ok(earlier) => Ok(earlier),
+        Err(Refusal::Guardrail(violation)) => {
+            let change = Change {
+                stream: intents_activity_stream(agent_id),
+                expected: ExpectedVersion::Any,
+                events: vec![submission::rejected(agent_id, ask, &violation).into()],
+            };
+            state.commands.execute(vec![change], &caller.metadata()).await?;
+            Err(refused(Refusal::Guardrail(violation)))
+        }
+        Err(refusal) => Err(refused(refusal)),
+    }
+}
+
 fn recorded(state: &AppState, agent_id: AgentId, tx_id: Uuid) -> Result<TransactionRecord, ApiError> {
     state
         .projector
@@ -479,8 +576,14 @@ fn recorded(state: &AppState, agent_id: AgentId, tx_id: Uuid) -> Result<Transact
 
 #[derive(Deserialize)]
 pub struct ListQuery {
-    #[serde(default)]
-    include_signed_tx: bool,
+    /// Only the literal `true` or `1` include it; any other value leaves it out.
+    include_signed_tx: Option<String>,
+}
+
+impl ListQuery {
+    fn include_signed_tx(&self) -> bool {
+        matches!(self.include_signed_tx.as_deref(), Some("true" | "1"))
+    }
 }
 
 #[derive(Serialize)]
@@ -502,7 +605,7 @@ pub async fn list(
             .of(agent_id)
             .iter()
             .rev()
-            .map(|record| TransactionResponse::new(record, query.include_signed_tx))
+            .map(|record| TransactionResponse::new(record, query.include_signed_tx()))
             .collect()
     });
     Ok(Json(TransactionListResponse { transactions }))
@@ -522,7 +625,7 @@ pub async fn get(
             models
                 .transactions
                 .get(agent_id, tx_id)
-                .map(|record| TransactionResponse::new(record, query.include_signed_tx))
+                .map(|record| TransactionResponse::new(record, query.include_signed_tx()))
         })
         .map(Json)
         .ok_or_else(|| ApiError::NotFound("transaction not found".into()))
