@@ -1,7 +1,8 @@
 //! Envelope encryption end to end, on SQLite and on Postgres (invariant 2 of DESIGN.md):
 //! a sealed value opens only as the secret, version and vault it was sealed for; nothing
 //! in the database holds a plaintext or an unwrapped key; shredding a secret or a vault
-//! makes its values unrecoverable while everything else still opens.
+//! makes its values unrecoverable while everything else still opens, also when the vault
+//! is deleted over HTTP.
 
 mod common;
 
@@ -12,7 +13,7 @@ use aes_gcm::aead::{Aead, KeyInit, Nonce, Payload};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::Utc;
-use common::TestDb;
+use common::{Api, TestDb};
 use domain::{ExpectedVersion, Metadata, NewEvent, StreamId, VaultId};
 use keyward::crypto::{CryptoError, Envelope, KeyTable, MasterKey, SealedValue};
 use keyward::store::{self, EventStore};
@@ -601,4 +602,86 @@ async fn a_shredded_key_leaves_the_sqlite_files() {
         f.envelope.open(vault, "to/keep", 1, &kept).await.unwrap().as_slice(),
         b"long-lived"
     );
+}
+
+/// DELETE /v1/vaults/{id} destroys the vault's KEK and every DEK in the key table: the
+/// ciphertexts its secrets left in the immutable log no longer open, even with the master
+/// key, while another vault's still do.
+async fn deleting_a_vault_over_http_shreds_its_keys(db: TestDb) {
+    let master_hex = random_master_hex();
+    let api = Api::start_with(&db, &[("KEYWARD_MASTER_KEY", master_hex.as_str())]).await;
+    let human = api.signup("ada@example.com", "correct horse").await;
+    let mut vaults = Vec::new();
+    for name in ["doomed", "kept"] {
+        let (status, vault) = api
+            .call(
+                "POST",
+                "/v1/vaults",
+                Some(&human),
+                Some(serde_json::json!({"name": name})),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{vault}");
+        vaults.push(vault["id"].as_str().unwrap().parse::<VaultId>().unwrap());
+    }
+    let [doomed, kept] = vaults[..] else { unreachable!() };
+    for (vault, value) in [(doomed, "doomed v1"), (doomed, "doomed v2"), (kept, "kept v1")] {
+        let path = format!("/v1/vaults/{vault}/secrets/db/password");
+        let (status, body) = api
+            .call("PUT", &path, Some(&human), Some(serde_json::json!({"value": value})))
+            .await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+    }
+    let key_ids_of = |vault: VaultId, rows: &[(String, Vec<u8>)]| -> Vec<String> {
+        let vault = vault.to_string();
+        rows.iter()
+            .map(|(key_id, _)| key_id.clone())
+            .filter(|key_id| key_id.contains(&vault))
+            .collect()
+    };
+    assert_eq!(
+        key_ids_of(doomed, &wrapped_keys(&db).await).len(),
+        3,
+        "a KEK and two DEKs"
+    );
+
+    let (status, body) = api
+        .call("DELETE", &format!("/v1/vaults/{doomed}"), Some(&human), None)
+        .await;
+    assert_eq!(status, reqwest::StatusCode::NO_CONTENT, "{body}");
+
+    let rows = wrapped_keys(&db).await;
+    assert_eq!(key_ids_of(doomed, &rows), Vec::<String>::new());
+    assert_eq!(
+        key_ids_of(kept, &rows),
+        [dek_id(kept, "db/password", 1), format!("kek:{kept}")]
+    );
+    // The log keeps every ciphertext; only the kept vault's still opens.
+    let envelope = envelope(&db, MasterKey::parse(&master_hex).unwrap()).await;
+    let store = store::open(&db.url()).await.unwrap();
+    let mut opened = Vec::new();
+    for recorded in store.read_all(0, 10_000).await.unwrap() {
+        let Some(Ok(domain::events::Event::SecretWritten(written))) = domain::events::Event::decode(&recorded) else {
+            continue;
+        };
+        let sealed: SealedValue = serde_json::from_value(serde_json::to_value(&written.sealed).unwrap()).unwrap();
+        let (vault, path, version) = (written.vault_id, written.path.as_str(), written.version);
+        let result = envelope.open(vault, path, version, &sealed).await;
+        if vault == doomed {
+            assert_destroyed(result, &dek_id(vault, path, version));
+        } else {
+            opened.push(String::from_utf8(result.unwrap().to_vec()).unwrap());
+        }
+    }
+    assert_eq!(opened, ["kept v1"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_vault_over_http_shreds_its_keys_on_sqlite() {
+    deleting_a_vault_over_http_shreds_its_keys(TestDb::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_vault_over_http_shreds_its_keys_on_postgres() {
+    deleting_a_vault_over_http_shreds_its_keys(TestDb::postgres().await).await;
 }

@@ -102,23 +102,31 @@ pub async fn delete(
     session: HumanSession,
     PathParams(vault_id): PathParams<VaultId>,
 ) -> Result<StatusCode, ApiError> {
-    visible_vault(&state, &session, vault_id)?;
     let owner = Principal {
         kind: PrincipalType::User,
         id: session.user.id.0,
     };
+    // Asked before the keys go, since shredding cannot be undone; the decision asks again.
+    if visible_vault(&state, &session, vault_id)?.created_by != owner {
+        return Err(ApiError::Forbidden(ONLY_THE_OWNER_DELETES.into()));
+    }
+    // Keys first: once the log says deleted, none of the vault's values may be
+    // recoverable, whatever happens after. Their ciphertexts stay in the log for good.
+    state.envelope.shred_vault(vault_id).await.map_err(ApiError::internal)?;
     state
         .commands
         .decide(&session.metadata(), |models| {
             let vault = models.directory.vault(vault_id).ok_or(DomainError::NotFound("vault"))?;
             if vault.created_by != owner {
-                return Err(DomainError::Forbidden("only the vault's owner can delete it".into()));
+                return Err(DomainError::Forbidden(ONLY_THE_OWNER_DELETES.into()));
             }
             Ok(vec![vault::delete_vault(vault)])
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+const ONLY_THE_OWNER_DELETES: &str = "only the vault's owner can delete it";
 
 /// A vault of the caller's organization; any other vault is a 404, so vault ids of
 /// other tenants cannot be probed.
