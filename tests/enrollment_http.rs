@@ -414,3 +414,47 @@ async fn an_email_the_smtp_server_refuses_is_retried_then_recorded_as_failed() {
     assert_eq!(failure["details"]["attempts"], 6, "{failure}");
     assert!(failure["details"]["error"].as_str().unwrap().len() > 1, "{failure}");
 }
+
+/// The sign-in form returns only to paths of this site: browsers drop tabs and line
+/// breaks from a URL and read `\` as `/`, so each of these would leave for evil.com.
+#[tokio::test]
+async fn sign_in_never_redirects_to_another_host() {
+    let db = TestDb::sqlite();
+    let api = Api::start(&db).await;
+    let ada = unique_email("ada");
+    api.signup(&ada, "correct horse").await;
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let sign_in = |next: &'static str| {
+        browser
+            .post(api.server.url("/login"))
+            .form(&[("email", ada.as_str()), ("password", "correct horse"), ("next", next)])
+            .send()
+    };
+    for next in [
+        "/\t/evil.com",
+        "/\n/evil.com",
+        "/\r\n/evil.com",
+        "//evil.com",
+        "/\\evil.com",
+    ] {
+        let response = sign_in(next).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{next:?}");
+        assert_eq!(response.headers()["location"], "/", "{next:?}");
+        // The form carries only a local path on, too.
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("next", next)
+            .finish();
+        let form = browser
+            .get(api.server.url(&format!("/login?{query}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(form.status(), StatusCode::OK, "{next:?}");
+        assert_eq!(hidden_input(&form.text().await.unwrap(), "next"), "/", "{next:?}");
+    }
+    let response = sign_in("/enroll/x?code=y").await.unwrap();
+    assert_eq!(response.headers()["location"], "/enroll/x?code=y");
+}

@@ -39,9 +39,19 @@ pub fn routes() -> Router<AppState> {
 /// Where to go after signing in: only paths of this site, never another host.
 fn local_path(next: Option<&str>) -> &str {
     match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => path,
+        Some(path) if is_local_path(path) => path,
         _ => "/",
     }
+}
+
+/// A path a browser cannot read as another host. Browsers read `\` as `/` and drop tabs
+/// and line breaks from a URL, so `/\evil.com` and `/\t/evil.com` both leave for
+/// `//evil.com`, another host: any control character, whitespace or backslash disqualifies
+/// a path, and so does a leading `//`.
+fn is_local_path(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.starts_with("//")
+        && !path.chars().any(|c| c == '\\' || c.is_control() || c.is_whitespace())
 }
 
 fn sign_in_first(path_and_query: &str) -> Response {
@@ -377,4 +387,39 @@ async fn home(State(state): State<AppState>, context: RequestContext, headers: H
         header = signed_in_header(&session)
     );
     page(StatusCode::OK, "keyward", &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_in_goes_back_to_paths_of_this_site() {
+        for path in ["/", "/enroll/0190?code=abc", "/a//b", "/%09/evil.com"] {
+            assert_eq!(local_path(Some(path)), path);
+        }
+    }
+
+    #[test]
+    fn sign_in_never_goes_to_another_host() {
+        for next in [
+            "//evil.com",
+            "/\\evil.com",
+            "/\t/evil.com",
+            "/\n/evil.com",
+            "/\r\n/evil.com",
+            "/\u{0}/evil.com",
+            "/\u{7f}/evil.com",
+            "/\u{85}/evil.com",
+            "/ /evil.com",
+            "/\u{a0}/evil.com",
+            "/\u{2028}/evil.com",
+            "https://evil.com",
+            "evil.com",
+            "",
+        ] {
+            assert_eq!(local_path(Some(next)), "/", "{next:?}");
+        }
+        assert_eq!(local_path(None), "/");
+    }
 }
