@@ -550,6 +550,10 @@ async fn a_refresh_token_works_once_and_its_reuse_revokes_the_sign_in() {
         .call("POST", "/v1/auth/refresh", None, Some(json!({"refresh_token": first})))
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        api.call("GET", "/v1/auth/me", Some(access), None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
     let (status, _) = api
         .call("POST", "/v1/auth/refresh", None, Some(json!({"refresh_token": second})))
         .await;
@@ -563,4 +567,106 @@ async fn a_refresh_token_works_once_and_its_reuse_revokes_the_sign_in() {
         )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+/// Signs in with email and password: (access token, refresh token).
+async fn sign_in(api: &Api, email: &str, password: &str) -> (String, String) {
+    let (status, login) = api
+        .call(
+            "POST",
+            "/v1/auth/token",
+            None,
+            Some(json!({"email": email, "password": password})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{login}");
+    let token = |name: &str| login[name].as_str().unwrap().to_owned();
+    (token("access_token"), token("refresh_token"))
+}
+
+/// Every access token of a sign-in, and its refresh token, are refused.
+async fn assert_signed_out(api: &Api, access_tokens: [&str; 2], refresh: &str) {
+    let (status, _) = api
+        .call(
+            "POST",
+            "/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": refresh})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the sign-in's refresh token");
+    for token in access_tokens {
+        let (status, _) = api.call("GET", "/v1/auth/me", Some(token), None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "an access token of the sign-in");
+    }
+}
+
+/// Logging out ends the sign-in, not only the token presented: its refresh token and
+/// every access token issued in it are refused, also once the read models are rebuilt
+/// from the log, while another sign-in of the same human carries on.
+#[tokio::test]
+async fn logging_out_ends_the_sign_in_and_its_refresh_token() {
+    let db = TestDb::sqlite();
+    let data_dir = tempfile::tempdir().unwrap();
+    // Tokens name public_url as their issuer: it stays put while the port changes.
+    let env = [
+        ("KEYWARD_DATABASE_URL", db.url()),
+        ("KEYWARD_DATA_DIR", data_dir.path().to_str().unwrap().to_owned()),
+        ("KEYWARD_PUBLIC_URL", "http://keyward.test".to_owned()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let api = Api::new(Server::start(&env).await, data_dir.path().to_owned());
+    api.signup("ada@example.com", "correct horse").await;
+    let (first_access, first_refresh) = sign_in(&api, "ada@example.com", "correct horse").await;
+    let (elsewhere_access, elsewhere_refresh) = sign_in(&api, "ada@example.com", "correct horse").await;
+    let (status, refreshed) = api
+        .call(
+            "POST",
+            "/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": first_refresh})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{refreshed}");
+    let access = refreshed["access_token"].as_str().unwrap().to_owned();
+    let refresh = refreshed["refresh_token"].as_str().unwrap().to_owned();
+
+    assert_eq!(
+        api.call("DELETE", "/v1/auth/token", Some(&access), None).await.0,
+        StatusCode::NO_CONTENT
+    );
+
+    assert_signed_out(&api, [&access, &first_access], &refresh).await;
+    // The other sign-in carries on, and the trail says who signed out.
+    let (status, events) = api
+        .call(
+            "GET",
+            "/v1/audit/events?action=auth.logout",
+            Some(&elsewhere_access),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{events}");
+    assert_eq!(events["events"].as_array().unwrap().len(), 1, "{events}");
+
+    // Rebuilt from the log alone, the answers are the same.
+    drop(api);
+    let restarted = Api::new(Server::start(&env).await, data_dir.path().to_owned());
+    assert_signed_out(&restarted, [&access, &first_access], &refresh).await;
+    assert_eq!(
+        restarted
+            .call("GET", "/v1/auth/me", Some(&elsewhere_access), None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (status, _) = restarted
+        .call(
+            "POST",
+            "/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": elsewhere_refresh})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
 }

@@ -92,8 +92,12 @@ event_vocabulary!(
     RefreshTokenIssued = "user.refresh_token_issued",
     /// A refresh token was exchanged; it can never be used again.
     RefreshTokenRedeemed = "user.refresh_token_redeemed",
-    /// A redeemed refresh token came back: it leaked, so its whole family is refused.
+    /// A redeemed refresh token came back: it leaked, so its whole family is refused, and
+    /// with it every access token issued in that sign-in.
     RefreshFamilyRevoked = "user.refresh_family_revoked",
+    /// A human signed out (DELETE /v1/auth/token): the sign-in's refresh tokens, and every
+    /// access token issued in it, are refused.
+    SignedOut = "user.signed_out",
     AgentRegistered = "agent.registered",
     AgentUpdated = "agent.updated",
     /// The agent's API key was replaced; tokens issued with the old one are refused.
@@ -349,6 +353,13 @@ pub struct RefreshTokenRedeemed {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefreshFamilyRevoked {
     pub user_id: UserId,
+    pub family_id: Uuid,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedOut {
+    pub user_id: UserId,
+    /// The sign-in: the family of refresh tokens it started.
     pub family_id: Uuid,
 }
 

@@ -9,7 +9,7 @@ use crate::email::Email;
 use crate::event::ExpectedVersion;
 use crate::events::{
     ApiKeyCreated, ApiKeyRevoked, EmailClaimed, Event, OrgCreated, OrgRole, PasswordChanged, ProfileUpdated,
-    RefreshFamilyRevoked, RefreshTokenIssued, RefreshTokenRedeemed, TokenRevoked, UserSignedUp,
+    RefreshFamilyRevoked, RefreshTokenIssued, RefreshTokenRedeemed, SignedOut, TokenRevoked, UserSignedUp,
 };
 use crate::ids::{ApiKeyId, OrgId, UserId};
 use crate::stream::StreamId;
@@ -165,6 +165,25 @@ pub fn revoke_token(user: UserId, token_id: Uuid, expires_at: DateTime<Utc>) -> 
             expires_at,
         },
     )
+}
+
+/// Signs out with a session token: it is refused from now on and, if it was issued in a
+/// sign-in (`sign_in`, the family of refresh tokens the sign-in started), so are that
+/// sign-in's refresh tokens and every other token issued in it. Logging out must end the
+/// sign-in, not only the one token presented. Appended whatever the stream's version,
+/// like [`revoke_token`].
+pub fn sign_out(user: UserId, token_id: Uuid, expires_at: DateTime<Utc>, sign_in: Option<Uuid>) -> Change {
+    let mut change = revoke_token(user, token_id, expires_at);
+    if let Some(family_id) = sign_in {
+        change.events.push(
+            SignedOut {
+                user_id: user,
+                family_id,
+            }
+            .into(),
+        );
+    }
+    change
 }
 
 /// A personal API key as the directory keeps it: never the key, only its hash.
@@ -399,5 +418,34 @@ mod tests {
         assert_eq!(change.expected, ExpectedVersion::Exact(2));
         user.apply(&change.events[0], 3);
         assert_eq!(user.password_hash, "new");
+    }
+
+    #[test]
+    fn signing_out_of_a_sign_in_ends_it_along_with_the_token() {
+        let (user, token, family) = (UserId(Uuid::from_u128(1)), Uuid::from_u128(3), Uuid::from_u128(4));
+        let revoked = TokenRevoked {
+            user_id: user,
+            token_id: token,
+            expires_at: DateTime::UNIX_EPOCH,
+        };
+        let change = sign_out(user, token, DateTime::UNIX_EPOCH, Some(family));
+        assert_eq!(
+            (change.stream, change.expected, change.events),
+            (
+                user_stream(user),
+                ExpectedVersion::Any,
+                vec![
+                    revoked.clone().into(),
+                    SignedOut {
+                        user_id: user,
+                        family_id: family
+                    }
+                    .into()
+                ]
+            )
+        );
+        // A token of no sign-in (one from sign-up, or for an API key): only the token.
+        let change = sign_out(user, token, DateTime::UNIX_EPOCH, None);
+        assert_eq!(change.events, vec![Event::from(revoked)]);
     }
 }

@@ -155,6 +155,12 @@ fn describe(event: &Event) -> (&'static str, &'static str, String, Value) {
             e.user_id.to_string(),
             json!({"family_id": e.family_id}),
         ),
+        Event::SignedOut(e) => (
+            "auth.logout",
+            "user",
+            e.user_id.to_string(),
+            json!({"family_id": e.family_id}),
+        ),
         Event::ApiKeyCreated(e) => (
             "api_key.create",
             "api_key",

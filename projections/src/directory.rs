@@ -11,7 +11,7 @@ use domain::authz::Policy;
 use domain::email::Email;
 use domain::events::{
     AgentAuthenticated, AgentDeactivated, AgentKeyRotated, AgentUpdated, Event, OrgCreated, PolicyGranted,
-    PolicyRevoked, PolicyUpdated, TransactionSigned,
+    PolicyRevoked, PolicyUpdated, RefreshFamilyRevoked, SignedOut, TransactionSigned,
 };
 use domain::user::{RefreshToken, User, UserApiKey};
 use domain::vault::Vault;
@@ -44,6 +44,10 @@ pub struct Directory {
     api_keys_by_hash: HashMap<String, ApiKeyId>,
     /// Refresh tokens by hash; revoked families and password changes remove them.
     refresh_tokens: HashMap<String, RefreshToken>,
+    /// Sign-ins that still stand, by the family of refresh tokens each started: an access
+    /// token issued in one (its `sid`) is refused once the sign-in is signed out of or its
+    /// family revoked.
+    sign_ins: HashMap<Uuid, UserId>,
 }
 
 impl Directory {
@@ -123,6 +127,21 @@ impl Directory {
         self.revoked_tokens.contains_key(&token_id)
     }
 
+    /// Whether `sid` names a sign-in of `user` that still stands.
+    pub fn is_sign_in_of(&self, user: UserId, sid: Uuid) -> bool {
+        self.sign_ins.get(&sid) == Some(&user)
+    }
+
+    /// Whether a token of `user` issued in session `sid` may still be used: `sid` names
+    /// the API key the token was exchanged for, live and unexpired, or a sign-in of theirs
+    /// that still stands. Anything else, a revoked key or an ended sign-in, is refused.
+    pub fn is_session_live(&self, user: UserId, sid: Uuid, now: DateTime<Utc>) -> bool {
+        let key_live = self
+            .api_key(ApiKeyId(sid))
+            .is_some_and(|key| key.user_id == user && key.is_usable_at(now));
+        key_live || self.is_sign_in_of(user, sid)
+    }
+
     pub fn user_count(&self) -> usize {
         self.users.len()
     }
@@ -167,6 +186,7 @@ impl DomainModel for Directory {
                 }
             }
             Event::RefreshTokenIssued(issued) => {
+                self.sign_ins.insert(issued.family_id, issued.user_id);
                 let token = RefreshToken {
                     user_id: issued.user_id,
                     family_id: issued.family_id,
@@ -186,10 +206,11 @@ impl DomainModel for Directory {
                     user.apply(event, version);
                 }
             }
-            Event::RefreshFamilyRevoked(revoked) => {
-                self.refresh_tokens
-                    .retain(|_, token| token.family_id != revoked.family_id);
-                if let Some(user) = self.users.get_mut(&revoked.user_id) {
+            Event::RefreshFamilyRevoked(RefreshFamilyRevoked { user_id, family_id })
+            | Event::SignedOut(SignedOut { user_id, family_id }) => {
+                self.refresh_tokens.retain(|_, token| token.family_id != *family_id);
+                self.sign_ins.remove(family_id);
+                if let Some(user) = self.users.get_mut(user_id) {
                     user.apply(event, version);
                 }
             }

@@ -69,7 +69,7 @@ pub async fn signup(
             ApiError::Conflict(_) => ApiError::Conflict("an account with this email already exists".into()),
             other => other,
         })?;
-    let (access_token, _) = issue_session(&state, user_id, org_id, context.now)?;
+    let (access_token, _) = issue_session(&state, user_id, org_id, None, context.now)?;
     Ok(Json(SignupResponse {
         message: "account created",
         email: email.to_string(),
@@ -101,12 +101,15 @@ pub async fn login(
 ) -> Result<Json<SessionTokens>, ApiError> {
     let user = verify_credentials(&state, &context, &request.email, request.password).await?;
     let (refresh_token, refresh_hash) = new_refresh_token()?;
+    // The sign-in is named by the family of refresh tokens it starts; its access tokens
+    // carry that name, so signing out can end all of them.
+    let sign_in = Uuid::now_v7();
     let changes = vec![
         signed_in(&user),
-        user::issue_refresh_token(user.id, Uuid::now_v7(), refresh_hash, context.now + REFRESH_TTL),
+        user::issue_refresh_token(user.id, sign_in, refresh_hash, context.now + REFRESH_TTL),
     ];
     state.commands.execute(changes, &user_metadata(&context, &user)).await?;
-    let (access_token, expires_in) = issue_session(&state, user.id, user.org_id, context.now)?;
+    let (access_token, expires_in) = issue_session(&state, user.id, user.org_id, Some(sign_in), context.now)?;
     Ok(Json(SessionTokens {
         access_token,
         token_type: "Bearer",
@@ -127,7 +130,7 @@ pub(crate) async fn page_sign_in(
         .commands
         .execute(vec![signed_in(&user)], &user_metadata(context, &user))
         .await?;
-    issue_session(state, user.id, user.org_id, context.now)
+    issue_session(state, user.id, user.org_id, None, context.now)
 }
 
 fn signed_in(user: &User) -> Change {
@@ -209,7 +212,15 @@ fn audit_stream() -> StreamId {
     StreamId::parse("audit-authentication").unwrap_or_else(|_| unreachable!("a valid literal stream id"))
 }
 
-fn issue_session(state: &AppState, user: UserId, org: OrgId, now: DateTime<Utc>) -> Result<(String, i64), ApiError> {
+/// A human's access token; `sign_in` is the family of refresh tokens it came with, if any
+/// (sign-up and the web page's sign-in hand out none).
+fn issue_session(
+    state: &AppState,
+    user: UserId,
+    org: OrgId,
+    sign_in: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> Result<(String, i64), ApiError> {
     let request = TokenRequest {
         principal_type: PrincipalType::User,
         principal_id: user.0,
@@ -217,7 +228,7 @@ fn issue_session(state: &AppState, user: UserId, org: OrgId, now: DateTime<Utc>)
         scopes: Vec::new(),
         vault_ids: Vec::new(),
         intents_api_enabled: false,
-        sid: None,
+        sid: sign_in,
     };
     let ttl = SESSION_TTL;
     let (token, _) = state.tokens.issue(request, now, ttl).map_err(ApiError::internal)?;
@@ -237,15 +248,23 @@ pub(super) async fn verify_password(password: String, hash: String) -> Result<bo
         .map_err(ApiError::internal)
 }
 
-/// DELETE /v1/auth/token: this session's token is refused from the next request on.
+/// DELETE /v1/auth/token: this token is refused from the next request on, and so is its
+/// sign-in: the refresh token it came with, and every access token issued in it. A token
+/// exchanged for an API key ends alone; the key is revoked at its own endpoint.
 pub async fn logout(State(state): State<AppState>, session: HumanSession) -> Result<StatusCode, ApiError> {
     let HumanCredential::Token(claims) = &session.credential else {
         return Err(ApiError::BadRequest(
             "an API key is revoked with DELETE /v1/auth/api-keys/{key_id}".into(),
         ));
     };
+    let user_id = session.user.id;
+    let sign_in = claims.sid.filter(|sid| {
+        state
+            .projector
+            .read(|models| models.directory.is_sign_in_of(user_id, *sid))
+    });
     let expires_at = DateTime::from_timestamp(claims.exp, 0).unwrap_or(session.context.now);
-    let change = user::revoke_token(session.user.id, claims.jti, expires_at);
+    let change = user::sign_out(user_id, claims.jti, expires_at, sign_in);
     state.commands.execute(vec![change], &session.metadata()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -403,14 +422,14 @@ pub async fn refresh(
                 context.now + REFRESH_TTL,
             );
             Ok(match redemption {
-                user::Redemption::Exchange(change) => (vec![change], Some((user.id, user.org_id))),
+                user::Redemption::Exchange(change) => (vec![change], Some((user.id, user.org_id, token.family_id))),
                 user::Redemption::Reuse(change) => (vec![change], None),
             })
         })
         .await;
     let reason = match outcome {
-        Ok((_, Some((user_id, org_id)))) => {
-            let (access_token, expires_in) = issue_session(&state, user_id, org_id, context.now)?;
+        Ok((_, Some((user_id, org_id, sign_in)))) => {
+            let (access_token, expires_in) = issue_session(&state, user_id, org_id, Some(sign_in), context.now)?;
             return Ok(Json(SessionTokens {
                 access_token,
                 token_type: "Bearer",

@@ -11,7 +11,7 @@ use axum::http::request::Parts;
 use domain::agent::Agent;
 use domain::authz::{PathPattern, Principal, ScopeCeiling, TokenScope};
 use domain::user::{User, UserApiKey};
-use domain::{ActorType, AgentId, ApiKeyId, Metadata, OrgId, UserId, VaultId};
+use domain::{ActorType, AgentId, Metadata, OrgId, UserId, VaultId};
 
 use super::AppState;
 use super::extract::RequestContext;
@@ -133,13 +133,12 @@ impl Caller {
                 let user_id = UserId(claims.principal_id);
                 let user = state.projector.read(|models| {
                     let directory = &models.directory;
-                    // A token issued from an API key lives only as long as the key.
-                    let key_live = claims.sid.is_none_or(|key_id| {
-                        directory
-                            .api_key(ApiKeyId(key_id))
-                            .is_some_and(|key| key.user_id == user_id && key.is_usable_at(context.now))
-                    });
-                    let live = key_live && !directory.is_token_revoked(claims.jti);
+                    // A token issued in a session (for an API key, or in a sign-in with
+                    // refresh tokens) lives only as long as the session.
+                    let session_live = claims
+                        .sid
+                        .is_none_or(|sid| directory.is_session_live(user_id, sid, context.now));
+                    let live = session_live && !directory.is_token_revoked(claims.jti);
                     directory.user(user_id).filter(|_| live).cloned()
                 });
                 let user = user.ok_or(ApiError::Unauthorized)?;

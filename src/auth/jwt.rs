@@ -23,7 +23,7 @@
 //! | `scopes` | path globs that bound what the token reaches; empty reaches nothing |
 //! | `vault_ids` | the vaults the token is bound to; empty means not bound to any one vault |
 //! | `intents_api_enabled` | whether the agent may use the signing proxy (false for users) |
-//! | `sid` | optional: the login session the token belongs to, for refresh and logout |
+//! | `sid` | optional: the session the token belongs to, for logout and revocation: a human's sign-in (its family of refresh tokens) or the API key it was exchanged for, an agent's key |
 //!
 //! `scopes`, `vault_ids` and `intents_api_enabled` are required when verifying: a token that
 //! lacked them must not be read as "no restriction". The claims say what was true when the
