@@ -303,6 +303,75 @@ async fn a_refused_send_with_a_nonce_far_ahead_does_not_pull_the_next_transactio
 }
 
 #[tokio::test]
+async fn a_key_path_in_several_vaults_signs_with_the_one_the_agent_may_read() {
+    let world = world(TestDb::sqlite(), json!({}), &[]).await;
+    let put_key = |vault: String, key: String| {
+        let api = &world.api;
+        let human = &world.human;
+        async move {
+            let (status, _) = api
+                .call(
+                    "PUT",
+                    &format!("/v1/vaults/{vault}/secrets/ops/signer"),
+                    Some(human),
+                    Some(json!({"value": key, "type": "private_key"})),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED);
+        }
+    };
+    // The older vault holds the path too, but the agent's policy there is for keys/* only.
+    let (unreadable_key, _) = chain::fresh_account();
+    put_key(world.vault.clone(), unreadable_key).await;
+    let (_, ops) = world
+        .api
+        .call("POST", "/v1/vaults", Some(&world.human), Some(json!({"name": "ops"})))
+        .await;
+    let ops = ops["id"].as_str().unwrap().to_owned();
+    let (readable_key, readable_signer) = chain::fresh_account();
+    chain::set_balance(&readable_signer, ETH).await;
+    put_key(ops.clone(), readable_key).await;
+    let (status, _) = world
+        .api
+        .call(
+            "POST",
+            &format!("/v1/vaults/{ops}/policies"),
+            Some(&world.human),
+            Some(json!({
+                "secret_path_pattern": "ops/*", "principal_type": "agent",
+                "principal_id": world.agent_id, "permissions": ["read"],
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // A token issued since: its scopes come from the agent's policies, the new one's too.
+    let (_, token) = world
+        .api
+        .call(
+            "POST",
+            "/v1/auth/agent-token",
+            None,
+            Some(json!({"api_key": world.api_key})),
+        )
+        .await;
+    let mut body = transfer(&world, "0.1");
+    body["signing_key_path"] = json!("ops/signer");
+    let (status, tx) = world
+        .api
+        .call(
+            "POST",
+            &format!("/v1/agents/{}/transactions", world.agent_id),
+            token["access_token"].as_str(),
+            Some(body),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{tx}");
+    assert_eq!(tx["from"].as_str().unwrap(), readable_signer.to_lowercase());
+    assert_eq!(chain::mined_status(tx["tx_hash"].as_str().unwrap()).await, 1);
+}
+
+#[tokio::test]
 async fn a_guardrail_refuses_before_the_key_is_read_or_the_chain_is_asked() {
     let world = world(TestDb::sqlite(), json!({"tx_max_value_eth": "0.5"}), &[]).await;
     delete_signing_key(&world).await;

@@ -61,8 +61,9 @@ impl PrivateKey {
 
     /// The key from its 32 bytes (as [`PrivateKey::secret_bytes`] gives them).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, KeyError> {
-        let bytes: [u8; 32] = bytes.try_into().map_err(|_| KeyError::Malformed)?;
-        let mut repr = FieldBytes::from(bytes);
+        let mut copied: [u8; 32] = bytes.try_into().map_err(|_| KeyError::Malformed)?;
+        let mut repr = FieldBytes::from(copied);
+        copied.zeroize();
         let scalar = Option::<NonZeroScalar>::from(NonZeroScalar::from_repr(repr)).ok_or(KeyError::Malformed);
         repr.zeroize();
         Ok(Self {

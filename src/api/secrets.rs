@@ -202,6 +202,12 @@ fn visible_vault(models: &ReadModels, caller: &Caller, vault_id: VaultId) -> Res
         .ok_or_else(|| ApiError::NotFound("vault not found".into()))
 }
 
+/// Whether the four layers let `caller` read the secret at `path` in `vault_id`.
+pub(super) fn may_read(models: &ReadModels, caller: &Caller, vault_id: VaultId, path: &SecretPath) -> bool {
+    visible_vault(models, caller, vault_id)
+        .is_ok_and(|vault| decide_access(models, caller, &vault, path, Permission::Read).allowed)
+}
+
 /// The four layers, decided on one snapshot of the read models.
 fn decide_access(
     models: &ReadModels,

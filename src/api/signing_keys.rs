@@ -200,8 +200,18 @@ pub async fn export(
         public_key: key.public_key,
         address: key.address,
         key_version: key.key_version,
-        private_key: Zeroizing::new(format!("0x{}", intents::hex::encode(opened.secret_bytes()))),
+        private_key: prefixed_hex(&opened.secret_bytes()),
     }))
+}
+
+/// `0x` and the key's hex digits, in one allocation of the final size: no copy of the key
+/// is left behind unzeroized.
+fn prefixed_hex(secret: &[u8]) -> Zeroizing<String> {
+    let digits = Zeroizing::new(intents::hex::encode(secret));
+    let mut text = Zeroizing::new(String::with_capacity(2 + digits.len()));
+    text.push_str("0x");
+    text.push_str(&digits);
+    text
 }
 
 #[derive(Deserialize)]

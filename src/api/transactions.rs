@@ -25,7 +25,7 @@ use super::chains::enabled_chain;
 use super::extract::{Body, PathParams, QueryParams};
 use super::problem::ApiError;
 use super::reservations::{self, Reserved, Ticket};
-use super::secrets::{Purpose, read_value};
+use super::secrets::{Purpose, may_read, read_value};
 use super::session::{AgentSession, Caller};
 use super::signing_keys;
 use super::simulations::{SimulationStatus, simulate};
@@ -136,7 +136,8 @@ fn upstream(error: intents::RpcError) -> ApiError {
     ApiError::BadGateway(error.to_string())
 }
 
-/// The vault holding `path` among those the agent's token reaches.
+/// The vault holding `path` among those the agent's token reaches: the first the agent
+/// may read it in, else the first holding it at all, whose read then explains the refusal.
 fn key_vault(state: &AppState, caller: &Caller, path: &SecretPath) -> Result<VaultId, ApiError> {
     let reach = caller.reach();
     state
@@ -152,9 +153,12 @@ fn key_vault(state: &AppState, caller: &Caller, path: &SecretPath) -> Result<Vau
             } else {
                 reach.vault_ids.clone()
             };
-            candidates
+            let mut holding = candidates
                 .into_iter()
-                .find(|vault| models.secrets.secret(*vault, path).is_some())
+                .filter(|vault| models.secrets.secret(*vault, path).is_some())
+                .peekable();
+            let first = holding.peek().copied();
+            holding.find(|vault| may_read(models, caller, *vault, path)).or(first)
         })
         .ok_or_else(|| ApiError::NotFound(format!("no signing key at {path} in the agent's vaults")))
 }
