@@ -129,6 +129,46 @@ async fn wrong_credentials_are_the_same_401_whether_or_not_the_email_exists() {
 }
 
 #[tokio::test]
+async fn refused_credentials_run_out_per_client_and_stop_growing_the_log() {
+    let db = TestDb::sqlite();
+    let api = Api::start(&db).await;
+    let token = api.signup("ada@example.com", "correct horse").await;
+    let sign_in = |password: &'static str| {
+        api.call(
+            "POST",
+            "/v1/auth/token",
+            None,
+            Some(json!({"email": "ada@example.com", "password": password})),
+        )
+    };
+    for attempt in 1..=20 {
+        assert_eq!(
+            sign_in("nope nope").await.0,
+            StatusCode::UNAUTHORIZED,
+            "attempt {attempt}"
+        );
+    }
+    assert_eq!(sign_in("nope nope").await.0, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        sign_in("correct horse").await.0,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a client out of refusals is not heard, so guessing slows to one every 5 seconds"
+    );
+    // Refresh tokens cannot be guessed, but each refusal was audited: they count too.
+    let (status, _) = api
+        .call("POST", "/v1/auth/refresh", None, Some(json!({"refresh_token": "x"})))
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let (_, trail) = api
+        .call("GET", "/v1/audit/events?action=auth.failure", Some(&token), None)
+        .await;
+    assert_eq!(
+        trail["count"], 20,
+        "only the refusals within the allowance are in the log"
+    );
+}
+
+#[tokio::test]
 async fn an_email_has_one_account_even_under_concurrent_sign_ups() {
     let db = TestDb::postgres().await;
     let api = Api::start(&db).await;

@@ -154,6 +154,7 @@ async fn verify_credentials(
     email: &str,
     password: String,
 ) -> Result<User, ApiError> {
+    state.limits.credentials_heard_from(context.client_ip)?;
     let user = Email::parse(email).ok().and_then(|email| {
         state
             .projector
@@ -196,6 +197,9 @@ pub(super) async fn record_failure(
     } else {
         AuthMethod::Password
     };
+    // Past its client's allowance a refusal is a 429 and not audited: the log must not
+    // grow at a stranger's will.
+    state.limits.refused_credentials_of(context.client_ip)?;
     let metadata = context.metadata(ActorType::Anonymous, None, org);
     let failed = AuthenticationFailed {
         principal,

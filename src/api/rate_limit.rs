@@ -49,18 +49,31 @@ impl<K: Eq + Hash> RateLimiter<K> {
             updated: now,
         });
         let tokens = self.refilled(*bucket, now);
-        if tokens >= 1.0 {
-            *bucket = Bucket {
-                tokens: tokens - 1.0,
-                updated: now,
-            };
-            Ok(())
-        } else {
-            let wait = Duration::from_secs_f64((1.0 - tokens) / self.per_second);
-            Err(ApiError::TooManyRequests {
-                retry_after_seconds: wait.as_secs_f64().ceil().max(1.0) as u64,
-            })
+        self.available(tokens)?;
+        *bucket = Bucket {
+            tokens: tokens - 1.0,
+            updated: now,
+        };
+        Ok(())
+    }
+
+    /// Whether `key` has a token left, without taking it; else how long until it has.
+    pub fn peek(&self, key: &K, now: Instant) -> Result<(), ApiError> {
+        let buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match buckets.get(key) {
+            Some(bucket) => self.available(self.refilled(*bucket, now)),
+            None => Ok(()),
         }
+    }
+
+    fn available(&self, tokens: f64) -> Result<(), ApiError> {
+        if tokens >= 1.0 {
+            return Ok(());
+        }
+        let wait = Duration::from_secs_f64((1.0 - tokens) / self.per_second);
+        Err(ApiError::TooManyRequests {
+            retry_after_seconds: wait.as_secs_f64().ceil().max(1.0) as u64,
+        })
     }
 
     fn refilled(&self, bucket: Bucket, now: Instant) -> f64 {
@@ -76,6 +89,10 @@ pub struct RateLimits {
     enroll_by_ip: RateLimiter<IpAddr>,
     /// New shares: bursts of 30 per organization, then one every two seconds.
     share_by_org: RateLimiter<OrgId>,
+    /// Refused credentials: bursts of 20 per client address, then one every 5 seconds.
+    /// Each is audited, so without it anyone could grow the log at will; and a client
+    /// out of them is not heard at all, which slows guessing.
+    failure_by_ip: RateLimiter<IpAddr>,
 }
 
 impl Default for RateLimits {
@@ -83,6 +100,7 @@ impl Default for RateLimits {
         Self {
             enroll_by_ip: RateLimiter::new(5, 1.0),
             share_by_org: RateLimiter::new(30, 0.5),
+            failure_by_ip: RateLimiter::new(20, 0.2),
         }
     }
 }
@@ -94,6 +112,16 @@ impl RateLimits {
 
     pub fn share_per_org(&self, org: OrgId) -> Result<(), ApiError> {
         self.share_by_org.check(org, Instant::now())
+    }
+
+    /// Whether a client may present credentials: 429 once its refusals ran out.
+    pub fn credentials_heard_from(&self, client: IpAddr) -> Result<(), ApiError> {
+        self.failure_by_ip.peek(&client, Instant::now())
+    }
+
+    /// Counts a client's refused credentials; 429 once they run out.
+    pub fn refused_credentials_of(&self, client: IpAddr) -> Result<(), ApiError> {
+        self.failure_by_ip.check(client, Instant::now())
     }
 }
 
@@ -119,6 +147,17 @@ mod tests {
         let later = start + Duration::from_millis(1000);
         assert!(limiter.check("203.0.113.7", later).is_ok());
         assert!(limiter.check("203.0.113.7", later).is_err());
+    }
+
+    #[test]
+    fn a_peek_takes_nothing() {
+        let limiter = RateLimiter::new(1, 1.0);
+        let start = Instant::now();
+        assert!(limiter.peek(&7, start).is_ok(), "an unseen key has its burst");
+        assert!(limiter.peek(&7, start).is_ok());
+        assert!(limiter.check(7, start).is_ok());
+        assert!(limiter.peek(&7, start).is_err());
+        assert!(limiter.peek(&7, start + Duration::from_secs(1)).is_ok());
     }
 
     #[test]
