@@ -14,6 +14,9 @@ struct World {
     human_email: String,
     vault: String,
     agent: String,
+    agent_id: String,
+    /// The policy that lets the agent at `reports/*`.
+    policy_id: String,
 }
 
 async fn world(api: &Api) -> World {
@@ -27,7 +30,7 @@ async fn world(api: &Api) -> World {
         .call("POST", "/v1/agents", Some(&human), Some(json!({"name": "analyst"})))
         .await;
     let agent_id = created["agent"]["id"].as_str().unwrap();
-    let (status, _) = api
+    let (status, policy) = api
         .call(
             "POST",
             &format!("/v1/vaults/{vault}/policies"),
@@ -54,6 +57,8 @@ async fn world(api: &Api) -> World {
         human_email,
         vault,
         agent: token["access_token"].as_str().unwrap().to_owned(),
+        agent_id: agent_id.to_owned(),
+        policy_id: policy["id"].as_str().unwrap().to_owned(),
     }
 }
 
@@ -420,4 +425,233 @@ async fn share_requests_that_break_the_rules_are_refused_with_4xx() {
     .await;
     let (status, _) = open(&api, None, created["id"].as_str().unwrap()).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+/// The id of the human signed in with `token`.
+async fn user_id(api: &Api, token: &str) -> String {
+    let (_, me) = api.call("GET", "/v1/auth/me", Some(token), None).await;
+    me["id"].as_str().unwrap().to_owned()
+}
+
+/// Registers an agent for the human signed in with `token` and returns its id.
+async fn register_agent(api: &Api, token: &str, name: &str) -> String {
+    let (status, created) = api
+        .call("POST", "/v1/agents", Some(token), Some(json!({"name": name})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    created["agent"]["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn an_agent_shares_only_with_its_creator_and_its_own_org_never_by_link() {
+    let db = TestDb::sqlite();
+    let api = Api::start(&db).await;
+    let world = world(&api).await;
+    let secret = write(&api, &world, &world.agent, "reports/q4", "revenue: 44").await;
+    let outsider = api
+        .signup(
+            &format!("eve-{}@example.com", uuid::Uuid::now_v7().simple()),
+            "correct horse",
+        )
+        .await;
+    let outsider_id = user_id(&api, &outsider).await;
+    let outsiders_agent = register_agent(&api, &outsider, "elsewhere").await;
+    let colleague = register_agent(&api, &world.human, "colleague").await;
+    let cases = [
+        // A link carries the value to whoever holds it.
+        (
+            &world.agent,
+            json!({"recipient_type": "anyone_with_link", "expires_at": in_an_hour()}),
+            StatusCode::FORBIDDEN,
+        ),
+        // Ids of another org are as good as absent, for agents and humans alike.
+        (
+            &world.agent,
+            json!({"recipient_type": "user", "recipient_id": outsider_id, "expires_at": in_an_hour()}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            &world.agent,
+            json!({"recipient_type": "agent", "recipient_id": outsiders_agent, "expires_at": in_an_hour()}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            &world.human,
+            json!({"recipient_type": "user", "recipient_id": outsider_id, "expires_at": in_an_hour()}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            &world.human,
+            json!({"recipient_type": "agent", "recipient_id": outsiders_agent, "expires_at": in_an_hour()}),
+            StatusCode::NOT_FOUND,
+        ),
+        // Inside the org it may.
+        (
+            &world.agent,
+            json!({"recipient_type": "agent", "recipient_id": colleague, "expires_at": in_an_hour()}),
+            StatusCode::CREATED,
+        ),
+        (
+            &world.agent,
+            json!({"recipient_type": "creator", "expires_at": in_an_hour()}),
+            StatusCode::CREATED,
+        ),
+    ];
+    for (token, body, expected) in cases {
+        let (status, problem) = share(&api, token, &secret, body.clone()).await;
+        assert_eq!(status, expected, "{body}: {problem}");
+    }
+    let (_, outbound) = api.call("GET", "/v1/shares/outbound", Some(&world.agent), None).await;
+    assert_eq!(outbound["shares"].as_array().map(Vec::len), Some(2), "{outbound}");
+}
+
+#[tokio::test]
+async fn an_agents_share_closes_when_it_loses_its_policy_is_deactivated_or_turns_to_intents() {
+    let db = TestDb::sqlite();
+    let api = Api::start(&db).await;
+    let world = world(&api).await;
+    let secret = write(&api, &world, &world.agent, "reports/q1", "revenue: 41").await;
+    let (status, created) = share(
+        &api,
+        &world.agent,
+        &secret,
+        json!({"recipient_type": "creator", "expires_at": in_an_hour()}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(open(&api, Some(&world.human), &id).await.0, StatusCode::OK);
+
+    // The policy that let the agent read is gone: so is what it lent.
+    let policy = format!("/v1/vaults/{}/policies/{}", world.vault, world.policy_id);
+    let (status, _) = api.call("DELETE", &policy, Some(&world.human), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = open(&api, Some(&world.human), &id).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
+    // Granted again, the share stands again; the agent deactivated, it does not.
+    let (status, _) = api
+        .call(
+            "POST",
+            &format!("/v1/vaults/{}/policies", world.vault),
+            Some(&world.human),
+            Some(json!({
+                "secret_path_pattern": "reports/*",
+                "principal_type": "agent",
+                "principal_id": world.agent_id,
+                "permissions": ["read"],
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(open(&api, Some(&world.human), &id).await.0, StatusCode::OK);
+    let agent = format!("/v1/agents/{}", world.agent_id);
+    let (status, _) = api.call("DELETE", &agent, Some(&world.human), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(open(&api, Some(&world.human), &id).await.0, StatusCode::NOT_FOUND);
+
+    // Active again but with the Intents API, it hands out no key material, even when the
+    // shared secret became a key after it was shared.
+    let (status, body) = api
+        .call(
+            "PATCH",
+            &agent,
+            Some(&world.human),
+            Some(json!({"is_active": true, "intents_api_enabled": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(open(&api, Some(&world.human), &id).await.0, StatusCode::OK);
+    let (status, _) = api
+        .call(
+            "PUT",
+            &format!("/v1/vaults/{}/secrets/reports/q1", world.vault),
+            Some(&world.human),
+            Some(json!({"type": "private_key", "value": "0x01"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(open(&api, Some(&world.human), &id).await.0, StatusCode::NOT_FOUND);
+
+    // The three openings that stood are each a read of the secret too; the others, nothing.
+    for action in ["share.access", "secret.read"] {
+        let (_, trail) = api
+            .call(
+                "GET",
+                &format!("/v1/audit/events?action={action}"),
+                Some(&world.human),
+                None,
+            )
+            .await;
+        assert_eq!(trail["count"], 3, "{action}: {trail}");
+    }
+}
+
+#[tokio::test]
+async fn share_accesses_count_against_the_secrets_own_access_limit() {
+    let db = TestDb::sqlite();
+    let api = Api::start(&db).await;
+    let world = world(&api).await;
+    let (status, written) = api
+        .call(
+            "PUT",
+            &format!("/v1/vaults/{}/secrets/reports/once-twice", world.vault),
+            Some(&world.human),
+            Some(json!({"value": "twice only", "max_access_count": 2})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{written}");
+    let secret = written["id"].as_str().unwrap();
+    let (_, created) = share(
+        &api,
+        &world.human,
+        secret,
+        json!({"recipient_type": "anyone_with_link", "expires_at": in_an_hour()}),
+    )
+    .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let read = format!("/v1/vaults/{}/secrets/reports/once-twice", world.vault);
+    let (status, _) = api.call("GET", &read, Some(&world.human), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, opened) = open(&api, None, &id).await;
+    assert_eq!((status, opened["value"].as_str()), (StatusCode::OK, Some("twice only")));
+    // Two reads were allowed, one direct and one through the share: both ways are closed.
+    let (status, body) = open(&api, None, &id).await;
+    assert_eq!(status, StatusCode::GONE, "{body}");
+    let (status, body) = api.call("GET", &read, Some(&world.human), None).await;
+    assert_eq!(status, StatusCode::GONE, "{body}");
+}
+
+#[tokio::test]
+async fn the_vaults_owner_revokes_an_agents_share_and_an_outsider_cannot() {
+    let db = TestDb::sqlite();
+    let api = Api::start(&db).await;
+    let world = world(&api).await;
+    let secret = write(&api, &world, &world.agent, "reports/q2", "revenue: 40").await;
+    let colleague = register_agent(&api, &world.human, "colleague").await;
+    let (status, created) = share(
+        &api,
+        &world.agent,
+        &secret,
+        json!({"recipient_type": "agent", "recipient_id": colleague, "expires_at": in_an_hour()}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let outsider = api
+        .signup(
+            &format!("eve-{}@example.com", uuid::Uuid::now_v7().simple()),
+            "correct horse",
+        )
+        .await;
+    let revoke = format!("/v1/share/{id}");
+    let (status, _) = api.call("DELETE", &revoke, Some(&outsider), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // The vault's owner neither made nor receives the share, and ends it.
+    let (status, body) = api.call("DELETE", &revoke, Some(&world.human), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (_, outbound) = api.call("GET", "/v1/shares/outbound", Some(&world.agent), None).await;
+    assert_eq!(outbound["shares"], json!([]));
+    let (status, _) = api.call("DELETE", &revoke, Some(&world.human), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "revoked is revoked");
 }

@@ -158,9 +158,11 @@ pub fn create(command: CreateShare, now: DateTime<Utc>) -> Result<Change, Domain
                 "recipient_type creator is for agents: it names the human who created the agent".into(),
             ));
         }
-        RecipientType::ExternalEmail if sharer_is_agent => {
+        // An agent's share stays inside its organization, where a human can see and end
+        // it: an address or a link would carry the value to whoever holds it.
+        RecipientType::ExternalEmail | RecipientType::AnyoneWithLink if sharer_is_agent => {
             return Err(DomainError::Forbidden(
-                "agents cannot share with email addresses outside keyward".into(),
+                "agents share only with their creator or with users and agents of their organization".into(),
             ));
         }
         _ => {}
@@ -191,6 +193,10 @@ pub fn create(command: CreateShare, now: DateTime<Utc>) -> Result<Change, Domain
 pub enum AccessRefused {
     #[error("share not found")]
     NotFound,
+    /// The sharer no longer stands behind the share (see [`Checks::sharer_stands`]): it is
+    /// over, as if revoked.
+    #[error("the share's creator can no longer read the shared secret")]
+    SharerWithdrawn,
     #[error("the share expired at {0}")]
     Expired(DateTime<Utc>),
     #[error("the share has been opened its maximum of {0} times")]
@@ -201,12 +207,15 @@ pub enum AccessRefused {
     Address,
 }
 
-/// What the caller established outside the pure decision: the passphrase check (argon2)
-/// and the address allowlist.
+/// What the caller established outside the pure decision: the passphrase check (argon2),
+/// the address allowlist, and whether the sharer still stands behind the share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Checks {
     pub passphrase_ok: bool,
     pub address_ok: bool,
+    /// A share lends its creator's read, so it lasts only while the creator could read the
+    /// secret themselves: still there (an agent still active), and still authorized.
+    pub sharer_stands: bool,
 }
 
 /// Who may know the share exists: its recipient, unless they declined it or it was revoked.
@@ -224,6 +233,9 @@ pub fn access(
 ) -> Result<Change, AccessRefused> {
     if !visible_to(share, accessor) {
         return Err(AccessRefused::NotFound);
+    }
+    if !checks.sharer_stands {
+        return Err(AccessRefused::SharerWithdrawn);
     }
     if share.is_expired(now) {
         return Err(AccessRefused::Expired(share.expires_at));
@@ -268,9 +280,11 @@ pub fn access_denied(share: &Share, accessor: &Accessor, refusal: &AccessRefused
     )
 }
 
-/// Only the sharer may revoke; to anyone else the share does not exist.
-pub fn revoke(share: &Share, by: Principal) -> Result<Change, DomainError> {
-    if share.created_by != by || share.revoked {
+/// The sharer may revoke, and so may whoever manages the shared secret's vault (its owner,
+/// an org owner or admin: `manages_vault`), so a share outlives no one's say, not even
+/// that of a deactivated agent that made it. To anyone else the share does not exist.
+pub fn revoke(share: &Share, by: Principal, manages_vault: bool) -> Result<Change, DomainError> {
+    if (share.created_by != by && !manages_vault) || share.revoked {
         return Err(DomainError::NotFound("share"));
     }
     Ok(Change::new(
@@ -343,6 +357,7 @@ mod tests {
     const PASS: Checks = Checks {
         passphrase_ok: true,
         address_ok: true,
+        sharer_stands: true,
     };
 
     #[test]
@@ -356,6 +371,13 @@ mod tests {
         ));
         assert!(matches!(
             create(command(agent, RecipientType::ExternalEmail, email.clone()), now()),
+            Err(DomainError::Forbidden(_))
+        ));
+        assert!(matches!(
+            create(
+                command(agent, RecipientType::AnyoneWithLink, Recipient::AnyoneWithLink),
+                now()
+            ),
             Err(DomainError::Forbidden(_))
         ));
         assert!(create(command(human, RecipientType::ExternalEmail, email), now()).is_ok());
@@ -382,6 +404,24 @@ mod tests {
     }
 
     #[test]
+    fn a_share_whose_sharer_no_longer_stands_is_over_for_its_recipient() {
+        let (id, email) = ada();
+        let share = share(Recipient::User { user_id: id });
+        let withdrawn = Checks {
+            sharer_stands: false,
+            ..PASS
+        };
+        assert_eq!(
+            access(&share, &Accessor::User { id, email }, withdrawn, 1, now()),
+            Err(AccessRefused::SharerWithdrawn)
+        );
+        assert_eq!(
+            access(&share, &Accessor::Anonymous, withdrawn, 1, now()),
+            Err(AccessRefused::NotFound)
+        );
+    }
+
+    #[test]
     fn expiry_passphrase_and_address_refuse_without_counting() {
         let share = share(Recipient::AnyoneWithLink);
         let anyone = Accessor::Anonymous;
@@ -391,12 +431,12 @@ mod tests {
         ));
         let wrong = Checks {
             passphrase_ok: false,
-            address_ok: true,
+            ..PASS
         };
         assert_eq!(access(&share, &anyone, wrong, 1, now()), Err(AccessRefused::Passphrase));
         let elsewhere = Checks {
-            passphrase_ok: true,
             address_ok: false,
+            ..PASS
         };
         assert_eq!(
             access(&share, &anyone, elsewhere, 1, now()),
@@ -420,8 +460,12 @@ mod tests {
         let (id, email) = ada();
         let mut share = share(Recipient::User { user_id: id });
         let ada = Accessor::User { id, email };
-        assert_eq!(revoke(&share, Principal::user(id)), Err(DomainError::NotFound("share")));
-        assert!(revoke(&share, share.created_by).is_ok());
+        assert_eq!(
+            revoke(&share, Principal::user(id), false),
+            Err(DomainError::NotFound("share"))
+        );
+        assert!(revoke(&share, share.created_by, false).is_ok());
+        assert!(revoke(&share, Principal::user(UserId::new()), true).is_ok());
         share.declined = true;
         assert_eq!(access(&share, &ada, PASS, 1, now()), Err(AccessRefused::NotFound));
         assert!(respond(&share, &ada, true).is_err());

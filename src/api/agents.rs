@@ -11,6 +11,7 @@ use domain::change::{Change, DomainError};
 use domain::events::AgentAuthenticated;
 use domain::wei::Wei;
 use domain::{ActorType, AgentId, ExpectedVersion, OrgId, VaultId};
+use projections::ReadModels;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -285,18 +286,22 @@ pub async fn rotate_key(
 /// The scope ceiling of a new token: the agent's own scopes if it has any, else the path
 /// patterns of the policies that name it now. Neither → no scopes → no access.
 pub(super) fn token_scopes(state: &AppState, agent: &Agent, now: DateTime<Utc>) -> Vec<String> {
+    state.projector.read(|models| scopes_at(models, agent, now))
+}
+
+/// [`token_scopes`], on one snapshot of the read models: what a token issued to `agent` at
+/// `now` would carry.
+pub(super) fn scopes_at(models: &ReadModels, agent: &Agent, now: DateTime<Utc>) -> Vec<String> {
     if !agent.settings.scopes.is_empty() {
         return agent.settings.scopes.iter().map(|s| s.as_str().to_owned()).collect();
     }
     let principal = domain::authz::Principal::agent(agent.id);
-    let mut patterns: Vec<String> = state.projector.read(|models| {
-        models
-            .access
-            .policies_for(&principal)
-            .filter(|policy| !policy.is_expired_at(now))
-            .map(|policy| policy.pattern.as_str().to_owned())
-            .collect()
-    });
+    let mut patterns: Vec<String> = models
+        .access
+        .policies_for(&principal)
+        .filter(|policy| !policy.is_expired_at(now))
+        .map(|policy| policy.pattern.as_str().to_owned())
+        .collect();
     patterns.sort();
     patterns.dedup();
     patterns

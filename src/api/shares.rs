@@ -1,15 +1,20 @@
 //! Sharing secrets over HTTP: create a share of a secret the caller may read, open it as
 //! its recipient (or, for a link share, as anyone), list, revoke, accept and decline.
+//! A share lends its sharer's read: each opening is judged again as the sharer's own read
+//! would be, and counted as one.
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use domain::authz::{Permission, Principal};
+use domain::authz::{
+    AccessRequest, PathPattern, Permission, Principal, ScopeCeiling, TokenScope, VaultFacts, authorize,
+};
 use domain::change::{Change, DomainError};
 use domain::email::Email;
-use domain::secret::SecretType;
+use domain::events::OrgRole;
+use domain::secret::{self, Secret, SecretType, SecretVersion};
 use domain::share::{self, AccessRefused, Accessor, Checks, CreateShare, Recipient, RecipientType, Share};
 use domain::{AgentId, SecretId, ShareId, UserId};
 use projections::ReadModels;
@@ -17,7 +22,8 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::AppState;
-use super::extract::{Body, PathParams, QueryParams};
+use super::agents::scopes_at;
+use super::extract::{Body, PathParams, QueryParams, RequestContext};
 use super::problem::ApiError;
 use super::secrets::{open, require};
 use super::session::{Caller, MaybeCaller};
@@ -83,11 +89,14 @@ fn resolve_recipient(
                 "recipient_type creator is for agents: it names the human who created the agent".into(),
             )),
         },
+        // Named by id, a recipient is one of the sharer's org: ids of other tenants are as
+        // good as absent, as vaults are. A human reaches anyone else by email.
         RecipientType::User => {
             let user_id = UserId(named()?);
             models
                 .directory
                 .user(user_id)
+                .filter(|user| user.org_id == caller.org_id())
                 .map(|_| Recipient::User { user_id })
                 .ok_or_else(|| ApiError::NotFound("recipient user not found".into()))
         }
@@ -96,6 +105,7 @@ fn resolve_recipient(
             models
                 .directory
                 .agent(agent_id)
+                .filter(|agent| agent.org_id == caller.org_id())
                 .map(|_| Recipient::Agent { agent_id })
                 .ok_or_else(|| ApiError::NotFound("recipient agent not found".into()))
         }
@@ -109,6 +119,77 @@ fn resolve_recipient(
         }
         RecipientType::AnyoneWithLink => Ok(Recipient::AnyoneWithLink),
     }
+}
+
+/// Whether the share's creator still stands behind it ([`Checks::sharer_stands`]), judged
+/// as a token issued to the creator now would be, by the four layers of authorization
+/// (as the explain endpoint judges one) at the opening request's address and time: the
+/// value leaves to that address, now. A human must still be of the share's org; an agent
+/// must still be able to sign in, and with the Intents API it hands out no key material,
+/// whatever type the secret has taken since it was shared.
+fn sharer_stands(
+    models: &ReadModels,
+    share: &Share,
+    secret: &Secret,
+    current: &SecretVersion,
+    context: &RequestContext,
+) -> bool {
+    let Some(vault) = models.directory.vault_in_org(secret.vault_id, share.org_id) else {
+        return false;
+    };
+    let sharer = share.created_by;
+    let (vault_ids, scopes) = if sharer.is_agent() {
+        let Some(agent) = models
+            .directory
+            .agent(AgentId(sharer.id))
+            .filter(|agent| agent.org_id == share.org_id && agent.can_authenticate(context.now))
+        else {
+            return false;
+        };
+        let key_material =
+            secret.secret_type.is_signing_key_material() || current.secret_type.is_signing_key_material();
+        if agent.settings.intents_api_enabled && key_material {
+            return false;
+        }
+        let scopes: Vec<PathPattern> = scopes_at(models, agent, context.now)
+            .into_iter()
+            .filter_map(|scope| PathPattern::parse(scope).ok())
+            .collect();
+        (agent.settings.vault_ids.clone(), Some(scopes))
+    } else {
+        let member = models
+            .directory
+            .user(UserId(sharer.id))
+            .is_some_and(|user| user.org_id == share.org_id);
+        if !member {
+            return false;
+        }
+        (Vec::new(), None)
+    };
+    let token = TokenScope {
+        vault_ids: &vault_ids,
+        scopes: scopes
+            .as_deref()
+            .map_or(ScopeCeiling::Unrestricted, ScopeCeiling::Patterns),
+    };
+    let request = AccessRequest {
+        principal: sharer,
+        vault_id: vault.id,
+        path: &secret.path,
+        permission: Permission::Read,
+        client_ip: context.client_ip,
+        now: context.now,
+    };
+    let policies = models.access.policies_of(vault.id).map(|granted| &granted.policy);
+    authorize(
+        &token,
+        &request,
+        &VaultFacts {
+            owner: vault.created_by,
+        },
+        policies,
+    )
+    .allowed
 }
 
 /// The email of a principal, or of the human behind an agent: where share news goes.
@@ -255,7 +336,8 @@ fn accessor_of(caller: Option<&Caller>) -> Accessor {
 
 fn refusal_error(refusal: AccessRefused) -> ApiError {
     match refusal {
-        AccessRefused::NotFound => ApiError::NotFound("share not found".into()),
+        // A share its sharer no longer stands behind is over, as a revoked one is.
+        AccessRefused::NotFound | AccessRefused::SharerWithdrawn => ApiError::NotFound("share not found".into()),
         AccessRefused::Expired(_) | AccessRefused::UsedUp(_) => ApiError::Gone(refusal.to_string()),
         AccessRefused::Passphrase | AccessRefused::Address => ApiError::Forbidden(refusal.to_string()),
     }
@@ -300,10 +382,6 @@ pub async fn access(
                 .map_err(ApiError::internal)?
         }
     };
-    let checks = Checks {
-        passphrase_ok,
-        address_ok,
-    };
     let metadata = match &caller {
         Some(caller) => caller.metadata(),
         None => context.metadata(domain::ActorType::Anonymous, None, Some(share.org_id)),
@@ -317,19 +395,19 @@ pub async fn access(
                 .secrets
                 .secret_by_id(share.secret_id)
                 .ok_or_else(|| DomainError::Gone("the shared secret was deleted".into()))?;
-            let version = models
+            let current = models
                 .secrets
                 .version(secret.vault_id, &secret.path, secret.version)
                 .ok_or(DomainError::NotFound("secret version"))?;
-            if version.disabled || secret.expires_at.is_some_and(|expiry| expiry <= now) {
-                return Err(DomainError::Gone(
-                    "the shared secret's current value is no longer readable".into(),
-                ));
-            }
             let sealed = models
                 .secrets
                 .value(secret.vault_id, &secret.path, secret.version)
                 .ok_or(DomainError::NotFound("secret version"))?;
+            let checks = Checks {
+                passphrase_ok,
+                address_ok,
+                sharer_stands: sharer_stands(models, share, secret, current, &context),
+            };
             let access = match share::access(share, &accessor, checks, secret.version, now) {
                 Ok(access) => access,
                 Err(refusal @ (AccessRefused::Passphrase | AccessRefused::Address)) => {
@@ -338,7 +416,11 @@ pub async fn access(
                 }
                 Err(refusal) => return Ok((Vec::new(), Err(refusal))),
             };
-            let mut changes = vec![access];
+            // The share lends its sharer's read: it is recorded, limited and counted as the
+            // sharer's own read of the value would be (disabled, expired or used up is 410).
+            let read = secret::read(secret, current, share.created_by, now)
+                .map_err(|refusal| DomainError::Gone(format!("the shared secret: {refusal}")))?;
+            let mut changes = vec![access, read];
             let notice = notify_address(models, share.created_by).map(|to| {
                 let count = match share.max_access_count {
                     Some(limit) => format!("{} of {limit}", share.access_count + 1),
@@ -383,7 +465,8 @@ pub async fn access(
     }))
 }
 
-/// DELETE /v1/share/{share_id}: the sharer's only; then it is 404 for everyone.
+/// DELETE /v1/share/{share_id}: by its sharer, or by whoever manages the shared secret's
+/// vault; then it is 404 for everyone.
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
@@ -394,10 +477,25 @@ pub async fn revoke(
         .commands
         .decide(&caller.metadata(), |models| {
             let share = models.shares.get(share_id).ok_or(DomainError::NotFound("share"))?;
-            Ok(vec![share::revoke(share, by)?])
+            Ok(vec![share::revoke(
+                share,
+                by,
+                manages_vault_of(models, &caller, share),
+            )?])
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Whether `caller` manages the vault of the shared secret: as for its policies, the
+/// vault's owner, or an owner or admin of its org.
+fn manages_vault_of(models: &ReadModels, caller: &Caller, share: &Share) -> bool {
+    let Some(vault) = models.directory.vault_in_org(share.vault_id, share.org_id) else {
+        return false;
+    };
+    let admin =
+        matches!(caller, Caller::Human(session) if matches!(session.user.role, OrgRole::Owner | OrgRole::Admin));
+    caller.org_id() == vault.org_id && (vault.created_by == caller.principal() || admin)
 }
 
 #[derive(Serialize)]
