@@ -106,8 +106,8 @@ async fn deactivating_an_agent_refuses_its_token_already_in_hand() {
         .await;
     assert_eq!(agent["is_active"], false);
 
-    // Reactivated, it may sign in again, but the old token stays refused only if rotated:
-    // deactivation is a state, not a revocation of the key.
+    // Reactivated, it signs in again with the same API key, but a token issued before its
+    // deactivation stays refused: reactivating must not revive tokens someone may hold.
     let (status, _) = api
         .call(
             "PATCH",
@@ -117,7 +117,17 @@ async fn deactivating_an_agent_refuses_its_token_already_in_hand() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(agent_token(&api, &api_key).await.0, StatusCode::OK);
+    assert_eq!(
+        api.call("GET", "/v1/agents/me", Some(&access), None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, token) = agent_token(&api, &api_key).await;
+    assert_eq!(status, StatusCode::OK);
+    let fresh = token["access_token"].as_str().unwrap();
+    assert_eq!(
+        api.call("GET", "/v1/agents/me", Some(fresh), None).await.0,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::authz::PathPattern;
@@ -168,6 +169,9 @@ impl Agent {
             Event::AgentUpdated(updated) => {
                 self.settings = updated.settings.clone();
                 self.is_active = updated.is_active;
+                if let Some(key_id) = updated.key_id {
+                    self.key.key_id = key_id;
+                }
             }
             Event::AgentKeyRotated(rotated) => self.key = rotated.key.clone(),
             Event::AgentDeactivated(_) => self.is_active = false,
@@ -206,6 +210,7 @@ pub fn register(command: RegisterAgent) -> Result<Change, DomainError> {
 }
 
 pub fn update(agent: &Agent, settings: AgentSettings, is_active: bool) -> Result<Change, DomainError> {
+    let reactivated = !agent.is_active && is_active;
     Ok(Change::new(
         agent_stream(agent.id),
         ExpectedVersion::Exact(agent.version),
@@ -213,8 +218,23 @@ pub fn update(agent: &Agent, settings: AgentSettings, is_active: bool) -> Result
             agent_id: agent.id,
             settings: settings.validated()?,
             is_active,
+            key_id: reactivated.then(|| next_key_id(agent)),
         },
     ))
+}
+
+/// The key id an agent's tokens must carry from its reactivation on: the tokens issued
+/// before its deactivation carry the old one and stay refused. Its API key stays the same.
+/// Derived from the agent's key id and version, so it differs from every one before it.
+fn next_key_id(agent: &Agent) -> Uuid {
+    let digest = Sha256::new()
+        .chain_update(b"keyward agent key id after reactivation")
+        .chain_update(agent.key.key_id.as_bytes())
+        .chain_update(agent.version.to_be_bytes())
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
 }
 
 pub fn rotate_key(agent: &Agent, key: AgentKey) -> Change {
@@ -315,5 +335,31 @@ mod tests {
         assert_eq!(change.expected, ExpectedVersion::Exact(1));
         agent.apply(&change.events[0], now, 2);
         assert!(!agent.can_authenticate(now));
+    }
+
+    #[test]
+    fn reactivation_changes_the_key_id_tokens_must_carry_and_nothing_else_does() {
+        let registered = AgentRegistered {
+            agent_id: AgentId(Uuid::from_u128(1)),
+            org_id: OrgId(Uuid::from_u128(2)),
+            created_by: UserId(Uuid::from_u128(3)),
+            settings: settings(),
+            key: AgentKey {
+                key_id: Uuid::from_u128(4),
+                key_hash: "h".into(),
+                key_prefix: "ocv_".into(),
+            },
+        };
+        let mut agent = Agent::registered(&registered, DateTime::UNIX_EPOCH, 1);
+        let mut key_ids = vec![agent.key.key_id];
+        for (version, is_active) in (2..).zip([true, false, true, false, true]) {
+            let change = update(&agent, settings(), is_active).unwrap();
+            agent.apply(&change.events[0], DateTime::UNIX_EPOCH, version);
+            if !key_ids.contains(&agent.key.key_id) {
+                key_ids.push(agent.key.key_id);
+            }
+        }
+        assert_eq!(key_ids.len(), 3, "the first and two reactivations: {key_ids:?}");
+        assert_eq!(agent.key.key_hash, "h", "the API key stays");
     }
 }

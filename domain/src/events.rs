@@ -378,6 +378,10 @@ pub struct AgentUpdated {
     /// The whole settings after the update, so the event reads on its own.
     pub settings: AgentSettings,
     pub is_active: bool,
+    /// Set when the update reactivates the agent: the key id its tokens must carry from
+    /// now on, so none issued before its deactivation works again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
