@@ -320,12 +320,15 @@ async fn a_wrong_passphrase_is_403_and_counts_nothing() {
 }
 
 #[tokio::test]
-async fn an_email_share_invites_the_address_and_is_claimed_when_it_signs_up() {
+async fn an_email_share_is_claimed_only_with_the_token_emailed_to_the_address() {
     let db = TestDb::sqlite();
     let api = Api::start(&db).await;
     let world = world(&api).await;
     let secret = write(&api, &world, &world.human, "reports/handover", "the keys").await;
     let grace = format!("grace-{}@example.com", uuid::Uuid::now_v7().simple());
+    // Sign-up does not prove the mailbox: this account may be anyone's, and it is there
+    // before the share is.
+    let squatter = api.signup(&grace, "correct horse").await;
     let (status, created) = share(
         &api,
         &world.human,
@@ -337,26 +340,83 @@ async fn an_email_share_invites_the_address_and_is_claimed_when_it_signs_up() {
     assert_eq!(created["recipient_email"], grace);
     let id = created["id"].as_str().unwrap().to_owned();
     let invitation = mail::wait_for(&api.outbox(), &grace, "shared a secret with you").await;
-    assert!(invitation.body().contains("reports/handover"));
-    assert!(
-        !invitation.body().contains("the keys"),
-        "the value is never in an email"
-    );
+    let body = invitation.body();
+    assert!(body.contains("reports/handover"));
+    assert!(!body.contains("the keys"), "the value is never in an email");
+    let link = body
+        .split_whitespace()
+        .find(|word| word.contains(&format!("/v1/share/{id}?claim=")))
+        .unwrap_or_else(|| panic!("no claim link in {body}"));
+    let token = link.split("?claim=").nth(1).unwrap().to_owned();
+    let with = |token: &str| format!("/v1/share/{id}?claim={token}");
 
-    let newcomer = api.signup(&grace, "correct horse").await;
-    let (_, inbound) = api.call("GET", "/v1/shares/inbound", Some(&newcomer), None).await;
-    assert_eq!(inbound["shares"][0]["id"], id.as_str());
-    let (status, opened) = open(&api, Some(&newcomer), &id).await;
-    assert_eq!((status, opened["value"].as_str()), (StatusCode::OK, Some("the keys")));
-
-    // Declined, it is gone from their inbox and cannot be opened.
+    // (a) Signed up with the address but without the token: no share to see or open.
+    let (_, inbound) = api.call("GET", "/v1/shares/inbound", Some(&squatter), None).await;
+    assert_eq!(inbound["shares"], json!([]), "{inbound}");
+    assert_eq!(open(&api, Some(&squatter), &id).await.0, StatusCode::NOT_FOUND);
+    let (status, _) = api.call("GET", &with("sc_wrong"), Some(&squatter), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "a wrong token claims nothing");
     let (status, _) = api
-        .call("POST", &format!("/v1/shares/{id}/decline"), Some(&newcomer), None)
+        .call("POST", &format!("/v1/shares/{id}/accept"), Some(&squatter), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // The token alone is not enough either: it takes the address's account.
+    assert_eq!(
+        api.call("GET", &with(&token), None, None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        api.call("GET", &with(&token), Some(&world.human), None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (_, outbound) = api.call("GET", "/v1/shares/outbound", Some(&world.human), None).await;
+    assert_eq!(outbound["shares"][0]["access_count"], 0, "nothing was counted");
+
+    // (b) With the emailed token, the address's account claims and opens it.
+    let (status, opened) = api.call("GET", &with(&token), Some(&squatter), None).await;
+    assert_eq!(
+        (status, opened["value"].as_str()),
+        (StatusCode::OK, Some("the keys")),
+        "{opened}"
+    );
+    let (_, inbound) = api.call("GET", "/v1/shares/inbound", Some(&squatter), None).await;
+    assert_eq!(inbound["shares"][0]["id"], id.as_str());
+    let (status, opened) = open(&api, Some(&squatter), &id).await;
+    assert_eq!((status, opened["access_count"].as_u64()), (StatusCode::OK, Some(2)));
+    let (_, audit) = api
+        .call("GET", "/v1/audit/events?action=share.claim", Some(&squatter), None)
+        .await;
+    assert_eq!(audit["count"], 1, "{audit}");
+    assert!(!audit.to_string().contains(&token), "the token is never recorded");
+
+    // (c) Claimed, it is that account's alone, token or not.
+    let other = api
+        .signup(
+            &format!("eve-{}@example.com", uuid::Uuid::now_v7().simple()),
+            "correct horse",
+        )
+        .await;
+    for token_holder in [Some(other.as_str()), Some(world.human.as_str()), None] {
+        assert_eq!(
+            api.call("GET", &with(&token), token_holder, None).await.0,
+            StatusCode::NOT_FOUND
+        );
+    }
+    let (_, inbound) = api.call("GET", "/v1/shares/inbound", Some(&other), None).await;
+    assert_eq!(inbound["shares"], json!([]));
+
+    // Declined, it is gone from their inbox and cannot be opened, nor claimed again.
+    let (status, _) = api
+        .call("POST", &format!("/v1/shares/{id}/decline"), Some(&squatter), None)
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (_, inbound) = api.call("GET", "/v1/shares/inbound", Some(&newcomer), None).await;
+    let (_, inbound) = api.call("GET", "/v1/shares/inbound", Some(&squatter), None).await;
     assert_eq!(inbound["shares"], json!([]));
-    assert_eq!(open(&api, Some(&newcomer), &id).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(open(&api, Some(&squatter), &id).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        api.call("GET", &with(&token), Some(&squatter), None).await.0,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]

@@ -118,6 +118,9 @@ event_vocabulary!(
     ShareAccessDenied = "share.access_denied",
     ShareRevoked = "share.revoked",
     ShareAccepted = "share.accepted",
+    /// The account of an `external_email` share's address presented the token emailed to
+    /// it: the share is that account's alone from then on.
+    ShareClaimed = "share.claimed",
     ShareDeclined = "share.declined",
     /// An administrator added an EVM chain to the registry.
     ChainAdded = "chain.added",
@@ -443,6 +446,11 @@ pub struct ShareCreated {
     /// argon2id PHC string of the passphrase, if the share has one.
     pub passphrase_hash: Option<String>,
     pub ip_allowlist: Vec<String>,
+    /// SHA-256 (hex) of the claim token emailed to an `external_email` recipient: only the
+    /// account that presents the token opens the share. Absent on shares made before
+    /// claims existed, which open for whoever signs in with the address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_token_hash: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -472,6 +480,12 @@ pub struct ShareRevoked {
 pub struct ShareAccepted {
     pub share_id: ShareId,
     pub by: Principal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareClaimed {
+    pub share_id: ShareId,
+    pub user_id: UserId,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

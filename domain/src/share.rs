@@ -11,7 +11,9 @@ use crate::authz::Principal;
 use crate::change::{Change, DomainError, stream};
 use crate::email::Email;
 use crate::event::ExpectedVersion;
-use crate::events::{ShareAccepted, ShareAccessDenied, ShareAccessed, ShareCreated, ShareDeclined, ShareRevoked};
+use crate::events::{
+    ShareAccepted, ShareAccessDenied, ShareAccessed, ShareClaimed, ShareCreated, ShareDeclined, ShareRevoked,
+};
 use crate::ids::{AgentId, OrgId, SecretId, ShareId, UserId, VaultId};
 use crate::secret_path::SecretPath;
 use crate::stream::StreamId;
@@ -30,7 +32,8 @@ pub enum Recipient {
     Agent {
         agent_id: AgentId,
     },
-    /// Whoever signs in with this address, now or after signing up.
+    /// The account of this address that claims the share with the token emailed to it
+    /// (see [`Share::claim_token_hash`]).
     ExternalEmail {
         email: Email,
     },
@@ -93,6 +96,11 @@ pub struct Share {
     pub access_count: u64,
     pub passphrase_hash: Option<String>,
     pub ip_allowlist: Vec<String>,
+    /// SHA-256 (hex) of the token emailed to an `external_email` recipient; `None` for
+    /// shares made before claims existed, which open for whoever signs in with the address.
+    pub claim_token_hash: Option<String>,
+    /// The account that claimed an `external_email` share: the only one it admits since.
+    pub claimed_by: Option<UserId>,
     pub created_at: DateTime<Utc>,
     pub accepted: bool,
     pub declined: bool,
@@ -116,6 +124,8 @@ impl Share {
             access_count: 0,
             passphrase_hash: event.passphrase_hash.clone(),
             ip_allowlist: event.ip_allowlist.clone(),
+            claim_token_hash: event.claim_token_hash.clone(),
+            claimed_by: None,
             created_at: at,
             accepted: false,
             declined: false,
@@ -142,6 +152,8 @@ pub struct CreateShare {
     pub max_access_count: Option<u64>,
     pub passphrase_hash: Option<String>,
     pub ip_allowlist: Vec<String>,
+    /// Required for `external_email` recipients, and only for them.
+    pub claim_token_hash: Option<String>,
 }
 
 pub fn create(command: CreateShare, now: DateTime<Utc>) -> Result<Change, DomainError> {
@@ -167,6 +179,12 @@ pub fn create(command: CreateShare, now: DateTime<Utc>) -> Result<Change, Domain
         }
         _ => {}
     }
+    let by_email = matches!(command.recipient, Recipient::ExternalEmail { .. });
+    if by_email != command.claim_token_hash.is_some() {
+        return Err(DomainError::Invalid(
+            "a claim token is what an external_email share, and only it, is opened with".into(),
+        ));
+    }
     Ok(Change::new(
         share_stream(command.share_id),
         ExpectedVersion::NoStream,
@@ -183,6 +201,7 @@ pub fn create(command: CreateShare, now: DateTime<Utc>) -> Result<Change, Domain
             max_access_count: command.max_access_count,
             passphrase_hash: command.passphrase_hash,
             ip_allowlist: command.ip_allowlist,
+            claim_token_hash: command.claim_token_hash,
         },
     ))
 }
@@ -219,8 +238,51 @@ pub struct Checks {
 }
 
 /// Who may know the share exists: its recipient, unless they declined it or it was revoked.
+/// An `external_email` share with a claim token is its claimant's only: an account that
+/// merely signed up with the address has proved nothing about the mailbox.
 pub fn visible_to(share: &Share, accessor: &Accessor) -> bool {
-    !share.revoked && !share.declined && share.recipient.admits(accessor)
+    let admitted = match (&share.claim_token_hash, accessor) {
+        (Some(_), Accessor::User { id, .. }) => share.claimed_by == Some(*id),
+        (Some(_), _) => false,
+        (None, _) => share.recipient.admits(accessor),
+    };
+    !share.revoked && !share.declined && admitted
+}
+
+/// The claim of an `external_email` share by the account of its address that presents
+/// the emailed token (`presented_hash` is the token's hash): `Ok(None)` if it is that
+/// account's already. Anything else (another address, a wrong token, a share claimed by
+/// someone else, a share without a claim token) is as if the share did not exist, and
+/// changes nothing.
+pub fn claim(share: &Share, accessor: &Accessor, presented_hash: &str) -> Result<Option<Change>, DomainError> {
+    let not_found = DomainError::NotFound("share");
+    let (Accessor::User { id, .. }, Some(expected)) = (accessor, &share.claim_token_hash) else {
+        return Err(not_found);
+    };
+    if share.revoked
+        || share.declined
+        || !share.recipient.admits(accessor)
+        || !constant_time_eq(expected, presented_hash)
+    {
+        return Err(not_found);
+    }
+    match share.claimed_by {
+        Some(claimant) if claimant == *id => Ok(None),
+        Some(_) => Err(not_found),
+        // Against the version seen, so two claims cannot both land.
+        None => Ok(Some(Change::new(
+            share_stream(share.id),
+            ExpectedVersion::Exact(share.stream_version),
+            ShareClaimed {
+                share_id: share.id,
+                user_id: *id,
+            },
+        ))),
+    }
+}
+
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Records one access of `share`, serving `version` of its secret.
@@ -326,6 +388,7 @@ mod tests {
     }
 
     fn command(by: Principal, recipient_type: RecipientType, recipient: Recipient) -> CreateShare {
+        let by_email = matches!(recipient, Recipient::ExternalEmail { .. });
         CreateShare {
             share_id: ShareId::new(),
             org_id: OrgId::new(),
@@ -339,6 +402,7 @@ mod tests {
             max_access_count: Some(2),
             passphrase_hash: None,
             ip_allowlist: Vec::new(),
+            claim_token_hash: by_email.then(|| "ab".repeat(32)),
         }
     }
 
@@ -449,10 +513,46 @@ mod tests {
     }
 
     #[test]
-    fn an_external_email_share_opens_for_whoever_holds_that_address() {
+    fn an_external_email_share_opens_only_for_the_account_that_claimed_it_with_the_token() {
         let (id, email) = ada();
-        let share = share(Recipient::ExternalEmail { email: email.clone() });
-        assert!(access(&share, &Accessor::User { id, email }, PASS, 1, now()).is_ok());
+        let mut share = share(Recipient::ExternalEmail { email: email.clone() });
+        let ada = Accessor::User {
+            id,
+            email: email.clone(),
+        };
+        // Signed up with the address, but without the token: nothing.
+        assert_eq!(access(&share, &ada, PASS, 1, now()), Err(AccessRefused::NotFound));
+        assert_eq!(
+            claim(&share, &ada, &"cd".repeat(32)),
+            Err(DomainError::NotFound("share"))
+        );
+        let eve = Accessor::User {
+            id: UserId::new(),
+            email: Email::parse("eve@example.com").unwrap(),
+        };
+        assert_eq!(
+            claim(&share, &eve, &"ab".repeat(32)),
+            Err(DomainError::NotFound("share"))
+        );
+        let claimed = claim(&share, &ada, &"ab".repeat(32)).unwrap().unwrap();
+        assert_eq!(claimed.expected, ExpectedVersion::Exact(share.stream_version));
+        share.claimed_by = Some(id);
+        assert!(access(&share, &ada, PASS, 1, now()).is_ok());
+        assert_eq!(claim(&share, &ada, &"ab".repeat(32)), Ok(None));
+        // Another account of the address later (after an email change) gets nothing.
+        let successor = Accessor::User {
+            id: UserId::new(),
+            email: email.clone(),
+        };
+        assert_eq!(access(&share, &successor, PASS, 1, now()), Err(AccessRefused::NotFound));
+        assert_eq!(
+            claim(&share, &successor, &"ab".repeat(32)),
+            Err(DomainError::NotFound("share"))
+        );
+        // Shares made before claims existed open for whoever holds the address.
+        share.claim_token_hash = None;
+        share.claimed_by = None;
+        assert!(access(&share, &successor, PASS, 1, now()).is_ok());
     }
 
     #[test]

@@ -340,6 +340,12 @@ fn describe(event: &Event) -> (&'static str, &'static str, String, Value) {
         ),
         Event::ShareRevoked(e) => ("share.revoke", "share", e.share_id.to_string(), json!({"by": e.by})),
         Event::ShareAccepted(e) => ("share.accept", "share", e.share_id.to_string(), json!({"by": e.by})),
+        Event::ShareClaimed(e) => (
+            "share.claim",
+            "share",
+            e.share_id.to_string(),
+            json!({"user_id": e.user_id}),
+        ),
         Event::ShareDeclined(e) => ("share.decline", "share", e.share_id.to_string(), json!({"by": e.by})),
         Event::EnrollmentRequested(e) => (
             "agent.enroll",

@@ -321,6 +321,7 @@ impl DomainModel for Directory {
             | Event::ShareAccessDenied(_)
             | Event::ShareRevoked(_)
             | Event::ShareAccepted(_)
+            | Event::ShareClaimed(_)
             | Event::ShareDeclined(_)
             | Event::EnrollmentRequested(_)
             | Event::EnrollmentApproved(_)

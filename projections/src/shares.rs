@@ -25,7 +25,8 @@ impl Shares {
     }
 
     /// What was shared with `accessor` by name (link shares are nobody's inbox), newest
-    /// first. An address's shares are its account's from the moment it signs up.
+    /// first. An address's shares are its account's once it claimed them with the emailed token
+    /// (those made before claims existed: from the moment it signs up).
     pub fn inbound(&self, accessor: &Accessor) -> Vec<&Share> {
         newest_first(
             self.shares.values().filter(|share| {
@@ -55,6 +56,7 @@ impl DomainModel for Shares {
             Event::ShareRevoked(e) => e.share_id,
             Event::ShareAccepted(e) => e.share_id,
             Event::ShareDeclined(e) => e.share_id,
+            Event::ShareClaimed(e) => e.share_id,
             _ => return,
         };
         let Some(share) = self.shares.get_mut(&share_id) else {
@@ -66,6 +68,7 @@ impl DomainModel for Shares {
             Event::ShareRevoked(_) => share.revoked = true,
             Event::ShareAccepted(_) => share.accepted = true,
             Event::ShareDeclined(_) => share.declined = true,
+            Event::ShareClaimed(e) => share.claimed_by = Some(e.user_id),
             _ => {}
         }
     }

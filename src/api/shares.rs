@@ -7,6 +7,8 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use domain::authz::{
     AccessRequest, PathPattern, Permission, Principal, ScopeCeiling, TokenScope, VaultFacts, authorize,
@@ -27,6 +29,7 @@ use super::extract::{Body, PathParams, QueryParams, RequestContext};
 use super::problem::ApiError;
 use super::secrets::{open, require};
 use super::session::{Caller, MaybeCaller};
+use crate::auth::ApiKeyHash;
 use crate::config::parse_net;
 use crate::mail::{self, Mail};
 
@@ -59,6 +62,27 @@ fn share_url(state: &AppState, id: ShareId) -> String {
     let mut url = state.config.public_url.clone();
     url.set_path(&format!("/v1/share/{id}"));
     url.to_string()
+}
+
+/// The invitation's link: opening it signed in as the invited address claims the share.
+fn claim_url(state: &AppState, id: ShareId, token: &str) -> String {
+    let mut url = state.config.public_url.clone();
+    url.set_path(&format!("/v1/share/{id}"));
+    url.query_pairs_mut().append_pair("claim", token);
+    url.to_string()
+}
+
+/// A claim token: 32 random bytes, base64url, and its hash, the only thing stored.
+fn new_claim_token() -> Result<(Zeroizing<String>, String), ApiError> {
+    let mut random = Zeroizing::new([0u8; 32]);
+    getrandom::fill(random.as_mut_slice()).map_err(ApiError::internal)?;
+    let token = Zeroizing::new(format!("sc_{}", URL_SAFE_NO_PAD.encode(random.as_slice())));
+    let hash = claim_hash(&token);
+    Ok((token, hash))
+}
+
+fn claim_hash(token: &str) -> String {
+    ApiKeyHash::of(token).as_str().to_owned()
 }
 
 fn recipient_email(share: &Share, models: &ReadModels) -> Option<String> {
@@ -249,6 +273,12 @@ pub async fn create(
         ),
         None => None,
     };
+    // Whoever signs up with an address has not shown they read its mail: the share is the
+    // account's that presents the token the invitation carries. Only its hash is kept.
+    let claim_token = match &recipient {
+        Recipient::ExternalEmail { .. } => Some(new_claim_token()?),
+        _ => None,
+    };
     let share_id = ShareId::new();
     let change = share::create(
         CreateShare {
@@ -264,11 +294,12 @@ pub async fn create(
             max_access_count: request.max_access_count,
             passphrase_hash,
             ip_allowlist: request.ip_allowlist,
+            claim_token_hash: claim_token.as_ref().map(|(_, hash)| hash.clone()),
         },
         caller.context().now,
     )?;
-    let invitation = match &recipient {
-        Recipient::ExternalEmail { email } => {
+    let invitation = match (&recipient, &claim_token) {
+        (Recipient::ExternalEmail { email }, Some((token, _))) => {
             let sharer = state
                 .projector
                 .read(|models| notify_address(models, caller.principal()))
@@ -280,6 +311,7 @@ pub async fn create(
                 secret.path.as_str(),
                 &request.expires_at.to_rfc3339(),
                 state.config.public_url.as_str(),
+                &claim_url(&state, share_id, token),
             ))
         }
         _ => None,
@@ -307,6 +339,8 @@ pub async fn create(
 #[derive(Deserialize, Default)]
 pub struct PassphraseInput {
     passphrase: Option<Zeroizing<String>>,
+    /// The token of an `external_email` share's invitation, which claims it.
+    claim: Option<Zeroizing<String>>,
 }
 
 #[derive(Serialize)]
@@ -344,7 +378,8 @@ fn refusal_error(refusal: AccessRefused) -> ApiError {
 }
 
 /// GET /v1/share/{share_id}: the secret's latest value, counted. The passphrase comes in a
-/// JSON body (as the 1claw SDK sends it) or as `?passphrase=`.
+/// JSON body (as the 1claw SDK sends it) or as `?passphrase=`; an invitation's claim token
+/// as `?claim=` (the emailed link) or in the body, and claims the share first.
 pub async fn access(
     State(state): State<AppState>,
     MaybeCaller { caller, context }: MaybeCaller,
@@ -360,11 +395,17 @@ pub async fn access(
         })?
     };
     let passphrase = from_body.passphrase.or(query.passphrase);
+    let claim = from_body.claim.or(query.claim).map(|token| claim_hash(&token));
     let accessor = accessor_of(caller.as_ref());
     let share = state
         .projector
         .read(|models| models.shares.get(share_id).cloned())
-        .filter(|share| share::visible_to(share, &accessor))
+        .filter(|share| {
+            share::visible_to(share, &accessor)
+                || claim
+                    .as_deref()
+                    .is_some_and(|claim| share::claim(share, &accessor, claim).is_ok())
+        })
         .ok_or_else(|| ApiError::NotFound("share not found".into()))?;
     let address_ok = share.ip_allowlist.is_empty()
         || share
@@ -391,6 +432,17 @@ pub async fn access(
         .commands
         .decide_with(&metadata, |models| {
             let share = models.shares.get(share_id).ok_or(DomainError::NotFound("share"))?;
+            // A claim is decided with the opening, and recorded with it, on the share as
+            // claimed; a wrong token changes nothing.
+            let claimed = match claim.as_deref() {
+                Some(claim) if !share::visible_to(share, &accessor) => share::claim(share, &accessor, claim)?,
+                _ => None,
+            };
+            let mut as_claimed = share.clone();
+            if claimed.is_some() {
+                as_claimed.claimed_by = accessor.principal().map(|p| UserId(p.id));
+            }
+            let share = &as_claimed;
             let secret = models
                 .secrets
                 .secret_by_id(share.secret_id)
@@ -409,12 +461,13 @@ pub async fn access(
                 sharer_stands: sharer_stands(models, share, secret, current, &context),
             };
             let access = match share::access(share, &accessor, checks, secret.version, now) {
-                Ok(access) => access,
+                Ok(access) => with_claim(access, claimed),
                 Err(refusal @ (AccessRefused::Passphrase | AccessRefused::Address)) => {
                     // Audited, counted nowhere.
-                    return Ok((vec![share::access_denied(share, &accessor, &refusal)], Err(refusal)));
+                    let denied = share::access_denied(share, &accessor, &refusal);
+                    return Ok((vec![with_claim(denied, claimed)], Err(refusal)));
                 }
-                Err(refusal) => return Ok((Vec::new(), Err(refusal))),
+                Err(refusal) => return Ok((claimed.into_iter().collect(), Err(refusal))),
             };
             // The share lends its sharer's read: it is recorded, limited and counted as the
             // sharer's own read of the value would be (disabled, expired or used up is 410).
@@ -463,6 +516,18 @@ pub async fn access(
         access_count,
         max_access_count,
     }))
+}
+
+/// `change` of the share's stream, preceded by the share's claim if there is one, in one
+/// append, against the version the claim was decided on.
+fn with_claim(change: Change, claimed: Option<Change>) -> Change {
+    match claimed {
+        Some(mut claim) => {
+            claim.events.extend(change.events);
+            claim
+        }
+        None => change,
+    }
 }
 
 /// DELETE /v1/share/{share_id}: by its sharer, or by whoever manages the shared secret's

@@ -60,11 +60,24 @@ pub fn agent_api_key(to: Email, org: OrgId, agent: AgentId, name: &str, api_key:
 }
 
 /// To an email address a human shared a secret with: where to find it.
-pub fn share_invitation(to: Email, org: OrgId, sharer: &str, path: &str, expires_at: &str, signup_url: &str) -> Mail {
+/// The link carries the claim token: whoever opens it signed in with this address makes
+/// the share theirs alone.
+pub fn share_invitation(
+    to: Email,
+    org: OrgId,
+    sharer: &str,
+    path: &str,
+    expires_at: &str,
+    signup_url: &str,
+    claim_url: &str,
+) -> Mail {
     let body = format!(
         "{sharer} shared a secret with you through keyward: {path}\n\n\
-         Sign in (or sign up) with this address at {signup_url}; the share is then listed in\n\
-         your inbound shares (GET /v1/shares/inbound) until {expires_at}.\n\
+         Sign in (or sign up) with this address at {signup_url}, then open it, signed in, at\n\
+         {claim_url}\n\
+         (GET, with your token). That claims it for your account: it is then listed in your\n\
+         inbound shares (GET /v1/shares/inbound) until {expires_at}. Keep this link to\n\
+         yourself: it is what proves the share is yours.\n\
          If you did not expect this, ignore this email.\n"
     );
     Mail::new(
