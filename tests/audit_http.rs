@@ -265,3 +265,25 @@ async fn verify_through_the_api_names_a_deleted_or_reordered_event() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_client_address_is_the_nearest_one_a_trusted_proxy_added_on_any_header_line() {
+    let db = TestDb::sqlite();
+    let api = Api::start_with(&db, &[("KEYWARD_TRUSTED_PROXIES", "127.0.0.1")]).await;
+    // The client wrote the first line; the proxy added the second, with the address it saw.
+    let (status, signed_up) = api
+        .call_with_headers(
+            "POST",
+            "/v1/auth/signup",
+            None,
+            Some(json!({"email": "ada@example.com", "password": "correct horse"})),
+            &[("x-forwarded-for", "203.0.113.9"), ("x-forwarded-for", "198.51.100.7")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{signed_up}");
+    let token = signed_up["access_token"].as_str().unwrap();
+    let (_, trail) = api
+        .call("GET", "/v1/audit/events?action=user.signup", Some(token), None)
+        .await;
+    assert_eq!(trail["events"][0]["ip_address"], "198.51.100.7", "{trail}");
+}

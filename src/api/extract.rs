@@ -65,11 +65,17 @@ impl FromRequestParts<AppState> for RequestContext {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(address)| address.ip())
             .ok_or_else(|| ApiError::internal("the server was started without peer addresses"))?;
-        let forwarded = parts
+        // Every X-Forwarded-For line, in order, as one list (RFC 9110 5.3): a proxy may
+        // add a line of its own after one the client wrote. A line that is not text
+        // breaks the chain there, as an address that does not parse does.
+        let lines: Vec<&str> = parts
             .headers
-            .get("x-forwarded-for")
-            .and_then(|value| value.to_str().ok());
-        let client_ip = state.config.client_ip(peer, forwarded);
+            .get_all("x-forwarded-for")
+            .iter()
+            .map(|value| value.to_str().unwrap_or("?"))
+            .collect();
+        let forwarded = (!lines.is_empty()).then(|| lines.join(","));
+        let client_ip = state.config.client_ip(peer, forwarded.as_deref());
         let request_id = parts
             .headers
             .get("x-request-id")
