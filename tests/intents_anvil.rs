@@ -145,9 +145,9 @@ async fn a_half_eth_transfer_is_mined_and_the_recipient_gets_exactly_half_an_eth
 
     // Listed for the agent and its human; the raw transaction only on request.
     let path = format!("/v1/agents/{}/transactions", world.agent_id);
-    let (_, listed) = world.api.call("GET", &path, Some(&world.human), None).await;
-    assert_eq!(listed["transactions"][0]["id"], tx["id"]);
-    assert!(listed["transactions"][0].get("signed_tx").is_none());
+    let listed = transactions_listed(&world, &world.human).await;
+    assert_eq!(listed[0]["id"], tx["id"]);
+    assert!(listed[0].get("signed_tx").is_none());
     let one = format!("{path}/{}?include_signed_tx=true", tx["id"].as_str().unwrap());
     let (_, fetched) = world.api.call("GET", &one, Some(&world.agent), None).await;
     assert_eq!(fetched["signed_tx"], tx["signed_tx"]);
@@ -186,16 +186,8 @@ async fn each_guardrail_refuses_on_its_own_and_nothing_reaches_the_chain() {
         );
         assert_eq!(chain::nonce(&world.signer).await, 0, "{rule}: nothing was sent");
         assert_eq!(chain::balance(&world.recipient).await, 0);
-        let (_, listed) = world
-            .api
-            .call(
-                "GET",
-                &format!("/v1/agents/{}/transactions", world.agent_id),
-                Some(&world.human),
-                None,
-            )
-            .await;
-        assert_eq!(listed["transactions"], json!([]), "{rule}: nothing was signed");
+        let listed = transactions_listed(&world, &world.human).await;
+        assert_eq!(listed, json!([]), "{rule}: nothing was signed");
         let trail = audit_trail(&world, "transaction.reject").await;
         assert_eq!(
             trail["events"][0]["details"]["rule"], rule,
@@ -265,16 +257,8 @@ async fn a_refused_broadcast_spends_nothing_and_leaves_no_gap_that_strands_later
     assert_eq!(chain::mined_status(filler["tx_hash"].as_str().unwrap()).await, 1);
     assert_eq!(chain::nonce(&world.signer).await, 5, "nonces 0 to 4, no gap");
     assert_eq!(chain::balance(&world.recipient).await, 5 * ETH / 100);
-    let (_, listed) = world
-        .api
-        .call(
-            "GET",
-            &format!("/v1/agents/{}/transactions", world.agent_id),
-            Some(&world.agent),
-            None,
-        )
-        .await;
-    let failed: Vec<&Value> = listed["transactions"]
+    let listed = transactions_listed(&world, &world.agent).await;
+    let failed: Vec<&Value> = listed
         .as_array()
         .unwrap()
         .iter()
@@ -426,16 +410,8 @@ async fn requests_the_node_would_refuse_are_refused_before_anything_is_signed() 
         "a call that cannot be estimated: {problem}"
     );
 
-    let (_, listed) = world
-        .api
-        .call(
-            "GET",
-            &format!("/v1/agents/{}/transactions", world.agent_id),
-            Some(&world.agent),
-            None,
-        )
-        .await;
-    assert_eq!(listed["transactions"], json!([]), "nothing signed");
+    let listed = transactions_listed(&world, &world.agent).await;
+    assert_eq!(listed, json!([]), "nothing signed");
     assert_eq!(chain::nonce(&world.signer).await, 0);
 }
 
@@ -566,16 +542,8 @@ async fn one_idempotency_key_sent_five_times_at_once_puts_one_transaction_on_cha
     assert_eq!(&again.json::<Value>().await.unwrap(), first, "the same body");
     assert_eq!(chain::nonce(&world.signer).await, 1, "one transaction on chain");
     assert_eq!(chain::balance(&world.recipient).await, ETH / 10);
-    let (_, listed) = world
-        .api
-        .call(
-            "GET",
-            &format!("/v1/agents/{}/transactions", world.agent_id),
-            Some(&world.human),
-            None,
-        )
-        .await;
-    assert_eq!(listed["transactions"].as_array().unwrap().len(), 1);
+    let listed = transactions_listed(&world, &world.human).await;
+    assert_eq!(listed.as_array().unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -588,16 +556,8 @@ async fn a_call_that_reverts_is_refused_by_simulate_first_and_nothing_is_signed(
     let (status, problem) = submit(&world, call).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
     assert!(problem["detail"].as_str().unwrap().contains("reverted"), "{problem}");
-    let (_, listed) = world
-        .api
-        .call(
-            "GET",
-            &format!("/v1/agents/{}/transactions", world.agent_id),
-            Some(&world.human),
-            None,
-        )
-        .await;
-    assert_eq!(listed["transactions"], json!([]), "nothing signed");
+    let listed = transactions_listed(&world, &world.human).await;
+    assert_eq!(listed, json!([]), "nothing signed");
     assert_eq!(chain::nonce(&world.signer).await, 0, "nothing broadcast");
 
     let simulate = format!("/v1/agents/{}/transactions/simulate", world.agent_id);
@@ -781,6 +741,21 @@ async fn a_provisioned_key_signs_when_no_path_is_given_and_rotation_retires_it()
     for action in ["signing_key.create", "signing_key.rotate", "signing_key.deactivate"] {
         assert_eq!(audit_trail(&world, action).await["count"], 1, "{action}");
     }
+}
+
+/// The agent's transactions as `token`'s holder lists them, newest first.
+async fn transactions_listed(world: &World, token: &str) -> Value {
+    let (status, listed) = world
+        .api
+        .call(
+            "GET",
+            &format!("/v1/agents/{}/transactions", world.agent_id),
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    listed["transactions"].clone()
 }
 
 /// The audit trail's events of one action, as the human sees them.
