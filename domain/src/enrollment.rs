@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::agent::{self, AgentKey, AgentSettings, RegisterAgent};
 use crate::change::{Change, DomainError, stream};
+use crate::constant_time;
 use crate::email::Email;
 use crate::event::ExpectedVersion;
 use crate::events::{EnrollmentApproved, EnrollmentDenied, EnrollmentRequested};
@@ -185,13 +186,9 @@ impl Decider {
         let holds_link = self
             .code
             .as_deref()
-            .is_some_and(|code| constant_time_eq(code_hash(code).as_bytes(), enrollment.code_hash.as_bytes()));
+            .is_some_and(|code| constant_time::eq(code_hash(code).as_bytes(), enrollment.code_hash.as_bytes()));
         named_org || holds_link
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Checks that `decider` may decide `enrollment` now. Someone who may not decide it learns

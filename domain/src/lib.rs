@@ -7,6 +7,7 @@ pub mod agent;
 pub mod authz;
 pub mod chain;
 pub mod change;
+pub mod constant_time;
 pub mod email;
 pub mod enrollment;
 pub mod event;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::authz::Principal;
 use crate::change::{Change, DomainError, stream};
+use crate::constant_time;
 use crate::email::Email;
 use crate::event::ExpectedVersion;
 use crate::events::{
@@ -262,7 +263,7 @@ pub fn claim(share: &Share, accessor: &Accessor, presented_hash: &str) -> Result
     if share.revoked
         || share.declined
         || !share.recipient.admits(accessor)
-        || !constant_time_eq(expected, presented_hash)
+        || !constant_time::eq(expected.as_bytes(), presented_hash.as_bytes())
     {
         return Err(not_found);
     }
@@ -279,10 +280,6 @@ pub fn claim(share: &Share, accessor: &Accessor, presented_hash: &str) -> Result
             },
         ))),
     }
-}
-
-fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Records one access of `share`, serving `version` of its secret.

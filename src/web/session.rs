@@ -33,13 +33,7 @@ impl PageSession {
     }
 
     pub fn csrf_ok(&self, presented: &str) -> bool {
-        let expected = self.csrf_token();
-        expected.len() == presented.len()
-            && expected
-                .bytes()
-                .zip(presented.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
+        domain::constant_time::eq(self.csrf_token().as_bytes(), presented.as_bytes())
     }
 }
 
