@@ -6,10 +6,7 @@ use std::net::IpAddr;
 use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
-use domain::authz::{
-    AccessRequest, Decision, PathPattern, Permission, Principal, PrincipalType, ScopeCeiling, TokenScope, VaultFacts,
-    authorize,
-};
+use domain::authz::{AccessRequest, Decision, Permission, Principal, PrincipalType};
 use domain::{AgentId, SecretPath, UserId, VaultId};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -18,7 +15,8 @@ use super::AppState;
 use super::extract::Body;
 use super::policies::managed_vault;
 use super::problem::ApiError;
-use super::session::HumanSession;
+use super::secrets::authorize_in;
+use super::session::{HumanSession, TokenReach};
 
 #[derive(Deserialize)]
 pub struct ExplainRequest {
@@ -45,42 +43,6 @@ pub async fn explain(
         id: request.principal_id,
     };
     let now = request.at.unwrap_or(session.context.now);
-    // The reach a token issued to the principal now would carry.
-    let (vault_ids, scopes) = match principal.kind {
-        PrincipalType::User => {
-            let known = state.projector.read(|m| {
-                m.directory
-                    .user(UserId(principal.id))
-                    .is_some_and(|u| u.org_id == vault.org_id)
-            });
-            if !known {
-                return Err(ApiError::NotFound(format!("no {principal} in this organization")));
-            }
-            (Vec::new(), None)
-        }
-        PrincipalType::Agent => {
-            let agent = state
-                .projector
-                .read(|m| {
-                    m.directory
-                        .agent(AgentId(principal.id))
-                        .filter(|a| a.org_id == vault.org_id)
-                        .cloned()
-                })
-                .ok_or_else(|| ApiError::NotFound(format!("no {principal} in this organization")))?;
-            let scopes: Vec<PathPattern> = super::agents::token_scopes(&state, &agent, now)
-                .into_iter()
-                .filter_map(|scope| PathPattern::parse(scope).ok())
-                .collect();
-            (agent.settings.vault_ids.clone(), Some(scopes))
-        }
-    };
-    let token = TokenScope {
-        vault_ids: &vault_ids,
-        scopes: scopes
-            .as_deref()
-            .map_or(ScopeCeiling::Unrestricted, ScopeCeiling::Patterns),
-    };
     let access = AccessRequest {
         principal,
         vault_id: vault.id,
@@ -90,15 +52,21 @@ pub async fn explain(
         now,
     };
     let decision = state.projector.read(|models| {
-        let policies = models.access.policies_of(vault.id).map(|granted| &granted.policy);
-        authorize(
-            &token,
-            &access,
-            &VaultFacts {
-                owner: vault.created_by,
-            },
-            policies,
-        )
-    });
+        // The reach a token issued to the principal now would carry.
+        let reach = match principal.kind {
+            PrincipalType::User => models
+                .directory
+                .user(UserId(principal.id))
+                .filter(|user| user.org_id == vault.org_id)
+                .map(|_| TokenReach::of_human()),
+            PrincipalType::Agent => models
+                .directory
+                .agent(AgentId(principal.id))
+                .filter(|agent| agent.org_id == vault.org_id)
+                .map(|agent| TokenReach::of_new_agent_token(models, agent, now)),
+        }
+        .ok_or_else(|| ApiError::NotFound(format!("no {principal} in this organization")))?;
+        Ok::<_, ApiError>(authorize_in(models, &reach, &vault, &access))
+    })?;
     Ok(Json(decision))
 }

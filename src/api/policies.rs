@@ -215,11 +215,15 @@ pub async fn delete(
 
 /// A vault the caller may manage: in their org (else 404), and theirs, or they are an
 /// owner or admin of the org.
+/// Whether `principal`, of the vault's org, manages it (its policies, any share of its
+/// secrets): the vault's creator, or a human owner or admin of the org (`role`).
+pub(super) fn manages(vault: &Vault, principal: Principal, role: Option<&OrgRole>) -> bool {
+    vault.created_by == principal || matches!(role, Some(OrgRole::Owner | OrgRole::Admin))
+}
+
 pub(super) fn managed_vault(state: &AppState, session: &HumanSession, vault_id: VaultId) -> Result<Vault, ApiError> {
     let vault = super::vaults::visible_vault(state, session, vault_id)?;
-    let manages = vault.created_by == Principal::user(session.user.id)
-        || matches!(session.user.role, OrgRole::Owner | OrgRole::Admin);
-    if !manages {
+    if !manages(&vault, Principal::user(session.user.id), Some(&session.user.role)) {
         return Err(ApiError::Forbidden(
             "only the vault's owner or an org admin manages its policies".into(),
         ));

@@ -29,7 +29,7 @@ use zeroize::Zeroizing;
 use super::AppState;
 use super::extract::{Body, PathParams};
 use super::problem::ApiError;
-use super::session::{Caller, SecretCaller};
+use super::session::{Caller, SecretCaller, TokenReach};
 use crate::crypto::{CryptoError, SealedValue};
 
 /// The largest value keyward stores: secrets, certificates and env bundles, not files of
@@ -216,7 +216,6 @@ fn decide_access(
     path: &SecretPath,
     permission: Permission,
 ) -> Decision {
-    let reach = caller.reach();
     let context = caller.context();
     let request = AccessRequest {
         principal: caller.principal(),
@@ -226,10 +225,21 @@ fn decide_access(
         client_ip: context.client_ip,
         now: context.now,
     };
+    authorize_in(models, &caller.reach(), vault, &request)
+}
+
+/// The four layers for `request`, in `vault`, by a token of `reach`: for a caller, or for
+/// a token a principal would be issued now (explain, a share's sharer).
+pub(super) fn authorize_in(
+    models: &ReadModels,
+    reach: &TokenReach,
+    vault: &Vault,
+    request: &AccessRequest,
+) -> Decision {
     let policies = models.access.policies_of(vault.id).map(|granted| &granted.policy);
     authorize(
         &reach.scope(),
-        &request,
+        request,
         &VaultFacts {
             owner: vault.created_by,
         },

@@ -8,10 +8,12 @@ use std::sync::{LazyLock, Mutex};
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use chrono::{DateTime, Utc};
 use domain::agent::Agent;
 use domain::authz::{PathPattern, Principal, ScopeCeiling, TokenScope};
 use domain::user::{User, UserApiKey};
 use domain::{ActorType, AgentId, Metadata, OrgId, UserId, VaultId};
+use projections::ReadModels;
 
 use super::AppState;
 use super::extract::RequestContext;
@@ -242,6 +244,23 @@ pub struct TokenReach {
 }
 
 impl TokenReach {
+    /// A human's token: every vault of the org, bounded by policies and ownership alone.
+    pub fn of_human() -> Self {
+        Self {
+            vault_ids: Vec::new(),
+            scopes: None,
+        }
+    }
+
+    /// What a token issued to `agent` at `now` would carry: its binding, and its scope
+    /// ceiling as the token endpoint derives it.
+    pub fn of_new_agent_token(models: &ReadModels, agent: &Agent, now: DateTime<Utc>) -> Self {
+        Self {
+            vault_ids: agent.settings.vault_ids.clone(),
+            scopes: Some(parse_scopes(&super::agents::scopes_at(models, agent, now))),
+        }
+    }
+
     pub fn scope(&self) -> TokenScope<'_> {
         TokenScope {
             vault_ids: &self.vault_ids,

@@ -10,12 +10,9 @@ use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use domain::authz::{
-    AccessRequest, PathPattern, Permission, Principal, ScopeCeiling, TokenScope, VaultFacts, authorize,
-};
+use domain::authz::{AccessRequest, Permission, Principal};
 use domain::change::{Change, DomainError};
 use domain::email::Email;
-use domain::events::OrgRole;
 use domain::secret::{self, Secret, SecretType, SecretVersion};
 use domain::share::{self, AccessRefused, Accessor, Checks, CreateShare, Recipient, RecipientType, Share};
 use domain::{AgentId, SecretId, ShareId, UserId};
@@ -24,11 +21,11 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::AppState;
-use super::agents::scopes_at;
 use super::extract::{Body, PathParams, QueryParams, RequestContext};
+use super::policies::manages;
 use super::problem::ApiError;
-use super::secrets::{open, require};
-use super::session::{Caller, MaybeCaller};
+use super::secrets::{authorize_in, open, require};
+use super::session::{Caller, MaybeCaller, TokenReach};
 use crate::auth::ApiKeyHash;
 use crate::config::parse_net;
 use crate::mail::{self, Mail};
@@ -162,7 +159,7 @@ fn sharer_stands(
         return false;
     };
     let sharer = share.created_by;
-    let (vault_ids, scopes) = if sharer.is_agent() {
+    let reach = if sharer.is_agent() {
         let Some(agent) = models
             .directory
             .agent(AgentId(sharer.id))
@@ -175,11 +172,7 @@ fn sharer_stands(
         if agent.settings.intents_api_enabled && key_material {
             return false;
         }
-        let scopes: Vec<PathPattern> = scopes_at(models, agent, context.now)
-            .into_iter()
-            .filter_map(|scope| PathPattern::parse(scope).ok())
-            .collect();
-        (agent.settings.vault_ids.clone(), Some(scopes))
+        TokenReach::of_new_agent_token(models, agent, context.now)
     } else {
         let member = models
             .directory
@@ -188,13 +181,7 @@ fn sharer_stands(
         if !member {
             return false;
         }
-        (Vec::new(), None)
-    };
-    let token = TokenScope {
-        vault_ids: &vault_ids,
-        scopes: scopes
-            .as_deref()
-            .map_or(ScopeCeiling::Unrestricted, ScopeCeiling::Patterns),
+        TokenReach::of_human()
     };
     let request = AccessRequest {
         principal: sharer,
@@ -204,16 +191,7 @@ fn sharer_stands(
         client_ip: context.client_ip,
         now: context.now,
     };
-    let policies = models.access.policies_of(vault.id).map(|granted| &granted.policy);
-    authorize(
-        &token,
-        &request,
-        &VaultFacts {
-            owner: vault.created_by,
-        },
-        policies,
-    )
-    .allowed
+    authorize_in(models, &reach, vault, &request).allowed
 }
 
 /// The email of a principal, or of the human behind an agent: where share news goes.
@@ -552,15 +530,16 @@ pub async fn revoke(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Whether `caller` manages the vault of the shared secret: as for its policies, the
-/// vault's owner, or an owner or admin of its org.
+/// Whether `caller` manages the vault of the shared secret, as for its policies.
 fn manages_vault_of(models: &ReadModels, caller: &Caller, share: &Share) -> bool {
     let Some(vault) = models.directory.vault_in_org(share.vault_id, share.org_id) else {
         return false;
     };
-    let admin =
-        matches!(caller, Caller::Human(session) if matches!(session.user.role, OrgRole::Owner | OrgRole::Admin));
-    caller.org_id() == vault.org_id && (vault.created_by == caller.principal() || admin)
+    let role = match caller {
+        Caller::Human(session) => Some(&session.user.role),
+        Caller::Agent(_) => None,
+    };
+    caller.org_id() == vault.org_id && manages(vault, caller.principal(), role)
 }
 
 #[derive(Serialize)]
