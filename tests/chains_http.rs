@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Api, Server, TestDb};
+use common::{Api, TestDb};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -49,16 +49,8 @@ async fn the_default_registry_is_one_local_anvil_chain_found_by_name_or_id() {
 #[tokio::test]
 async fn administrators_add_change_and_remove_chains_and_it_survives_a_restart() {
     let db = TestDb::sqlite();
-    let data_dir = tempfile::tempdir().unwrap();
-    let env = [
-        ("KEYWARD_DATABASE_URL", db.url()),
-        ("KEYWARD_DATA_DIR", data_dir.path().to_str().unwrap().to_owned()),
-        ("KEYWARD_ADMINS", ADMIN.to_owned()),
-        // Tokens name their issuer: the restarted server must be the same one.
-        ("KEYWARD_PUBLIC_URL", "http://keyward.test".to_owned()),
-    ];
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let api = Api::new(Server::start(&env).await, data_dir.path().to_owned());
+    let service = common::Service::new(&db, &[("KEYWARD_ADMINS", ADMIN)]);
+    let api = service.start().await;
     let admin = api.signup(ADMIN, "correct horse").await;
     let human = api.signup("ada@example.com", "correct horse").await;
     let base_sepolia = json!({
@@ -132,7 +124,7 @@ async fn administrators_add_change_and_remove_chains_and_it_survives_a_restart()
     assert_eq!(status, StatusCode::NO_CONTENT);
 
     drop(api);
-    let restarted = Api::new(Server::start(&env).await, data_dir.path().to_owned());
+    let restarted = service.start().await;
     let (_, listed) = restarted.call("GET", "/v1/admin/chains", Some(&admin), None).await;
     let names: Vec<(&str, bool)> = listed["chains"]
         .as_array()

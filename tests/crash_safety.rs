@@ -137,14 +137,8 @@ async fn postgres_keeps_every_acknowledged_append_through_kill_9() {
 /// vaults. Every vault the server answered 201 for is there after a restart, the chain
 /// verifies, and the restarted service answers from the rebuilt read models.
 async fn acknowledged_requests_survive_kill_9_of_the_server(db: TestDb) {
-    let data_dir = tempfile::tempdir().unwrap();
-    let env = [
-        ("KEYWARD_DATABASE_URL", db.url()),
-        ("KEYWARD_DATA_DIR", data_dir.path().to_str().unwrap().to_owned()),
-        ("KEYWARD_PUBLIC_URL", "http://keyward.test".to_owned()),
-    ];
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let api = common::Api::new(Server::start(&env).await, data_dir.path().to_owned());
+    let service = common::Service::new(&db, &[]);
+    let api = service.start().await;
     let token = api.signup("ada@example.com", "correct horse").await;
 
     let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
@@ -188,7 +182,7 @@ async fn acknowledged_requests_survive_kill_9_of_the_server(db: TestDb) {
 
     let (code, stdout, _) = run_keyward(&["verify"], &[("KEYWARD_DATABASE_URL", &db.url())]);
     assert_eq!(code, 0, "{stdout}");
-    let restarted = common::Api::new(Server::start(&env).await, data_dir.path().to_owned());
+    let restarted = service.start().await;
     let (status, listed) = restarted.call("GET", "/v1/vaults", Some(&token), None).await;
     assert_eq!(status, reqwest::StatusCode::OK);
     let listed: std::collections::HashSet<&str> = listed["vaults"]

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Api, Server, TestDb};
+use common::{Api, TestDb};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -321,14 +321,7 @@ async fn vaults_are_created_listed_and_deleted_within_their_org_only() {
 #[tokio::test]
 async fn a_restarted_service_answers_the_same_from_the_log_alone() {
     let db = TestDb::postgres().await;
-    let data_dir = tempfile::tempdir().unwrap();
-    // Tokens name public_url as their issuer: it stays put while the port changes.
-    let env = [
-        ("KEYWARD_DATABASE_URL", db.url()),
-        ("KEYWARD_DATA_DIR", data_dir.path().to_str().unwrap().to_owned()),
-        ("KEYWARD_PUBLIC_URL", "http://keyward.test".to_owned()),
-    ];
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let service = common::Service::new(&db, &[]);
     let answers = |api: Api, token: String| async move {
         let mut answers = Vec::new();
         for path in ["/v1/auth/me", "/v1/vaults", "/v1/org/members"] {
@@ -336,7 +329,7 @@ async fn a_restarted_service_answers_the_same_from_the_log_alone() {
         }
         answers
     };
-    let first = Api::new(Server::start(&env).await, data_dir.path().to_owned());
+    let first = service.start().await;
     let token = first.signup("ada@example.com", "correct horse").await;
     first
         .call("POST", "/v1/vaults", Some(&token), Some(json!({"name": "prod"})))
@@ -351,7 +344,7 @@ async fn a_restarted_service_answers_the_same_from_the_log_alone() {
         .await;
     let before = answers(first, token.clone()).await;
 
-    let restarted = Api::new(Server::start(&env).await, data_dir.path().to_owned());
+    let restarted = service.start().await;
     assert_eq!(answers(restarted, token).await, before);
 }
 
@@ -647,15 +640,8 @@ async fn assert_signed_out(api: &Api, access_tokens: [&str; 2], refresh: &str) {
 #[tokio::test]
 async fn logging_out_ends_the_sign_in_and_its_refresh_token() {
     let db = TestDb::sqlite();
-    let data_dir = tempfile::tempdir().unwrap();
-    // Tokens name public_url as their issuer: it stays put while the port changes.
-    let env = [
-        ("KEYWARD_DATABASE_URL", db.url()),
-        ("KEYWARD_DATA_DIR", data_dir.path().to_str().unwrap().to_owned()),
-        ("KEYWARD_PUBLIC_URL", "http://keyward.test".to_owned()),
-    ];
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let api = Api::new(Server::start(&env).await, data_dir.path().to_owned());
+    let service = common::Service::new(&db, &[]);
+    let api = service.start().await;
     api.signup("ada@example.com", "correct horse").await;
     let (first_access, first_refresh) = sign_in(&api, "ada@example.com", "correct horse").await;
     let (elsewhere_access, elsewhere_refresh) = sign_in(&api, "ada@example.com", "correct horse").await;
@@ -691,7 +677,7 @@ async fn logging_out_ends_the_sign_in_and_its_refresh_token() {
 
     // Rebuilt from the log alone, the answers are the same.
     drop(api);
-    let restarted = Api::new(Server::start(&env).await, data_dir.path().to_owned());
+    let restarted = service.start().await;
     assert_signed_out(&restarted, [&access, &first_access], &refresh).await;
     assert_eq!(
         restarted

@@ -312,15 +312,9 @@ async fn revocation_takes_effect_on_the_next_request_with_a_token_in_hand() {
 #[tokio::test]
 async fn revocation_through_one_replica_is_refused_by_another() {
     let db = TestDb::postgres().await;
-    let data_dir = tempfile::tempdir().unwrap();
-    let env = [
-        ("KEYWARD_DATABASE_URL", db.url()),
-        ("KEYWARD_DATA_DIR", data_dir.path().to_str().unwrap().to_owned()),
-        ("KEYWARD_PUBLIC_URL", "http://keyward.test".to_owned()),
-    ];
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let first = Api::new(Server::start(&env).await, data_dir.path().to_owned());
-    let second = Api::new(Server::start(&env).await, data_dir.path().to_owned());
+    let service = common::Service::new(&db, &[]);
+    let first = service.start().await;
+    let second = service.start().await;
     let world = world(&first, json!({"name": "bot"})).await;
     let policy = grant(&first, &world, "api-keys/*", json!({})).await;
     let token = agent_token(&first, &world).await;

@@ -205,6 +205,37 @@ impl Drop for Server {
     }
 }
 
+/// One service that outlives its servers: servers started one after another (a restart),
+/// or side by side (replicas), on the same log and data directory. Its tokens name
+/// `public_url` as their issuer, which stays put while the ports change.
+pub struct Service {
+    settings: Vec<(String, String)>,
+    data_dir: tempfile::TempDir,
+}
+
+impl Service {
+    /// The service on `db`, with more settings in `more`.
+    pub fn new(db: &TestDb, more: &[(&str, &str)]) -> Self {
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut settings = vec![
+            ("KEYWARD_DATABASE_URL".to_owned(), db.url()),
+            (
+                "KEYWARD_DATA_DIR".to_owned(),
+                data_dir.path().to_str().unwrap().to_owned(),
+            ),
+            ("KEYWARD_PUBLIC_URL".to_owned(), "http://keyward.test".to_owned()),
+        ];
+        settings.extend(more.iter().map(|(key, value)| ((*key).to_owned(), (*value).to_owned())));
+        Self { settings, data_dir }
+    }
+
+    /// A new server of the service, and a client of it.
+    pub async fn start(&self) -> Api {
+        let env: Vec<(&str, &str)> = self.settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Api::new(Server::start(&env).await, self.data_dir.path().to_owned())
+    }
+}
+
 /// An HTTP client of one server, asserting that every error it sees is problem+json.
 pub struct Api {
     pub client: reqwest::Client,
