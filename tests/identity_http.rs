@@ -348,20 +348,26 @@ async fn a_restarted_service_answers_the_same_from_the_log_alone() {
     assert_eq!(answers(restarted, token).await, before);
 }
 
+/// A personal API key named `ci`, scoped to `deploy/**`, as created: the key and its record.
+async fn deploy_key(api: &Api, session: &str) -> serde_json::Value {
+    let (status, created) = api
+        .call(
+            "POST",
+            "/v1/auth/api-keys",
+            Some(session),
+            Some(json!({"name": "ci", "scopes": ["deploy/**"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    created
+}
+
 #[tokio::test]
 async fn a_personal_api_key_works_directly_and_for_tokens_until_revoked() {
     let db = TestDb::sqlite();
     let api = Api::start(&db).await;
     let session = api.signup("ada@example.com", "correct horse").await;
-    let (status, created) = api
-        .call(
-            "POST",
-            "/v1/auth/api-keys",
-            Some(&session),
-            Some(json!({"name": "ci", "scopes": ["deploy/**"]})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let created = deploy_key(&api, &session).await;
     let key = created["api_key"].as_str().unwrap().to_owned();
     let key_id = created["key"]["id"].as_str().unwrap().to_owned();
     assert!(key.starts_with("1ck_"));
@@ -450,15 +456,7 @@ async fn a_scoped_api_key_reaches_only_secrets_within_its_scopes_and_cannot_mana
         .call("POST", "/v1/agents", Some(&session), Some(json!({"name": "bot"})))
         .await;
     let agent = agent["agent"]["id"].as_str().unwrap().to_owned();
-    let (status, created) = api
-        .call(
-            "POST",
-            "/v1/auth/api-keys",
-            Some(&session),
-            Some(json!({"name": "ci", "scopes": ["deploy/**"]})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let created = deploy_key(&api, &session).await;
     let key = created["api_key"].as_str().unwrap().to_owned();
     let (_, token) = api
         .call("POST", "/v1/auth/api-key-token", None, Some(json!({"api_key": key})))
