@@ -694,3 +694,63 @@ async fn logging_out_ends_the_sign_in_and_its_refresh_token() {
         .await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// A new password ends every other sign-in made with the old one, its access tokens as
+/// well as its refresh token, also once the read models are rebuilt from the log; the
+/// sign-in the change was made in carries on.
+#[tokio::test]
+async fn changing_the_password_ends_every_other_sign_in() {
+    let db = TestDb::sqlite();
+    let service = common::Service::new(&db, &[]);
+    let api = service.start().await;
+    api.signup("ada@example.com", "correct horse").await;
+    let (stolen_access, stolen_refresh) = sign_in(&api, "ada@example.com", "correct horse").await;
+    let (status, refreshed) = api
+        .call(
+            "POST",
+            "/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": stolen_refresh})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{refreshed}");
+    let later_access = refreshed["access_token"].as_str().unwrap().to_owned();
+    let later_refresh = refreshed["refresh_token"].as_str().unwrap().to_owned();
+    let (own_access, own_refresh) = sign_in(&api, "ada@example.com", "correct horse").await;
+
+    let (status, _) = api
+        .call(
+            "POST",
+            "/v1/auth/change-password",
+            Some(&own_access),
+            Some(json!({"current_password": "correct horse", "new_password": "new secret pw"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+
+    assert_signed_out(&api, [&stolen_access, &later_access], &later_refresh).await;
+    assert_eq!(
+        api.call("GET", "/v1/auth/me", Some(&own_access), None).await.0,
+        StatusCode::OK
+    );
+    drop(api);
+    let restarted = service.start().await;
+    assert_signed_out(&restarted, [&stolen_access, &later_access], &later_refresh).await;
+    assert_eq!(
+        restarted.call("GET", "/v1/auth/me", Some(&own_access), None).await.0,
+        StatusCode::OK
+    );
+    let (status, _) = restarted
+        .call(
+            "POST",
+            "/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": own_refresh})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the sign-in the change was made in keeps its refresh token"
+    );
+}

@@ -220,6 +220,11 @@ pub struct AuthenticationFailed {
 pub struct PasswordChanged {
     pub user_id: UserId,
     pub password_hash: String,
+    /// The sign-in the change was made in, which carries on; every other sign-in of the
+    /// user ends with the old password. None: every sign-in ends (also in events written
+    /// before sign-ins were kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_sign_in: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

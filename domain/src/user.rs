@@ -122,13 +122,16 @@ pub fn sign_up(command: SignUp) -> Result<Vec<Change>, DomainError> {
     ])
 }
 
-pub fn change_password(user: &User, new_password_hash: String) -> Change {
+/// The new password; every sign-in but `kept_sign_in` (the one the change was made in, if
+/// any) ends with the old one.
+pub fn change_password(user: &User, new_password_hash: String, kept_sign_in: Option<Uuid>) -> Change {
     Change::new(
         user_stream(user.id),
         ExpectedVersion::Exact(user.version),
         PasswordChanged {
             user_id: user.id,
             password_hash: new_password_hash,
+            kept_sign_in,
         },
     )
 }

@@ -178,9 +178,15 @@ impl DomainModel for Directory {
                 self.users
                     .insert(signed_up.user_id, User::signed_up(signed_up, at, version));
             }
-            Event::PasswordChanged(domain::events::PasswordChanged { user_id, .. }) => {
-                // A new password ends every sign-in made with the old one.
-                self.refresh_tokens.retain(|_, token| token.user_id != *user_id);
+            Event::PasswordChanged(domain::events::PasswordChanged {
+                user_id, kept_sign_in, ..
+            }) => {
+                // A new password ends every sign-in made with the old one, access and
+                // refresh tokens alike, but the one the change was made in.
+                let ends = |user: UserId, sign_in: Uuid| user == *user_id && Some(sign_in) != *kept_sign_in;
+                self.refresh_tokens
+                    .retain(|_, token| !ends(token.user_id, token.family_id));
+                self.sign_ins.retain(|sign_in, user| !ends(*user, *sign_in));
                 if let Some(user) = self.users.get_mut(user_id) {
                     user.apply(event, version);
                 }

@@ -262,15 +262,24 @@ pub async fn logout(State(state): State<AppState>, session: HumanSession) -> Res
         ));
     };
     let user_id = session.user.id;
-    let sign_in = claims.sid.filter(|sid| {
-        state
-            .projector
-            .read(|models| models.directory.is_sign_in_of(user_id, *sid))
-    });
+    let sign_in = session_sign_in(&state, &session);
     let expires_at = DateTime::from_timestamp(claims.exp, 0).unwrap_or(session.context.now);
     let change = user::sign_out(user_id, claims.jti, expires_at, sign_in);
     state.commands.execute(vec![change], &session.metadata()).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The sign-in the session's token was issued in, if it was (not exchanged for an API key)
+/// and that sign-in still stands.
+fn session_sign_in(state: &AppState, session: &HumanSession) -> Option<Uuid> {
+    let HumanCredential::Token(claims) = &session.credential else {
+        return None;
+    };
+    claims.sid.filter(|sid| {
+        state
+            .projector
+            .read(|models| models.directory.is_sign_in_of(session.user.id, *sid))
+    })
 }
 
 #[derive(Serialize)]
@@ -360,6 +369,7 @@ pub async fn change_password(
     auth::check_password_policy(&request.new_password).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let new_hash = hash_password(request.new_password).await?;
     let user_id = session.user.id;
+    let kept_sign_in = session_sign_in(&state, &session);
     state
         .commands
         .decide(&session.metadata(), |models| {
@@ -367,7 +377,7 @@ pub async fn change_password(
                 .directory
                 .user(user_id)
                 .ok_or(domain::change::DomainError::NotFound("user"))?;
-            Ok(vec![user::change_password(user, new_hash.clone())])
+            Ok(vec![user::change_password(user, new_hash.clone(), kept_sign_in)])
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)
