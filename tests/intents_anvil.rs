@@ -461,6 +461,64 @@ async fn a_repeated_idempotency_key_gets_the_first_answer_from_the_log_alone() {
 }
 
 #[tokio::test]
+async fn an_idempotency_key_reused_for_a_different_request_is_422_and_nothing_is_signed_or_sent() {
+    let world = world(TestDb::sqlite(), json!({}), &[]).await;
+    let call = |endpoint: &'static str, body: Value| {
+        let api = &world.api;
+        let (path, agent) = (format!("/v1/agents/{}/{endpoint}", world.agent_id), &world.agent);
+        async move {
+            api.call_with_headers("POST", &path, Some(agent), Some(body), &[("idempotency-key", "pay-1")])
+                .await
+        }
+    };
+    let (status, first) = call("transactions", transfer(&world, "0.1")).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+
+    let elsewhere = chain::fresh_address();
+    let mut to_elsewhere = transfer(&world, "0.1");
+    to_elsewhere["to"] = json!(elsewhere);
+    let mut with_gas = transfer(&world, "0.1");
+    with_gas["gas_limit"] = json!(30_000);
+    let others = [
+        ("transactions", to_elsewhere),
+        ("transactions", transfer(&world, "0.2")),
+        ("transactions", with_gas),
+        ("transactions/sign", transfer(&world, "0.1")),
+    ];
+    for (endpoint, body) in others {
+        let (status, problem) = call(endpoint, body.clone()).await;
+        assert_eq!(
+            (status, problem["status"].as_u64(), problem["detail"].as_str()),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(422),
+                Some(
+                    "this Idempotency-Key was used for a different request in the last 24 hours; a new request needs a new key"
+                )
+            ),
+            "{endpoint} {body}: {problem}"
+        );
+    }
+    assert_eq!(chain::nonce(&world.signer).await, 1, "nothing more was sent");
+    assert_eq!(chain::balance(&world.recipient).await, ETH / 10);
+    assert_eq!(chain::balance(&elsewhere).await, 0);
+    let listed = transactions_listed(&world, &world.human).await;
+    assert_eq!(listed.as_array().unwrap().len(), 1, "nothing more was signed: {listed}");
+    assert_eq!(
+        audit_trail(&world, "transaction.reject").await["count"],
+        0,
+        "not a guardrail's refusal"
+    );
+
+    let (status, repeat) = call("transactions", transfer(&world, "0.1")).await;
+    assert_eq!(
+        (status, &repeat),
+        (StatusCode::OK, &first),
+        "the same request still gets its answer"
+    );
+}
+
+#[tokio::test]
 async fn the_private_key_is_in_no_response_log_line_or_stored_event() {
     let db = TestDb::sqlite();
     let world = world(db, json!({}), &[]).await;

@@ -15,6 +15,7 @@ use crate::mail::MailKind;
 use crate::secret::{Sealed, SecretType};
 use crate::secret_path::SecretPath;
 use crate::share::{Recipient, RecipientType};
+use crate::transaction::RequestDigest;
 use crate::wei::Wei;
 
 /// Bumped for an event type when its payload changes shape; upcasting reads old versions.
@@ -534,6 +535,11 @@ pub struct TransactionSigned {
     /// The client's Idempotency-Key: a repeat within 24 hours gets this transaction back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+    /// What the request asked, alongside its Idempotency-Key: a repeat of the key that asks
+    /// something else is refused. Absent without a key, and in events written before it was
+    /// kept (a repeat of those keys is answered as before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_digest: Option<RequestDigest>,
     /// Signed for the agent to send itself: keyward never broadcasts it, but its value and
     /// nonce are reserved all the same.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

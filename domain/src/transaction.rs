@@ -6,6 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::change::stream;
@@ -59,6 +60,9 @@ pub struct TransactionRecord {
     pub error: Option<String>,
     pub signed_at: DateTime<Utc>,
     pub idempotency_key: Option<String>,
+    /// What the request that made it asked, when it came with an Idempotency-Key; none for
+    /// transactions signed before keyward kept it.
+    pub request_digest: Option<RequestDigest>,
 }
 
 impl TransactionRecord {
@@ -82,6 +86,7 @@ impl TransactionRecord {
             error: None,
             signed_at: at,
             idempotency_key: event.idempotency_key.clone(),
+            request_digest: event.request_digest.clone(),
         }
     }
 
@@ -92,6 +97,25 @@ impl TransactionRecord {
 
 /// How long an Idempotency-Key is remembered.
 pub const IDEMPOTENCY_WINDOW: Duration = Duration::hours(24);
+
+/// What a request to sign a transaction asked, hashed: SHA-256 of an unambiguous encoding
+/// of its fields (intents' `submission::Request`), as lowercase hex. A repeat of an
+/// Idempotency-Key gets the earlier answer only if it asks the same.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RequestDigest(String);
+
+impl RequestDigest {
+    /// The digest of `encoded`, a request's fields in an encoding where no two requests
+    /// share one.
+    pub fn of(encoded: &[u8]) -> Self {
+        Self(hex::encode(Sha256::digest(encoded)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
 
 /// The nonces one sender's live transactions hold on one chain, and those failed
 /// broadcasts released.
@@ -276,6 +300,7 @@ mod tests {
             error: None,
             signed_at: at,
             idempotency_key: None,
+            request_digest: None,
         }
     }
 
@@ -289,6 +314,36 @@ mod tests {
 
     fn now() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-11-22T12:00:00Z").unwrap().to_utc()
+    }
+
+    #[test]
+    fn a_transaction_signed_before_request_digests_were_kept_reads_and_writes_as_it_was() {
+        let stored = concat!(
+            r#"{"tx_id":"00000000-0000-0000-0000-000000000001","agent_id":"00000000-0000-0000-0000-000000000002","#,
+            r#""chain":"anvil","chain_id":31337,"from":"0xabc","to":"0xdef","value_wei":"1000","nonce":0,"#,
+            r#""tx_hash":"0x01","signed_tx":"0x02","signing_key_path":"keys/anvil-signer","idempotency_key":"k1"}"#
+        );
+        let event: TransactionSigned = serde_json::from_str(stored).unwrap();
+        assert_eq!(event.request_digest, None);
+        assert_eq!(
+            serde_json::to_string(&event).unwrap(),
+            stored,
+            "the same bytes, the same hash"
+        );
+        assert_eq!(TransactionRecord::signed(&event, now()).request_digest, None);
+
+        let digested = TransactionSigned {
+            request_digest: Some(RequestDigest::of(b"a request")),
+            ..event
+        };
+        let written = serde_json::to_string(&digested).unwrap();
+        assert!(
+            written.ends_with(
+                r#""idempotency_key":"k1","request_digest":"af0bf2a562dabe2a81e0b0b47a33a515b5e8495c72fff218af4c15f3f066fa44"}"#
+            ),
+            "{written}"
+        );
+        assert_eq!(serde_json::from_str::<TransactionSigned>(&written).unwrap(), digested);
     }
 
     #[test]

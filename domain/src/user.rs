@@ -417,7 +417,7 @@ mod tests {
             (user.display_name.as_str(), user.marketing_emails, user.version),
             ("Ada", true, 2)
         );
-        let change = change_password(&user, "new".into());
+        let change = change_password(&user, "new".into(), None);
         assert_eq!(change.expected, ExpectedVersion::Exact(2));
         user.apply(&change.events[0], 3);
         assert_eq!(user.password_hash, "new");

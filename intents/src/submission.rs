@@ -10,8 +10,9 @@ use chrono::{DateTime, Utc};
 use domain::AgentId;
 use domain::agent::Agent;
 use domain::events::{TransactionRejected, TransactionSigned};
-use domain::transaction::{Ledger, TransactionHistory, TransactionRecord, TxStatus};
+use domain::transaction::{Ledger, RequestDigest, TransactionHistory, TransactionRecord, TxStatus};
 use domain::wei::Wei;
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::guardrails::{Guardrails, Violation};
@@ -33,6 +34,8 @@ pub struct Submission {
     pub nonce: Option<u64>,
     pub signing_key_path: String,
     pub idempotency_key: Option<String>,
+    /// What its request asked ([`Request::digest`]).
+    pub request_digest: RequestDigest,
     /// Sign, but leave the broadcast to the agent.
     pub sign_only: bool,
 }
@@ -45,7 +48,75 @@ impl Submission {
             to: self.to,
             value: self.value,
             idempotency_key: self.idempotency_key.as_deref(),
+            request_digest: &self.request_digest,
         }
+    }
+
+    /// The digest the log keeps: only beside an Idempotency-Key, the one thing it is
+    /// compared for (a transaction without a key is never looked up by its request).
+    fn kept_digest(&self) -> Option<RequestDigest> {
+        self.idempotency_key.as_ref().map(|_| self.request_digest.clone())
+    }
+}
+
+/// A request to sign (and, unless sign-only, send) a transaction, as the client wrote it:
+/// what an Idempotency-Key answers for. Two requests under one key are the same request
+/// when these are; how the client prefers to be answered (`Prefer: respond-async`) is no
+/// part of it.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    /// POST .../transactions/sign rather than POST .../transactions.
+    pub sign_only: bool,
+    /// The chain as resolved: its name and its id are one chain.
+    pub chain: &'a str,
+    pub chain_id: u64,
+    pub to: Address,
+    pub value: Wei,
+    pub data: &'a [u8],
+    /// As given: none (the agent's provisioned key, else the chain's default path) is not
+    /// the path it comes to.
+    pub signing_key_path: Option<&'a str>,
+    pub nonce: Option<u64>,
+    pub gas_limit: Option<u64>,
+    /// Wei, decimal strings as given.
+    pub gas_price: Option<&'a str>,
+    pub max_fee_per_gas: Option<&'a str>,
+    pub max_priority_fee_per_gas: Option<&'a str>,
+    pub simulate_first: bool,
+}
+
+impl Request<'_> {
+    /// Names the encoding: a change to what the digest covers changes it.
+    const ENCODING: &'static str = "keyward/transaction-request/1";
+
+    /// SHA-256 of the fields as a JSON array in a fixed order: strings quoted and escaped,
+    /// absent fields `null`, so no two requests share an encoding. Addresses and calldata
+    /// are lowercase hex, amounts decimal wei; a fee that is a number of wei counts as
+    /// that number (`"01"` is `"1"`), any other is refused later and counts as given.
+    pub fn digest(&self) -> RequestDigest {
+        let wei = |text: Option<&str>| {
+            text.map(|text| {
+                text.parse::<u128>()
+                    .map_or_else(|_| text.to_owned(), |wei| wei.to_string())
+            })
+        };
+        let encoded = json!([
+            Self::ENCODING,
+            if self.sign_only { "sign" } else { "send" },
+            self.chain,
+            self.chain_id,
+            lower_hex(self.to),
+            self.value.as_u128().to_string(),
+            format!("0x{}", hex_of(self.data)),
+            self.signing_key_path,
+            self.nonce,
+            self.gas_limit,
+            wei(self.gas_price),
+            wei(self.max_fee_per_gas),
+            wei(self.max_priority_fee_per_gas),
+            self.simulate_first,
+        ]);
+        RequestDigest::of(encoded.to_string().as_bytes())
     }
 }
 
@@ -58,6 +129,7 @@ pub struct Ask<'a> {
     pub to: Address,
     pub value: Wei,
     pub idempotency_key: Option<&'a str>,
+    pub request_digest: &'a RequestDigest,
 }
 
 /// What a submission comes to.
@@ -89,6 +161,7 @@ impl Reservation {
             to,
             nonce,
         } = self;
+        let request_digest = submission.kept_digest();
         let signed = UnsignedTx {
             chain_id: submission.chain_id,
             nonce,
@@ -112,6 +185,7 @@ impl Reservation {
             signed_tx: format!("0x{}", hex_of(&signed.raw)),
             signing_key_path: submission.signing_key_path,
             idempotency_key: submission.idempotency_key,
+            request_digest,
             sign_only: submission.sign_only,
         };
         Ok((event, signed))
@@ -138,6 +212,7 @@ impl Reservation {
             error: None,
             signed_at: now,
             idempotency_key: self.submission.idempotency_key.clone(),
+            request_digest: self.submission.kept_digest(),
         }
     }
 }
@@ -146,6 +221,10 @@ impl Reservation {
 pub enum Refusal {
     #[error("a request with this Idempotency-Key is still in flight; retry later")]
     InFlight,
+    #[error(
+        "this Idempotency-Key was used for a different request in the last 24 hours; a new request needs a new key"
+    )]
+    IdempotencyKeyReused,
     #[error(transparent)]
     Guardrail(#[from] Violation),
     #[error("nonce {0} is already held by another transaction of this agent")]
@@ -189,6 +268,11 @@ impl<'a> InTurn<'a> {
     /// else whether the agent's guardrails allow the ask. Asked by the turn, and before
     /// the turn, so a repeat or a refusal costs no key read, simulation or call to the
     /// node: the turn's answer is the one that holds.
+    ///
+    /// The key answers only for the request it was first used for: another request under
+    /// it is refused, also while the first is in flight (no retry would succeed, so "retry
+    /// later" would mislead). An earlier transaction logged before requests were digested
+    /// is taken to match.
     pub fn screen(&self, ask: &Ask<'_>, now: DateTime<Utc>) -> Result<Option<Uuid>, Refusal> {
         // Checked again here: the agent may have been switched off since its request
         // was authenticated.
@@ -200,6 +284,13 @@ impl<'a> InTurn<'a> {
             .idempotency_key
             .and_then(|idempotency_key| ledger.by_idempotency_key(idempotency_key, now))
         {
+            if earlier
+                .request_digest
+                .as_ref()
+                .is_some_and(|digest| digest != ask.request_digest)
+            {
+                return Err(Refusal::IdempotencyKeyReused);
+            }
             return match earlier.status {
                 TxStatus::Signed => Err(Refusal::InFlight),
                 TxStatus::Broadcast | TxStatus::Failed | TxStatus::SignOnly => Ok(Some(earlier.id)),
@@ -296,7 +387,12 @@ mod tests {
     }
 
     fn submission(value_eth: &str, idempotency_key: Option<&str>) -> Submission {
-        Submission {
+        varied(value_eth, idempotency_key, |_| {})
+    }
+
+    /// A submission changed by `vary`, with the digest of the request it then makes.
+    fn varied(value_eth: &str, idempotency_key: Option<&str>, vary: impl FnOnce(&mut Submission)) -> Submission {
+        let mut submission = Submission {
             tx_id: Uuid::now_v7(),
             chain: "anvil".into(),
             chain_id: 31337,
@@ -308,8 +404,42 @@ mod tests {
             nonce: None,
             signing_key_path: "keys/anvil-signer".into(),
             idempotency_key: idempotency_key.map(str::to_owned),
+            request_digest: RequestDigest::of(b""),
             sign_only: false,
+        };
+        vary(&mut submission);
+        submission.request_digest = request(&submission).digest();
+        submission
+    }
+
+    /// The request a submission's fields make, the rest left out.
+    fn request(submission: &Submission) -> Request<'_> {
+        Request {
+            sign_only: submission.sign_only,
+            chain: &submission.chain,
+            chain_id: submission.chain_id,
+            to: submission.to,
+            value: submission.value,
+            data: &submission.data,
+            signing_key_path: None,
+            nonce: submission.nonce,
+            gas_limit: None,
+            gas_price: None,
+            max_fee_per_gas: None,
+            max_priority_fee_per_gas: None,
+            simulate_first: false,
         }
+    }
+
+    /// `first`, signed and in the log, still in flight.
+    fn logged_in_flight(agent: &Agent, first: &Submission) -> TransactionHistory {
+        let Ok(Decided::Reserved(reservation)) = decide(agent, &TransactionHistory::default(), first) else {
+            panic!("the first is reserved");
+        };
+        let (signed, _) = reservation.sign(&PrivateKey::generate().unwrap()).unwrap();
+        let mut logged = TransactionHistory::default();
+        logged.push(TransactionRecord::signed(&signed, now()));
+        logged
     }
 
     fn decide(agent: &Agent, logged: &TransactionHistory, submission: &Submission) -> Result<Decided, Refusal> {
@@ -373,5 +503,208 @@ mod tests {
             }))
         ));
         assert_eq!(turn.screen(&submission("0.2", None).ask(), now()), Ok(None));
+    }
+
+    #[test]
+    fn a_request_digest_is_the_same_for_the_same_request_and_changes_with_every_field() {
+        let data = [0xa9, 0x05, 0x9c, 0xbb];
+        let base = Request {
+            sign_only: false,
+            chain: "anvil",
+            chain_id: 31337,
+            to: Address::repeat_byte(0xab),
+            value: Wei::from_eth_str("0.1").unwrap(),
+            data: &data,
+            signing_key_path: None,
+            nonce: None,
+            gas_limit: None,
+            gas_price: None,
+            max_fee_per_gas: Some("2000000000"),
+            max_priority_fee_per_gas: Some("1000000000"),
+            simulate_first: false,
+        };
+        // Pinned: a digest that changed with a release would refuse the honest retries
+        // that straddle it. The SHA-256 of
+        // ["keyward/transaction-request/1","send","anvil",31337,"0xabab…ab","100000000000000000",
+        //  "0xa9059cbb",null,null,null,null,"2000000000","1000000000",false]
+        assert_eq!(
+            base.digest().as_str(),
+            "50296ad3b3e259f6056638f2499338867ec478a21427ac3d54a21723a9f7e51a"
+        );
+        assert_eq!(base.clone().digest(), base.digest());
+        assert_eq!(
+            Request {
+                max_fee_per_gas: Some("02000000000"),
+                ..base.clone()
+            }
+            .digest(),
+            base.digest(),
+            "a number of wei is that number"
+        );
+        let variants = [
+            Request {
+                sign_only: true,
+                ..base.clone()
+            },
+            Request {
+                chain: "other",
+                ..base.clone()
+            },
+            Request {
+                chain_id: 1,
+                ..base.clone()
+            },
+            Request {
+                to: Address::repeat_byte(0xcd),
+                ..base.clone()
+            },
+            Request {
+                value: Wei::from_eth_str("0.2").unwrap(),
+                ..base.clone()
+            },
+            Request {
+                data: &[],
+                ..base.clone()
+            },
+            Request {
+                signing_key_path: Some("keys/anvil-signer"),
+                ..base.clone()
+            },
+            Request {
+                nonce: Some(0),
+                ..base.clone()
+            },
+            Request {
+                gas_limit: Some(60_000),
+                ..base.clone()
+            },
+            Request {
+                gas_price: Some("2000000000"),
+                max_fee_per_gas: None,
+                max_priority_fee_per_gas: None,
+                ..base.clone()
+            },
+            Request {
+                max_fee_per_gas: Some("3000000000"),
+                ..base.clone()
+            },
+            Request {
+                max_priority_fee_per_gas: Some("2000000000"),
+                ..base.clone()
+            },
+            Request {
+                simulate_first: true,
+                ..base.clone()
+            },
+        ];
+        let mut digests: Vec<RequestDigest> = variants.iter().map(Request::digest).collect();
+        digests.push(base.digest());
+        let count = digests.len();
+        digests.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        digests.dedup();
+        assert_eq!(digests.len(), count, "every field counts");
+    }
+
+    #[test]
+    fn an_idempotency_key_answers_only_for_the_request_it_was_first_used_for() {
+        let anyone = agent(|_| {});
+        let first = submission("0.1", Some("k1"));
+        let mut logged = logged_in_flight(&anyone, &first);
+        logged.mark_broadcast(first.tx_id);
+        let turn = InTurn::new(&anyone, &logged);
+        assert_eq!(
+            turn.screen(&submission("0.1", Some("k1")).ask(), now()),
+            Ok(Some(first.tx_id)),
+            "the same request again"
+        );
+        let others = [
+            varied("0.1", Some("k1"), |s| s.to = Address::repeat_byte(0x33)),
+            submission("0.2", Some("k1")),
+            varied("0.1", Some("k1"), |s| s.sign_only = true),
+        ];
+        for other in &others {
+            assert_eq!(
+                turn.screen(&other.ask(), now()),
+                Err(Refusal::IdempotencyKeyReused),
+                "{other:?}"
+            );
+        }
+        assert_eq!(
+            turn.screen(&others[0].ask(), now() + IDEMPOTENCY_WINDOW),
+            Ok(None),
+            "a forgotten key is free"
+        );
+        assert_eq!(
+            turn.screen(&submission("0.2", Some("k2")).ask(), now()),
+            Ok(None),
+            "another key"
+        );
+    }
+
+    #[test]
+    fn another_request_under_an_in_flight_key_is_refused_as_a_reuse_not_told_to_retry() {
+        let anyone = agent(|_| {});
+        let first = submission("0.1", Some("k1"));
+        let logged = logged_in_flight(&anyone, &first);
+        let turn = InTurn::new(&anyone, &logged);
+        assert_eq!(
+            turn.screen(&submission("0.2", Some("k1")).ask(), now()),
+            Err(Refusal::IdempotencyKeyReused)
+        );
+        assert_eq!(
+            turn.screen(&submission("0.1", Some("k1")).ask(), now()),
+            Err(Refusal::InFlight)
+        );
+    }
+
+    #[test]
+    fn a_turn_refuses_another_request_under_a_key_it_reserved_for_one() {
+        let anyone = agent(|_| {});
+        let logged = TransactionHistory::default();
+        let mut turn = InTurn::new(&anyone, &logged);
+        let from = Address::repeat_byte(0x22);
+        assert!(matches!(
+            turn.decide(&submission("0.1", Some("k1")), from, 0, now()),
+            Ok(Decided::Reserved(_))
+        ));
+        assert_eq!(
+            turn.decide(&submission("0.2", Some("k1")), from, 0, now()).map(|_| ()),
+            Err(Refusal::IdempotencyKeyReused)
+        );
+    }
+
+    #[test]
+    fn a_key_logged_before_requests_were_digested_answers_any_repeat() {
+        let anyone = agent(|_| {});
+        let first = submission("0.1", Some("k1"));
+        let Ok(Decided::Reserved(reservation)) = decide(&anyone, &TransactionHistory::default(), &first) else {
+            panic!("the first is reserved");
+        };
+        let (mut signed, _) = reservation.sign(&PrivateKey::generate().unwrap()).unwrap();
+        assert_eq!(signed.request_digest.as_ref(), Some(&first.request_digest));
+        signed.request_digest = None;
+        let mut logged = TransactionHistory::default();
+        logged.push(TransactionRecord::signed(&signed, now()));
+        logged.mark_broadcast(first.tx_id);
+        let turn = InTurn::new(&anyone, &logged);
+        assert_eq!(
+            turn.screen(&submission("0.2", Some("k1")).ask(), now()),
+            Ok(Some(first.tx_id))
+        );
+    }
+
+    #[test]
+    fn the_log_keeps_a_request_digest_only_beside_an_idempotency_key() {
+        let anyone = agent(|_| {});
+        let key = PrivateKey::generate().unwrap();
+        let sign = |submission: &Submission| {
+            let Ok(Decided::Reserved(reservation)) = decide(&anyone, &TransactionHistory::default(), submission) else {
+                panic!("reserved");
+            };
+            reservation.sign(&key).unwrap().0
+        };
+        assert_eq!(sign(&submission("0.1", None)).request_digest, None);
+        let keyed = submission("0.1", Some("k1"));
+        assert_eq!(sign(&keyed).request_digest, Some(keyed.request_digest));
     }
 }

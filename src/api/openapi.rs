@@ -111,6 +111,7 @@ pub async fn openapi() -> impl IntoResponse {
 fn build(source: &Value) -> Value {
     let own = own_paths();
     let own_parameters = own_parameters();
+    let own_responses = own_responses();
     let mut paths = Map::new();
     for (method, path) in IMPLEMENTED {
         let operation = source["paths"][path]
@@ -124,6 +125,14 @@ fn build(source: &Value) -> Value {
                 .map(|fields| fields.entry("parameters").or_insert_with(|| json!([])))
             {
                 parameters.push(parameter.clone());
+            }
+        }
+        for (_, _, status, response) in own_responses.iter().filter(|(m, p, _, _)| (m, p) == (method, path)) {
+            if let Some(Value::Object(responses)) = operation
+                .as_object_mut()
+                .map(|fields| fields.entry("responses").or_insert_with(|| json!({})))
+            {
+                responses.insert(status.to_string(), response.clone());
             }
         }
         let item = paths
@@ -446,22 +455,64 @@ fn own_paths() -> HashMap<&'static str, Value> {
 
 /// Parameters keyward takes beyond 1claw's on 1claw's operations: (method, path, parameter).
 fn own_parameters() -> Vec<(&'static str, &'static str, Value)> {
-    vec![(
-        "post",
-        "/v1/agents/{agent_id}/transactions",
-        json!({
-            "name": "Prefer",
-            "in": "header",
-            "required": false,
-            "description": concat!(
-                "keyward: `respond-async` (RFC 7240) answers once the transaction is signed and durably ",
-                "queued for broadcast, with status `signed` and `Preference-Applied: respond-async`, ",
-                "instead of waiting for the node; the outcome (`broadcast` or `failed`) shows on GET. ",
-                "A transaction still queued when keyward stops is sent when it starts again.",
-            ),
-            "schema": {"type": "string"},
-        }),
-    )]
+    vec![
+        (
+            "post",
+            "/v1/agents/{agent_id}/transactions",
+            json!({
+                "name": "Prefer",
+                "in": "header",
+                "required": false,
+                "description": concat!(
+                    "keyward: `respond-async` (RFC 7240) answers once the transaction is signed and durably ",
+                    "queued for broadcast, with status `signed` and `Preference-Applied: respond-async`, ",
+                    "instead of waiting for the node; the outcome (`broadcast` or `failed`) shows on GET. ",
+                    "A transaction still queued when keyward stops is sent when it starts again.",
+                ),
+                "schema": {"type": "string"},
+            }),
+        ),
+        (
+            "post",
+            "/v1/agents/{agent_id}/transactions/sign",
+            json!({
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": false,
+                "description": concat!(
+                    "keyward: as on POST /v1/agents/{agent_id}/transactions. A repeat of the same request ",
+                    "within 24 hours gets the first answer and signs nothing; the key used for a different ",
+                    "request is 422.",
+                ),
+                "schema": {"type": "string"},
+            }),
+        ),
+    ]
+}
+
+/// Responses keyward gives on 1claw's operations that 1claw's document leaves out or
+/// describes otherwise: (method, path, status, response), replacing any of that status.
+fn own_responses() -> Vec<(&'static str, &'static str, &'static str, Value)> {
+    // 1claw documents a reverted simulation as a TransactionResponse; keyward answers it,
+    // like every error, as a problem.
+    let unprocessable = json!({
+        "description": concat!(
+            "Nothing was signed: the simulation reverted (`simulate_first`), the node cannot estimate ",
+            "the call (it reverts), or the Idempotency-Key was used in the last 24 hours for a different ",
+            "request (the other endpoint, or another chain, `to`, `value`, `data`, `signing_key_path`, ",
+            "`nonce`, gas, fees or `simulate_first`).",
+        ),
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}}
+    });
+    vec![
+        (
+            "post",
+            "/v1/agents/{agent_id}/transactions",
+            "422",
+            unprocessable.clone(),
+        ),
+        ("post", "/v1/agents/{agent_id}/transactions/sign", "422", unprocessable),
+    ]
 }
 
 fn enrollment_id_parameter() -> Value {
@@ -712,6 +763,36 @@ mod tests {
             .collect();
         assert!(names.contains(&"Idempotency-Key"), "{names:?}");
         assert!(names.contains(&"Prefer"), "{names:?}");
+    }
+
+    #[test]
+    fn a_key_used_for_a_different_request_is_documented_as_a_422_problem_on_submit_and_sign() {
+        let document = served();
+        for path in [
+            "/v1/agents/{agent_id}/transactions",
+            "/v1/agents/{agent_id}/transactions/sign",
+        ] {
+            let operation = &document["paths"][path]["post"];
+            let unprocessable = &operation["responses"]["422"];
+            assert_eq!(
+                unprocessable["content"],
+                json!({"application/problem+json": {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}}),
+                "{path}"
+            );
+            assert!(
+                unprocessable["description"]
+                    .as_str()
+                    .unwrap()
+                    .contains("Idempotency-Key was used in the last 24 hours for a different request"),
+                "{path}: {unprocessable}"
+            );
+            let parameters = operation["parameters"].as_array().unwrap();
+            assert_eq!(
+                parameters.iter().filter(|p| p["name"] == "Idempotency-Key").count(),
+                1,
+                "{path}: {parameters:?}"
+            );
+        }
     }
 
     #[test]

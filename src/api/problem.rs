@@ -57,7 +57,8 @@ pub enum ApiError {
     Gone(String),
     #[error("too many requests; retry in {retry_after_seconds} s")]
     TooManyRequests { retry_after_seconds: u64 },
-    /// Understood, but the chain says it would fail (a simulation reverted).
+    /// Understood, but it cannot be done as asked: the chain says it would fail (a simulation
+    /// reverted, a call cannot be estimated), or its Idempotency-Key was used for another request.
     #[error("{0}")]
     Unprocessable(String),
     /// A server keyward depends on (a chain's RPC node) failed or refused.

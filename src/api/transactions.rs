@@ -13,7 +13,7 @@ use domain::transaction::intents_activity_stream;
 use domain::transaction::{TransactionRecord, TxStatus};
 use domain::wei::Wei;
 use domain::{AgentId, SecretPath, VaultId};
-use intents::submission::{self, Ask, InTurn, Refusal, Submission};
+use intents::submission::{self, Ask, InTurn, Refusal, Request, Submission};
 use intents::{Address, Bytes, Call, Fee, PrivateKey, Rpc, U256};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -129,6 +129,7 @@ fn refused(refusal: Refusal) -> ApiError {
         Refusal::Guardrail(violation) => ApiError::Forbidden(violation.to_string()),
         Refusal::Disabled => ApiError::Forbidden(refusal.to_string()),
         Refusal::NonceTaken(_) | Refusal::InFlight => ApiError::Conflict(refusal.to_string()),
+        Refusal::IdempotencyKeyReused => ApiError::Unprocessable(refusal.to_string()),
     }
 }
 
@@ -371,12 +372,29 @@ async fn sign_and_send(
     let now = session.context.now;
     let caller = Caller::Agent(session);
     let parsed = parse_intent(state, &request.intent)?;
+    let request_digest = Request {
+        sign_only: until == Until::SignedOnly,
+        chain: &parsed.chain.settings.name,
+        chain_id: parsed.chain.settings.chain_id,
+        to: parsed.to,
+        value: parsed.value,
+        data: &parsed.data,
+        signing_key_path: request.intent.signing_key_path.as_deref(),
+        nonce: request.nonce,
+        gas_limit: request.gas_limit,
+        gas_price: request.gas_price.as_deref(),
+        max_fee_per_gas: request.max_fee_per_gas.as_deref(),
+        max_priority_fee_per_gas: request.max_priority_fee_per_gas.as_deref(),
+        simulate_first: request.simulate_first,
+    }
+    .digest();
     let ask = Ask {
         chain: &parsed.chain.settings.name,
         chain_id: parsed.chain.settings.chain_id,
         to: parsed.to,
         value: parsed.value,
         idempotency_key: idempotency_key.as_deref(),
+        request_digest: &request_digest,
     };
     if let Some(earlier) = screen(state, &caller, agent_id, &ask, now).await? {
         return repeated(state, agent_id, earlier);
@@ -479,6 +497,7 @@ async fn sign_and_send(
         nonce: request.nonce,
         signing_key_path: key_path,
         idempotency_key,
+        request_digest,
         sign_only: until == Until::SignedOnly,
     };
     let ticket = Ticket {
@@ -540,8 +559,9 @@ fn repeated(state: &AppState, agent_id: AgentId, earlier: Uuid) -> Result<(Statu
 
 /// Answers what can be answered from the log alone before any key is read or the node
 /// asked: a repeat of an Idempotency-Key (the earlier transaction), one still in flight
-/// (409), a guardrail's refusal (403, recorded in the agent's activity). The reservation
-/// turn asks again and its answer holds; this one only spares the work.
+/// (409), the key used for a different request (422), a guardrail's refusal (403,
+/// recorded in the agent's activity). The reservation turn asks again and its answer
+/// holds; this one only spares the work.
 async fn screen(
     state: &AppState,
     caller: &Caller,
