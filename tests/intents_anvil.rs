@@ -1329,6 +1329,85 @@ async fn a_send_the_node_leaves_unanswered_keeps_its_value_and_is_sent_again_unt
 }
 
 #[tokio::test]
+async fn a_node_answer_the_log_cannot_record_yet_is_answered_signed_and_recorded_once_the_log_takes_it() {
+    let world = world(TestDb::sqlite(), json!({"tx_daily_limit_eth": "1.0"}), &[]).await;
+    // Disk trouble, as far as keyward can tell: the database refuses every broadcast outcome.
+    world
+        .db
+        .execute_sql(
+            "CREATE TRIGGER refuse_outcomes BEFORE INSERT ON events \
+             WHEN NEW.event_type = 'transaction.broadcast' \
+             BEGIN SELECT RAISE(ABORT, 'disk trouble'); END",
+        )
+        .await;
+
+    // anvil takes and mines it, but its answer is not in the log: "signed", with why, and
+    // not a 500 that would invite paying again with another transaction.
+    let (status, tx) = submit(&world, transfer(&world, "0.6")).await;
+    assert_eq!(status, StatusCode::CREATED, "{tx}");
+    assert_eq!(tx["status"], "signed");
+    assert!(
+        tx["error_message"]
+            .as_str()
+            .is_some_and(|m| m.contains("took the transaction") && m.contains("could not be recorded yet")),
+        "{tx}"
+    );
+    wait_until_mined(&world.signer, 1).await;
+    assert_eq!(chain::mined_status(tx["tx_hash"].as_str().unwrap()).await, 1);
+    assert_eq!(chain::balance(&world.recipient).await, 6 * ETH / 10);
+
+    // Its 0.6 stays held while the log says "signed": another 0.6 would pass the limit.
+    let agent = (world.agent_id.as_str(), world.agent.as_str());
+    assert_eq!(transaction_status(&world.api, agent, &tx).await, "signed");
+    let (status, refused) = submit(&world, transfer(&world, "0.6")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    assert!(
+        refused["detail"].as_str().unwrap().contains("tx_daily_limit_eth"),
+        "{refused}"
+    );
+
+    // The disk recovers: keyward, still trying, records the outcome, once.
+    world.db.execute_sql("DROP TRIGGER refuse_outcomes").await;
+    let recovered = std::time::Instant::now();
+    let one = format!(
+        "/v1/agents/{}/transactions/{}",
+        world.agent_id,
+        tx["id"].as_str().unwrap()
+    );
+    let settled = loop {
+        let (status, fetched) = world.api.call("GET", &one, Some(&world.agent), None).await;
+        assert_eq!(status, StatusCode::OK, "{fetched}");
+        if fetched["status"] != "signed" {
+            break fetched;
+        }
+        assert!(
+            recovered.elapsed().as_secs() < 15,
+            "still signed 15 s after the disk recovered"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(settled["status"], "broadcast", "{settled}");
+    assert!(settled.get("error_message").is_none(), "{settled}");
+    assert_eq!(audit_trail(&world, "transaction.broadcast").await["count"], 1);
+
+    // Exactly the rest of the limit goes, on the next nonce.
+    let (status, rest) = submit(&world, transfer(&world, "0.4")).await;
+    assert_eq!(status, StatusCode::CREATED, "{rest}");
+    assert_eq!(
+        (rest["status"].as_str(), rest["nonce"].as_u64()),
+        (Some("broadcast"), Some(1))
+    );
+    assert_eq!(chain::mined_status(rest["tx_hash"].as_str().unwrap()).await, 1);
+    assert_eq!(chain::balance(&world.recipient).await, ETH);
+
+    // Each failed attempt was logged, without the signed transaction.
+    let log = std::fs::read_to_string(world.api.data_dir.join("server.log")).unwrap();
+    assert!(log.contains("cannot record broadcast outcomes yet"), "{log}");
+    let signed = tx["signed_tx"].as_str().unwrap().trim_start_matches("0x");
+    assert!(!log.contains(signed), "a log line holds the signed transaction");
+}
+
+#[tokio::test]
 async fn two_replicas_sending_one_unsettled_transaction_record_one_outcome() {
     // The first process's send, then each replica's, before any is answered.
     let (node, sends) = node_that_answers_sends_after(3).await;

@@ -50,15 +50,21 @@ pub enum Delivery {
     /// transaction: it stays signed, holding its value and nonce, and is sent again
     /// until the node answers. The error the node's silence came with.
     Unanswered(String),
+    /// The node answered, but its answer could not be recorded yet (the log's database
+    /// failed): the transaction stays signed, holding its value and nonce, and keyward
+    /// keeps trying to record the answer. `None` when the node took the transaction, else
+    /// why it refused it.
+    Unrecorded { refused: Option<String> },
 }
 
 /// A transaction waiting to be sent, and the request waiting for its receipt (none for
 /// one sent again: its receipt was answered the first time).
 type Queued = (Outgoing, Option<oneshot::Sender<Result<Delivery, ApiError>>>);
 
-/// The pause before an unanswered transaction is sent again, doubling up to the longest.
-const FIRST_RESEND: Duration = Duration::from_millis(500);
-const LONGEST_RESEND: Duration = Duration::from_secs(10);
+/// The pause before an unanswered transaction is sent again, or outcomes the log refused
+/// are appended again, doubling up to the longest.
+const FIRST_RETRY: Duration = Duration::from_millis(500);
+const LONGEST_RETRY: Duration = Duration::from_secs(10);
 
 /// Every sender's lane within this replica.
 #[derive(Default)]
@@ -150,17 +156,17 @@ enum Settlement {
 /// come first, and until the node answers, the lane is not handed back.
 async fn send_batches(state: AppState, mut drain: Drain<Queued>) {
     let mut unanswered: Vec<Queued> = Vec::new();
-    let mut pause = FIRST_RESEND;
+    let mut pause = FIRST_RETRY;
     loop {
         let batch = if unanswered.is_empty() {
-            pause = FIRST_RESEND;
+            pause = FIRST_RETRY;
             match drain.next_batch() {
                 Some(batch) => batch,
                 None => return,
             }
         } else {
             tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(LONGEST_RESEND);
+            pause = (pause * 2).min(LONGEST_RETRY);
             let mut batch = std::mem::take(&mut unanswered);
             batch.extend(drain.take_waiting());
             batch
@@ -241,8 +247,22 @@ type Outcome = (Queued, Result<(), RpcError>);
 /// append; then answers each receipt. An outcome another replica recorded first (it sent
 /// the same transaction again after a restart) stands, and the others are recorded
 /// without it.
-async fn record(state: AppState, outcomes: Vec<Outcome>) {
+///
+/// An append the store fails (the database briefly unavailable, disk trouble) is tried
+/// again, after a pause, until it holds: the node has answered, and until its answer is in
+/// the log the transaction stays signed, its value held against the daily limit and its
+/// nonce reserved; left alone, it would stay so until keyward starts again. The receipts
+/// are answered at the first failure, with what the log holds: the transaction is reserved
+/// and the node has it (or refused it), so an error would invite the client to pay again
+/// with another transaction. An earlier attempt that committed although the store said it
+/// failed shows as a conflict on its streams, and stands like another replica's. A keyward
+/// stopped while still trying sends the transaction again when it starts, as any
+/// unsettled one. This runs in a task of its own, beside the sender's next batches: however
+/// long the log takes, the lane is not held up.
+async fn record(state: AppState, mut outcomes: Vec<Outcome>) {
     let mut recorded_elsewhere = HashSet::new();
+    let mut pause = FIRST_RETRY;
+    let mut failed_attempts = 0u32;
     let recorded = loop {
         let parts = match outcome_events(&outcomes, &recorded_elsewhere) {
             Ok(parts) if parts.is_empty() => break Ok(()),
@@ -252,16 +272,46 @@ async fn record(state: AppState, outcomes: Vec<Outcome>) {
         match state.commands.append(parts).await {
             Err(CommandError::Append(AppendError::WrongExpectedVersion { stream, .. }))
                 if recorded_elsewhere.insert(stream.clone()) => {}
+            Err(CommandError::Append(AppendError::Store(error))) => {
+                failed_attempts += 1;
+                tracing::warn!(
+                    %error,
+                    attempt = failed_attempts,
+                    retry_in = ?pause,
+                    transactions = outcomes.len(),
+                    "cannot record broadcast outcomes yet; trying again"
+                );
+                answer_unrecorded(&mut outcomes);
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(LONGEST_RETRY);
+            }
             appended => break appended.map(|_| ()).map_err(ApiError::from),
         }
     };
-    if let Err(error) = &recorded {
-        tracing::error!(%error, transactions = outcomes.len(), "cannot record broadcast outcomes");
+    match &recorded {
+        Err(error) => tracing::error!(%error, transactions = outcomes.len(), "cannot record broadcast outcomes"),
+        Ok(()) if failed_attempts > 0 => tracing::info!(
+            attempts = failed_attempts + 1,
+            transactions = outcomes.len(),
+            "broadcast outcomes recorded after failed attempts"
+        ),
+        Ok(()) => {}
     }
     for ((_, receipt), _) in outcomes {
         if let Some(receipt) = receipt {
             // A request that gave up no longer needs its receipt.
             let _ = receipt.send(recorded.clone().map(|()| Delivery::Recorded));
+        }
+    }
+}
+
+/// Answers the receipts not yet answered: the node answered, the log does not hold it yet.
+fn answer_unrecorded(outcomes: &mut [Outcome]) {
+    for ((_, receipt), outcome) in outcomes {
+        if let Some(receipt) = receipt.take() {
+            let refused = outcome.as_ref().err().map(ToString::to_string);
+            // A request that gave up no longer needs its receipt.
+            let _ = receipt.send(Ok(Delivery::Unrecorded { refused }));
         }
     }
 }

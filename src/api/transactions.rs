@@ -534,6 +534,20 @@ async fn sign_and_send(
             ));
             Ok((StatusCode::CREATED, record))
         }
+        // The node answered, but the log refused its answer for now: the transaction is
+        // reserved and the chain has it (or refused it), so an error would invite a second
+        // transaction paying again. "signed", as the log holds it; GET shows the outcome
+        // once keyward, which keeps trying, has recorded it.
+        Delivery::Unrecorded { refused } => {
+            let answered = match refused {
+                None => "the node took the transaction".to_owned(),
+                Some(reason) => format!("the node refused the transaction ({reason})"),
+            };
+            record.error = Some(format!(
+                "{answered}, but its answer could not be recorded yet; keyward records it as soon as it can"
+            ));
+            Ok((StatusCode::CREATED, record))
+        }
     }
 }
 
