@@ -490,6 +490,11 @@ async fn a_scoped_api_key_reaches_only_secrets_within_its_scopes_and_cannot_mana
         ("GET", "/v1/audit/events".into(), None),
         ("GET", "/v1/shares/outbound".into(), None),
         ("GET", format!("/v1/agents/{agent}/transactions"), None),
+        (
+            "DELETE",
+            "/v1/auth/me".into(),
+            Some(json!({"confirmation": "DELETE MY ACCOUNT"})),
+        ),
     ];
     for credential in [&key, &exchanged] {
         for (method, path, body) in &management {
@@ -752,5 +757,358 @@ async fn changing_the_password_ends_every_other_sign_in() {
         status,
         StatusCode::OK,
         "the sign-in the change was made in keeps its refresh token"
+    );
+}
+
+const CONFIRMATION: &str = "DELETE MY ACCOUNT";
+
+/// DELETE /v1/auth/me as `token`, with `body` and the password re-entered in X-Auth-Confirm.
+async fn delete_account(
+    api: &Api,
+    token: &str,
+    body: Option<serde_json::Value>,
+    password: Option<&str>,
+) -> (StatusCode, serde_json::Value) {
+    let headers: Vec<(&str, &str)> = password.map(|p| ("X-Auth-Confirm", p)).into_iter().collect();
+    api.call_with_headers("DELETE", "/v1/auth/me", Some(token), body, &headers)
+        .await
+}
+
+/// The key table's ids of the keys of `vault` (its KEK and every DEK), read past keyward,
+/// as tests/envelope_encryption.rs reads them.
+async fn vault_key_ids(db: &TestDb, vault: &str) -> Vec<String> {
+    use sqlx::Connection;
+    let mut connection = sqlx::SqliteConnection::connect(&db.url()).await.unwrap();
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT key_id FROM wrapped_keys ORDER BY key_id")
+        .fetch_all(&mut connection)
+        .await
+        .unwrap();
+    rows.into_iter()
+        .map(|(key_id,)| key_id)
+        .filter(|key_id| key_id.contains(vault))
+        .collect()
+}
+
+/// What a human's account holds, with every kind of credential to it.
+struct Account {
+    signup_token: String,
+    access: String,
+    refresh: String,
+    api_key: String,
+    /// A token exchanged for the API key.
+    exchanged: String,
+    agent_id: String,
+    agent_key: String,
+    agent_token: String,
+    vault: String,
+    secret: String,
+    share: String,
+}
+
+async fn account_with_everything(api: &Api, email: &str) -> Account {
+    let signup_token = api.signup(email, "correct horse").await;
+    let (access, refresh) = sign_in(api, email, "correct horse").await;
+    let (_, vault) = api
+        .call("POST", "/v1/vaults", Some(&access), Some(json!({"name": "prod"})))
+        .await;
+    let vault = vault["id"].as_str().unwrap().to_owned();
+    let secret = format!("/v1/vaults/{vault}/secrets/db/password");
+    let (status, written) = api
+        .call("PUT", &secret, Some(&access), Some(json!({"value": "hunter2"})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{written}");
+    let (status, share) = api
+        .call(
+            "POST",
+            &format!("/v1/secrets/{}/share", written["id"].as_str().unwrap()),
+            Some(&access),
+            Some(json!({
+                "recipient_type": "anyone_with_link",
+                "expires_at": (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339(),
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{share}");
+    let (status, agent) = api
+        .call("POST", "/v1/agents", Some(&access), Some(json!({"name": "bot"})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{agent}");
+    let agent_id = agent["agent"]["id"].as_str().unwrap().to_owned();
+    let agent_key = agent["api_key"].as_str().unwrap().to_owned();
+    let (status, token) = api
+        .call(
+            "POST",
+            "/v1/auth/agent-token",
+            None,
+            Some(json!({"api_key": agent_key})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{token}");
+    let agent_token = token["access_token"].as_str().unwrap().to_owned();
+    let (status, key) = api
+        .call("POST", "/v1/auth/api-keys", Some(&access), Some(json!({"name": "ci"})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{key}");
+    let api_key = key["api_key"].as_str().unwrap().to_owned();
+    let (status, token) = api
+        .call(
+            "POST",
+            "/v1/auth/api-key-token",
+            None,
+            Some(json!({"api_key": api_key})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{token}");
+    let exchanged = token["access_token"].as_str().unwrap().to_owned();
+    Account {
+        signup_token,
+        access,
+        refresh,
+        api_key,
+        exchanged,
+        agent_id,
+        agent_key,
+        agent_token,
+        vault,
+        secret,
+        share: share["id"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// What the account answers to every credential of it: (request, status, value).
+async fn account_answers(api: &Api, account: &Account) -> Vec<(String, StatusCode, serde_json::Value)> {
+    let mut answers = Vec::new();
+    for (name, token) in [
+        ("sign-up token", &account.signup_token),
+        ("sign-in token", &account.access),
+        ("API key", &account.api_key),
+        ("token for the API key", &account.exchanged),
+    ] {
+        for path in ["/v1/auth/me", "/v1/vaults", "/v1/agents", account.secret.as_str()] {
+            let (status, body) = api.call("GET", path, Some(token), None).await;
+            answers.push((format!("GET {path} with the {name}"), status, body));
+        }
+    }
+    let (status, body) = api.call("GET", "/v1/agents/me", Some(&account.agent_token), None).await;
+    answers.push(("the agent's token".into(), status, body));
+    let (status, body) = api
+        .call("GET", &format!("/v1/share/{}", account.share), None, None)
+        .await;
+    // Each opening counts: only whether it opens is the same answer twice.
+    answers.push(("the link share".into(), status, json!(body["value"])));
+    answers
+}
+
+/// Every credential of a deleted account is refused, its agent's too, its password signs
+/// nobody in, and what its vault held does not open through a share either.
+async fn assert_account_gone(api: &Api, account: &Account) {
+    assert_signed_out(api, [&account.access, &account.signup_token], &account.refresh).await;
+    for (name, token) in [
+        ("API key", &account.api_key),
+        ("token for the API key", &account.exchanged),
+    ] {
+        for path in ["/v1/auth/me", account.secret.as_str()] {
+            let (status, _) = api.call("GET", path, Some(token), None).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "GET {path} with the {name}");
+        }
+    }
+    let (status, _) = api.call("GET", "/v1/agents/me", Some(&account.agent_token), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the agent's token");
+    for (exchange, key) in [
+        ("/v1/auth/api-key-token", &account.api_key),
+        ("/v1/auth/agent-token", &account.agent_key),
+    ] {
+        let (status, _) = api.call("POST", exchange, None, Some(json!({"api_key": key}))).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "a key for a token at {exchange}");
+    }
+    let (status, share) = api
+        .call("GET", &format!("/v1/share/{}", account.share), None, None)
+        .await;
+    assert_eq!(status, StatusCode::GONE, "the link share: {share}");
+}
+
+/// What a human's token sees of their own account.
+async fn own_answers(api: &Api, token: &str) -> Vec<(StatusCode, serde_json::Value)> {
+    let mut answers = Vec::new();
+    for path in ["/v1/auth/me", "/v1/vaults", "/v1/agents", "/v1/agents/enrollments"] {
+        answers.push(api.call("GET", path, Some(token), None).await);
+    }
+    answers
+}
+
+/// DELETE /v1/auth/me deletes the account in one append: every credential of the human
+/// and of their organization's agent refused on the next request, the vault's keys
+/// destroyed, the email free for a new account that finds nothing of the old one. Only the
+/// token of a sign-in with the password, the password re-entered and the exact
+/// confirmation delete; anything less changes nothing. The log keeps every event, and a
+/// service rebuilt from it answers the same.
+#[tokio::test]
+async fn deleting_the_account_ends_every_credential_and_vault_and_frees_the_email() {
+    let db = TestDb::sqlite();
+    let service = common::Service::new(&db, &[]);
+    let api = service.start().await;
+    let ada = account_with_everything(&api, "ada@example.com").await;
+    let bob = account_with_everything(&api, "bob@example.com").await;
+    let (status, enrolled) = api
+        .call(
+            "POST",
+            "/v1/agents/enroll",
+            None,
+            Some(json!({"name": "helper", "human_email": "ada@example.com"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{enrolled}");
+    assert_eq!(vault_key_ids(&db, &ada.vault).await.len(), 2, "a KEK and a DEK");
+    let ada_id = api.call("GET", "/v1/auth/me", Some(&ada.access), None).await.1["id"].clone();
+    let before = account_answers(&api, &ada).await;
+    assert!(
+        before.iter().all(|(_, status, _)| *status == StatusCode::OK),
+        "{before:?}"
+    );
+
+    // Anything less than a sign-in's token, the password and the exact words changes nothing.
+    let confirmed = Some(json!({"confirmation": CONFIRMATION}));
+    for (token, body, password, expected) in [
+        (&ada.access, None, Some("correct horse"), StatusCode::BAD_REQUEST),
+        (
+            &ada.access,
+            Some(json!({})),
+            Some("correct horse"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            &ada.access,
+            Some(json!({"confirmation": "delete my account"})),
+            Some("correct horse"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            &ada.access,
+            Some(json!({"confirmation": 1})),
+            Some("correct horse"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            &ada.api_key,
+            confirmed.clone(),
+            Some("correct horse"),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            &ada.exchanged,
+            confirmed.clone(),
+            Some("correct horse"),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            &ada.signup_token,
+            confirmed.clone(),
+            Some("correct horse"),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            &ada.agent_token,
+            confirmed.clone(),
+            Some("correct horse"),
+            StatusCode::FORBIDDEN,
+        ),
+        (&ada.access, confirmed.clone(), None, StatusCode::FORBIDDEN),
+        (
+            &ada.access,
+            confirmed.clone(),
+            Some("wrong horse"),
+            StatusCode::FORBIDDEN,
+        ),
+    ] {
+        let (status, problem) = delete_account(&api, token, body.clone(), password).await;
+        assert_eq!(status, expected, "{body:?} {password:?}: {problem}");
+    }
+    assert_eq!(
+        account_answers(&api, &ada).await,
+        before,
+        "a refused deletion changed something"
+    );
+    assert_eq!(vault_key_ids(&db, &ada.vault).await.len(), 2);
+
+    let (status, body) = delete_account(&api, &ada.access, confirmed, Some("correct horse")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+
+    assert_account_gone(&api, &ada).await;
+    let (status, _) = api
+        .call(
+            "POST",
+            "/v1/auth/token",
+            None,
+            Some(json!({"email": "ada@example.com", "password": "correct horse"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the old password");
+    // Crypto-shredding: the vault's keys are gone, so its values in the log never open again.
+    assert_eq!(vault_key_ids(&db, &ada.vault).await, Vec::<String>::new());
+    assert_eq!(vault_key_ids(&db, &bob.vault).await.len(), 2, "another account's keys");
+    // Another account carries on.
+    let bob_before = account_answers(&api, &bob).await;
+    assert!(
+        bob_before.iter().all(|(_, status, _)| *status == StatusCode::OK),
+        "{bob_before:?}"
+    );
+
+    // The email founds a new account, which finds nothing of the old one.
+    let again = api.signup("ada@example.com", "another horse").await;
+    let (again_access, _) = sign_in(&api, "ada@example.com", "another horse").await;
+    let fresh = own_answers(&api, &again_access).await;
+    assert_eq!(fresh[0].0, StatusCode::OK);
+    assert_ne!(fresh[0].1["id"], ada_id);
+    assert_eq!(fresh[1].1["vaults"], json!([]));
+    assert_eq!(fresh[2].1["agents"], json!([]));
+    // The enrollment that waited for the deleted account's decision was denied with it.
+    let enrollments = fresh[3].1["enrollments"].as_array().unwrap();
+    assert_eq!(enrollments.len(), 1, "{enrollments:?}");
+    assert_eq!(enrollments[0]["status"], "denied");
+    assert_eq!(
+        api.call("GET", "/v1/auth/me", Some(&again), None).await.0,
+        StatusCode::OK
+    );
+
+    // The log keeps the events (the trail of who did what); rebuilt from it alone, the
+    // answers are the same.
+    let store = keyward::store::open(&db.url()).await.unwrap();
+    let models = keyward::replay::build(store, projections::Until::End, |_| {})
+        .await
+        .unwrap();
+    let count = |event_type| models.streams.events_of_type(event_type);
+    assert_eq!(
+        [
+            count("user.deleted"),
+            count("email.released"),
+            count("vault.deleted"),
+            count("agent.deactivated"),
+            count("enrollment.denied"),
+            count("secret.write"),
+        ],
+        [1, 1, 1, 1, 1, 2]
+    );
+    let agent: domain::AgentId = ada.agent_id.parse().unwrap();
+    let org = models.directory.agent(agent).unwrap().org_id;
+    let deleted = projections::audit::AuditQuery {
+        action: Some("user.delete".into()),
+        ..Default::default()
+    };
+    let (records, _) = models.audit.query(org, &deleted, 0, 10);
+    let records: Vec<_> = records
+        .iter()
+        .map(|r| (r.actor_id.clone(), json!(r.resource_id)))
+        .collect();
+    assert_eq!(records, [(ada_id.as_str().map(str::to_owned), ada_id.clone())]);
+    drop(api);
+    let restarted = service.start().await;
+    assert_account_gone(&restarted, &ada).await;
+    assert_eq!(own_answers(&restarted, &again_access).await, fresh);
+    assert_eq!(account_answers(&restarted, &bob).await.len(), bob_before.len());
+    assert!(
+        account_answers(&restarted, &bob)
+            .await
+            .iter()
+            .all(|(_, status, _)| *status == StatusCode::OK)
     );
 }

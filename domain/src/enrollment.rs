@@ -255,6 +255,37 @@ pub fn deny(
     ))
 }
 
+/// Denies, as `denied_by`, every enrollment of `named` still pending at `now`: the
+/// enrollments naming one email, whose stream is at `stream_version`. What deleting the
+/// account of that email decides for the agents that asked to join it. None if none waits.
+pub fn deny_pending(
+    named: &[&Enrollment],
+    stream_version: u64,
+    denied_by: UserId,
+    now: DateTime<Utc>,
+) -> Option<Change> {
+    let pending: Vec<&Enrollment> = named
+        .iter()
+        .copied()
+        .filter(|enrollment| enrollment.status(now) == EnrollmentStatus::Pending)
+        .collect();
+    let stream = pending.first()?.stream.clone();
+    Some(Change {
+        stream,
+        expected: ExpectedVersion::Exact(stream_version),
+        events: pending
+            .iter()
+            .map(|enrollment| {
+                EnrollmentDenied {
+                    enrollment_id: enrollment.id,
+                    denied_by,
+                }
+                .into()
+            })
+            .collect(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,5 +425,34 @@ mod tests {
             Err(DomainError::Conflict(_))
         ));
         assert_eq!(enrollment.status(now()), EnrollmentStatus::Denied);
+    }
+
+    #[test]
+    fn denying_the_pending_ones_leaves_decided_and_expired_enrollments_be() {
+        let waiting = requested(Some("ada@example.com"));
+        let mut decided = requested(Some("ada@example.com"));
+        decided.decision = Some(Decision::Denied {
+            by: UserId::new(),
+            at: now(),
+        });
+        let mut expired = requested(Some("ada@example.com"));
+        expired.expires_at = now();
+        let by = UserId::new();
+        let change = deny_pending(&[&decided, &waiting, &expired], 3, by, now()).unwrap();
+        assert_eq!(
+            (change.stream, change.expected, change.events),
+            (
+                waiting.stream.clone(),
+                ExpectedVersion::Exact(3),
+                vec![
+                    EnrollmentDenied {
+                        enrollment_id: waiting.id,
+                        denied_by: by
+                    }
+                    .into()
+                ]
+            )
+        );
+        assert_eq!(deny_pending(&[&decided, &expired], 3, by, now()), None);
     }
 }

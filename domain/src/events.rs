@@ -63,6 +63,9 @@ event_vocabulary!(
     /// An email address was claimed by an account: the stream of the address can hold one
     /// claim only, which is what keeps addresses unique under concurrent sign-ups.
     EmailClaimed = "email.claimed",
+    /// The account that claimed an address was deleted: the address can be claimed again,
+    /// by a new account.
+    EmailReleased = "email.released",
     UserSignedUp = "user.signed_up",
     UserAuthenticated = "user.authenticated",
     /// Credentials were presented and refused (audit `auth.failure`).
@@ -99,6 +102,9 @@ event_vocabulary!(
     /// A human signed out (DELETE /v1/auth/token): the sign-in's refresh tokens, and every
     /// access token issued in it, are refused.
     SignedOut = "user.signed_out",
+    /// A human deleted their account (DELETE /v1/auth/me): every credential of theirs is
+    /// refused from now on. Their organization's vaults and agents end in the same append.
+    AccountDeleted = "user.deleted",
     AgentRegistered = "agent.registered",
     AgentUpdated = "agent.updated",
     /// The agent's API key was replaced; tokens issued with the old one are refused.
@@ -181,6 +187,12 @@ pub struct OrgCreated {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EmailClaimed {
+    pub user_id: UserId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailReleased {
+    /// The deleted account that held the address.
     pub user_id: UserId,
 }
 
@@ -370,6 +382,13 @@ pub struct SignedOut {
     pub user_id: UserId,
     /// The sign-in: the family of refresh tokens it started.
     pub family_id: Uuid,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountDeleted {
+    pub user_id: UserId,
+    /// The organization the account founded, whose vaults and agents went with it.
+    pub org_id: OrgId,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

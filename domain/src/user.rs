@@ -1,18 +1,23 @@
-//! Humans: signing up (which founds an organization), their profile, password and sessions.
+//! Humans: signing up (which founds an organization), their profile, password and sessions,
+//! and deleting the account (which ends the organization's vaults and agents).
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::agent::{self, Agent};
 use crate::authz::PathPattern;
 use crate::change::{Change, DomainError, stream};
 use crate::email::Email;
+use crate::enrollment::{self, Enrollment};
 use crate::event::ExpectedVersion;
 use crate::events::{
-    ApiKeyCreated, ApiKeyRevoked, EmailClaimed, Event, OrgCreated, OrgRole, PasswordChanged, ProfileUpdated,
-    RefreshFamilyRevoked, RefreshTokenIssued, RefreshTokenRedeemed, SignedOut, TokenRevoked, UserSignedUp,
+    AccountDeleted, ApiKeyCreated, ApiKeyRevoked, EmailClaimed, EmailReleased, Event, OrgCreated, OrgRole,
+    PasswordChanged, ProfileUpdated, RefreshFamilyRevoked, RefreshTokenIssued, RefreshTokenRedeemed, SignedOut,
+    TokenRevoked, UserSignedUp,
 };
 use crate::ids::{ApiKeyId, OrgId, UserId};
 use crate::stream::StreamId;
+use crate::vault::{self, Vault};
 
 const MAX_DISPLAY_NAME: usize = 100;
 
@@ -81,6 +86,9 @@ pub struct SignUp {
     pub display_name: Option<String>,
     /// Hashed by the caller: hashing is deliberately slow and salted with randomness.
     pub password_hash: String,
+    /// The version of the email's stream, which no account holds: 0 if the address was
+    /// never claimed, else the version its last release (a deleted account) left it at.
+    pub email_stream_version: u64,
 }
 
 /// A sign-up claims the email, creates the user and founds their organization, all in
@@ -93,7 +101,10 @@ pub fn sign_up(command: SignUp) -> Result<Vec<Change>, DomainError> {
     Ok(vec![
         Change::new(
             email_stream(&command.email),
-            ExpectedVersion::NoStream,
+            match command.email_stream_version {
+                0 => ExpectedVersion::NoStream,
+                version => ExpectedVersion::Exact(version),
+            },
             EmailClaimed {
                 user_id: command.user_id,
             },
@@ -187,6 +198,70 @@ pub fn sign_out(user: UserId, token_id: Uuid, expires_at: DateTime<Utc>, sign_in
         );
     }
     change
+}
+
+/// What deleting an account ends, as the decision finds it.
+pub struct AccountDeletion<'a> {
+    pub user: &'a User,
+    /// Every member of the user's organization, the user among them.
+    pub members: Vec<UserId>,
+    /// The organization's live vaults. Their keys must be destroyed before the deletion is
+    /// appended: once the log says deleted, none of their values may be recoverable.
+    pub vaults: Vec<&'a Vault>,
+    /// The organization's agents, active or not.
+    pub agents: Vec<&'a Agent>,
+    /// The enrollments naming the user's email, and the version of their stream.
+    pub enrollments: (Vec<&'a Enrollment>, u64),
+}
+
+/// Deletes an account, in one append: the user is gone (every token, refresh token and
+/// API key of theirs refused), their email free for a new account, every vault of the
+/// organization they founded deleted, every active agent of it deactivated, and the
+/// enrollments awaiting their decision denied. The events stay in the log, the trail of
+/// who did what. An organization with other members keeps its vaults and agents: its
+/// account is not deleted.
+pub fn delete_account(deletion: AccountDeletion<'_>, now: DateTime<Utc>) -> Result<Vec<Change>, DomainError> {
+    let user = deletion.user;
+    if deletion.members.iter().any(|member| *member != user.id) {
+        return Err(DomainError::Conflict(
+            "the organization has other members: its vaults and agents are theirs too, so the account \
+             cannot be deleted while they are in it"
+                .into(),
+        ));
+    }
+    let mut changes = vec![
+        Change::new(
+            user_stream(user.id),
+            ExpectedVersion::Exact(user.version),
+            AccountDeleted {
+                user_id: user.id,
+                org_id: user.org_id,
+            },
+        ),
+        // Only a sign-up writes to the stream otherwise, and none can while it is claimed.
+        Change::new(
+            email_stream(&user.email),
+            ExpectedVersion::Any,
+            EmailReleased { user_id: user.id },
+        ),
+    ];
+    changes.extend(
+        deletion
+            .vaults
+            .iter()
+            .filter(|vault| vault.org_id == user.org_id)
+            .map(|vault| vault::delete_vault(vault)),
+    );
+    changes.extend(
+        deletion
+            .agents
+            .iter()
+            .filter(|agent| agent.org_id == user.org_id && agent.is_active)
+            .map(|agent| agent::deactivate(agent)),
+    );
+    let (named, version) = &deletion.enrollments;
+    changes.extend(enrollment::deny_pending(named, *version, user.id, now));
+    Ok(changes)
 }
 
 /// A personal API key as the directory keeps it: never the key, only its hash.
@@ -356,6 +431,7 @@ mod tests {
             email: Email::parse("ada@example.com").unwrap(),
             display_name: display_name.map(str::to_owned),
             password_hash: "$argon2id$...".into(),
+            email_stream_version: 0,
         })
     }
 
@@ -397,19 +473,190 @@ mod tests {
     }
 
     #[test]
-    fn profile_changes_expect_the_version_they_were_decided_on() {
-        let mut user = User::signed_up(
+    fn an_email_released_by_a_deleted_account_is_claimed_at_the_version_the_release_left() {
+        let changes = sign_up(SignUp {
+            user_id: UserId(Uuid::from_u128(5)),
+            org_id: OrgId(Uuid::from_u128(6)),
+            email: Email::parse("ada@example.com").unwrap(),
+            display_name: None,
+            password_hash: "$argon2id$...".into(),
+            email_stream_version: 2,
+        })
+        .unwrap();
+        assert_eq!(
+            (&changes[0].stream, changes[0].expected),
+            (
+                &email_stream(&Email::parse("ada@example.com").unwrap()),
+                ExpectedVersion::Exact(2)
+            )
+        );
+        // A new account: new ids, the claim and the org as on a first sign-up.
+        assert_eq!(
+            changes[0].events,
+            vec![Event::from(EmailClaimed {
+                user_id: UserId(Uuid::from_u128(5))
+            })]
+        );
+        assert_eq!(changes[1].expected, ExpectedVersion::NoStream);
+        assert_eq!(changes[2].stream, user_stream(UserId(Uuid::from_u128(5))));
+    }
+
+    fn ada(version: u64) -> User {
+        User::signed_up(
             &UserSignedUp {
                 user_id: UserId(Uuid::from_u128(1)),
                 org_id: OrgId(Uuid::from_u128(2)),
                 email: Email::parse("ada@example.com").unwrap(),
                 display_name: "Ada".into(),
                 role: OrgRole::Owner,
-                password_hash: "old".into(),
+                password_hash: "hash".into(),
             },
             DateTime::UNIX_EPOCH,
-            1,
+            version,
+        )
+    }
+
+    fn vault_of(org: OrgId, id: u128, version: u64) -> Vault {
+        Vault {
+            id: crate::VaultId(Uuid::from_u128(id)),
+            org_id: org,
+            name: "prod".into(),
+            description: None,
+            created_by: crate::authz::Principal::user(UserId(Uuid::from_u128(1))),
+            created_at: DateTime::UNIX_EPOCH,
+            version,
+        }
+    }
+
+    fn agent_of(org: OrgId, id: u128, version: u64) -> Agent {
+        let registered = crate::events::AgentRegistered {
+            agent_id: crate::AgentId(Uuid::from_u128(id)),
+            org_id: org,
+            created_by: UserId(Uuid::from_u128(1)),
+            settings: agent::AgentSettings::named("bot".into(), None),
+            key: agent::AgentKey {
+                key_id: Uuid::from_u128(id),
+                key_hash: format!("hash-{id}"),
+                key_prefix: "ocv_".into(),
+            },
+        };
+        Agent::registered(&registered, DateTime::UNIX_EPOCH, version)
+    }
+
+    fn enrollment_naming(email: &str, now: DateTime<Utc>) -> Enrollment {
+        let command = enrollment::RequestEnrollment {
+            enrollment_id: crate::EnrollmentId::new(),
+            name: "deploy-bot".into(),
+            description: None,
+            human_email: Some(Email::parse(email).unwrap()),
+            code_hash: enrollment::code_hash("code"),
+            requested_from: "203.0.113.7".into(),
+        };
+        let change = enrollment::request(command, enrollment::EmailHistory::default(), now).unwrap();
+        let Event::EnrollmentRequested(requested) = &change.events[0] else {
+            panic!("{change:?}")
+        };
+        Enrollment::requested(requested, now)
+    }
+
+    #[test]
+    fn deleting_an_account_ends_its_orgs_vaults_agents_and_pending_enrollments_in_one_decision() {
+        let now = DateTime::from_timestamp(1_000_000, 0).unwrap();
+        let user = ada(7);
+        let org = user.org_id;
+        let vaults = [vault_of(org, 10, 3), vault_of(org, 11, 1)];
+        let mut retired = agent_of(org, 21, 2);
+        retired.is_active = false;
+        let agents = [agent_of(org, 20, 4), retired];
+        let pending = enrollment_naming("ada@example.com", now);
+        let changes = delete_account(
+            AccountDeletion {
+                user: &user,
+                members: vec![user.id],
+                vaults: vaults.iter().collect(),
+                agents: agents.iter().collect(),
+                enrollments: (vec![&pending], 1),
+            },
+            now,
+        )
+        .unwrap();
+        let summary: Vec<_> = changes
+            .iter()
+            .map(|change| (change.stream.clone(), change.expected, change.events.clone()))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (
+                    user_stream(user.id),
+                    ExpectedVersion::Exact(7),
+                    vec![
+                        AccountDeleted {
+                            user_id: user.id,
+                            org_id: org
+                        }
+                        .into()
+                    ]
+                ),
+                (
+                    email_stream(&user.email),
+                    ExpectedVersion::Any,
+                    vec![EmailReleased { user_id: user.id }.into()]
+                ),
+                (
+                    crate::vault::vault_stream(vaults[0].id),
+                    ExpectedVersion::Exact(3),
+                    vec![crate::events::VaultDeleted { vault_id: vaults[0].id }.into()]
+                ),
+                (
+                    crate::vault::vault_stream(vaults[1].id),
+                    ExpectedVersion::Exact(1),
+                    vec![crate::events::VaultDeleted { vault_id: vaults[1].id }.into()]
+                ),
+                // The active agent only: the other one is deactivated already.
+                (
+                    agent::agent_stream(agents[0].id),
+                    ExpectedVersion::Exact(4),
+                    vec![crate::events::AgentDeactivated { agent_id: agents[0].id }.into()]
+                ),
+                (
+                    pending.stream.clone(),
+                    ExpectedVersion::Exact(1),
+                    vec![
+                        crate::events::EnrollmentDenied {
+                            enrollment_id: pending.id,
+                            denied_by: user.id
+                        }
+                        .into()
+                    ]
+                ),
+            ]
         );
+    }
+
+    #[test]
+    fn an_account_whose_organization_has_other_members_is_not_deleted() {
+        let user = ada(1);
+        let vault = vault_of(user.org_id, 10, 1);
+        let refused = delete_account(
+            AccountDeletion {
+                user: &user,
+                members: vec![user.id, UserId(Uuid::from_u128(99))],
+                vaults: vec![&vault],
+                agents: Vec::new(),
+                enrollments: (Vec::new(), 0),
+            },
+            DateTime::UNIX_EPOCH,
+        );
+        assert!(
+            matches!(&refused, Err(DomainError::Conflict(detail)) if detail.starts_with("the organization has other members")),
+            "{refused:?}"
+        );
+    }
+
+    #[test]
+    fn profile_changes_expect_the_version_they_were_decided_on() {
+        let mut user = ada(1);
         let change = update_profile(&user, None, Some(true)).unwrap();
         assert_eq!(change.expected, ExpectedVersion::Exact(1));
         user.apply(&change.events[0], 2);

@@ -110,6 +110,7 @@ fn describe(event: &Event) -> (&'static str, &'static str, String, Value) {
     match event {
         Event::OrgCreated(e) => ("org.create", "org", e.org_id.to_string(), json!({"name": e.name})),
         Event::EmailClaimed(e) => ("user.email_claim", "user", e.user_id.to_string(), json!({})),
+        Event::EmailReleased(e) => ("user.email_release", "user", e.user_id.to_string(), json!({})),
         Event::UserSignedUp(e) => ("user.signup", "user", e.user_id.to_string(), json!({"email": e.email})),
         Event::UserAuthenticated(e) => (
             "auth.success",
@@ -160,6 +161,12 @@ fn describe(event: &Event) -> (&'static str, &'static str, String, Value) {
             "user",
             e.user_id.to_string(),
             json!({"family_id": e.family_id}),
+        ),
+        Event::AccountDeleted(e) => (
+            "user.delete",
+            "user",
+            e.user_id.to_string(),
+            json!({"org_id": e.org_id}),
         ),
         Event::ApiKeyCreated(e) => (
             "api_key.create",

@@ -10,8 +10,8 @@ use domain::authz::PathPattern;
 use domain::authz::Policy;
 use domain::email::Email;
 use domain::events::{
-    AgentAuthenticated, AgentDeactivated, AgentKeyRotated, AgentUpdated, Event, OrgCreated, PolicyGranted,
-    PolicyRevoked, PolicyUpdated, RefreshFamilyRevoked, SignedOut, TransactionSigned,
+    AccountDeleted, AgentAuthenticated, AgentDeactivated, AgentKeyRotated, AgentUpdated, Event, OrgCreated,
+    PolicyGranted, PolicyRevoked, PolicyUpdated, RefreshFamilyRevoked, SignedOut, TransactionSigned,
 };
 use domain::user::{RefreshToken, User, UserApiKey};
 use domain::vault::Vault;
@@ -220,6 +220,29 @@ impl DomainModel for Directory {
                     user.apply(event, version);
                 }
             }
+            Event::AccountDeleted(AccountDeleted { user_id, org_id }) => {
+                // Every credential of the user goes with them: a token of theirs names no
+                // user any more, their refresh tokens, sign-ins and API keys no longer
+                // resolve, and the email is free for a new account.
+                if let Some(user) = self.users.remove(user_id)
+                    && self.users_by_email.get(&user.email) == Some(user_id)
+                {
+                    self.users_by_email.remove(&user.email);
+                }
+                if let Some(org) = self.orgs.get_mut(org_id) {
+                    org.members.retain(|member| member != user_id);
+                }
+                self.refresh_tokens.retain(|_, token| token.user_id != *user_id);
+                self.sign_ins.retain(|_, user| user != user_id);
+                let api_keys_by_hash = &mut self.api_keys_by_hash;
+                self.api_keys.retain(|_, key| {
+                    let keep = key.user_id != *user_id;
+                    if !keep {
+                        api_keys_by_hash.remove(&key.key_hash);
+                    }
+                    keep
+                });
+            }
             Event::ProfileUpdated(domain::events::ProfileUpdated { user_id, .. })
             | Event::UserAuthenticated(domain::events::UserAuthenticated { user_id, .. }) => {
                 if let Some(user) = self.users.get_mut(user_id) {
@@ -305,7 +328,9 @@ impl DomainModel for Directory {
                     self.api_keys_by_hash.remove(&key.key_hash);
                 }
             }
+            // The stream catalog holds the version a sign-up claims a released email at.
             Event::EmailClaimed(_)
+            | Event::EmailReleased(_)
             | Event::AuthenticationFailed(_)
             | Event::SecretWritten(_)
             | Event::SecretRead(_)
@@ -336,5 +361,144 @@ impl DomainModel for Directory {
             | Event::MailSent(_)
             | Event::MailFailed(_) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+    use domain::change::Change;
+    use domain::email::Email;
+    use domain::user::{self, AccountDeletion, CreateApiKey, SignUp};
+    use domain::{ChainHash, ExpectedVersion, Metadata};
+
+    use super::*;
+    use crate::ReadModels;
+
+    /// The log in memory: each change appended only if its stream is where it expects,
+    /// one event a minute, folded into every read model.
+    #[derive(Default)]
+    struct Log {
+        models: ReadModels,
+    }
+
+    impl Log {
+        fn now(&self) -> DateTime<Utc> {
+            DateTime::UNIX_EPOCH + Duration::minutes(self.models.position() as i64)
+        }
+
+        fn append(&mut self, changes: Vec<Change>) {
+            for change in changes {
+                let version = self.models.streams.stream(change.stream.as_str()).map(|s| s.version);
+                match change.expected {
+                    ExpectedVersion::NoStream => assert_eq!(version, None, "{}", change.stream.as_str()),
+                    ExpectedVersion::Exact(expected) => {
+                        assert_eq!(version, Some(expected), "{}", change.stream.as_str())
+                    }
+                    _ => {}
+                }
+                for (offset, event) in (1..).zip(change.events) {
+                    let position = self.models.position() + 1;
+                    let new = event.to_new_event(&Metadata::system(self.now())).unwrap();
+                    self.models.apply(&RecordedEvent {
+                        position,
+                        event_id: new.event_id,
+                        stream_id: change.stream.clone(),
+                        stream_version: version.unwrap_or(0) + offset,
+                        event_type: new.event_type,
+                        schema_version: new.schema_version,
+                        payload: new.payload,
+                        metadata: new.metadata,
+                        recorded_at: DateTime::UNIX_EPOCH + Duration::minutes(position as i64),
+                        prev_hash: ChainHash::GENESIS,
+                        hash: ChainHash::GENESIS,
+                    });
+                }
+            }
+        }
+
+        /// Signs `email` up as a sign-up request decides it now.
+        fn sign_up(&mut self, email: &str, id: u128) -> UserId {
+            let email = Email::parse(email).unwrap();
+            let stream = user::email_stream(&email);
+            let changes = user::sign_up(SignUp {
+                user_id: UserId(Uuid::from_u128(id)),
+                org_id: OrgId(Uuid::from_u128(id + 1)),
+                email,
+                display_name: None,
+                password_hash: "hash".into(),
+                email_stream_version: self.models.streams.stream(stream.as_str()).map_or(0, |s| s.version),
+            })
+            .unwrap();
+            self.append(changes);
+            UserId(Uuid::from_u128(id))
+        }
+    }
+
+    #[test]
+    fn a_deleted_account_leaves_no_credential_and_frees_its_email() {
+        let mut log = Log::default();
+        let ada = log.sign_up("ada@example.com", 1);
+        let bob = log.sign_up("bob@example.com", 10);
+        let key = ApiKeyId(Uuid::from_u128(3));
+        for user in [ada, bob] {
+            let create = CreateApiKey {
+                key_id: ApiKeyId(Uuid::from_u128(user.0.as_u128() + 2)),
+                name: "ci".into(),
+                key_hash: format!("key of {user}"),
+                key_prefix: "1ck_".into(),
+                scopes: Vec::new(),
+                expires_at: None,
+            };
+            let created = user::create_api_key(user, create, log.now()).unwrap();
+            let sign_in = Uuid::from_u128(user.0.as_u128() + 4);
+            let issued = user::issue_refresh_token(user, sign_in, format!("refresh of {user}"), log.now());
+            log.append(vec![created, issued]);
+        }
+        let (ada_sign_in, ada_org) = (Uuid::from_u128(5), OrgId(Uuid::from_u128(2)));
+        assert!(log.models.directory.is_sign_in_of(ada, ada_sign_in));
+
+        let models = &log.models;
+        let directory = &models.directory;
+        let user = directory.user(ada).unwrap();
+        let deletion = AccountDeletion {
+            user,
+            members: directory.members(ada_org).map(|member| member.id).collect(),
+            vaults: directory.vaults_of(ada_org),
+            agents: directory.agents_of(ada_org),
+            enrollments: models.enrollments.naming(&user.email),
+        };
+        let changes = user::delete_account(deletion, log.now()).unwrap();
+        log.append(changes);
+
+        let directory = &log.models.directory;
+        let email = Email::parse("ada@example.com").unwrap();
+        assert_eq!(directory.user(ada), None);
+        assert_eq!(directory.user_by_email(&email), None);
+        assert_eq!(directory.members(ada_org).count(), 0);
+        assert_eq!(directory.api_key(key), None);
+        assert_eq!(directory.api_key_by_hash(&format!("key of {ada}")), None);
+        assert_eq!(directory.refresh_token(&format!("refresh of {ada}")), None);
+        assert!(!directory.is_sign_in_of(ada, ada_sign_in));
+        assert!(!directory.is_session_live(ada, key.0, log.now()));
+        // Bob is untouched.
+        assert!(directory.user(bob).is_some());
+        assert!(directory.api_key_by_hash(&format!("key of {bob}")).is_some());
+        assert!(directory.refresh_token(&format!("refresh of {bob}")).is_some());
+        assert!(directory.is_sign_in_of(bob, Uuid::from_u128(14)));
+
+        // The address is claimed again by a new account, at the version its release left.
+        let again = log.sign_up("ada@example.com", 20);
+        let directory = &log.models.directory;
+        assert_eq!(directory.user_by_email(&email).map(|user| user.id), Some(again));
+        assert_eq!(directory.user(ada), None);
+        assert_eq!(
+            log.models
+                .streams
+                .stream(user::email_stream(&email).as_str())
+                .map(|s| s.version),
+            Some(3),
+            "claimed, released, claimed"
+        );
     }
 }

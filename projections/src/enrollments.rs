@@ -46,6 +46,17 @@ impl Enrollments {
         }
     }
 
+    /// The enrollments naming `email`, oldest first, and the version of their stream.
+    pub fn naming(&self, email: &Email) -> (Vec<&Enrollment>, u64) {
+        let mut named: Vec<&Enrollment> = self
+            .enrollments
+            .values()
+            .filter(|e| e.human_email.as_ref() == Some(email))
+            .collect();
+        named.sort_by_key(|e| (e.requested_at, e.id));
+        (named, self.email_history(email).version)
+    }
+
     /// How many enrollments await a decision at `now`.
     pub fn pending_count(&self, now: DateTime<Utc>) -> usize {
         self.enrollments

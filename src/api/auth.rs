@@ -1,9 +1,11 @@
 //! Human accounts: sign-up, sign-in and out, profile, password, and the keys that verify
 //! keyward's tokens.
 
+use std::collections::HashSet;
+
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -13,7 +15,8 @@ use domain::change::{Change, DomainError};
 use domain::email::Email;
 use domain::events::{AuthMethod, AuthenticationFailed, OrgRole, UserAuthenticated};
 use domain::user::{self, User};
-use domain::{ActorType, ExpectedVersion, Metadata, OrgId, StreamId, UserId};
+use domain::{ActorType, ExpectedVersion, Metadata, OrgId, StreamId, UserId, VaultId};
+use projections::ReadModels;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -22,6 +25,7 @@ use super::AppState;
 use super::extract::{Body, RequestContext};
 use super::problem::ApiError;
 use super::session::{HumanCredential, HumanSession};
+use super::vaults;
 use crate::auth::{self, ApiKeyHash, PrincipalType, TokenRequest};
 
 /// How long a human's access token lives.
@@ -53,20 +57,30 @@ pub async fn signup(
     auth::check_password_policy(&request.password).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let password_hash = hash_password(request.password).await?;
     let (user_id, org_id) = (UserId::new(), OrgId::new());
-    let changes = user::sign_up(user::SignUp {
-        user_id,
-        org_id,
-        email: email.clone(),
-        display_name: request.display_name,
-        password_hash,
-    })?;
     let metadata = context.metadata(ActorType::Anonymous, Some(user_id.to_string()), Some(org_id));
+    let email_taken = || DomainError::Conflict("an account with this email already exists".into());
     state
         .commands
-        .execute(changes, &metadata)
+        .decide(&metadata, |models| {
+            // An address a deleted account released is claimed at the version its stream
+            // was left at; of two racing sign-ups, one gets it.
+            let email_stream = user::email_stream(&email);
+            let changes = user::sign_up(user::SignUp {
+                user_id,
+                org_id,
+                email: email.clone(),
+                display_name: request.display_name.clone(),
+                password_hash: password_hash.clone(),
+                email_stream_version: models.streams.stream(email_stream.as_str()).map_or(0, |s| s.version),
+            })?;
+            if models.directory.user_by_email(&email).is_some() {
+                return Err(email_taken());
+            }
+            Ok(changes)
+        })
         .await
         .map_err(|error| match ApiError::from(error) {
-            ApiError::Conflict(_) => ApiError::Conflict("an account with this email already exists".into()),
+            ApiError::Conflict(_) => ApiError::from(email_taken()),
             other => other,
         })?;
     let (access_token, _) = issue_session(&state, user_id, org_id, None, context.now)?;
@@ -252,6 +266,31 @@ pub(super) async fn verify_password(password: String, hash: String) -> Result<bo
         .map_err(ApiError::internal)
 }
 
+/// The password a human re-enters (`X-Auth-Confirm`) before an act that cannot be undone
+/// or lets a secret out (`what`, for the auditor); missing or wrong, it is a 403, audited
+/// as an authentication failure.
+pub(super) async fn confirm_password(
+    state: &AppState,
+    session: &HumanSession,
+    headers: &HeaderMap,
+    what: &str,
+) -> Result<(), ApiError> {
+    let given = headers.get("x-auth-confirm").and_then(|value| value.to_str().ok());
+    let confirmed = match given {
+        Some(password) => verify_password(password.to_owned(), session.user.password_hash.clone()).await?,
+        None => false,
+    };
+    if !confirmed {
+        let principal = Some(Principal::user(session.user.id));
+        let reason = format!("{what}: X-Auth-Confirm missing or wrong");
+        record_failure(state, &session.context, principal, Some(session.user.org_id), &reason).await?;
+        return Err(ApiError::Forbidden(
+            "re-enter your account password in the X-Auth-Confirm header".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// DELETE /v1/auth/token: this token is refused from the next request on, and so is its
 /// sign-in: the refresh token it came with, and every access token issued in it. A token
 /// exchanged for an API key ends alone; the key is revoked at its own endpoint.
@@ -280,6 +319,97 @@ fn session_sign_in(state: &AppState, session: &HumanSession) -> Option<Uuid> {
             .projector
             .read(|models| models.directory.is_sign_in_of(session.user.id, *sid))
     })
+}
+
+#[derive(Deserialize)]
+pub struct DeleteAccountRequest {
+    confirmation: String,
+}
+
+/// What the body of DELETE /v1/auth/me must confirm, word for word.
+const DELETE_CONFIRMATION: &str = "DELETE MY ACCOUNT";
+
+/// How often a deletion starts over because a vault was created while it shredded keys.
+const DELETION_ATTEMPTS: usize = 8;
+
+/// DELETE /v1/auth/me: the account is deleted, and with it what its organization (which
+/// the sign-up founded, and which has no other member) holds, in one append: every vault
+/// (its keys destroyed first), every agent deactivated, the enrollments awaiting the
+/// human's decision denied, and every token, refresh token and API key of theirs refused
+/// from the next request on; the email can found a new account. The log keeps every event.
+///
+/// Only a human signed in with their password, who re-enters it (`X-Auth-Confirm`), may:
+/// not with an API key nor a token exchanged for one (a leaked automation key must not
+/// destroy everything), nor with the token of a sign-up or of the web pages.
+pub async fn delete_me(
+    State(state): State<AppState>,
+    session: HumanSession,
+    headers: HeaderMap,
+    body: Result<Body<DeleteAccountRequest>, ApiError>,
+) -> Result<StatusCode, ApiError> {
+    if session_sign_in(&state, &session).is_none() {
+        return Err(ApiError::Forbidden(
+            "deleting an account takes the token of a sign-in with its password (POST /v1/auth/token), \
+             not an API key nor a token exchanged for one"
+                .into(),
+        ));
+    }
+    let Body(request) = body?;
+    if request.confirmation != DELETE_CONFIRMATION {
+        return Err(ApiError::BadRequest(format!(
+            "confirmation must be \"{DELETE_CONFIRMATION}\""
+        )));
+    }
+    confirm_password(&state, &session, &headers, "account deletion").await?;
+    let (user_id, now) = (session.user.id, session.context.now);
+    let mut shredded = HashSet::new();
+    for _ in 0..DELETION_ATTEMPTS {
+        // Decided before any key goes, since shredding cannot be undone: a refusal (the
+        // organization has other members) destroys nothing.
+        let (_, vaults) = state.projector.read(|models| account_deletion(models, user_id, now))?;
+        let unshredded: Vec<VaultId> = vaults.into_iter().filter(|id| !shredded.contains(id)).collect();
+        vaults::shred(&state, unshredded.iter().copied()).await?;
+        shredded.extend(unshredded);
+        let (_, complete) = state
+            .commands
+            .decide_with(&session.metadata(), |models| {
+                let (changes, vaults) = account_deletion(models, user_id, now)?;
+                // A vault created since its keys went: nothing is appended, and the
+                // deletion starts over to shred its keys too.
+                if vaults.iter().all(|id| shredded.contains(id)) {
+                    Ok((changes, true))
+                } else {
+                    Ok((Vec::new(), false))
+                }
+            })
+            .await?;
+        if complete {
+            return Ok(StatusCode::NO_CONTENT);
+        }
+    }
+    Err(ApiError::Conflict(
+        "vaults kept being created while the account was being deleted; retry".into(),
+    ))
+}
+
+/// The decision to delete `user`'s account on `models`, and the vaults it deletes.
+fn account_deletion(
+    models: &ReadModels,
+    user: UserId,
+    now: DateTime<Utc>,
+) -> Result<(Vec<Change>, Vec<VaultId>), DomainError> {
+    let directory = &models.directory;
+    let user = directory.user(user).ok_or(DomainError::NotFound("user"))?;
+    let vaults = directory.vaults_of(user.org_id);
+    let vault_ids = vaults.iter().map(|vault| vault.id).collect();
+    let deletion = user::AccountDeletion {
+        user,
+        members: directory.members(user.org_id).map(|member| member.id).collect(),
+        vaults,
+        agents: directory.agents_of(user.org_id),
+        enrollments: models.enrollments.naming(&user.email),
+    };
+    Ok((user::delete_account(deletion, now)?, vault_ids))
 }
 
 #[derive(Serialize)]

@@ -78,7 +78,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/auth/signup", post(auth::signup))
         .route("/v1/auth/token", post(auth::login).delete(auth::logout))
         .route("/v1/auth/refresh", post(auth::refresh))
-        .route("/v1/auth/me", get(auth::me).patch(auth::update_me))
+        .route(
+            "/v1/auth/me",
+            get(auth::me).patch(auth::update_me).delete(auth::delete_me),
+        )
         .route("/v1/auth/change-password", post(auth::change_password))
         .route("/v1/auth/jwt-public-key", get(auth::jwt_public_key))
         .route("/.well-known/jwks.json", get(auth::jwks))

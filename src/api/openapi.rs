@@ -27,6 +27,7 @@ pub const IMPLEMENTED: &[(&str, &str)] = &[
     ("post", "/v1/auth/refresh"),
     ("get", "/v1/auth/me"),
     ("patch", "/v1/auth/me"),
+    ("delete", "/v1/auth/me"),
     ("post", "/v1/auth/change-password"),
     ("get", "/v1/auth/jwt-public-key"),
     ("get", "/.well-known/jwks.json"),
@@ -504,6 +505,12 @@ fn own_responses() -> Vec<(&'static str, &'static str, &'static str, Value)> {
         ),
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}}
     });
+    let problem = |description: &str| {
+        json!({
+            "description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}}
+        })
+    };
     vec![
         (
             "post",
@@ -512,6 +519,21 @@ fn own_responses() -> Vec<(&'static str, &'static str, &'static str, Value)> {
             unprocessable.clone(),
         ),
         ("post", "/v1/agents/{agent_id}/transactions/sign", "422", unprocessable),
+        (
+            "delete",
+            "/v1/auth/me",
+            "403",
+            problem(concat!(
+                "Not the token of a sign-in with a password (an API key, a token exchanged for one, an ",
+                "agent), or X-Auth-Confirm (the account's password) missing or wrong.",
+            )),
+        ),
+        (
+            "delete",
+            "/v1/auth/me",
+            "409",
+            problem("The organization has other members: its vaults and agents are theirs too."),
+        ),
     ]
 }
 

@@ -9,7 +9,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
 use domain::AgentId;
-use domain::authz::Principal;
 use domain::change::{Change, DomainError};
 use domain::signing_key::{self, AgentSigningKeys, NewKey, SigningKey};
 use domain::wei::Wei;
@@ -20,7 +19,7 @@ use zeroize::Zeroizing;
 
 use super::AppState;
 use super::agents::{agent_or_its_humans, visible_agent};
-use super::auth::{record_failure, verify_password};
+use super::auth::confirm_password;
 use super::chains::{enabled_chain, enabled_chains};
 use super::extract::{Body, PathParams, QueryParams};
 use super::problem::ApiError;
@@ -130,25 +129,6 @@ pub async fn list(
     Ok(Json(SigningKeyListResponse { keys }))
 }
 
-/// The password a human re-enters (`X-Auth-Confirm`) before a private key crosses the
-/// API; a wrong one is audited as an authentication failure.
-async fn confirm_password(state: &AppState, session: &HumanSession, headers: &HeaderMap) -> Result<(), ApiError> {
-    let given = headers.get("x-auth-confirm").and_then(|value| value.to_str().ok());
-    let confirmed = match given {
-        Some(password) => verify_password(password.to_owned(), session.user.password_hash.clone()).await?,
-        None => false,
-    };
-    if !confirmed {
-        let principal = Some(Principal::user(session.user.id));
-        let reason = "signing key: X-Auth-Confirm missing or wrong";
-        record_failure(state, &session.context, principal, Some(session.user.org_id), reason).await?;
-        return Err(ApiError::Forbidden(
-            "re-enter your account password in the X-Auth-Confirm header".into(),
-        ));
-    }
-    Ok(())
-}
-
 /// Checks that a private key of the agent's `chain` family may cross the API for this
 /// human, in either direction; the family.
 async fn confirmed_for(
@@ -160,7 +140,8 @@ async fn confirmed_for(
 ) -> Result<&'static str, ApiError> {
     visible_agent(state, session, agent_id)?;
     let family = signing_key::family(chain)?;
-    confirm_password(state, session, headers).await?;
+    // The password a human re-enters before a private key crosses the API.
+    confirm_password(state, session, headers, "signing key").await?;
     Ok(family)
 }
 

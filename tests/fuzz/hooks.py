@@ -2,7 +2,11 @@
 
 Authentication: every request carries a bearer token of the user the Rust test signed up
 (KEYWARD_FUZZ_BASE_URL, KEYWARD_FUZZ_EMAIL, KEYWARD_FUZZ_PASSWORD). DELETE /v1/auth/token
-revokes the token it is called with, so it gets a fresh one of its own each time; every
+revokes the token it is called with, so it gets a fresh one of its own each time; DELETE
+/v1/auth/me may delete the account it is called for, so it gets an account of its own each
+time, signed up for it, with that account's password re-entered in X-Auth-Confirm (a wrong
+one would count as a refused credential, and enough of them make keyward refuse every
+sign-in from the fuzzer's address for a while: a sign-in refused so waits as told). Every
 other operation shares one session token, logged in again if a 401 says it was revoked.
 
 Checks, on top of schemathesis's not_a_server_error:
@@ -12,6 +16,8 @@ Checks, on top of schemathesis's not_a_server_error:
 
 import json
 import os
+import time
+import uuid
 
 import requests
 import schemathesis
@@ -21,13 +27,32 @@ EMAIL = os.environ["KEYWARD_FUZZ_EMAIL"]
 PASSWORD = os.environ["KEYWARD_FUZZ_PASSWORD"]
 
 
-def _login():
-    response = requests.post(
-        f"{BASE_URL}/v1/auth/token", json={"email": EMAIL, "password": PASSWORD}, timeout=10
-    )
+def _login(email=EMAIL, password=PASSWORD):
+    # The fuzzing presents wrong credentials (API keys, refresh tokens, passwords) often
+    # enough to use up the address's allowance of refusals, after which keyward hears no
+    # sign-in from it until one refusal's worth returns: wait as it says, within reason.
+    for _ in range(10):
+        response = requests.post(
+            f"{BASE_URL}/v1/auth/token", json={"email": email, "password": password}, timeout=10
+        )
+        if response.status_code != 429:
+            break
+        time.sleep(int(response.headers.get("Retry-After", "1")))
     if response.status_code != 200:
         raise RuntimeError(f"fuzz hooks: login failed: {response.status_code} {response.text}")
     return response.json()["access_token"]
+
+
+def _throwaway_account():
+    """A new account, signed in: (its sign-in token, its password)."""
+    email = f"fuzz-{uuid.uuid4().hex}@example.com"
+    password = f"throwaway {uuid.uuid4().hex}"
+    response = requests.post(
+        f"{BASE_URL}/v1/auth/signup", json={"email": email, "password": password}, timeout=10
+    )
+    if response.status_code not in (200, 201):
+        raise RuntimeError(f"fuzz hooks: sign-up failed: {response.status_code} {response.text}")
+    return _login(email, password), password
 
 
 def _set_bearer(case, token):
@@ -47,7 +72,20 @@ class ThrowawayToken:
         _set_bearer(case, data)
 
 
-@schemathesis.auth().skip_for(method="DELETE", path="/v1/auth/token")
+@schemathesis.auth(refresh_interval=None).apply_to(method="DELETE", path="/v1/auth/me")
+class ThrowawayAccount:
+    """An account that the call about to be made may delete, and its password."""
+
+    def get(self, case, ctx):
+        return _throwaway_account()
+
+    def set(self, case, data, ctx):
+        token, password = data
+        _set_bearer(case, token)
+        case.headers["X-Auth-Confirm"] = password
+
+
+@schemathesis.auth().skip_for(method="DELETE", path_regex="^/v1/auth/(token|me)$")
 class SessionToken:
     def get(self, case, ctx):
         return _login()
