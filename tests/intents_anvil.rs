@@ -222,6 +222,65 @@ async fn fifty_concurrent_tenths_under_a_one_eth_daily_limit_send_exactly_one_et
     assert_eq!(chain::balance(&world.recipient).await, ETH);
 }
 
+/// Another intents agent of the world's human, allowed to read the same signing key: its
+/// id and token.
+async fn agent_sharing_the_key(world: &World) -> (String, String) {
+    let api = &world.api;
+    let body = json!({"name": "second trader", "intents_api_enabled": true});
+    let (status, created) = api.call("POST", "/v1/agents", Some(&world.human), Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let agent_id = created["agent"]["id"].as_str().unwrap().to_owned();
+    let policy = json!({
+        "secret_path_pattern": "keys/*", "principal_type": "agent",
+        "principal_id": agent_id, "permissions": ["read"],
+    });
+    let policies = format!("/v1/vaults/{}/policies", world.vault);
+    let (status, _) = api.call("POST", &policies, Some(&world.human), Some(policy)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let exchange = json!({"api_key": created["api_key"]});
+    let (_, token) = api.call("POST", "/v1/auth/agent-token", None, Some(exchange)).await;
+    (agent_id, token["access_token"].as_str().unwrap().to_owned())
+}
+
+/// Two agents signing with one key at once: the key's nonces are reserved in one place
+/// (its sender's stream, at an expected version), so no two transactions take one nonce,
+/// none is refused by the node or replaces another, and every one is mined.
+#[tokio::test]
+async fn two_agents_signing_with_one_key_at_once_never_take_the_same_nonce() {
+    let world = world(TestDb::postgres().await, json!({}), &[]).await;
+    let (second_id, second_token) = agent_sharing_the_key(&world).await;
+    let each = 12u64;
+    let second_url = format!("/v1/agents/{second_id}/transactions");
+    let firsts = (0..each).map(|_| submit(&world, transfer(&world, "0.01")));
+    let seconds = (0..each).map(|_| {
+        world
+            .api
+            .call("POST", &second_url, Some(&second_token), Some(transfer(&world, "0.01")))
+    });
+    let (firsts, seconds) =
+        futures::future::join(futures::future::join_all(firsts), futures::future::join_all(seconds)).await;
+    let results: Vec<(StatusCode, Value)> = firsts.into_iter().chain(seconds).collect();
+    for (status, tx) in &results {
+        assert_eq!(
+            (*status, tx["status"].as_str()),
+            (StatusCode::CREATED, Some("broadcast")),
+            "{tx}"
+        );
+    }
+    let mut nonces: Vec<u64> = results.iter().map(|(_, tx)| tx["nonce"].as_u64().unwrap()).collect();
+    nonces.sort();
+    assert_eq!(
+        nonces,
+        (0..2 * each).collect::<Vec<u64>>(),
+        "one nonce each, none skipped"
+    );
+    wait_until_mined(&world.signer, 2 * each).await;
+    for (_, tx) in &results {
+        assert_eq!(chain::mined_status(tx["tx_hash"].as_str().unwrap()).await, 1);
+    }
+    assert_eq!(chain::balance(&world.recipient).await, u128::from(2 * each) * ETH / 100);
+}
+
 #[tokio::test]
 async fn a_refused_broadcast_spends_nothing_and_leaves_no_gap_that_strands_later_transactions() {
     let world = world(TestDb::sqlite(), json!({"tx_daily_limit_eth": "0.05"}), &[]).await;

@@ -136,6 +136,9 @@ event_vocabulary!(
     ChainRemoved = "chain.removed",
     /// The proxy signed a transaction for an agent: its nonce and value are reserved.
     TransactionSigned = "transaction.signed",
+    /// A signed transaction holds its nonce, on its sender's stream: whichever agent signs
+    /// with a key, its nonces are reserved in one place.
+    NonceReserved = "transaction.nonce_reserved",
     /// The chain's node accepted a signed transaction.
     TransactionBroadcast = "transaction.broadcast",
     /// The node refused it: nonce and value are released.
@@ -563,6 +566,16 @@ pub struct TransactionSigned {
     /// nonce are reserved all the same.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sign_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NonceReserved {
+    pub tx_id: Uuid,
+    pub agent_id: AgentId,
+    pub chain_id: u64,
+    /// The sender's address, lowercase 0x-hex.
+    pub from: String,
+    pub nonce: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

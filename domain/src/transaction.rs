@@ -1,6 +1,7 @@
 //! An agent's transactions as its stream records them: what was signed, with which nonce
-//! and value, and what became of it. Spend and nonces are read from here, under the agent
-//! stream's expected version, so concurrent submissions cannot overspend or reuse a nonce.
+//! and value, and what became of it. Spend is read from here under the agent stream's
+//! expected version, and nonces under their sender's stream's (agents may share a key),
+//! so concurrent submissions cannot overspend or reuse a nonce.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -10,7 +11,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::change::stream;
-use crate::events::TransactionSigned;
+use crate::events::{NonceReserved, TransactionSigned};
 use crate::ids::AgentId;
 use crate::stream::StreamId;
 use crate::suffix_sums::SuffixSums;
@@ -20,6 +21,24 @@ use crate::wei::Wei;
 /// its own: outcomes never contend with the reservations on the agent's stream.
 pub fn transaction_stream(tx_id: Uuid) -> StreamId {
     stream("transaction", tx_id)
+}
+
+/// Every nonce reserved for one sender (a key's address) on one chain, by whichever agent
+/// signs with that key: its expected version keeps two agents sharing a key, on one
+/// replica or several, from reserving the same nonce.
+pub fn sender_stream(chain_id: u64, from: &str) -> StreamId {
+    stream("sender", format!("{chain_id}-{}", from.to_ascii_lowercase()))
+}
+
+/// What a signed transaction records on its sender's stream: the nonce it holds.
+pub fn nonce_reserved(signed: &TransactionSigned) -> NonceReserved {
+    NonceReserved {
+        tx_id: signed.tx_id,
+        agent_id: signed.agent_id,
+        chain_id: signed.chain_id,
+        from: signed.from.to_ascii_lowercase(),
+        nonce: signed.nonce,
+    }
 }
 
 /// Refusals and simulations: audit records that reserve nothing, kept off the agent's
@@ -125,6 +144,36 @@ struct SenderNonces {
     released: BTreeSet<u64>,
 }
 
+/// The nonces held and released per chain and sender: one agent's (in its history), or
+/// every agent's (what a decision reserves from, since agents may share a key).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NonceBook {
+    senders: HashMap<(u64, String), SenderNonces>,
+}
+
+impl NonceBook {
+    /// `record` holds its nonce, or (signed failed) has released it.
+    pub fn record(&mut self, record: &TransactionRecord) {
+        let nonces = self.senders.entry(sender(record.chain_id, &record.from)).or_default();
+        if record.holds_reservation() {
+            nonces.held.insert(record.nonce);
+        } else {
+            nonces.released.insert(record.nonce);
+        }
+    }
+
+    /// `record`'s broadcast failed: its nonce is free again.
+    pub fn release(&mut self, record: &TransactionRecord) {
+        let nonces = self.senders.entry(sender(record.chain_id, &record.from)).or_default();
+        nonces.held.remove(&record.nonce);
+        nonces.released.insert(record.nonce);
+    }
+
+    fn of(&self, chain_id: u64, from: &str) -> Option<&SenderNonces> {
+        self.senders.get(&sender(chain_id, from))
+    }
+}
+
 /// One agent's transactions in signing order, indexed for the questions decisions ask:
 /// by id, by Idempotency-Key, and the nonces per chain and sender. Records' `signed_at`
 /// never decreases along the log, so the spend window is a suffix.
@@ -133,7 +182,7 @@ pub struct TransactionHistory {
     records: Vec<TransactionRecord>,
     by_id: HashMap<Uuid, usize>,
     by_idempotency_key: HashMap<String, usize>,
-    nonces: HashMap<(u64, String), SenderNonces>,
+    nonces: NonceBook,
     /// What each record holds against the daily limit, in record order: its value, zero
     /// once its broadcast failed.
     held: SuffixSums,
@@ -148,20 +197,23 @@ impl TransactionHistory {
         self.by_id.get(&id).map(|&at| &self.records[at])
     }
 
+    /// The nonces this agent's own transactions hold or released.
+    pub fn nonces(&self) -> &NonceBook {
+        &self.nonces
+    }
+
     pub fn push(&mut self, record: TransactionRecord) {
         let at = self.records.len();
         self.by_id.insert(record.id, at);
         if let Some(key) = &record.idempotency_key {
             self.by_idempotency_key.insert(key.clone(), at);
         }
-        let nonces = self.nonces.entry(sender(record.chain_id, &record.from)).or_default();
-        if record.holds_reservation() {
-            nonces.held.insert(record.nonce);
-            self.held.push(counted(record.value));
+        self.nonces.record(&record);
+        self.held.push(if record.holds_reservation() {
+            counted(record.value)
         } else {
-            nonces.released.insert(record.nonce);
-            self.held.push(0);
-        }
+            0
+        });
         self.records.push(record);
     }
 
@@ -182,9 +234,7 @@ impl TransactionHistory {
         }
         record.status = TxStatus::Failed;
         record.error = Some(error.to_owned());
-        let nonces = self.nonces.entry(sender(record.chain_id, &record.from)).or_default();
-        nonces.held.remove(&record.nonce);
-        nonces.released.insert(record.nonce);
+        self.nonces.release(record);
     }
 }
 
@@ -199,17 +249,34 @@ fn sender(chain_id: u64, from: &str) -> (u64, String) {
 }
 
 /// An agent's transactions as a decision sees them: its history in the log, then those
-/// decided earlier in the same turn and not yet appended (a handful). Borrowed, never
-/// copied; every question is answered from the history's indexes, not by a scan.
+/// decided earlier in the same turn and not yet appended (a handful); and the nonces
+/// held in the log, the agent's own or every agent's. Borrowed, never copied; every
+/// question is answered from the indexes, not by a scan.
 #[derive(Debug, Clone, Copy)]
 pub struct Ledger<'a> {
     logged: &'a TransactionHistory,
+    nonces: &'a NonceBook,
     this_turn: &'a [TransactionRecord],
 }
 
 impl<'a> Ledger<'a> {
+    /// The agent's history, its nonces those of its own transactions.
     pub fn new(logged: &'a TransactionHistory, this_turn: &'a [TransactionRecord]) -> Self {
-        Self { logged, this_turn }
+        Self::with_nonces(logged, &logged.nonces, this_turn)
+    }
+
+    /// The agent's history, with the nonces of every agent's transactions: a key the agent
+    /// signs with may be another agent's too.
+    pub fn with_nonces(
+        logged: &'a TransactionHistory,
+        nonces: &'a NonceBook,
+        this_turn: &'a [TransactionRecord],
+    ) -> Self {
+        Self {
+            logged,
+            nonces,
+            this_turn,
+        }
     }
 
     fn of_sender_this_turn(self, chain_id: u64, from: &str) -> impl Iterator<Item = &'a TransactionRecord> {
@@ -250,9 +317,8 @@ impl<'a> Ledger<'a> {
 
     /// Whether a live transaction from `from` on `chain_id` holds `nonce`.
     pub fn holds_nonce(self, chain_id: u64, from: &str, nonce: u64) -> bool {
-        self.logged
-            .nonces
-            .get(&sender(chain_id, from))
+        self.nonces
+            .of(chain_id, from)
             .is_some_and(|nonces| nonces.held.contains(&nonce))
             || self.of_sender_this_turn(chain_id, from).any(|r| r.nonce == nonce)
     }
@@ -263,7 +329,7 @@ impl<'a> Ledger<'a> {
     /// node reports as pending. A released nonce at or past the fresh one is never taken:
     /// it would open a gap of its own (a failed send with an explicit nonce far ahead).
     pub fn next_nonce(self, chain_id: u64, from: &str, chain_pending: u64) -> u64 {
-        let logged = self.logged.nonces.get(&sender(chain_id, from));
+        let logged = self.nonces.of(chain_id, from);
         let after_held = logged
             .and_then(|nonces| nonces.held.last())
             .into_iter()
@@ -404,6 +470,33 @@ mod tests {
             "taking 10 would strand it behind 1 to 9"
         );
         assert_eq!(ledger.next_nonce(31337, "0xabc", 10), 10, "the node has reached it");
+    }
+
+    #[test]
+    fn every_agents_nonces_keep_an_agent_off_a_nonce_another_agent_holds_with_the_same_key() {
+        let mine = record(0, TxStatus::Broadcast, "1", now());
+        let theirs = record(1, TxStatus::Signed, "1", now());
+        assert_ne!(mine.agent_id, theirs.agent_id);
+        let own = history(std::slice::from_ref(&mine));
+        let mut every_agents = NonceBook::default();
+        every_agents.record(&mine);
+        every_agents.record(&theirs);
+        assert_eq!(
+            Ledger::new(&own, &[]).next_nonce(31337, "0xabc", 0),
+            1,
+            "its own history alone does not know the other agent's nonce"
+        );
+        let ledger = Ledger::with_nonces(&own, &every_agents, &[]);
+        assert!(ledger.holds_nonce(31337, "0xABC", 1));
+        assert_eq!(ledger.next_nonce(31337, "0xabc", 0), 2);
+        every_agents.release(&theirs);
+        assert_eq!(
+            Ledger::with_nonces(&own, &every_agents, &[]).next_nonce(31337, "0xabc", 0),
+            1,
+            "a nonce the other agent's failed broadcast released"
+        );
+        assert_eq!(sender_stream(31337, "0xABC"), sender_stream(31337, "0xabc"));
+        assert_ne!(sender_stream(31337, "0xabc"), sender_stream(1, "0xabc"));
     }
 
     #[test]

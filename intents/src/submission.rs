@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use domain::AgentId;
 use domain::agent::Agent;
 use domain::events::{TransactionRejected, TransactionSigned};
-use domain::transaction::{Ledger, RequestDigest, TransactionHistory, TransactionRecord, TxStatus};
+use domain::transaction::{Ledger, NonceBook, RequestDigest, TransactionHistory, TransactionRecord, TxStatus};
 use domain::wei::Wei;
 use serde_json::json;
 use uuid::Uuid;
@@ -248,20 +248,27 @@ fn lower_hex(address: Address) -> String {
 }
 
 /// One agent's submissions, decided one after another on the agent's transactions in the
-/// log plus those reserved earlier in the same turn.
+/// log plus those reserved earlier in the same turn, their nonces beside every nonce any
+/// agent's transactions hold (agents may sign with one key).
 pub struct InTurn<'a> {
     agent: &'a Agent,
     logged: &'a TransactionHistory,
+    nonces: &'a NonceBook,
     this_turn: Vec<TransactionRecord>,
 }
 
 impl<'a> InTurn<'a> {
-    pub fn new(agent: &'a Agent, logged: &'a TransactionHistory) -> Self {
+    pub fn new(agent: &'a Agent, logged: &'a TransactionHistory, nonces: &'a NonceBook) -> Self {
         Self {
             agent,
             logged,
+            nonces,
             this_turn: Vec::new(),
         }
+    }
+
+    fn ledger(&self) -> Ledger<'_> {
+        Ledger::with_nonces(self.logged, self.nonces, &self.this_turn)
     }
 
     /// The transaction an earlier request with the ask's Idempotency-Key made, if any,
@@ -279,7 +286,7 @@ impl<'a> InTurn<'a> {
         if !self.agent.can_authenticate(now) || !self.agent.settings.intents_api_enabled {
             return Err(Refusal::Disabled);
         }
-        let ledger = Ledger::new(self.logged, &self.this_turn);
+        let ledger = self.ledger();
         if let Some(earlier) = ask
             .idempotency_key
             .and_then(|idempotency_key| ledger.by_idempotency_key(idempotency_key, now))
@@ -319,7 +326,7 @@ impl<'a> InTurn<'a> {
         if let Some(earlier) = self.screen(&submission.ask(), now)? {
             return Ok(Decided::Repeat(earlier));
         }
-        let ledger = Ledger::new(self.logged, &self.this_turn);
+        let ledger = self.ledger();
         let to = lower_hex(submission.to);
         let from = lower_hex(from);
         let nonce = match submission.nonce {
@@ -443,7 +450,7 @@ mod tests {
     }
 
     fn decide(agent: &Agent, logged: &TransactionHistory, submission: &Submission) -> Result<Decided, Refusal> {
-        InTurn::new(agent, logged).decide(submission, Address::repeat_byte(0x22), 0, now())
+        InTurn::new(agent, logged, logged.nonces()).decide(submission, Address::repeat_byte(0x22), 0, now())
     }
 
     #[test]
@@ -478,7 +485,7 @@ mod tests {
         let (signed, _) = reservation.sign(&key).unwrap();
         let mut logged = TransactionHistory::default();
         logged.push(TransactionRecord::signed(&signed, now()));
-        let turn = InTurn::new(&capped, &logged);
+        let turn = InTurn::new(&capped, &logged, logged.nonces());
 
         let repeat = submission("0.1", Some("k1"));
         assert_eq!(
@@ -487,7 +494,7 @@ mod tests {
             "not yet broadcast"
         );
         logged.mark_broadcast(first.tx_id);
-        let turn = InTurn::new(&capped, &logged);
+        let turn = InTurn::new(&capped, &logged, logged.nonces());
         assert_eq!(turn.screen(&repeat.ask(), now()), Ok(Some(first.tx_id)));
         assert_eq!(
             turn.screen(&repeat.ask(), now() + IDEMPOTENCY_WINDOW),
@@ -611,7 +618,7 @@ mod tests {
         let first = submission("0.1", Some("k1"));
         let mut logged = logged_in_flight(&anyone, &first);
         logged.mark_broadcast(first.tx_id);
-        let turn = InTurn::new(&anyone, &logged);
+        let turn = InTurn::new(&anyone, &logged, logged.nonces());
         assert_eq!(
             turn.screen(&submission("0.1", Some("k1")).ask(), now()),
             Ok(Some(first.tx_id)),
@@ -646,7 +653,7 @@ mod tests {
         let anyone = agent(|_| {});
         let first = submission("0.1", Some("k1"));
         let logged = logged_in_flight(&anyone, &first);
-        let turn = InTurn::new(&anyone, &logged);
+        let turn = InTurn::new(&anyone, &logged, logged.nonces());
         assert_eq!(
             turn.screen(&submission("0.2", Some("k1")).ask(), now()),
             Err(Refusal::IdempotencyKeyReused)
@@ -661,7 +668,7 @@ mod tests {
     fn a_turn_refuses_another_request_under_a_key_it_reserved_for_one() {
         let anyone = agent(|_| {});
         let logged = TransactionHistory::default();
-        let mut turn = InTurn::new(&anyone, &logged);
+        let mut turn = InTurn::new(&anyone, &logged, logged.nonces());
         let from = Address::repeat_byte(0x22);
         assert!(matches!(
             turn.decide(&submission("0.1", Some("k1")), from, 0, now()),
@@ -686,7 +693,7 @@ mod tests {
         let mut logged = TransactionHistory::default();
         logged.push(TransactionRecord::signed(&signed, now()));
         logged.mark_broadcast(first.tx_id);
-        let turn = InTurn::new(&anyone, &logged);
+        let turn = InTurn::new(&anyone, &logged, logged.nonces());
         assert_eq!(
             turn.screen(&submission("0.2", Some("k1")).ask(), now()),
             Ok(Some(first.tx_id))

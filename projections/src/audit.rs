@@ -254,6 +254,12 @@ fn describe(event: &Event) -> (&'static str, &'static str, String, Value) {
                 "signing_key_path": e.signing_key_path,
             }),
         ),
+        Event::NonceReserved(e) => (
+            "transaction.nonce_reserve",
+            "transaction",
+            e.tx_id.to_string(),
+            json!({"agent_id": e.agent_id, "chain_id": e.chain_id, "from": e.from, "nonce": e.nonce}),
+        ),
         Event::TransactionBroadcast(e) => (
             "transaction.broadcast",
             "transaction",

@@ -337,6 +337,7 @@ impl DomainModel for Directory {
             | Event::SecretReadDenied(_)
             | Event::SecretDeleted(_)
             | Event::SecretVersionDisabled(_)
+            | Event::NonceReserved(_)
             | Event::TransactionBroadcast(_)
             | Event::TransactionFailed(_)
             | Event::TransactionRejected(_)

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use domain::events::Event;
-use domain::transaction::{TransactionHistory, TransactionRecord, TxStatus};
+use domain::transaction::{NonceBook, TransactionHistory, TransactionRecord, TxStatus};
 use domain::{AgentId, RecordedEvent};
 use uuid::Uuid;
 
@@ -13,6 +13,8 @@ use crate::DomainModel;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Transactions {
     by_agent: HashMap<AgentId, TransactionHistory>,
+    /// Every agent's nonces per chain and sender: agents may sign with one key.
+    nonces: NonceBook,
 }
 
 static NO_HISTORY: LazyLock<TransactionHistory> = LazyLock::new(TransactionHistory::default);
@@ -20,6 +22,11 @@ static NO_HISTORY: LazyLock<TransactionHistory> = LazyLock::new(TransactionHisto
 impl Transactions {
     pub fn history(&self, agent: AgentId) -> &TransactionHistory {
         self.by_agent.get(&agent).unwrap_or(&NO_HISTORY)
+    }
+
+    /// The nonces every agent's transactions hold or released, per chain and sender.
+    pub fn nonces(&self) -> &NonceBook {
+        &self.nonces
     }
 
     pub fn of(&self, agent: AgentId) -> &[TransactionRecord] {
@@ -42,11 +49,11 @@ impl Transactions {
 impl DomainModel for Transactions {
     fn apply(&mut self, recorded: &RecordedEvent, event: &Event) {
         match event {
-            Event::TransactionSigned(signed) => self
-                .by_agent
-                .entry(signed.agent_id)
-                .or_default()
-                .push(TransactionRecord::signed(signed, recorded.recorded_at)),
+            Event::TransactionSigned(signed) => {
+                let record = TransactionRecord::signed(signed, recorded.recorded_at);
+                self.nonces.record(&record);
+                self.by_agent.entry(signed.agent_id).or_default().push(record);
+            }
             Event::TransactionBroadcast(broadcast) => {
                 if let Some(history) = self.by_agent.get_mut(&broadcast.agent_id) {
                     history.mark_broadcast(broadcast.tx_id);
@@ -55,6 +62,9 @@ impl DomainModel for Transactions {
             Event::TransactionFailed(failed) => {
                 if let Some(history) = self.by_agent.get_mut(&failed.agent_id) {
                     history.mark_failed(failed.tx_id, &failed.error);
+                    if let Some(record) = history.get(failed.tx_id) {
+                        self.nonces.release(record);
+                    }
                 }
             }
             _ => {}

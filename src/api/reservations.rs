@@ -9,13 +9,15 @@
 //! half-made, and a decided reservation is always answered and, unless sign-only, handed
 //! to the broadcaster.
 
+use std::collections::{BTreeMap, HashMap};
+
 use chrono::{DateTime, Utc};
 use domain::agent::agent_stream;
 use domain::change::DomainError;
 use domain::event::ExpectedVersion;
 use domain::events::Event;
-use domain::transaction::intents_activity_stream;
-use domain::{AgentId, Metadata, NewEvent};
+use domain::transaction::{intents_activity_stream, nonce_reserved, sender_stream};
+use domain::{AgentId, Metadata, NewEvent, StreamId};
 use intents::submission::{self, Decided, InTurn, Refusal, Submission};
 use intents::{Address, PrivateKey, Rpc, SignedTx};
 use tokio::sync::oneshot;
@@ -157,21 +159,36 @@ async fn decide_turn(
 type Decisions = (Vec<StreamAppend>, Vec<Result<Made, Refusal>>);
 
 /// Each ticket decided in turn on the agent's state as read now, then signed: the
-/// reservations for the agent's stream, the refusals for its activity stream, and every
-/// ticket's outcome.
+/// reservations for the agent's stream, the nonces they hold for their senders' streams
+/// (at the versions the decision read: another agent signing with the same key, here or
+/// on another replica, makes the turn decide again), the refusals for its activity
+/// stream, and every ticket's outcome.
 fn decide_all(state: &AppState, agent_id: AgentId, tickets: &[Ticket]) -> Result<Decisions, ApiError> {
     // Decided under the read models' lock, borrowing the agent's history.
-    let (version, decisions) = state.projector.read(|models| {
+    let (version, sender_versions, decisions) = state.projector.read(|models| {
         let agent = models.directory.agent(agent_id).ok_or(DomainError::NotFound("agent"))?;
-        let mut turn = InTurn::new(agent, models.transactions.history(agent_id));
+        let transactions = &models.transactions;
+        let mut turn = InTurn::new(agent, transactions.history(agent_id), transactions.nonces());
         let decisions: Vec<_> = tickets
             .iter()
             .map(|ticket| turn.decide(&ticket.submission, ticket.from, ticket.chain_pending_nonce, ticket.now))
             .collect();
-        Ok::<_, DomainError>((agent.version, decisions))
+        let sender_versions: HashMap<StreamId, ExpectedVersion> = tickets
+            .iter()
+            .map(|ticket| {
+                let stream = sender_stream(ticket.submission.chain_id, &ticket.from.to_string());
+                let expected = models
+                    .streams
+                    .stream(stream.as_str())
+                    .map_or(ExpectedVersion::NoStream, |entry| ExpectedVersion::Exact(entry.version));
+                (stream, expected)
+            })
+            .collect();
+        Ok::<_, DomainError>((agent.version, sender_versions, decisions))
     })?;
     // Signed outside it: signatures are the costly part, and need no history.
     let mut signed = Vec::new();
+    let mut nonces_held: BTreeMap<StreamId, Vec<NewEvent>> = BTreeMap::new();
     let mut rejected = Vec::new();
     let mut outcomes = Vec::with_capacity(tickets.len());
     for (ticket, decided) in tickets.iter().zip(decisions) {
@@ -180,6 +197,10 @@ fn decide_all(state: &AppState, agent_id: AgentId, tickets: &[Ticket]) -> Result
                 // Never for a key that parsed; the nonces after it would leave a gap, so
                 // the whole turn fails and nothing is appended.
                 let (event, tx) = reservation.sign(&ticket.key).map_err(ApiError::internal)?;
+                nonces_held
+                    .entry(sender_stream(event.chain_id, &event.from))
+                    .or_default()
+                    .push(encoded(nonce_reserved(&event), &ticket.metadata)?);
                 signed.push(encoded(event, &ticket.metadata)?);
                 Ok(Made::Signed(tx))
             }
@@ -198,6 +219,16 @@ fn decide_all(state: &AppState, agent_id: AgentId, tickets: &[Ticket]) -> Result
             stream: agent_stream(agent_id),
             expected: ExpectedVersion::Exact(version),
             events: signed,
+        });
+    }
+    for (stream, events) in nonces_held {
+        let expected = *sender_versions
+            .get(&stream)
+            .ok_or_else(|| ApiError::internal("a signed transaction's sender was not read with the turn"))?;
+        parts.push(StreamAppend {
+            stream,
+            expected,
+            events,
         });
     }
     if !rejected.is_empty() {

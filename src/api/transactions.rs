@@ -588,7 +588,8 @@ async fn screen(
             .directory
             .agent(agent_id)
             .ok_or_else(|| ApiError::NotFound("agent not found".into()))?;
-        Ok::<_, ApiError>(InTurn::new(agent, models.transactions.history(agent_id)).screen(ask, now))
+        let transactions = &models.transactions;
+        Ok::<_, ApiError>(InTurn::new(agent, transactions.history(agent_id), transactions.nonces()).screen(ask, now))
     })?;
     match screened {
         Ok(earlier) => Ok(earlier),
