@@ -1112,3 +1112,103 @@ async fn deleting_the_account_ends_every_credential_and_vault_and_frees_the_emai
             .all(|(_, status, _)| *status == StatusCode::OK)
     );
 }
+
+/// Today every org has one member, its owner: the rules that must hold once invitations
+/// come are those a lone owner meets. They cannot demote nor remove themselves (the last
+/// owner), setting the role they have changes nothing and appends nothing, another org's
+/// user is as good as absent, and an agent manages no member.
+#[tokio::test]
+async fn the_last_owner_cannot_step_down_or_leave_and_strangers_are_not_found() {
+    let db = TestDb::sqlite();
+    let api = Api::start(&db).await;
+    let token = api.signup("ada@example.com", "correct horse").await;
+    let (_, me) = api.call("GET", "/v1/auth/me", Some(&token), None).await;
+    let ada = me["id"].as_str().unwrap().to_owned();
+    let bob_token = api.signup("bob@example.com", "correct horse").await;
+    let (_, bob) = api.call("GET", "/v1/auth/me", Some(&bob_token), None).await;
+    let bob = bob["id"].as_str().unwrap().to_owned();
+    let (_, agent) = api
+        .call("POST", "/v1/agents", Some(&token), Some(json!({"name": "bot"})))
+        .await;
+    let (status, agent_token) = api
+        .call(
+            "POST",
+            "/v1/auth/agent-token",
+            None,
+            Some(json!({"api_key": agent["api_key"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{agent_token}");
+    let agent_token = agent_token["access_token"].as_str().unwrap().to_owned();
+    let own = format!("/v1/org/members/{ada}");
+    let head = || async { api.call("GET", "/v1/health", None, None).await.1["log_position"].clone() };
+    let (_, members_before) = api.call("GET", "/v1/org/members", Some(&token), None).await;
+    let before = head().await;
+
+    for role in ["admin", "member"] {
+        let (status, problem) = api.call("PATCH", &own, Some(&token), Some(json!({"role": role}))).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+        assert_eq!(
+            problem["detail"],
+            "the organization must keep at least one owner: make another member an owner first"
+        );
+    }
+    let (status, problem) = api.call("DELETE", &own, Some(&token), None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert_eq!(
+        problem["detail"],
+        "you are the organization's last owner: it must keep one. To leave it for good, delete the account \
+         with DELETE /v1/auth/me"
+    );
+
+    // The role the owner has already: the member, and nothing appended.
+    let (status, member) = api
+        .call("PATCH", &own, Some(&token), Some(json!({"role": "owner"})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{member}");
+    assert_eq!(member, members_before["members"][0]);
+    assert_eq!(
+        (member["id"].as_str(), member["role"].as_str(), member["email"].as_str()),
+        (Some(ada.as_str()), Some("owner"), Some("ada@example.com"))
+    );
+
+    // Another org's user, and an id that is not one: 404, whatever is asked.
+    for path in [format!("/v1/org/members/{bob}"), "/v1/org/members/not-a-uuid".into()] {
+        let (status, problem) = api
+            .call("PATCH", &path, Some(&token), Some(json!({"role": "member"})))
+            .await;
+        assert_eq!(
+            (status, problem["detail"].as_str()),
+            (StatusCode::NOT_FOUND, Some("member not found")),
+            "PATCH {path}"
+        );
+        let (status, problem) = api.call("DELETE", &path, Some(&token), None).await;
+        assert_eq!(
+            (status, problem["detail"].as_str()),
+            (StatusCode::NOT_FOUND, Some("member not found")),
+            "DELETE {path}"
+        );
+    }
+
+    for body in [json!({"role": "superuser"}), json!({}), json!({"role": 1})] {
+        let (status, problem) = api.call("PATCH", &own, Some(&token), Some(body.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {problem}");
+    }
+
+    let (status, problem) = api
+        .call("PATCH", &own, Some(&agent_token), Some(json!({"role": "member"})))
+        .await;
+    assert_eq!(
+        (status, problem["detail"].as_str()),
+        (StatusCode::FORBIDDEN, Some("this endpoint is for human accounts"))
+    );
+    let (status, _) = api.call("DELETE", &own, Some(&agent_token), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    assert_eq!(head().await, before, "a refused or idle membership change appended");
+    let (_, members_after) = api.call("GET", "/v1/org/members", Some(&token), None).await;
+    assert_eq!(members_after, members_before);
+    assert_eq!(members_after["members"][0]["role"], "owner");
+    let (status, _) = api.call("GET", "/v1/auth/me", Some(&bob_token), None).await;
+    assert_eq!(status, StatusCode::OK, "bob is untouched");
+}

@@ -105,6 +105,12 @@ event_vocabulary!(
     /// A human deleted their account (DELETE /v1/auth/me): every credential of theirs is
     /// refused from now on. Their organization's vaults and agents end in the same append.
     AccountDeleted = "user.deleted",
+    /// An owner or admin changed a member's role; on the org's stream, so that two changes
+    /// decided at once cannot both take its last owner.
+    MemberRoleChanged = "org.member_role_changed",
+    /// An owner or admin removed a member: every credential of theirs is refused from now
+    /// on, as a deleted account's, and their email is released in the same append.
+    MemberRemoved = "org.member_removed",
     AgentRegistered = "agent.registered",
     AgentUpdated = "agent.updated",
     /// The agent's API key was replaced; tokens issued with the old one are refused.
@@ -392,6 +398,21 @@ pub struct AccountDeleted {
     pub user_id: UserId,
     /// The organization the account founded, whose vaults and agents went with it.
     pub org_id: OrgId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRoleChanged {
+    pub org_id: OrgId,
+    pub user_id: UserId,
+    pub role: OrgRole,
+    pub by: UserId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRemoved {
+    pub org_id: OrgId,
+    pub user_id: UserId,
+    pub by: UserId,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

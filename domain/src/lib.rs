@@ -15,6 +15,7 @@ pub mod events;
 pub mod evm_chain;
 pub mod ids;
 pub mod mail;
+pub mod membership;
 pub mod policy;
 pub mod secret;
 pub mod secret_path;

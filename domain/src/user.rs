@@ -200,6 +200,17 @@ pub fn sign_out(user: UserId, token_id: Uuid, expires_at: DateTime<Utc>, sign_in
     change
 }
 
+/// Frees `user`'s email for a new account, as their account ends (deleted, or removed
+/// from its organization).
+pub fn release_email(user: &User) -> Change {
+    // Only a sign-up writes to the stream otherwise, and none can while it is claimed.
+    Change::new(
+        email_stream(&user.email),
+        ExpectedVersion::Any,
+        EmailReleased { user_id: user.id },
+    )
+}
+
 /// What deleting an account ends, as the decision finds it.
 pub struct AccountDeletion<'a> {
     pub user: &'a User,
@@ -238,12 +249,7 @@ pub fn delete_account(deletion: AccountDeletion<'_>, now: DateTime<Utc>) -> Resu
                 org_id: user.org_id,
             },
         ),
-        // Only a sign-up writes to the stream otherwise, and none can while it is claimed.
-        Change::new(
-            email_stream(&user.email),
-            ExpectedVersion::Any,
-            EmailReleased { user_id: user.id },
-        ),
+        release_email(user),
     ];
     changes.extend(
         deletion

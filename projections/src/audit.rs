@@ -168,6 +168,18 @@ fn describe(event: &Event) -> (&'static str, &'static str, String, Value) {
             e.user_id.to_string(),
             json!({"org_id": e.org_id}),
         ),
+        Event::MemberRoleChanged(e) => (
+            "org.member_role_change",
+            "user",
+            e.user_id.to_string(),
+            json!({"org_id": e.org_id, "role": e.role, "by": e.by}),
+        ),
+        Event::MemberRemoved(e) => (
+            "org.member_remove",
+            "user",
+            e.user_id.to_string(),
+            json!({"org_id": e.org_id, "by": e.by}),
+        ),
         Event::ApiKeyCreated(e) => (
             "api_key.create",
             "api_key",

@@ -10,8 +10,9 @@ use domain::authz::PathPattern;
 use domain::authz::Policy;
 use domain::email::Email;
 use domain::events::{
-    AccountDeleted, AgentAuthenticated, AgentDeactivated, AgentKeyRotated, AgentUpdated, Event, OrgCreated,
-    PolicyGranted, PolicyRevoked, PolicyUpdated, RefreshFamilyRevoked, SignedOut, TransactionSigned,
+    AccountDeleted, AgentAuthenticated, AgentDeactivated, AgentKeyRotated, AgentUpdated, Event, MemberRemoved,
+    MemberRoleChanged, OrgCreated, PolicyGranted, PolicyRevoked, PolicyUpdated, RefreshFamilyRevoked, SignedOut,
+    TransactionSigned,
 };
 use domain::user::{RefreshToken, User, UserApiKey};
 use domain::vault::Vault;
@@ -155,6 +156,32 @@ impl Directory {
     }
 }
 
+impl Directory {
+    /// A deleted account or a removed member: every credential of the user goes with them.
+    /// A token of theirs names no user any more, their refresh tokens, sign-ins and API
+    /// keys no longer resolve, and the email is free for a new account.
+    fn forget_user(&mut self, user_id: UserId, org_id: OrgId) {
+        if let Some(user) = self.users.remove(&user_id)
+            && self.users_by_email.get(&user.email) == Some(&user_id)
+        {
+            self.users_by_email.remove(&user.email);
+        }
+        if let Some(org) = self.orgs.get_mut(&org_id) {
+            org.members.retain(|member| *member != user_id);
+        }
+        self.refresh_tokens.retain(|_, token| token.user_id != user_id);
+        self.sign_ins.retain(|_, user| *user != user_id);
+        let api_keys_by_hash = &mut self.api_keys_by_hash;
+        self.api_keys.retain(|_, key| {
+            let keep = key.user_id != user_id;
+            if !keep {
+                api_keys_by_hash.remove(&key.key_hash);
+            }
+            keep
+        });
+    }
+}
+
 impl DomainModel for Directory {
     fn apply(&mut self, recorded: &RecordedEvent, event: &Event) {
         let (at, version) = (recorded.recorded_at, recorded.stream_version);
@@ -220,28 +247,14 @@ impl DomainModel for Directory {
                     user.apply(event, version);
                 }
             }
-            Event::AccountDeleted(AccountDeleted { user_id, org_id }) => {
-                // Every credential of the user goes with them: a token of theirs names no
-                // user any more, their refresh tokens, sign-ins and API keys no longer
-                // resolve, and the email is free for a new account.
-                if let Some(user) = self.users.remove(user_id)
-                    && self.users_by_email.get(&user.email) == Some(user_id)
-                {
-                    self.users_by_email.remove(&user.email);
+            Event::AccountDeleted(AccountDeleted { user_id, org_id })
+            | Event::MemberRemoved(MemberRemoved { user_id, org_id, .. }) => self.forget_user(*user_id, *org_id),
+            Event::MemberRoleChanged(MemberRoleChanged { user_id, role, .. }) => {
+                // The role lives on the user; the event is on the org's stream, so the
+                // user's stream version stays where it is.
+                if let Some(user) = self.users.get_mut(user_id) {
+                    user.role = *role;
                 }
-                if let Some(org) = self.orgs.get_mut(org_id) {
-                    org.members.retain(|member| member != user_id);
-                }
-                self.refresh_tokens.retain(|_, token| token.user_id != *user_id);
-                self.sign_ins.retain(|_, user| user != user_id);
-                let api_keys_by_hash = &mut self.api_keys_by_hash;
-                self.api_keys.retain(|_, key| {
-                    let keep = key.user_id != *user_id;
-                    if !keep {
-                        api_keys_by_hash.remove(&key.key_hash);
-                    }
-                    keep
-                });
             }
             Event::ProfileUpdated(domain::events::ProfileUpdated { user_id, .. })
             | Event::UserAuthenticated(domain::events::UserAuthenticated { user_id, .. }) => {
@@ -500,6 +513,96 @@ mod tests {
                 .map(|s| s.version),
             Some(3),
             "claimed, released, claimed"
+        );
+    }
+
+    /// A role changed is on the user at once; a removed member's credentials are refused
+    /// as a deleted account's, and their email is free. No endpoint adds a second member to
+    /// an org yet, so the second one's sign-up names the first one's org here.
+    #[test]
+    fn a_members_role_changes_on_the_user_and_a_removed_member_leaves_no_credential() {
+        use domain::events::{OrgRole, UserSignedUp};
+        use domain::membership::{self, Membership};
+
+        let mut log = Log::default();
+        let ada = log.sign_up("ada@example.com", 1);
+        let org = OrgId(Uuid::from_u128(2));
+        let bob = UserId(Uuid::from_u128(10));
+        let bob_email = Email::parse("bob@example.com").unwrap();
+        let joined = UserSignedUp {
+            user_id: bob,
+            org_id: org,
+            email: bob_email.clone(),
+            display_name: "bob".into(),
+            role: OrgRole::Member,
+            password_hash: "hash".into(),
+        };
+        let key = CreateApiKey {
+            key_id: ApiKeyId(Uuid::from_u128(11)),
+            name: "ci".into(),
+            key_hash: "key of bob".into(),
+            key_prefix: "1ck_".into(),
+            scopes: Vec::new(),
+            expires_at: None,
+        };
+        let key = user::create_api_key(bob, key, log.now()).unwrap();
+        let issued = user::issue_refresh_token(bob, Uuid::from_u128(12), "refresh of bob".into(), log.now());
+        log.append(vec![
+            Change::new(user::user_stream(bob), ExpectedVersion::NoStream, joined),
+            key,
+            issued,
+        ]);
+        fn decide(log: &Log, ada: UserId, bob: UserId, org: OrgId) -> Membership<'_> {
+            let directory = &log.models.directory;
+            Membership {
+                actor: directory.user(ada).unwrap(),
+                target: directory.user(bob).unwrap(),
+                owners: 1,
+                org_version: log
+                    .models
+                    .streams
+                    .stream(user::org_stream(org).as_str())
+                    .unwrap()
+                    .version,
+            }
+        }
+
+        let change = membership::change_role(decide(&log, ada, bob, org), OrgRole::Admin)
+            .unwrap()
+            .unwrap();
+        log.append(vec![change]);
+        let directory = &log.models.directory;
+        assert_eq!(
+            directory.user(bob).map(|user| (user.role, user.version)),
+            Some((OrgRole::Admin, 3))
+        );
+        assert_eq!(
+            directory
+                .members(org)
+                .map(|user| (user.id, user.role))
+                .collect::<Vec<_>>(),
+            vec![(ada, OrgRole::Owner), (bob, OrgRole::Admin)]
+        );
+
+        let changes = membership::remove_member(decide(&log, ada, bob, org)).unwrap();
+        log.append(changes);
+        let directory = &log.models.directory;
+        assert_eq!(
+            directory.members(org).map(|user| user.id).collect::<Vec<_>>(),
+            vec![ada]
+        );
+        assert_eq!(directory.user(bob), None);
+        assert_eq!(directory.user_by_email(&bob_email), None);
+        assert_eq!(directory.api_key_by_hash("key of bob"), None);
+        assert_eq!(directory.refresh_token("refresh of bob"), None);
+        assert!(!directory.is_sign_in_of(bob, Uuid::from_u128(12)));
+        assert!(!directory.is_session_live(bob, Uuid::from_u128(11), log.now()));
+        assert!(directory.user(ada).is_some());
+        // The address can found a new account.
+        let again = log.sign_up("bob@example.com", 20);
+        assert_eq!(
+            log.models.directory.user_by_email(&bob_email).map(|user| user.id),
+            Some(again)
         );
     }
 }

@@ -145,6 +145,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/agents/{agent_id}/transactions/sign", post(transactions::sign))
         .route("/v1/org/members", get(org::members))
+        .route(
+            "/v1/org/members/{user_id}",
+            axum::routing::patch(org::update_role).delete(org::remove),
+        )
         .route("/v1/authz/explain", post(explain::explain))
         .route("/v1/audit/events", get(audit::events))
         .route("/v1/audit/verify", get(audit::verify))

@@ -61,6 +61,8 @@ pub const IMPLEMENTED: &[(&str, &str)] = &[
     ("post", "/v1/agents/enrollments/{enrollment_id}/approve"),
     ("post", "/v1/agents/enrollments/{enrollment_id}/deny"),
     ("get", "/v1/org/members"),
+    ("patch", "/v1/org/members/{user_id}"),
+    ("delete", "/v1/org/members/{user_id}"),
     ("post", "/v1/authz/explain"),
     ("get", "/v1/audit/events"),
     ("get", "/v1/audit/verify"),
@@ -511,7 +513,7 @@ fn own_responses() -> Vec<(&'static str, &'static str, &'static str, Value)> {
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}}
         })
     };
-    vec![
+    let mut responses = vec![
         (
             "post",
             "/v1/agents/{agent_id}/transactions",
@@ -534,7 +536,43 @@ fn own_responses() -> Vec<(&'static str, &'static str, &'static str, Value)> {
             "409",
             problem("The organization has other members: its vaults and agents are theirs too."),
         ),
-    ]
+        (
+            "patch",
+            "/v1/org/members/{user_id}",
+            "400",
+            problem("The body is not an UpdateMemberRoleRequest, or the role is not owner, admin or member."),
+        ),
+    ];
+    for method in ["patch", "delete"] {
+        let path = "/v1/org/members/{user_id}";
+        responses.extend([
+            (
+                method,
+                path,
+                "403",
+                problem(concat!(
+                    "Not a human owner or admin of the organization (an agent, a member, a scoped API key ",
+                    "or a token issued for one), or an admin making, changing or removing an owner.",
+                )),
+            ),
+            (
+                method,
+                path,
+                "404",
+                problem("No member of the caller's organization has this id."),
+            ),
+            (
+                method,
+                path,
+                "409",
+                problem(concat!(
+                    "The member is the organization's last owner: it must keep one. The last owner leaves ",
+                    "by deleting the account (DELETE /v1/auth/me).",
+                )),
+            ),
+        ]);
+    }
+    responses
 }
 
 fn enrollment_id_parameter() -> Value {
