@@ -37,6 +37,8 @@ use crate::crypto::{CryptoError, SealedValue};
 const MAX_VALUE_BYTES: usize = 256 * 1024;
 /// A write is retried this often when another write to the path came first.
 const WRITE_ATTEMPTS: usize = 3;
+/// How often a deletion shreds again for writes that kept landing before it gives up (409).
+const DELETE_ATTEMPTS: usize = 8;
 
 #[derive(Deserialize)]
 pub struct PutSecretRequest {
@@ -645,25 +647,39 @@ pub async fn delete(
     {
         return Err(ApiError::NotFound("secret not found".into()));
     }
-    // Keys first: once the log says deleted, no value may be recoverable, whatever happens
-    // after.
-    state
-        .envelope
-        .shred_secret(vault_id, path.as_str())
-        .await
-        .map_err(ApiError::internal)?;
     let by = caller.principal();
-    state
-        .commands
-        .decide(&caller.metadata(), |models| {
-            let secret = models
-                .secrets
-                .secret(vault_id, &path)
-                .ok_or(DomainError::NotFound("secret"))?;
-            Ok(vec![secret::delete(secret, by)])
-        })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    for _ in 0..DELETE_ATTEMPTS {
+        // Keys first: once the log says deleted, no value may be recoverable, whatever
+        // happens after. A write appended since the versions were read brought a key the
+        // shredding may not have seen: then nothing is appended, and the keys go again.
+        let shredded_through = state
+            .projector
+            .read(|models| models.secrets.stream_version(vault_id, &path));
+        state
+            .envelope
+            .shred_secret(vault_id, path.as_str())
+            .await
+            .map_err(ApiError::internal)?;
+        let (_, deleted) = state
+            .commands
+            .decide_with(&caller.metadata(), |models| {
+                let secret = models
+                    .secrets
+                    .secret(vault_id, &path)
+                    .ok_or(DomainError::NotFound("secret"))?;
+                if models.secrets.stream_version(vault_id, &path) != shredded_through {
+                    return Ok((Vec::new(), false));
+                }
+                Ok((vec![secret::delete(secret, by)], true))
+            })
+            .await?;
+        if deleted {
+            return Ok(StatusCode::NO_CONTENT);
+        }
+    }
+    Err(ApiError::Conflict(
+        "the secret kept being written while it was being deleted; retry".into(),
+    ))
 }
 
 /// GET /v1/vaults/{id}/secrets: metadata of the secrets the caller may read or write,
