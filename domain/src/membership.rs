@@ -102,7 +102,7 @@ mod tests {
 
     use super::*;
     use crate::email::Email;
-    use crate::events::{EmailReleased, Event, UserSignedUp};
+    use crate::events::{EmailReleased, UserSignedUp};
     use crate::ids::{OrgId, UserId};
     use crate::user::email_stream;
 
@@ -241,26 +241,22 @@ mod tests {
     fn removing_a_member_releases_their_email_in_the_same_decision() {
         let (owner, plain) = (member(1, OrgRole::Owner), member(3, OrgRole::Member));
         let changes = remove_member(membership(&owner, &plain, 1)).unwrap();
-        let summary: Vec<_> = changes
-            .iter()
-            .map(|change| (change.stream.clone(), change.expected, change.events.clone()))
-            .collect();
         assert_eq!(
-            summary,
+            changes,
             vec![
-                (
+                Change::new(
                     org_stream(ORG),
                     ExpectedVersion::Exact(4),
-                    vec![Event::from(MemberRemoved {
+                    MemberRemoved {
                         org_id: ORG,
                         user_id: plain.id,
                         by: owner.id
-                    })]
+                    }
                 ),
-                (
+                Change::new(
                     email_stream(&plain.email),
                     ExpectedVersion::Any,
-                    vec![Event::from(EmailReleased { user_id: plain.id })]
+                    EmailReleased { user_id: plain.id }
                 ),
             ]
         );

@@ -586,55 +586,45 @@ mod tests {
             now,
         )
         .unwrap();
-        let summary: Vec<_> = changes
-            .iter()
-            .map(|change| (change.stream.clone(), change.expected, change.events.clone()))
-            .collect();
         assert_eq!(
-            summary,
+            changes,
             vec![
-                (
+                Change::new(
                     user_stream(user.id),
                     ExpectedVersion::Exact(7),
-                    vec![
-                        AccountDeleted {
-                            user_id: user.id,
-                            org_id: org
-                        }
-                        .into()
-                    ]
+                    AccountDeleted {
+                        user_id: user.id,
+                        org_id: org
+                    }
                 ),
-                (
+                Change::new(
                     email_stream(&user.email),
                     ExpectedVersion::Any,
-                    vec![EmailReleased { user_id: user.id }.into()]
+                    EmailReleased { user_id: user.id }
                 ),
-                (
+                Change::new(
                     crate::vault::vault_stream(vaults[0].id),
                     ExpectedVersion::Exact(3),
-                    vec![crate::events::VaultDeleted { vault_id: vaults[0].id }.into()]
+                    crate::events::VaultDeleted { vault_id: vaults[0].id }
                 ),
-                (
+                Change::new(
                     crate::vault::vault_stream(vaults[1].id),
                     ExpectedVersion::Exact(1),
-                    vec![crate::events::VaultDeleted { vault_id: vaults[1].id }.into()]
+                    crate::events::VaultDeleted { vault_id: vaults[1].id }
                 ),
                 // The active agent only: the other one is deactivated already.
-                (
+                Change::new(
                     agent::agent_stream(agents[0].id),
                     ExpectedVersion::Exact(4),
-                    vec![crate::events::AgentDeactivated { agent_id: agents[0].id }.into()]
+                    crate::events::AgentDeactivated { agent_id: agents[0].id }
                 ),
-                (
+                Change::new(
                     pending.stream.clone(),
                     ExpectedVersion::Exact(1),
-                    vec![
-                        crate::events::EnrollmentDenied {
-                            enrollment_id: pending.id,
-                            denied_by: user.id
-                        }
-                        .into()
-                    ]
+                    crate::events::EnrollmentDenied {
+                        enrollment_id: pending.id,
+                        denied_by: user.id
+                    }
                 ),
             ]
         );
