@@ -155,9 +155,7 @@ async fn refused_credentials_run_out_per_client_and_stop_growing_the_log() {
         "a client out of refusals is not heard, so guessing slows to one every 5 seconds"
     );
     // Refresh tokens cannot be guessed, but each refusal was audited: they count too.
-    let (status, _) = api
-        .call("POST", "/v1/auth/refresh", None, Some(json!({"refresh_token": "x"})))
-        .await;
+    let (status, _) = refresh(&api, "x").await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     let (_, trail) = api
         .call("GET", "/v1/audit/events?action=auth.failure", Some(&token), None)
@@ -559,19 +557,9 @@ async fn a_refresh_token_works_once_and_its_reuse_revokes_the_sign_in() {
     let db = TestDb::sqlite();
     let api = Api::start(&db).await;
     api.signup("ada@example.com", "correct horse").await;
-    let (_, login) = api
-        .call(
-            "POST",
-            "/v1/auth/token",
-            None,
-            Some(json!({"email": "ada@example.com", "password": "correct horse"})),
-        )
-        .await;
-    let first = login["refresh_token"].as_str().unwrap().to_owned();
+    let (_, first) = sign_in(&api, "ada@example.com", "correct horse").await;
 
-    let (status, refreshed) = api
-        .call("POST", "/v1/auth/refresh", None, Some(json!({"refresh_token": first})))
-        .await;
+    let (status, refreshed) = refresh(&api, &first).await;
     assert_eq!(status, StatusCode::OK, "{refreshed}");
     let second = refreshed["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(second, first);
@@ -582,54 +570,62 @@ async fn a_refresh_token_works_once_and_its_reuse_revokes_the_sign_in() {
     );
 
     // The first token again: someone holds a copy, so the whole sign-in is refused.
-    let (status, _) = api
-        .call("POST", "/v1/auth/refresh", None, Some(json!({"refresh_token": first})))
-        .await;
+    let (status, _) = refresh(&api, &first).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         api.call("GET", "/v1/auth/me", Some(access), None).await.0,
         StatusCode::UNAUTHORIZED
     );
-    let (status, _) = api
-        .call("POST", "/v1/auth/refresh", None, Some(json!({"refresh_token": second})))
-        .await;
+    let (status, _) = refresh(&api, &second).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _) = api
-        .call(
-            "POST",
-            "/v1/auth/refresh",
-            None,
-            Some(json!({"refresh_token": "rt_made_up"})),
-        )
-        .await;
+    let (status, _) = refresh(&api, "rt_made_up").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+/// Presents `refresh_token` at POST /v1/auth/refresh.
+async fn refresh(api: &Api, refresh_token: &str) -> (StatusCode, serde_json::Value) {
+    api.call(
+        "POST",
+        "/v1/auth/refresh",
+        None,
+        Some(json!({"refresh_token": refresh_token})),
+    )
+    .await
+}
+
+/// A refresh token for the next (access token, refresh token) of its sign-in.
+async fn refreshed(api: &Api, refresh_token: &str) -> (String, String) {
+    let (status, answer) = refresh(api, refresh_token).await;
+    session_tokens(status, &answer)
+}
+
+/// POST /v1/auth/token with email and password.
+async fn log_in(api: &Api, email: &str, password: &str) -> (StatusCode, serde_json::Value) {
+    api.call(
+        "POST",
+        "/v1/auth/token",
+        None,
+        Some(json!({"email": email, "password": password})),
+    )
+    .await
 }
 
 /// Signs in with email and password: (access token, refresh token).
 async fn sign_in(api: &Api, email: &str, password: &str) -> (String, String) {
-    let (status, login) = api
-        .call(
-            "POST",
-            "/v1/auth/token",
-            None,
-            Some(json!({"email": email, "password": password})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{login}");
-    let token = |name: &str| login[name].as_str().unwrap().to_owned();
+    let (status, answer) = log_in(api, email, password).await;
+    session_tokens(status, &answer)
+}
+
+/// The (access token, refresh token) of a sign-in's answer, which must be 200.
+fn session_tokens(status: StatusCode, answer: &serde_json::Value) -> (String, String) {
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let token = |name: &str| answer[name].as_str().unwrap().to_owned();
     (token("access_token"), token("refresh_token"))
 }
 
 /// Every access token of a sign-in, and its refresh token, are refused.
-async fn assert_signed_out(api: &Api, access_tokens: [&str; 2], refresh: &str) {
-    let (status, _) = api
-        .call(
-            "POST",
-            "/v1/auth/refresh",
-            None,
-            Some(json!({"refresh_token": refresh})),
-        )
-        .await;
+async fn assert_signed_out(api: &Api, access_tokens: [&str; 2], refresh_token: &str) {
+    let (status, _) = refresh(api, refresh_token).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "the sign-in's refresh token");
     for token in access_tokens {
         let (status, _) = api.call("GET", "/v1/auth/me", Some(token), None).await;
@@ -648,24 +644,14 @@ async fn logging_out_ends_the_sign_in_and_its_refresh_token() {
     api.signup("ada@example.com", "correct horse").await;
     let (first_access, first_refresh) = sign_in(&api, "ada@example.com", "correct horse").await;
     let (elsewhere_access, elsewhere_refresh) = sign_in(&api, "ada@example.com", "correct horse").await;
-    let (status, refreshed) = api
-        .call(
-            "POST",
-            "/v1/auth/refresh",
-            None,
-            Some(json!({"refresh_token": first_refresh})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{refreshed}");
-    let access = refreshed["access_token"].as_str().unwrap().to_owned();
-    let refresh = refreshed["refresh_token"].as_str().unwrap().to_owned();
+    let (access, later_refresh) = refreshed(&api, &first_refresh).await;
 
     assert_eq!(
         api.call("DELETE", "/v1/auth/token", Some(&access), None).await.0,
         StatusCode::NO_CONTENT
     );
 
-    assert_signed_out(&api, [&access, &first_access], &refresh).await;
+    assert_signed_out(&api, [&access, &first_access], &later_refresh).await;
     // The other sign-in carries on, and the trail says who signed out.
     let (status, events) = api
         .call(
@@ -681,7 +667,7 @@ async fn logging_out_ends_the_sign_in_and_its_refresh_token() {
     // Rebuilt from the log alone, the answers are the same.
     drop(api);
     let restarted = service.start().await;
-    assert_signed_out(&restarted, [&access, &first_access], &refresh).await;
+    assert_signed_out(&restarted, [&access, &first_access], &later_refresh).await;
     assert_eq!(
         restarted
             .call("GET", "/v1/auth/me", Some(&elsewhere_access), None)
@@ -689,14 +675,7 @@ async fn logging_out_ends_the_sign_in_and_its_refresh_token() {
             .0,
         StatusCode::OK
     );
-    let (status, _) = restarted
-        .call(
-            "POST",
-            "/v1/auth/refresh",
-            None,
-            Some(json!({"refresh_token": elsewhere_refresh})),
-        )
-        .await;
+    let (status, _) = refresh(&restarted, &elsewhere_refresh).await;
     assert_eq!(status, StatusCode::OK);
 }
 
@@ -710,17 +689,7 @@ async fn changing_the_password_ends_every_other_sign_in() {
     let api = service.start().await;
     api.signup("ada@example.com", "correct horse").await;
     let (stolen_access, stolen_refresh) = sign_in(&api, "ada@example.com", "correct horse").await;
-    let (status, refreshed) = api
-        .call(
-            "POST",
-            "/v1/auth/refresh",
-            None,
-            Some(json!({"refresh_token": stolen_refresh})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{refreshed}");
-    let later_access = refreshed["access_token"].as_str().unwrap().to_owned();
-    let later_refresh = refreshed["refresh_token"].as_str().unwrap().to_owned();
+    let (later_access, later_refresh) = refreshed(&api, &stolen_refresh).await;
     let (own_access, own_refresh) = sign_in(&api, "ada@example.com", "correct horse").await;
 
     let (status, _) = api
@@ -745,14 +714,7 @@ async fn changing_the_password_ends_every_other_sign_in() {
         restarted.call("GET", "/v1/auth/me", Some(&own_access), None).await.0,
         StatusCode::OK
     );
-    let (status, _) = restarted
-        .call(
-            "POST",
-            "/v1/auth/refresh",
-            None,
-            Some(json!({"refresh_token": own_refresh})),
-        )
-        .await;
+    let (status, _) = refresh(&restarted, &own_refresh).await;
     assert_eq!(
         status,
         StatusCode::OK,
@@ -1034,14 +996,7 @@ async fn deleting_the_account_ends_every_credential_and_vault_and_frees_the_emai
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
 
     assert_account_gone(&api, &ada).await;
-    let (status, _) = api
-        .call(
-            "POST",
-            "/v1/auth/token",
-            None,
-            Some(json!({"email": "ada@example.com", "password": "correct horse"})),
-        )
-        .await;
+    let (status, _) = log_in(&api, "ada@example.com", "correct horse").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "the old password");
     // Crypto-shredding: the vault's keys are gone, so its values in the log never open again.
     assert_eq!(vault_key_ids(&db, &ada.vault).await, Vec::<String>::new());
