@@ -34,15 +34,7 @@ async fn grant_read_revoke_deny_is_reviewable_at_every_moment() {
         )
         .await;
     let agent_id = agent["agent"]["id"].as_str().unwrap().to_owned();
-    let (_, token) = api
-        .call(
-            "POST",
-            "/v1/auth/agent-token",
-            None,
-            Some(json!({"api_key": agent["api_key"]})),
-        )
-        .await;
-    let agent_token = token["access_token"].as_str().unwrap().to_owned();
+    let agent_token = api.agent_token(agent["api_key"].as_str().unwrap()).await;
 
     let before_grant = Utc::now();
     let grant = json!({"secret_path_pattern": "api-keys/*", "principal_type": "agent", "principal_id": agent_id, "permissions": ["read"]});

@@ -116,11 +116,7 @@ async fn an_enrolled_agent_is_approved_by_email_and_reads_only_after_a_policy() 
     let api_key = api_key_in(&key_mail);
     assert_eq!(api_key, approved["api_key"].as_str().unwrap());
 
-    let (status, token) = api
-        .call("POST", "/v1/auth/agent-token", None, Some(json!({"api_key": api_key})))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{token}");
-    let token = token["access_token"].as_str().unwrap().to_owned();
+    let token = api.agent_token(&api_key).await;
     let secret_path = format!("/v1/vaults/{vault}/secrets/api-keys/stripe");
     let (status, _) = api.call("GET", &secret_path, Some(&token), None).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "a new agent has zero access");
@@ -141,10 +137,7 @@ async fn an_enrolled_agent_is_approved_by_email_and_reads_only_after_a_policy() 
     assert_eq!(status, StatusCode::CREATED, "{policy}");
     // A token's scope ceiling is what the agent's policies reached when it was issued: the
     // agent takes a new token to use the new grant.
-    let (_, token) = api
-        .call("POST", "/v1/auth/agent-token", None, Some(json!({"api_key": api_key})))
-        .await;
-    let token = token["access_token"].as_str().unwrap().to_owned();
+    let token = api.agent_token(&api_key).await;
     let (status, secret) = api.call("GET", &secret_path, Some(&token), None).await;
     assert_eq!(status, StatusCode::OK, "{secret}");
     assert_eq!(secret["value"], "sk-live-42");

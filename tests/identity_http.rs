@@ -797,16 +797,7 @@ async fn account_with_everything(api: &Api, email: &str) -> Account {
     assert_eq!(status, StatusCode::CREATED, "{agent}");
     let agent_id = agent["agent"]["id"].as_str().unwrap().to_owned();
     let agent_key = agent["api_key"].as_str().unwrap().to_owned();
-    let (status, token) = api
-        .call(
-            "POST",
-            "/v1/auth/agent-token",
-            None,
-            Some(json!({"api_key": agent_key})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{token}");
-    let agent_token = token["access_token"].as_str().unwrap().to_owned();
+    let agent_token = api.agent_token(&agent_key).await;
     let (status, key) = api
         .call("POST", "/v1/auth/api-keys", Some(&access), Some(json!({"name": "ci"})))
         .await;
@@ -1085,16 +1076,7 @@ async fn the_last_owner_cannot_step_down_or_leave_and_strangers_are_not_found() 
     let (_, agent) = api
         .call("POST", "/v1/agents", Some(&token), Some(json!({"name": "bot"})))
         .await;
-    let (status, agent_token) = api
-        .call(
-            "POST",
-            "/v1/auth/agent-token",
-            None,
-            Some(json!({"api_key": agent["api_key"]})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{agent_token}");
-    let agent_token = agent_token["access_token"].as_str().unwrap().to_owned();
+    let agent_token = api.agent_token(agent["api_key"].as_str().unwrap()).await;
     let own = format!("/v1/org/members/{ada}");
     let head = || async { api.call("GET", "/v1/health", None, None).await.1["log_position"].clone() };
     let (_, members_before) = api.call("GET", "/v1/org/members", Some(&token), None).await;

@@ -87,20 +87,13 @@ async fn world_with_chains(db: TestDb, settings: Value, chains: String) -> World
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
-    let (_, token) = api
-        .call(
-            "POST",
-            "/v1/auth/agent-token",
-            None,
-            Some(json!({"api_key": created["api_key"]})),
-        )
-        .await;
+    let token = api.agent_token(created["api_key"].as_str().unwrap()).await;
     World {
         env: vec![("KEYWARD_DATABASE_URL".into(), db.url())],
         api,
         human,
         agent_id,
-        agent: token["access_token"].as_str().unwrap().to_owned(),
+        agent: token,
         api_key: created["api_key"].as_str().unwrap().to_owned(),
         vault,
         key,
@@ -237,9 +230,8 @@ async fn agent_sharing_the_key(world: &World) -> (String, String) {
     let policies = format!("/v1/vaults/{}/policies", world.vault);
     let (status, _) = api.call("POST", &policies, Some(&world.human), Some(policy)).await;
     assert_eq!(status, StatusCode::CREATED);
-    let exchange = json!({"api_key": created["api_key"]});
-    let (_, token) = api.call("POST", "/v1/auth/agent-token", None, Some(exchange)).await;
-    (agent_id, token["access_token"].as_str().unwrap().to_owned())
+    let token = api.agent_token(created["api_key"].as_str().unwrap()).await;
+    (agent_id, token)
 }
 
 /// Two agents signing with one key at once: the key's nonces are reserved in one place
@@ -389,15 +381,7 @@ async fn a_key_path_in_several_vaults_signs_with_the_one_the_agent_may_read() {
     assert_eq!(status, StatusCode::CREATED);
 
     // A token issued since: its scopes come from the agent's policies, the new one's too.
-    let (_, token) = world
-        .api
-        .call(
-            "POST",
-            "/v1/auth/agent-token",
-            None,
-            Some(json!({"api_key": world.api_key})),
-        )
-        .await;
+    let token = world.api.agent_token(&world.api_key).await;
     let mut body = transfer(&world, "0.1");
     body["signing_key_path"] = json!("ops/signer");
     let (status, tx) = world
@@ -405,7 +389,7 @@ async fn a_key_path_in_several_vaults_signs_with_the_one_the_agent_may_read() {
         .call(
             "POST",
             &format!("/v1/agents/{}/transactions", world.agent_id),
-            token["access_token"].as_str(),
+            Some(&token),
             Some(body),
         )
         .await;
@@ -1320,10 +1304,7 @@ async fn an_asynchronous_answer_comes_before_the_node_and_what_was_queued_at_a_c
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let api = Api::new(Server::start(&env).await, data_dir);
     // The new process listens elsewhere, so tokens name another issuer: a new one.
-    let (_, token) = api
-        .call("POST", "/v1/auth/agent-token", None, Some(json!({"api_key": api_key})))
-        .await;
-    let agent = token["access_token"].as_str().unwrap().to_owned();
+    let agent = api.agent_token(&api_key).await;
 
     // The first, which anvil already has, counts as broadcast (sent again, the node refuses
     // it as known or its nonce as used); the second is sent now. Neither is failed.

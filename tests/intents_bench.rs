@@ -68,15 +68,7 @@ async fn proxy_versus_direct_transactions_per_second() {
         Some(json!({"secret_path_pattern": "keys/*", "principal_type": "agent", "principal_id": agent_id, "permissions": ["read"]})),
     )
     .await;
-    let (_, token) = api
-        .call(
-            "POST",
-            "/v1/auth/agent-token",
-            None,
-            Some(json!({"api_key": created["api_key"]})),
-        )
-        .await;
-    let token = token["access_token"].as_str().unwrap().to_owned();
+    let token = api.agent_token(created["api_key"].as_str().unwrap()).await;
     let recipient = chain::fresh_address();
     let url = api.server.url(&format!("/v1/agents/{agent_id}/transactions"));
     let body = json!({"chain": "anvil", "to": recipient, "value": "0.000001", "gas_price": GAS_PRICE.to_string()});

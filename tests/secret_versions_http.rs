@@ -69,16 +69,7 @@ async fn world(api: &Api) -> World {
 }
 
 async fn agent_token(api: &Api, world: &World) -> String {
-    let (status, token) = api
-        .call(
-            "POST",
-            "/v1/auth/agent-token",
-            None,
-            Some(json!({"api_key": world.agent_key})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{token}");
-    token["access_token"].as_str().unwrap().to_owned()
+    api.agent_token(&world.agent_key).await
 }
 
 fn versions_url(world: &World, path: &str) -> String {

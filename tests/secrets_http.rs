@@ -62,16 +62,7 @@ async fn grant(api: &Api, world: &World, pattern: &str, extra: Value) -> String 
 }
 
 async fn agent_token(api: &Api, world: &World) -> String {
-    let (status, token) = api
-        .call(
-            "POST",
-            "/v1/auth/agent-token",
-            None,
-            Some(json!({"api_key": world.agent_key})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{token}");
-    token["access_token"].as_str().unwrap().to_owned()
+    api.agent_token(&world.agent_key).await
 }
 
 async fn read(api: &Api, world: &World, token: &str, path: &str) -> (StatusCode, Value) {

@@ -44,19 +44,12 @@ async fn world(api: &Api) -> World {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
-    let (_, token) = api
-        .call(
-            "POST",
-            "/v1/auth/agent-token",
-            None,
-            Some(json!({"api_key": created["api_key"]})),
-        )
-        .await;
+    let token = api.agent_token(created["api_key"].as_str().unwrap()).await;
     World {
         human,
         human_email,
         vault,
-        agent: token["access_token"].as_str().unwrap().to_owned(),
+        agent: token,
         agent_id: agent_id.to_owned(),
         policy_id: policy["id"].as_str().unwrap().to_owned(),
     }

@@ -349,6 +349,20 @@ impl Api {
         client
     }
 
+    /// Exchanges an agent's API key for an access token.
+    pub async fn agent_token(&self, api_key: &str) -> String {
+        let (status, body) = self
+            .call(
+                "POST",
+                "/v1/auth/agent-token",
+                None,
+                Some(serde_json::json!({ "api_key": api_key })),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
     /// Signs a human up and returns their access token.
     pub async fn signup(&self, email: &str, password: &str) -> String {
         let (status, body) = self
