@@ -174,15 +174,24 @@ impl NonceBook {
     }
 }
 
+impl<'r> FromIterator<&'r TransactionRecord> for NonceBook {
+    fn from_iter<I: IntoIterator<Item = &'r TransactionRecord>>(records: I) -> Self {
+        let mut book = Self::default();
+        for record in records {
+            book.record(record);
+        }
+        book
+    }
+}
+
 /// One agent's transactions in signing order, indexed for the questions decisions ask:
-/// by id, by Idempotency-Key, and the nonces per chain and sender. Records' `signed_at`
+/// by id and by Idempotency-Key. Records' `signed_at`
 /// never decreases along the log, so the spend window is a suffix.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TransactionHistory {
     records: Vec<TransactionRecord>,
     by_id: HashMap<Uuid, usize>,
     by_idempotency_key: HashMap<String, usize>,
-    nonces: NonceBook,
     /// What each record holds against the daily limit, in record order: its value, zero
     /// once its broadcast failed.
     held: SuffixSums,
@@ -197,18 +206,12 @@ impl TransactionHistory {
         self.by_id.get(&id).map(|&at| &self.records[at])
     }
 
-    /// The nonces this agent's own transactions hold or released.
-    pub fn nonces(&self) -> &NonceBook {
-        &self.nonces
-    }
-
     pub fn push(&mut self, record: TransactionRecord) {
         let at = self.records.len();
         self.by_id.insert(record.id, at);
         if let Some(key) = &record.idempotency_key {
             self.by_idempotency_key.insert(key.clone(), at);
         }
-        self.nonces.record(&record);
         self.held.push(if record.holds_reservation() {
             counted(record.value)
         } else {
@@ -234,7 +237,6 @@ impl TransactionHistory {
         }
         record.status = TxStatus::Failed;
         record.error = Some(error.to_owned());
-        self.nonces.release(record);
     }
 }
 
@@ -250,7 +252,7 @@ fn sender(chain_id: u64, from: &str) -> (u64, String) {
 
 /// An agent's transactions as a decision sees them: its history in the log, then those
 /// decided earlier in the same turn and not yet appended (a handful); and the nonces
-/// held in the log, the agent's own or every agent's. Borrowed, never copied; every
+/// every agent's transactions in the log hold (agents may share a key). Borrowed, never copied; every
 /// question is answered from the indexes, not by a scan.
 #[derive(Debug, Clone, Copy)]
 pub struct Ledger<'a> {
@@ -260,18 +262,7 @@ pub struct Ledger<'a> {
 }
 
 impl<'a> Ledger<'a> {
-    /// The agent's history, its nonces those of its own transactions.
-    pub fn new(logged: &'a TransactionHistory, this_turn: &'a [TransactionRecord]) -> Self {
-        Self::with_nonces(logged, &logged.nonces, this_turn)
-    }
-
-    /// The agent's history, with the nonces of every agent's transactions: a key the agent
-    /// signs with may be another agent's too.
-    pub fn with_nonces(
-        logged: &'a TransactionHistory,
-        nonces: &'a NonceBook,
-        this_turn: &'a [TransactionRecord],
-    ) -> Self {
+    pub fn new(logged: &'a TransactionHistory, nonces: &'a NonceBook, this_turn: &'a [TransactionRecord]) -> Self {
         Self {
             logged,
             nonces,
@@ -370,6 +361,11 @@ mod tests {
         }
     }
 
+    /// The nonces `records` hold or released, as the log's every-agent book has them.
+    fn nonces_of(records: &[TransactionRecord]) -> NonceBook {
+        records.iter().collect()
+    }
+
     fn history(records: &[TransactionRecord]) -> TransactionHistory {
         let mut history = TransactionHistory::default();
         for record in records {
@@ -421,36 +417,39 @@ mod tests {
             record(3, TxStatus::Signed, "0.2", now()),
         ];
         assert_eq!(
-            Ledger::new(&history(&records), &[]).spent_before(now()),
+            Ledger::new(&history(&records), &nonces_of(&records), &[]).spent_before(now()),
             Wei::from_eth_str("0.5").unwrap()
         );
     }
 
     #[test]
     fn nonces_continue_reuse_released_ones_and_follow_the_chain() {
-        assert_eq!(Ledger::new(&history(&[]), &[]).next_nonce(31337, "0xabc", 4), 4);
+        assert_eq!(
+            Ledger::new(&history(&[]), &nonces_of(&[]), &[]).next_nonce(31337, "0xabc", 4),
+            4
+        );
         let records = [
             record(4, TxStatus::Broadcast, "1", now()),
             record(5, TxStatus::Failed, "1", now()),
             record(6, TxStatus::Broadcast, "1", now()),
         ];
         assert_eq!(
-            Ledger::new(&history(&records), &[]).next_nonce(31337, "0xABC", 4),
+            Ledger::new(&history(&records), &nonces_of(&records), &[]).next_nonce(31337, "0xABC", 4),
             5,
             "the gap left by a failure is filled first"
         );
         assert_eq!(
-            Ledger::new(&history(&records[..2]), &[]).next_nonce(31337, "0xabc", 5),
+            Ledger::new(&history(&records[..2]), &nonces_of(&records[..2]), &[]).next_nonce(31337, "0xabc", 5),
             5,
             "a failed last nonce is reused"
         );
         assert_eq!(
-            Ledger::new(&history(&records), &[]).next_nonce(31337, "0xabc", 9),
+            Ledger::new(&history(&records), &nonces_of(&records), &[]).next_nonce(31337, "0xabc", 9),
             9,
             "the node knows of later ones"
         );
         assert_eq!(
-            Ledger::new(&history(&records), &[]).next_nonce(1, "0xabc", 0),
+            Ledger::new(&history(&records), &nonces_of(&records), &[]).next_nonce(1, "0xabc", 0),
             0,
             "other chains count apart"
         );
@@ -463,7 +462,8 @@ mod tests {
             record(10, TxStatus::Failed, "1", now()),
         ];
         let logged = history(&records);
-        let ledger = Ledger::new(&logged, &[]);
+        let book = nonces_of(logged.records());
+        let ledger = Ledger::new(&logged, &book, &[]);
         assert_eq!(
             ledger.next_nonce(31337, "0xabc", 1),
             1,
@@ -482,16 +482,16 @@ mod tests {
         every_agents.record(&mine);
         every_agents.record(&theirs);
         assert_eq!(
-            Ledger::new(&own, &[]).next_nonce(31337, "0xabc", 0),
+            Ledger::new(&own, &nonces_of(own.records()), &[]).next_nonce(31337, "0xabc", 0),
             1,
             "its own history alone does not know the other agent's nonce"
         );
-        let ledger = Ledger::with_nonces(&own, &every_agents, &[]);
+        let ledger = Ledger::new(&own, &every_agents, &[]);
         assert!(ledger.holds_nonce(31337, "0xABC", 1));
         assert_eq!(ledger.next_nonce(31337, "0xabc", 0), 2);
         every_agents.release(&theirs);
         assert_eq!(
-            Ledger::with_nonces(&own, &every_agents, &[]).next_nonce(31337, "0xabc", 0),
+            Ledger::new(&own, &every_agents, &[]).next_nonce(31337, "0xabc", 0),
             1,
             "a nonce the other agent's failed broadcast released"
         );
@@ -505,12 +505,16 @@ mod tests {
         let mut reserved = record(5, TxStatus::Signed, "0.5", now());
         reserved.idempotency_key = Some("k1".into());
         let this_turn = [reserved];
-        let ledger = Ledger::new(&logged, &this_turn);
+        let book = nonces_of(logged.records());
+        let ledger = Ledger::new(&logged, &book, &this_turn);
         assert_eq!(ledger.next_nonce(31337, "0xabc", 0), 6);
         assert!(ledger.holds_nonce(31337, "0xABC", 5));
         assert_eq!(ledger.spent_before(now()), Wei::from_eth_str("0.75").unwrap());
         assert_eq!(ledger.by_idempotency_key("k1", now()).map(|r| r.nonce), Some(5));
-        assert_eq!(Ledger::new(&logged, &[]).by_idempotency_key("k1", now()), None);
+        assert_eq!(
+            Ledger::new(&logged, &nonces_of(logged.records()), &[]).by_idempotency_key("k1", now()),
+            None
+        );
     }
 
     #[test]
@@ -522,13 +526,19 @@ mod tests {
         ]);
         let failed = logged.records()[1].id;
         logged.mark_failed(failed, "nonce too low");
-        assert_eq!(Ledger::new(&logged, &[]).next_nonce(31337, "0xabc", 0), 1);
         assert_eq!(
-            Ledger::new(&logged, &[]).spent_before(now()),
+            Ledger::new(&logged, &nonces_of(logged.records()), &[]).next_nonce(31337, "0xabc", 0),
+            1
+        );
+        assert_eq!(
+            Ledger::new(&logged, &nonces_of(logged.records()), &[]).spent_before(now()),
             Wei::from_eth_str("2").unwrap()
         );
         logged.push(record(1, TxStatus::Signed, "1", now()));
-        assert_eq!(Ledger::new(&logged, &[]).next_nonce(31337, "0xabc", 0), 3);
+        assert_eq!(
+            Ledger::new(&logged, &nonces_of(logged.records()), &[]).next_nonce(31337, "0xabc", 0),
+            3
+        );
     }
 
     proptest::proptest! {
@@ -565,7 +575,7 @@ mod tests {
                     .map(|r| r.value),
             )
             .unwrap();
-            proptest::prop_assert_eq!(Ledger::new(&logged, &[]).spent_before(now), scanned);
+            proptest::prop_assert_eq!(Ledger::new(&logged, &nonces_of(logged.records()), &[]).spent_before(now), scanned);
         }
 
         /// The next nonce is free, not below the node's pending count, and opens no gap:
@@ -581,7 +591,8 @@ mod tests {
                 let status = if *fails { TxStatus::Failed } else { TxStatus::Broadcast };
                 logged.push(record(*nonce, status, "1", now()));
             }
-            let ledger = Ledger::new(&logged, &[]);
+            let book = nonces_of(logged.records());
+            let ledger = Ledger::new(&logged, &book, &[]);
             let next = ledger.next_nonce(31337, "0xabc", chain_pending);
             let after_held = used.iter().filter(|(_, fails)| !fails).map(|(nonce, _)| nonce + 1).max().unwrap_or(0);
             proptest::prop_assert!(!ledger.holds_nonce(31337, "0xabc", next));

@@ -268,7 +268,7 @@ impl<'a> InTurn<'a> {
     }
 
     fn ledger(&self) -> Ledger<'_> {
-        Ledger::with_nonces(self.logged, self.nonces, &self.this_turn)
+        Ledger::new(self.logged, self.nonces, &self.this_turn)
     }
 
     /// The transaction an earlier request with the ask's Idempotency-Key made, if any,
@@ -449,8 +449,13 @@ mod tests {
         logged
     }
 
+    /// The nonces the logged transactions hold, as the log's every-agent book has them.
+    fn every_agents(logged: &TransactionHistory) -> NonceBook {
+        logged.records().iter().collect()
+    }
+
     fn decide(agent: &Agent, logged: &TransactionHistory, submission: &Submission) -> Result<Decided, Refusal> {
-        InTurn::new(agent, logged, logged.nonces()).decide(submission, Address::repeat_byte(0x22), 0, now())
+        InTurn::new(agent, logged, &every_agents(logged)).decide(submission, Address::repeat_byte(0x22), 0, now())
     }
 
     #[test]
@@ -485,7 +490,8 @@ mod tests {
         let (signed, _) = reservation.sign(&key).unwrap();
         let mut logged = TransactionHistory::default();
         logged.push(TransactionRecord::signed(&signed, now()));
-        let turn = InTurn::new(&capped, &logged, logged.nonces());
+        let book = every_agents(&logged);
+        let turn = InTurn::new(&capped, &logged, &book);
 
         let repeat = submission("0.1", Some("k1"));
         assert_eq!(
@@ -494,7 +500,8 @@ mod tests {
             "not yet broadcast"
         );
         logged.mark_broadcast(first.tx_id);
-        let turn = InTurn::new(&capped, &logged, logged.nonces());
+        let book = every_agents(&logged);
+        let turn = InTurn::new(&capped, &logged, &book);
         assert_eq!(turn.screen(&repeat.ask(), now()), Ok(Some(first.tx_id)));
         assert_eq!(
             turn.screen(&repeat.ask(), now() + IDEMPOTENCY_WINDOW),
@@ -618,7 +625,8 @@ mod tests {
         let first = submission("0.1", Some("k1"));
         let mut logged = logged_in_flight(&anyone, &first);
         logged.mark_broadcast(first.tx_id);
-        let turn = InTurn::new(&anyone, &logged, logged.nonces());
+        let book = every_agents(&logged);
+        let turn = InTurn::new(&anyone, &logged, &book);
         assert_eq!(
             turn.screen(&submission("0.1", Some("k1")).ask(), now()),
             Ok(Some(first.tx_id)),
@@ -653,7 +661,8 @@ mod tests {
         let anyone = agent(|_| {});
         let first = submission("0.1", Some("k1"));
         let logged = logged_in_flight(&anyone, &first);
-        let turn = InTurn::new(&anyone, &logged, logged.nonces());
+        let book = every_agents(&logged);
+        let turn = InTurn::new(&anyone, &logged, &book);
         assert_eq!(
             turn.screen(&submission("0.2", Some("k1")).ask(), now()),
             Err(Refusal::IdempotencyKeyReused)
@@ -668,7 +677,8 @@ mod tests {
     fn a_turn_refuses_another_request_under_a_key_it_reserved_for_one() {
         let anyone = agent(|_| {});
         let logged = TransactionHistory::default();
-        let mut turn = InTurn::new(&anyone, &logged, logged.nonces());
+        let book = every_agents(&logged);
+        let mut turn = InTurn::new(&anyone, &logged, &book);
         let from = Address::repeat_byte(0x22);
         assert!(matches!(
             turn.decide(&submission("0.1", Some("k1")), from, 0, now()),
@@ -693,7 +703,8 @@ mod tests {
         let mut logged = TransactionHistory::default();
         logged.push(TransactionRecord::signed(&signed, now()));
         logged.mark_broadcast(first.tx_id);
-        let turn = InTurn::new(&anyone, &logged, logged.nonces());
+        let book = every_agents(&logged);
+        let turn = InTurn::new(&anyone, &logged, &book);
         assert_eq!(
             turn.screen(&submission("0.2", Some("k1")).ask(), now()),
             Ok(Some(first.tx_id))
