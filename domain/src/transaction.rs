@@ -144,8 +144,8 @@ struct SenderNonces {
     released: BTreeSet<u64>,
 }
 
-/// The nonces held and released per chain and sender: one agent's (in its history), or
-/// every agent's (what a decision reserves from, since agents may share a key).
+/// The nonces every agent's transactions hold or released, per chain and sender: what a
+/// decision reserves from, since agents may share a key.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NonceBook {
     senders: HashMap<(u64, String), SenderNonces>,
