@@ -1483,13 +1483,18 @@ async fn two_replicas_sending_one_unsettled_transaction_record_one_outcome() {
         ..
     } = world;
     api.server.kill();
-    let mut replicas = Vec::new();
-    for name in ["b", "c"] {
-        let log_path = data_dir.join(format!("replica-{name}.log"));
-        let log = std::fs::File::create(&log_path).unwrap();
-        let server = Server::start_with_stderr(&env, log).await;
-        replicas.push((Api::new(server, data_dir.clone()), log_path));
-    }
+    // Both start at once: one started after the other has heard back would find the
+    // outcome recorded and rightly send nothing.
+    let start = |name: &'static str| {
+        let (data_dir, env) = (&data_dir, &env);
+        async move {
+            let log_path = data_dir.join(format!("replica-{name}.log"));
+            let log = std::fs::File::create(&log_path).unwrap();
+            let server = Server::start_with_stderr(env, log).await;
+            (Api::new(server, data_dir.clone()), log_path)
+        }
+    };
+    let replicas = futures::future::join_all(["b", "c"].map(start)).await;
 
     // Both heard the node has it; one outcome is recorded, and the other replica takes it
     // as recorded, without an error.
