@@ -163,15 +163,41 @@ async fn each_guardrail_refuses_on_its_own_and_nothing_reaches_the_chain() {
         "native_currency": "ETH", "is_testnet": true,
     });
     let allowed = chain::fresh_address();
+    // 21,000 gas at 1,000 gwei: fees of up to 0.021 ETH.
+    let dear = json!({"gas_price": "1000000000000"});
     let cases = [
-        ("tx_allowed_chains", json!({"tx_allowed_chains": ["other"]}), "0.1"),
-        ("tx_to_allowlist", json!({"tx_to_allowlist": [allowed]}), "0.1"),
-        ("tx_max_value_eth", json!({"tx_max_value_eth": "0.5"}), "0.6"),
-        ("tx_daily_limit_eth", json!({"tx_daily_limit_eth": "1.0"}), "1.1"),
+        (
+            "tx_allowed_chains",
+            json!({"tx_allowed_chains": ["other"]}),
+            "0.1",
+            json!({}),
+        ),
+        (
+            "tx_to_allowlist",
+            json!({"tx_to_allowlist": [allowed]}),
+            "0.1",
+            json!({}),
+        ),
+        ("tx_max_value_eth", json!({"tx_max_value_eth": "0.5"}), "0.6", json!({})),
+        (
+            "tx_daily_limit_eth",
+            json!({"tx_daily_limit_eth": "1.0"}),
+            "1.1",
+            json!({}),
+        ),
+        ("tx_max_per_day", json!({"tx_max_per_day": 0}), "0.1", json!({})),
+        (
+            "tx_overhead_budget",
+            json!({"tx_overhead_budget": {"anvil": "0.02"}}),
+            "0.1",
+            dear,
+        ),
     ];
-    for (rule, settings, value) in cases {
+    for (rule, settings, value, fee) in cases {
         let world = world(TestDb::sqlite(), settings, std::slice::from_ref(&other_chain)).await;
-        let (status, problem) = submit(&world, transfer(&world, value)).await;
+        let mut body = transfer(&world, value);
+        body.as_object_mut().unwrap().extend(fee.as_object().unwrap().clone());
+        let (status, problem) = submit(&world, body).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{rule}: {problem}");
         assert!(
             problem["detail"].as_str().unwrap().starts_with(rule),
@@ -187,6 +213,74 @@ async fn each_guardrail_refuses_on_its_own_and_nothing_reaches_the_chain() {
             "the refusal is audited with its rule"
         );
     }
+}
+
+#[tokio::test]
+async fn fees_are_held_to_the_agents_24_hour_budget_and_transactions_to_its_daily_count() {
+    let settings = json!({"tx_overhead_budget": {"anvil": "0.001"}, "tx_max_per_day": 6});
+    let world = world(TestDb::sqlite(), settings, &[]).await;
+    let priced = |max_fee_per_gas: &str| {
+        let mut body = transfer(&world, "0.01");
+        body["max_fee_per_gas"] = json!(max_fee_per_gas);
+        body["max_priority_fee_per_gas"] = json!("1");
+        body
+    };
+    // 21,000 gas at up to 10 gwei: fees of up to 0.00021 ETH each, four within the budget.
+    for _ in 0..4 {
+        let (status, tx) = submit(&world, priced("10000000000")).await;
+        assert_eq!(status, StatusCode::CREATED, "{tx}");
+    }
+    let (status, problem) = submit(&world, priced("10000000000")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("tx_overhead_budget: fees of up to 0.00021"),
+        "{problem}"
+    );
+    // What is left of the budget still takes a cheaper one, then the day's count is full.
+    for _ in 0..2 {
+        let (status, tx) = submit(&world, priced("1000000000")).await;
+        assert_eq!(status, StatusCode::CREATED, "{tx}");
+    }
+    let (status, problem) = submit(&world, priced("1")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().starts_with("tx_max_per_day"),
+        "{problem}"
+    );
+    wait_until_mined(&world.signer, 6).await;
+    let paid = 100 * ETH - 6 * ETH / 100 - chain::balance(&world.signer).await;
+    assert!(
+        paid <= ETH / 1000,
+        "the signer paid {paid} wei in fees, over the budget"
+    );
+    assert_eq!(audit_trail(&world, "transaction.reject").await["count"], 2);
+
+    // The human sees the settings; a budget for a chain keyward does not know, or of no
+    // amount, is refused.
+    let agent = format!("/v1/agents/{}", world.agent_id);
+    let (_, shown) = world.api.call("GET", &agent, Some(&world.human), None).await;
+    assert_eq!(shown["tx_overhead_budget"], json!({"anvil": "0.001"}), "{shown}");
+    assert_eq!(shown["tx_max_per_day"], 6, "{shown}");
+    for (budget, complaint) in [
+        (json!({"solana": "0.5"}), "no chain named \"solana\""),
+        (json!({"anvil": "-1"}), "tx_overhead_budget.anvil"),
+    ] {
+        let change = json!({"tx_overhead_budget": budget});
+        let (status, problem) = world.api.call("PATCH", &agent, Some(&world.human), Some(change)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+        assert!(problem["detail"].as_str().unwrap().contains(complaint), "{problem}");
+    }
+    // By chain id, and an empty budget lifts it.
+    let by_id = json!({"tx_overhead_budget": {"31337": "1"}});
+    let (status, changed) = world.api.call("PATCH", &agent, Some(&world.human), Some(by_id)).await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(changed["tx_overhead_budget"], json!({"31337": "1"}), "{changed}");
+    let lifted = json!({"tx_overhead_budget": {}});
+    let (_, changed) = world.api.call("PATCH", &agent, Some(&world.human), Some(lifted)).await;
+    assert!(changed.get("tx_overhead_budget").is_none(), "{changed}");
 }
 
 #[tokio::test]

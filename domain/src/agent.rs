@@ -1,6 +1,8 @@
 //! Agents: AI identities a human registers (or approves), with the settings that bound
 //! what their tokens can reach and what they may spend, and the API key they sign in with.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -42,6 +44,14 @@ pub struct AgentSettings {
     pub tx_max_value: Option<Wei>,
     pub tx_daily_limit: Option<Wei>,
     pub tx_allowed_chains: Vec<String>,
+    /// Per chain (its name or decimal id): the most the agent's transactions may pay that
+    /// chain's network in fees over a rolling 24 hours, in its native units. The value
+    /// limits leave fees out, and the agent names its own gas price.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tx_overhead_budget: BTreeMap<String, Wei>,
+    /// The most transactions the agent may sign in one UTC calendar day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tx_max_per_day: Option<u32>,
 }
 
 impl AgentSettings {
@@ -60,6 +70,8 @@ impl AgentSettings {
             tx_max_value: None,
             tx_daily_limit: None,
             tx_allowed_chains: Vec::new(),
+            tx_overhead_budget: BTreeMap::new(),
+            tx_max_per_day: None,
         }
     }
 
@@ -99,15 +111,11 @@ impl AgentSettings {
             }
             address.make_ascii_lowercase();
         }
-        for chain in &self.tx_allowed_chains {
-            if chain.is_empty()
-                || chain.len() > 64
-                || !chain
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            {
-                return invalid(format!("tx_allowed_chains entry {chain:?} is not a chain name or id"));
-            }
+        if let Some(chain) = self.tx_allowed_chains.iter().find(|chain| !names_a_chain(chain)) {
+            return invalid(format!("tx_allowed_chains entry {chain:?} is not a chain name or id"));
+        }
+        if let Some(chain) = self.tx_overhead_budget.keys().find(|chain| !names_a_chain(chain)) {
+            return invalid(format!("tx_overhead_budget key {chain:?} is not a chain name or id"));
         }
         self.scopes.sort();
         self.scopes.dedup();
@@ -121,6 +129,15 @@ impl AgentSettings {
     pub fn token_ttl(&self) -> u32 {
         self.token_ttl_seconds.unwrap_or(DEFAULT_TOKEN_TTL_SECONDS)
     }
+}
+
+/// Whether `chain` can be a chain's name or decimal id, as guardrails refer to chains.
+fn names_a_chain(chain: &str) -> bool {
+    !chain.is_empty()
+        && chain.len() <= 64
+        && chain
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// The one API key an agent signs in with. Only its hash is kept; `key_id` changes with
@@ -276,6 +293,8 @@ mod tests {
             tx_max_value: None,
             tx_daily_limit: None,
             tx_allowed_chains: vec!["anvil".into()],
+            tx_overhead_budget: BTreeMap::from([("anvil".into(), Wei::from_eth_str("0.01").unwrap())]),
+            tx_max_per_day: Some(100),
         }
     }
 
@@ -292,6 +311,19 @@ mod tests {
     }
 
     #[test]
+    fn settings_logged_before_fee_budgets_and_daily_counts_read_as_unlimited() {
+        let mut logged = serde_json::to_value(AgentSettings::named("trader".into(), None)).unwrap();
+        assert!(logged.get("tx_overhead_budget").is_none() && logged.get("tx_max_per_day").is_none());
+        logged["tx_daily_limit"] = serde_json::json!("1");
+        let read: AgentSettings = serde_json::from_value(logged).unwrap();
+        assert!(read.tx_overhead_budget.is_empty());
+        assert_eq!(read.tx_max_per_day, None);
+        let budgeted = settings();
+        let again: AgentSettings = serde_json::from_value(serde_json::to_value(&budgeted).unwrap()).unwrap();
+        assert_eq!(again, budgeted);
+    }
+
+    #[test]
     fn invalid_settings_are_refused() {
         let cases: Vec<fn(&mut AgentSettings)> = vec![
             |s| s.name = "  ".into(),
@@ -300,6 +332,9 @@ mod tests {
             |s| s.tx_to_allowlist = vec!["0x1234".into()],
             |s| s.tx_to_allowlist = vec!["abcdef0123456789abcdef0123456789abcdef0123".into()],
             |s| s.tx_allowed_chains = vec!["bad chain".into()],
+            |s| {
+                s.tx_overhead_budget.insert(String::new(), Wei::ZERO);
+            },
         ];
         for tamper in cases {
             let mut settings = settings();

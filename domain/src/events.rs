@@ -570,6 +570,11 @@ pub struct TransactionSigned {
     pub from: String,
     pub to: String,
     pub value_wei: Wei,
+    /// The most it can pay the network: its gas limit times the highest price per gas it
+    /// allows. Zero in events written before keyward kept it (and left out when zero, so
+    /// those read and write as they were).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub max_fee_wei: Wei,
     pub nonce: u64,
     pub tx_hash: String,
     /// The raw signed transaction, 0x hex: public once broadcast, never the key.
@@ -587,6 +592,10 @@ pub struct TransactionSigned {
     /// nonce are reserved all the same.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sign_only: bool,
+}
+
+fn is_zero(wei: &Wei) -> bool {
+    wei.is_zero()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -47,7 +47,7 @@ pub fn intents_activity_stream(agent: AgentId) -> StreamId {
     stream("intents_activity", agent)
 }
 
-/// The daily limit looks back this far.
+/// The daily limit and the fee budget look back this far.
 pub const SPEND_WINDOW: Duration = Duration::hours(24);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +72,8 @@ pub struct TransactionRecord {
     pub from: String,
     pub to: String,
     pub value: Wei,
+    /// The most it can pay the network in fees; zero if signed before keyward kept it.
+    pub max_fee: Wei,
     pub nonce: u64,
     pub tx_hash: String,
     pub signed_tx: String,
@@ -94,6 +96,7 @@ impl TransactionRecord {
             from: event.from.clone(),
             to: event.to.clone(),
             value: event.value_wei,
+            max_fee: event.max_fee_wei,
             nonce: event.nonce,
             tx_hash: event.tx_hash.clone(),
             signed_tx: event.signed_tx.clone(),
@@ -195,6 +198,36 @@ pub struct TransactionHistory {
     /// What each record holds against the daily limit, in record order: its value, zero
     /// once its broadcast failed.
     held: SuffixSums,
+    /// Per chain id, what each record there holds against the chain's fee budget: its
+    /// fee ceiling, zero once its broadcast failed.
+    fees: HashMap<u64, TimedSums>,
+    /// Each record's place among its chain's in `fees`, in record order.
+    fee_slots: Vec<usize>,
+    /// One per record that counts as signed (zero once its broadcast failed), in record
+    /// order: the daily count.
+    signed: SuffixSums,
+}
+
+/// Amounts with the moments they were signed at, which never decrease: sums over the
+/// window since any moment, found by binary search.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct TimedSums {
+    at: Vec<DateTime<Utc>>,
+    sums: SuffixSums,
+}
+
+impl TimedSums {
+    /// Adds `amount` at `at`, returning its slot.
+    fn push(&mut self, at: DateTime<Utc>, amount: u128) -> usize {
+        self.at.push(at);
+        self.sums.push(amount);
+        self.at.len() - 1
+    }
+
+    /// The sum of the amounts after `moment`.
+    fn after(&self, moment: DateTime<Utc>) -> u128 {
+        self.sums.from(self.at.partition_point(|at| *at <= moment))
+    }
 }
 
 impl TransactionHistory {
@@ -212,11 +245,16 @@ impl TransactionHistory {
         if let Some(key) = &record.idempotency_key {
             self.by_idempotency_key.insert(key.clone(), at);
         }
-        self.held.push(if record.holds_reservation() {
-            counted(record.value)
-        } else {
-            0
-        });
+        let holds = record.holds_reservation();
+        let held = |amount: Wei| if holds { counted(amount) } else { 0 };
+        self.held.push(held(record.value));
+        let fee_slot = self
+            .fees
+            .entry(record.chain_id)
+            .or_default()
+            .push(record.signed_at, held(record.max_fee));
+        self.fee_slots.push(fee_slot);
+        self.signed.push(u128::from(holds));
         self.records.push(record);
     }
 
@@ -234,6 +272,10 @@ impl TransactionHistory {
         let record = &mut self.records[at];
         if record.holds_reservation() {
             self.held.subtract(at, counted(record.value));
+            if let Some(fees) = self.fees.get_mut(&record.chain_id) {
+                fees.sums.subtract(self.fee_slots[at], counted(record.max_fee));
+            }
+            self.signed.subtract(at, 1);
         }
         record.status = TxStatus::Failed;
         record.error = Some(error.to_owned());
@@ -306,6 +348,33 @@ impl<'a> Ledger<'a> {
         Wei::checked_sum(std::iter::once(logged).chain(this_turn)).unwrap_or(Wei::CEILING)
     }
 
+    /// What the agent's transactions on `chain_id` may pay in fees, in the window before
+    /// `now`: their fee ceilings, signed and not failed, as the spend is counted.
+    pub fn fees_before(self, now: DateTime<Utc>, chain_id: u64) -> Wei {
+        let since = now - SPEND_WINDOW;
+        let logged = Wei::from_wei(self.logged.fees.get(&chain_id).map_or(0, |fees| fees.after(since)));
+        let this_turn = self
+            .this_turn
+            .iter()
+            .filter(|r| r.chain_id == chain_id && r.holds_reservation() && r.signed_at > since)
+            .map(|r| r.max_fee);
+        Wei::checked_sum(std::iter::once(logged).chain(this_turn)).unwrap_or(Wei::CEILING)
+    }
+
+    /// How many transactions the agent signed from `moment` on, failed ones aside.
+    pub fn signed_since(self, moment: DateTime<Utc>) -> u64 {
+        let first = self.logged.records.partition_point(|r| r.signed_at < moment);
+        let logged = self.logged.signed.from(first);
+        let this_turn = self
+            .this_turn
+            .iter()
+            .filter(|r| r.holds_reservation() && r.signed_at >= moment)
+            .count();
+        u64::try_from(logged)
+            .unwrap_or(u64::MAX)
+            .saturating_add(this_turn as u64)
+    }
+
     /// Whether a live transaction from `from` on `chain_id` holds `nonce`.
     pub fn holds_nonce(self, chain_id: u64, from: &str, nonce: u64) -> bool {
         self.nonces
@@ -350,6 +419,7 @@ mod tests {
             from: "0xabc".into(),
             to: "0xdef".into(),
             value: Wei::from_eth_str(value_eth).unwrap(),
+            max_fee: Wei::ZERO,
             nonce,
             tx_hash: String::new(),
             signed_tx: String::new(),
@@ -420,6 +490,53 @@ mod tests {
             Ledger::new(&history(&records), &nonces_of(&records), &[]).spent_before(now()),
             Wei::from_eth_str("0.5").unwrap()
         );
+    }
+
+    #[test]
+    fn fees_count_per_chain_over_the_last_24_hours_with_the_turns_and_not_failures() {
+        let fee = |record: TransactionRecord, chain_id: u64, max_fee_eth: &str| TransactionRecord {
+            chain_id,
+            max_fee: Wei::from_eth_str(max_fee_eth).unwrap(),
+            ..record
+        };
+        let records = [
+            fee(
+                record(0, TxStatus::Broadcast, "1", now() - Duration::hours(25)),
+                1,
+                "0.4",
+            ),
+            fee(
+                record(1, TxStatus::Broadcast, "1", now() - Duration::hours(23)),
+                1,
+                "0.03",
+            ),
+            fee(record(2, TxStatus::Failed, "1", now() - Duration::hours(1)), 1, "5"),
+            fee(record(3, TxStatus::SignOnly, "1", now()), 1, "0.002"),
+            fee(record(0, TxStatus::Broadcast, "1", now()), 8453, "0.7"),
+        ];
+        let this_turn = [fee(record(4, TxStatus::Signed, "1", now()), 1, "0.0001")];
+        let (logged, nonces) = (history(&records), nonces_of(&records));
+        let ledger = Ledger::new(&logged, &nonces, &this_turn);
+        assert_eq!(ledger.fees_before(now(), 1), Wei::from_eth_str("0.0321").unwrap());
+        assert_eq!(ledger.fees_before(now(), 8453), Wei::from_eth_str("0.7").unwrap());
+        assert_eq!(ledger.fees_before(now(), 31337), Wei::ZERO);
+    }
+
+    #[test]
+    fn the_daily_count_starts_at_the_moment_given_and_leaves_failures_out() {
+        let midnight = now() - Duration::hours(12);
+        let records = [
+            record(0, TxStatus::Broadcast, "1", midnight - Duration::seconds(1)),
+            record(1, TxStatus::Broadcast, "1", midnight),
+            record(2, TxStatus::Failed, "1", midnight + Duration::hours(1)),
+            record(3, TxStatus::SignOnly, "1", now()),
+        ];
+        let this_turn = [record(4, TxStatus::Signed, "1", now())];
+        let (logged, nonces) = (history(&records), nonces_of(&records));
+        assert_eq!(Ledger::new(&logged, &nonces, &this_turn).signed_since(midnight), 3);
+        let mut later = logged.clone();
+        later.mark_failed(records[3].id, "refused");
+        assert_eq!(Ledger::new(&later, &nonces, &[]).signed_since(midnight), 1);
     }
 
     #[test]
@@ -542,40 +659,49 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// The indexed window sum is what summing the window's live records one by one
-        /// gives, whatever the times, values and failures, and wherever `now` falls.
+        /// The indexed window sums (value, and each chain's fees) and the daily count are
+        /// what going through the window's live records one by one gives, whatever the
+        /// times, amounts, chains and failures, and wherever `now` falls.
         #[test]
-        fn spend_from_the_index_is_the_sum_of_the_windows_live_records(
-            steps in proptest::collection::vec((0i64..4 * 3600, 0u32..3_000, proptest::bool::weighted(0.2)), 0..120),
+        fn spend_fees_and_counts_from_the_indexes_are_those_of_the_windows_live_records(
+            steps in proptest::collection::vec(
+                (0i64..4 * 3600, 0u32..3_000, 0u64..2, proptest::bool::weighted(0.2)),
+                0..120,
+            ),
             now_after_last in 0i64..30 * 3600,
         ) {
             let mut at = now() - Duration::hours(48);
             let mut logged = TransactionHistory::default();
-            for (nonce, (seconds_after, milli_eth, _)) in (0u64..).zip(&steps) {
+            for (nonce, (seconds_after, milli_eth, chain_id, _)) in (0u64..).zip(&steps) {
                 at += Duration::seconds(*seconds_after);
                 let value = format!("{}.{:03}", milli_eth / 1000, milli_eth % 1000);
-                logged.push(record(nonce, TxStatus::Signed, &value, at));
+                let mut signed = record(nonce, TxStatus::Signed, &value, at);
+                signed.chain_id = *chain_id;
+                signed.max_fee = Wei::from_wei(u128::from(*milli_eth) * 21_000);
+                logged.push(signed);
             }
             let failed: Vec<Uuid> = logged
                 .records()
                 .iter()
                 .zip(&steps)
-                .filter(|(_, (_, _, fails))| *fails)
+                .filter(|(_, (_, _, _, fails))| *fails)
                 .map(|(record, _)| record.id)
                 .collect();
             for id in failed {
                 logged.mark_failed(id, "refused");
             }
             let now = at + Duration::seconds(now_after_last);
-            let scanned = Wei::checked_sum(
-                logged
-                    .records()
-                    .iter()
-                    .filter(|r| r.holds_reservation() && r.signed_at > now - SPEND_WINDOW)
-                    .map(|r| r.value),
-            )
-            .unwrap();
-            proptest::prop_assert_eq!(Ledger::new(&logged, &nonces_of(logged.records()), &[]).spent_before(now), scanned);
+            let live = || logged.records().iter().filter(|r| r.holds_reservation());
+            let in_window = || live().filter(|r| r.signed_at > now - SPEND_WINDOW);
+            let nonces = nonces_of(logged.records());
+            let ledger = Ledger::new(&logged, &nonces, &[]);
+            proptest::prop_assert_eq!(ledger.spent_before(now), Wei::checked_sum(in_window().map(|r| r.value)).unwrap());
+            for chain_id in 0..2 {
+                let scanned = Wei::checked_sum(in_window().filter(|r| r.chain_id == chain_id).map(|r| r.max_fee));
+                proptest::prop_assert_eq!(ledger.fees_before(now, chain_id), scanned.unwrap());
+            }
+            let since = now - Duration::hours(5);
+            proptest::prop_assert_eq!(ledger.signed_since(since), live().filter(|r| r.signed_at >= since).count() as u64);
         }
 
         /// The next nonce is free, not below the node's pending count, and opens no gap:

@@ -6,7 +6,7 @@
 //! of it. Pure: the chain's pending nonce and the key come in as arguments.
 
 use alloy_primitives::{Address, Bytes, U256};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveTime, Utc};
 use domain::AgentId;
 use domain::agent::Agent;
 use domain::events::{TransactionRejected, TransactionSigned};
@@ -15,7 +15,7 @@ use domain::wei::Wei;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::guardrails::{Guardrails, Violation};
+use crate::guardrails::{Guardrails, SoFar, Violation};
 use crate::key::PrivateKey;
 use crate::rpc::hex_of;
 use crate::tx::{Fee, SignError, SignedTx, UnsignedTx};
@@ -56,6 +56,14 @@ impl Submission {
     /// compared for (a transaction without a key is never looked up by its request).
     fn kept_digest(&self) -> Option<RequestDigest> {
         self.idempotency_key.as_ref().map(|_| self.request_digest.clone())
+    }
+
+    /// The most it can pay the network: its gas limit times the highest price per gas its
+    /// fee allows (capped at [`Wei::CEILING`], past every budget).
+    pub fn max_fee(&self) -> Wei {
+        u128::from(self.gas_limit)
+            .checked_mul(self.fee.max_per_gas())
+            .map_or(Wei::CEILING, |wei| Wei::from_wei(wei).min(Wei::CEILING))
     }
 }
 
@@ -162,6 +170,7 @@ impl Reservation {
             nonce,
         } = self;
         let request_digest = submission.kept_digest();
+        let max_fee = submission.max_fee();
         let signed = UnsignedTx {
             chain_id: submission.chain_id,
             nonce,
@@ -180,6 +189,7 @@ impl Reservation {
             from,
             to,
             value_wei: submission.value,
+            max_fee_wei: max_fee,
             nonce,
             tx_hash: signed.hash.to_string(),
             signed_tx: format!("0x{}", hex_of(&signed.raw)),
@@ -201,6 +211,7 @@ impl Reservation {
             from: self.from.clone(),
             to: self.to.clone(),
             value: self.submission.value,
+            max_fee: self.submission.max_fee(),
             nonce: self.nonce,
             tx_hash: String::new(),
             signed_tx: String::new(),
@@ -240,7 +251,14 @@ pub fn guardrails_of(agent: &Agent) -> Guardrails {
         to_allowlist: settings.tx_to_allowlist.clone(),
         max_value: settings.tx_max_value,
         daily_limit: settings.tx_daily_limit,
+        overhead_budget: settings.tx_overhead_budget.clone(),
+        max_per_day: settings.tx_max_per_day,
     }
+}
+
+/// The start of `now`'s UTC calendar day, from which the daily count counts.
+fn utc_midnight(now: DateTime<Utc>) -> DateTime<Utc> {
+    now.date_naive().and_time(NaiveTime::MIN).and_utc()
 }
 
 fn lower_hex(address: Address) -> String {
@@ -303,13 +321,11 @@ impl<'a> InTurn<'a> {
                 TxStatus::Broadcast | TxStatus::Failed | TxStatus::SignOnly => Ok(Some(earlier.id)),
             };
         }
-        guardrails_of(self.agent).check(
-            ask.chain,
-            ask.chain_id,
-            &lower_hex(ask.to),
-            ask.value,
-            ledger.spent_before(now),
-        )?;
+        let so_far = SoFar {
+            spent_last_24h: ledger.spent_before(now),
+            signed_today: ledger.signed_since(utc_midnight(now)),
+        };
+        guardrails_of(self.agent).check(ask.chain, ask.chain_id, &lower_hex(ask.to), ask.value, so_far)?;
         Ok(None)
     }
 
@@ -327,6 +343,13 @@ impl<'a> InTurn<'a> {
             return Ok(Decided::Repeat(earlier));
         }
         let ledger = self.ledger();
+        // Only here: the fee is known once the gas is estimated and priced, after screening.
+        guardrails_of(self.agent).check_fees(
+            &submission.chain,
+            submission.chain_id,
+            submission.max_fee(),
+            ledger.fees_before(now, submission.chain_id),
+        )?;
         let to = lower_hex(submission.to);
         let from = lower_hex(from);
         let nonce = match submission.nonce {
@@ -517,6 +540,60 @@ mod tests {
             }))
         ));
         assert_eq!(turn.screen(&submission("0.2", None).ask(), now()), Ok(None));
+    }
+
+    #[test]
+    fn a_turn_holds_each_decisions_fee_ceiling_and_count_against_the_next() {
+        // 21,000 gas at 10 gwei: a fee ceiling of 0.00021 each; the budget takes four.
+        let budgeted = agent(|settings| {
+            settings.tx_overhead_budget = [("anvil".to_owned(), Wei::from_eth_str("0.001").unwrap())].into();
+            settings.tx_max_per_day = Some(6);
+        });
+        let priced = |gas_price: u128| {
+            varied("0.1", None, |submission| {
+                submission.fee = Fee::Eip1559 {
+                    max_fee_per_gas: gas_price,
+                    max_priority_fee_per_gas: 1,
+                }
+            })
+        };
+        let first = priced(10_000_000_000);
+        assert_eq!(first.max_fee(), Wei::from_eth_str("0.00021").unwrap());
+        let logged = logged_in_flight(&budgeted, &first);
+        assert_eq!(
+            logged.records()[0].max_fee,
+            first.max_fee(),
+            "the log keeps what it may pay"
+        );
+        let book = every_agents(&logged);
+        let mut turn = InTurn::new(&budgeted, &logged, &book);
+        let from = Address::repeat_byte(0x22);
+        let rule = |decided: Result<Decided, Refusal>| match decided {
+            Err(Refusal::Guardrail(violation)) => Some(violation.rule),
+            _ => None,
+        };
+        for _ in 0..3 {
+            assert_eq!(rule(turn.decide(&priced(10_000_000_000), from, 0, now())), None);
+        }
+        assert_eq!(
+            rule(turn.decide(&priced(10_000_000_000), from, 0, now())),
+            Some("tx_overhead_budget")
+        );
+        assert_eq!(
+            rule(turn.decide(&priced(1), from, 0, now())),
+            None,
+            "a cheaper one fits"
+        );
+        assert_eq!(rule(turn.decide(&priced(1), from, 0, now())), None);
+        assert_eq!(
+            rule(turn.decide(&priced(1), from, 0, now())),
+            Some("tx_max_per_day"),
+            "the seventh of the day"
+        );
+        let absurd = varied("0", None, |submission| {
+            submission.fee = Fee::Legacy { gas_price: u128::MAX }
+        });
+        assert_eq!(absurd.max_fee(), Wei::CEILING);
     }
 
     #[test]

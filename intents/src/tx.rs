@@ -18,6 +18,16 @@ pub enum Fee {
     },
 }
 
+impl Fee {
+    /// The highest price per gas it allows, base fee and tip together.
+    pub fn max_per_gas(self) -> u128 {
+        match self {
+            Fee::Legacy { gas_price } => gas_price,
+            Fee::Eip1559 { max_fee_per_gas, .. } => max_fee_per_gas,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnsignedTx {
     pub chain_id: u64,

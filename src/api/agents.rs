@@ -1,6 +1,8 @@
 //! Agents over HTTP: registered and managed by humans of their org, signing in with their
 //! API key for short-lived tokens.
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -39,6 +41,9 @@ pub struct AgentRequest {
     tx_max_value_eth: Option<String>,
     tx_daily_limit_eth: Option<String>,
     tx_allowed_chains: Option<Vec<String>>,
+    /// Per chain name or id, a decimal amount of the chain's native currency.
+    tx_overhead_budget: Option<BTreeMap<String, String>>,
+    tx_max_per_day: Option<u32>,
     is_active: Option<bool>,
 }
 
@@ -65,13 +70,29 @@ impl AgentRequest {
             )));
         }
         let tx_allowed_chains = self.tx_allowed_chains.unwrap_or(base.tx_allowed_chains);
-        if let Some(unknown) = tx_allowed_chains
-            .iter()
-            .find(|chain| super::chains::enabled_chain(state, chain).is_none())
-        {
-            return Err(ApiError::BadRequest(format!(
-                "tx_allowed_chains: no chain named {unknown:?} is configured"
-            )));
+        let tx_overhead_budget = match self.tx_overhead_budget {
+            Some(budget) => budget
+                .into_iter()
+                .map(|(chain, amount)| {
+                    let budget = amount_of(&format!("tx_overhead_budget.{chain}"), &amount)?;
+                    Ok((chain, budget))
+                })
+                .collect::<Result<_, ApiError>>()?,
+            None => base.tx_overhead_budget,
+        };
+        let named_chains = [
+            ("tx_allowed_chains", tx_allowed_chains.iter().collect::<Vec<_>>()),
+            ("tx_overhead_budget", tx_overhead_budget.keys().collect()),
+        ];
+        for (field, chains) in named_chains {
+            if let Some(unknown) = chains
+                .into_iter()
+                .find(|chain| super::chains::enabled_chain(state, chain).is_none())
+            {
+                return Err(ApiError::BadRequest(format!(
+                    "{field}: no chain named {unknown:?} is configured"
+                )));
+            }
         }
         Ok(AgentSettings {
             name: self.name.unwrap_or(base.name),
@@ -86,13 +107,18 @@ impl AgentRequest {
             tx_daily_limit: amount("tx_daily_limit", self.tx_daily_limit.or(self.tx_daily_limit_eth))?
                 .or(base.tx_daily_limit),
             tx_allowed_chains,
+            tx_overhead_budget,
+            tx_max_per_day: self.tx_max_per_day.or(base.tx_max_per_day),
         })
     }
 }
 
 fn amount(field: &str, text: Option<String>) -> Result<Option<Wei>, ApiError> {
-    text.map(|text| Wei::from_eth_str(&text).map_err(|e| ApiError::BadRequest(format!("{field}: {e}"))))
-        .transpose()
+    text.map(|text| amount_of(field, &text)).transpose()
+}
+
+fn amount_of(field: &str, text: &str) -> Result<Wei, ApiError> {
+    Wei::from_eth_str(text).map_err(|e| ApiError::BadRequest(format!("{field}: {e}")))
 }
 
 #[derive(Serialize)]
@@ -116,6 +142,10 @@ pub struct AgentResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     tx_daily_limit_eth: Option<String>,
     tx_allowed_chains: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tx_overhead_budget: Option<BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tx_max_per_day: Option<u32>,
     token_ttl_seconds: Option<u32>,
     vault_ids: Vec<VaultId>,
     created_at: DateTime<Utc>,
@@ -144,6 +174,14 @@ impl From<&Agent> for AgentResponse {
             tx_max_value_eth: eth(settings.tx_max_value),
             tx_daily_limit_eth: eth(settings.tx_daily_limit),
             tx_allowed_chains: settings.tx_allowed_chains.clone(),
+            tx_overhead_budget: (!settings.tx_overhead_budget.is_empty()).then(|| {
+                settings
+                    .tx_overhead_budget
+                    .iter()
+                    .map(|(chain, budget)| (chain.clone(), budget.to_eth_string()))
+                    .collect()
+            }),
+            tx_max_per_day: settings.tx_max_per_day,
             token_ttl_seconds: settings.token_ttl_seconds,
             vault_ids: settings.vault_ids.clone(),
             created_at: agent.created_at,
