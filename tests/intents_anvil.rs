@@ -264,6 +264,13 @@ async fn fees_are_held_to_the_agents_24_hour_budget_and_transactions_to_its_dail
     let (_, shown) = world.api.call("GET", &agent, Some(&world.human), None).await;
     assert_eq!(shown["tx_overhead_budget"], json!({"anvil": "0.001"}), "{shown}");
     assert_eq!(shown["tx_max_per_day"], 6, "{shown}");
+    // And what the agent used of them, as they count it.
+    let used = ["tx_spent_today_eth", "tx_count_today", "tx_overhead_today_by_chain"].map(|field| &shown[field]);
+    assert_eq!(
+        used,
+        [&json!("0.06"), &json!(6), &json!({"anvil": "0.000882"})],
+        "{shown}"
+    );
     for (budget, complaint) in [
         (json!({"solana": "0.5"}), "no chain named \"solana\""),
         (json!({"anvil": "-1"}), "tx_overhead_budget.anvil"),

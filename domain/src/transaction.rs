@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -361,8 +361,10 @@ impl<'a> Ledger<'a> {
         Wei::checked_sum(std::iter::once(logged).chain(this_turn)).unwrap_or(Wei::CEILING)
     }
 
-    /// How many transactions the agent signed from `moment` on, failed ones aside.
-    pub fn signed_since(self, moment: DateTime<Utc>) -> u64 {
+    /// How many transactions the agent signed in `now`'s UTC calendar day, failed ones
+    /// aside.
+    pub fn signed_today(self, now: DateTime<Utc>) -> u64 {
+        let moment = now.date_naive().and_time(NaiveTime::MIN).and_utc();
         let first = self.logged.records.partition_point(|r| r.signed_at < moment);
         let logged = self.logged.signed.from(first);
         let this_turn = self
@@ -523,7 +525,7 @@ mod tests {
     }
 
     #[test]
-    fn the_daily_count_starts_at_the_moment_given_and_leaves_failures_out() {
+    fn the_daily_count_starts_at_midnight_utc_and_leaves_failures_out() {
         let midnight = now() - Duration::hours(12);
         let records = [
             record(0, TxStatus::Broadcast, "1", midnight - Duration::seconds(1)),
@@ -533,10 +535,10 @@ mod tests {
         ];
         let this_turn = [record(4, TxStatus::Signed, "1", now())];
         let (logged, nonces) = (history(&records), nonces_of(&records));
-        assert_eq!(Ledger::new(&logged, &nonces, &this_turn).signed_since(midnight), 3);
+        assert_eq!(Ledger::new(&logged, &nonces, &this_turn).signed_today(now()), 3);
         let mut later = logged.clone();
         later.mark_failed(records[3].id, "refused");
-        assert_eq!(Ledger::new(&later, &nonces, &[]).signed_since(midnight), 1);
+        assert_eq!(Ledger::new(&later, &nonces, &[]).signed_today(now()), 1);
     }
 
     #[test]
@@ -700,8 +702,8 @@ mod tests {
                 let scanned = Wei::checked_sum(in_window().filter(|r| r.chain_id == chain_id).map(|r| r.max_fee));
                 proptest::prop_assert_eq!(ledger.fees_before(now, chain_id), scanned.unwrap());
             }
-            let since = now - Duration::hours(5);
-            proptest::prop_assert_eq!(ledger.signed_since(since), live().filter(|r| r.signed_at >= since).count() as u64);
+            let midnight = now.date_naive().and_time(NaiveTime::MIN).and_utc();
+            proptest::prop_assert_eq!(ledger.signed_today(now), live().filter(|r| r.signed_at >= midnight).count() as u64);
         }
 
         /// The next nonce is free, not below the node's pending count, and opens no gap:

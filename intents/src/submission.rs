@@ -6,7 +6,7 @@
 //! of it. Pure: the chain's pending nonce and the key come in as arguments.
 
 use alloy_primitives::{Address, Bytes, U256};
-use chrono::{DateTime, NaiveTime, Utc};
+use chrono::{DateTime, Utc};
 use domain::AgentId;
 use domain::agent::Agent;
 use domain::events::{TransactionRejected, TransactionSigned};
@@ -256,11 +256,6 @@ pub fn guardrails_of(agent: &Agent) -> Guardrails {
     }
 }
 
-/// The start of `now`'s UTC calendar day, from which the daily count counts.
-fn utc_midnight(now: DateTime<Utc>) -> DateTime<Utc> {
-    now.date_naive().and_time(NaiveTime::MIN).and_utc()
-}
-
 fn lower_hex(address: Address) -> String {
     format!("0x{}", hex_of(address.as_slice()))
 }
@@ -323,7 +318,7 @@ impl<'a> InTurn<'a> {
         }
         let so_far = SoFar {
             spent_last_24h: ledger.spent_before(now),
-            signed_today: ledger.signed_since(utc_midnight(now)),
+            signed_today: ledger.signed_today(now),
         };
         guardrails_of(self.agent).check(ask.chain, ask.chain_id, &lower_hex(ask.to), ask.value, so_far)?;
         Ok(None)

@@ -11,6 +11,8 @@ use domain::agent::{self, Agent, AgentKey, AgentSettings};
 use domain::authz::PathPattern;
 use domain::change::{Change, DomainError};
 use domain::events::AgentAuthenticated;
+use domain::evm_chain::EvmChain;
+use domain::transaction::Ledger;
 use domain::wei::Wei;
 use domain::{ActorType, AgentId, ExpectedVersion, OrgId, VaultId};
 use projections::ReadModels;
@@ -153,6 +155,43 @@ pub struct AgentResponse {
     expires_at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     last_active_at: Option<DateTime<Utc>>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    usage: Option<Usage>,
+}
+
+/// What an agent with the Intents API has used of its daily limits, as each limit counts
+/// it: value and fees over the rolling 24 hours, transactions in the UTC day.
+#[derive(Serialize)]
+struct Usage {
+    tx_spent_today: String,
+    /// The deprecated alias, as for the limits.
+    tx_spent_today_eth: String,
+    tx_count_today: u64,
+    /// Per chain name, where its fees are not zero.
+    tx_overhead_today_by_chain: BTreeMap<String, String>,
+}
+
+impl Usage {
+    fn of(models: &ReadModels, agent: &Agent, chains: &[EvmChain], now: DateTime<Utc>) -> Option<Self> {
+        if !agent.settings.intents_api_enabled {
+            return None;
+        }
+        let transactions = &models.transactions;
+        let ledger = Ledger::new(transactions.history(agent.id), transactions.nonces(), &[]);
+        let spent = ledger.spent_before(now).to_eth_string();
+        let tx_overhead_today_by_chain = chains
+            .iter()
+            .map(|chain| (chain, ledger.fees_before(now, chain.settings.chain_id)))
+            .filter(|(_, fees)| !fees.is_zero())
+            .map(|(chain, fees)| (chain.settings.name.clone(), fees.to_eth_string()))
+            .collect();
+        Some(Self {
+            tx_spent_today: spent.clone(),
+            tx_spent_today_eth: spent,
+            tx_count_today: ledger.signed_today(now),
+            tx_overhead_today_by_chain,
+        })
+    }
 }
 
 impl From<&Agent> for AgentResponse {
@@ -187,8 +226,29 @@ impl From<&Agent> for AgentResponse {
             created_at: agent.created_at,
             expires_at: settings.expires_at,
             last_active_at: agent.last_active_at,
+            usage: None,
         }
     }
+}
+
+impl AgentResponse {
+    /// The agent with what it used of its limits at `now`, for its humans.
+    fn with_usage(models: &ReadModels, agent: &Agent, chains: &[EvmChain], now: DateTime<Utc>) -> Self {
+        Self {
+            usage: Usage::of(models, agent, chains, now),
+            ..Self::from(agent)
+        }
+    }
+}
+
+/// [`AgentResponse::with_usage`] for one agent of the session's org.
+fn shown(state: &AppState, session: &HumanSession, agent_id: AgentId) -> Result<AgentResponse, ApiError> {
+    let chains = super::chains::registry(state);
+    let agent = visible_agent(state, session, agent_id)?;
+    let now = session.context.now;
+    Ok(state
+        .projector
+        .read(|models| AgentResponse::with_usage(models, &agent, &chains, now)))
 }
 
 #[derive(Serialize)]
@@ -233,21 +293,22 @@ pub async fn create(
         key: kept,
     })?;
     state.commands.execute(vec![change], &session.metadata()).await?;
-    let agent = visible_agent(&state, &session, agent_id)?;
     let response = AgentCreatedResponse {
-        agent: AgentResponse::from(&agent),
+        agent: shown(&state, &session, agent_id)?,
         api_key: key.expose_secret().to_owned(),
     };
     Ok((StatusCode::CREATED, Json(response)))
 }
 
 pub async fn list(State(state): State<AppState>, session: HumanSession) -> Json<AgentListResponse> {
+    let chains = super::chains::registry(&state);
+    let now = session.context.now;
     let agents = state.projector.read(|models| {
         models
             .directory
             .agents_of(session.user.org_id)
             .into_iter()
-            .map(AgentResponse::from)
+            .map(|agent| AgentResponse::with_usage(models, agent, &chains, now))
             .collect()
     });
     Json(AgentListResponse { agents })
@@ -258,7 +319,7 @@ pub async fn get(
     session: HumanSession,
     PathParams(agent_id): PathParams<AgentId>,
 ) -> Result<Json<AgentResponse>, ApiError> {
-    Ok(Json(AgentResponse::from(&visible_agent(&state, &session, agent_id)?)))
+    Ok(Json(shown(&state, &session, agent_id)?))
 }
 
 pub async fn update(
@@ -277,7 +338,7 @@ pub async fn update(
             Ok(vec![agent::update(agent, settings.clone(), is_active)?])
         })
         .await?;
-    Ok(Json(AgentResponse::from(&visible_agent(&state, &session, agent_id)?)))
+    Ok(Json(shown(&state, &session, agent_id)?))
 }
 
 /// DELETE /v1/agents/{id}: the agent is deactivated; its tokens stop working at once.
