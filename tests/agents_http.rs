@@ -212,6 +212,13 @@ async fn agent_settings_are_updated_with_patch_and_put() {
         .call("PUT", &path, Some(&human), Some(json!({"name": "renamed"})))
         .await;
     assert_eq!((status, put["name"].as_str()), (StatusCode::OK, Some("renamed")));
+    assert_eq!(put["token_ttl_seconds"], 120);
+    // The spec makes token_ttl_seconds nullable: null goes back to the default.
+    let (_, cleared) = api
+        .call("PATCH", &path, Some(&human), Some(json!({"token_ttl_seconds": null})))
+        .await;
+    assert_eq!(cleared["token_ttl_seconds"], Value::Null, "{cleared}");
+    assert_eq!(cleared["name"], "renamed");
 }
 
 #[tokio::test]

@@ -288,6 +288,19 @@ async fn fees_are_held_to_the_agents_24_hour_budget_and_transactions_to_its_dail
     let lifted = json!({"tx_overhead_budget": {}});
     let (_, changed) = world.api.call("PATCH", &agent, Some(&world.human), Some(lifted)).await;
     assert!(changed.get("tx_overhead_budget").is_none(), "{changed}");
+    // A change that leaves the daily count out keeps it; null lifts it (the spec's "null =
+    // unlimited"), and the agent signs a seventh transaction today.
+    let renamed = json!({"name": "trader-2"});
+    let (_, changed) = world.api.call("PATCH", &agent, Some(&world.human), Some(renamed)).await;
+    assert_eq!(changed["tx_max_per_day"], 6, "{changed}");
+    let unlimited = json!({"tx_max_per_day": null});
+    let (_, changed) = world
+        .api
+        .call("PATCH", &agent, Some(&world.human), Some(unlimited))
+        .await;
+    assert!(changed.get("tx_max_per_day").is_none(), "{changed}");
+    let (status, tx) = submit(&world, priced("1000000000")).await;
+    assert_eq!(status, StatusCode::CREATED, "{tx}");
 }
 
 #[tokio::test]

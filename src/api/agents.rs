@@ -16,7 +16,7 @@ use domain::transaction::Ledger;
 use domain::wei::Wei;
 use domain::{ActorType, AgentId, ExpectedVersion, OrgId, VaultId};
 use projections::ReadModels;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
 use super::AppState;
@@ -26,14 +26,16 @@ use super::session::{AgentSession, Caller, HumanSession};
 use crate::auth::{ApiKey, ApiKeyKind, PrincipalType, TokenRequest};
 
 /// The body of POST /v1/agents and of PATCH/PUT /v1/agents/{id}: on create, absent
-/// fields take their defaults; on update, absent fields keep their value.
+/// fields take their defaults; on update, absent fields keep their value. The fields the
+/// spec makes nullable are cleared by `null`; a `null` elsewhere counts as absent.
 #[derive(Deserialize, Default)]
 pub struct AgentRequest {
     name: Option<String>,
     description: Option<String>,
     scopes: Option<Vec<String>>,
     vault_ids: Option<Vec<VaultId>>,
-    token_ttl_seconds: Option<u32>,
+    #[serde(default, deserialize_with = "absent_or_null")]
+    token_ttl_seconds: Option<Option<u32>>,
     intents_api_enabled: Option<bool>,
     expires_at: Option<DateTime<Utc>>,
     tx_to_allowlist: Option<Vec<String>>,
@@ -44,8 +46,10 @@ pub struct AgentRequest {
     tx_daily_limit_eth: Option<String>,
     tx_allowed_chains: Option<Vec<String>>,
     /// Per chain name or id, a decimal amount of the chain's native currency.
-    tx_overhead_budget: Option<BTreeMap<String, String>>,
-    tx_max_per_day: Option<u32>,
+    #[serde(default, deserialize_with = "absent_or_null")]
+    tx_overhead_budget: Option<Option<BTreeMap<String, String>>>,
+    #[serde(default, deserialize_with = "absent_or_null")]
+    tx_max_per_day: Option<Option<u32>>,
     is_active: Option<bool>,
 }
 
@@ -73,7 +77,8 @@ impl AgentRequest {
         }
         let tx_allowed_chains = self.tx_allowed_chains.unwrap_or(base.tx_allowed_chains);
         let tx_overhead_budget = match self.tx_overhead_budget {
-            Some(budget) => budget
+            Some(None) => BTreeMap::new(),
+            Some(Some(budget)) => budget
                 .into_iter()
                 .map(|(chain, amount)| {
                     let budget = amount_of(&format!("tx_overhead_budget.{chain}"), &amount)?;
@@ -101,7 +106,7 @@ impl AgentRequest {
             description: self.description.or(base.description),
             scopes,
             vault_ids,
-            token_ttl_seconds: self.token_ttl_seconds.or(base.token_ttl_seconds),
+            token_ttl_seconds: self.token_ttl_seconds.unwrap_or(base.token_ttl_seconds),
             intents_api_enabled: self.intents_api_enabled.unwrap_or(base.intents_api_enabled),
             expires_at: self.expires_at.or(base.expires_at),
             tx_to_allowlist: self.tx_to_allowlist.unwrap_or(base.tx_to_allowlist),
@@ -110,9 +115,17 @@ impl AgentRequest {
                 .or(base.tx_daily_limit),
             tx_allowed_chains,
             tx_overhead_budget,
-            tx_max_per_day: self.tx_max_per_day.or(base.tx_max_per_day),
+            tx_max_per_day: self.tx_max_per_day.unwrap_or(base.tx_max_per_day),
         })
     }
+}
+
+/// A field given, possibly as `null` (`Some(None)`), told apart from one left out (`None`,
+/// by `#[serde(default)]`).
+fn absent_or_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 fn amount(field: &str, text: Option<String>) -> Result<Option<Wei>, ApiError> {
