@@ -364,13 +364,13 @@ impl<'a> Ledger<'a> {
     /// How many transactions the agent signed in `now`'s UTC calendar day, failed ones
     /// aside.
     pub fn signed_today(self, now: DateTime<Utc>) -> u64 {
-        let moment = now.date_naive().and_time(NaiveTime::MIN).and_utc();
-        let first = self.logged.records.partition_point(|r| r.signed_at < moment);
+        let midnight = now.date_naive().and_time(NaiveTime::MIN).and_utc();
+        let first = self.logged.records.partition_point(|r| r.signed_at < midnight);
         let logged = self.logged.signed.from(first);
         let this_turn = self
             .this_turn
             .iter()
-            .filter(|r| r.holds_reservation() && r.signed_at >= moment)
+            .filter(|r| r.holds_reservation() && r.signed_at >= midnight)
             .count();
         u64::try_from(logged)
             .unwrap_or(u64::MAX)

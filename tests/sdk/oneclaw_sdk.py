@@ -430,7 +430,14 @@ def signing_keys() -> None:
 @step
 def transactions() -> None:
     created = ok(S.client.agents.create("trader", intents_api_enabled=True), 201)
-    assert ok(S.client.agents.list_transactions(created["agent"]["id"]), 200) == {"transactions": []}
+    trader = created["agent"]["id"]
+    assert ok(S.client.agents.list_transactions(trader), 200) == {"transactions": []}
+    # Fee budget and daily count, set through the SDK's pass-through update; the agent
+    # shows them beside what it used of them.
+    limited = ok(S.client.agents.update(trader, tx_overhead_budget={"anvil": "0.01"}, tx_max_per_day=50), 200)
+    assert (limited["tx_overhead_budget"], limited["tx_max_per_day"]) == ({"anvil": "0.01"}, 50), limited
+    used = ok(S.client.agents.get(trader), 200)
+    assert (used["tx_spent_today_eth"], used["tx_count_today"], used["tx_overhead_today_by_chain"]) == ("0", 0, {})
 
 
 # -- running -------------------------------------------------------------------------------
