@@ -678,12 +678,16 @@ async fn an_idempotency_key_reused_for_a_different_request_is_422_and_nothing_is
 #[tokio::test]
 async fn the_private_key_is_in_no_response_log_line_or_stored_event() {
     let db = TestDb::sqlite();
-    let world = world(db, json!({}), &[]).await;
+    let world = world(db, json!({"message_signing_enabled": true}), &[]).await;
     let bare_key = world.key.trim_start_matches("0x").to_owned();
     let mut responses = Vec::new();
     let (status, tx) = submit(&world, transfer(&world, "0.01")).await;
     assert_eq!(status, StatusCode::CREATED);
     responses.push(tx.to_string());
+    let message = json!({"intent_type": "personal_sign", "chain": "anvil", "message": "0x00"});
+    let (status, signed) = sign_intent(&world, message).await;
+    assert_eq!(status, StatusCode::OK, "{signed}");
+    responses.push(signed.to_string());
     // Intents agents never read key material themselves.
     let (status, refused) = world.api.call("GET", "/v1/vaults", Some(&world.agent), None).await;
     responses.push(refused.to_string());
@@ -1084,6 +1088,175 @@ async fn a_bundle_runs_in_order_each_call_on_the_state_the_ones_before_it_leave(
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+}
+
+async fn sign_intent(world: &World, body: Value) -> (StatusCode, Value) {
+    let path = format!("/v1/agents/{}/sign", world.agent_id);
+    world.api.call("POST", &path, Some(&world.agent), Some(body)).await
+}
+
+/// The address that signed `hash`, recovered from a 65-byte signature in 0x hex.
+fn signer_of(signature: &Value, hash: &Value) -> String {
+    let signature = alloy_primitives::hex::decode(signature.as_str().unwrap()).unwrap();
+    let hash: alloy_primitives::B256 = hash.as_str().unwrap().parse().unwrap();
+    let signature = alloy_primitives::Signature::from_raw(&signature).unwrap();
+    format!("{:#x}", signature.recover_address_from_prehash(&hash).unwrap())
+}
+
+/// EIP-712's own example, on anvil's chain, from `contract`.
+fn mail(contract: &str) -> Value {
+    json!({
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}
+            ],
+            "Person": [{"name": "name", "type": "string"}, {"name": "wallet", "type": "address"}],
+            "Mail": [
+                {"name": "from", "type": "Person"}, {"name": "to", "type": "Person"},
+                {"name": "contents", "type": "string"}
+            ]
+        },
+        "primaryType": "Mail",
+        "domain": {"name": "Ether Mail", "version": "1", "chainId": 31337, "verifyingContract": contract},
+        "message": {
+            "from": {"name": "Cow", "wallet": "0xCD2a3d9F938E13CD947Ec05AbC7FE734Df8DD826"},
+            "to": {"name": "Bob", "wallet": "0xbBbBBBBbbBBBbbbBbbBbbbbBBbBbbbbBbBbbBBbB"},
+            "contents": "Hello, Bob!"
+        }
+    })
+}
+
+#[tokio::test]
+async fn messages_typed_data_and_digests_are_signed_only_once_a_human_turns_each_kind_on() {
+    let world = world(TestDb::sqlite(), json!({}), &[]).await;
+    let mail_contract = "0xCcCCccccCCCCcCCCCCCcCcCccCcCCCcCcccccccC";
+    let personal = json!({"intent_type": "personal_sign", "chain": "anvil", "message": "0x68656c6c6f"});
+    let typed = json!({"intent_type": "typed_data", "chain": "anvil", "typed_data": mail(mail_contract)});
+    let digest = format!("0x{}", "ab".repeat(32));
+    let blind = json!({"intent_type": "eip712_digest", "chain": "anvil", "hash": digest});
+    for (body, rule) in [
+        (&personal, "message_signing_enabled"),
+        (&typed, "eip712_domain_allowlist"),
+        (&blind, "raw_signing_enabled"),
+    ] {
+        let (status, problem) = sign_intent(&world, body.clone()).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+        assert!(problem["detail"].as_str().unwrap().starts_with(rule), "{problem}");
+    }
+    assert_eq!(audit_trail(&world, "message.refuse").await["count"], 3);
+
+    let agent = format!("/v1/agents/{}", world.agent_id);
+    let turned_on = json!({
+        "message_signing_enabled": true, "raw_signing_enabled": true,
+        "eip712_domain_allowlist": [{"verifyingContract": mail_contract}],
+    });
+    let (status, shown) = world
+        .api
+        .call("PATCH", &agent, Some(&world.human), Some(turned_on))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{shown}");
+    assert_eq!(
+        shown["eip712_domain_allowlist"],
+        json!([{"verifying_contract": mail_contract.to_lowercase()}])
+    );
+    assert_eq!(shown["eip712_default_policy"], "deny");
+
+    let (status, signed) = sign_intent(&world, personal).await;
+    assert_eq!(status, StatusCode::OK, "{signed}");
+    assert_eq!(signed["from"], world.signer.as_str());
+    let expected = alloy_primitives::eip191_hash_message(b"hello");
+    assert_eq!(
+        signed["message_hash"],
+        json!(expected.to_string()),
+        "EIP-191 of the bytes"
+    );
+    assert_eq!(signer_of(&signed["signature"], &signed["message_hash"]), world.signer);
+
+    let (status, signed) = sign_intent(&world, typed).await;
+    assert_eq!(status, StatusCode::OK, "{signed}");
+    assert_eq!(
+        signer_of(&signed["signature"], &signed["typed_data_hash"]),
+        world.signer
+    );
+    let elsewhere = json!({"intent_type": "typed_data", "chain": "anvil", "typed_data": mail(&chain::fresh_address())});
+    let (status, problem) = sign_intent(&world, elsewhere).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "another contract: {problem}");
+
+    let (status, signed) = sign_intent(&world, blind).await;
+    assert_eq!(status, StatusCode::OK, "{signed}");
+    assert_eq!(signer_of(&signed["signature"], &json!(digest)), world.signer);
+
+    // Each signature was recorded with what it signed; no value moved, no nonce was used.
+    let trail = audit_trail(&world, "message.sign").await;
+    assert_eq!(trail["count"], 3, "{trail}");
+    assert_eq!(chain::nonce(&world.signer).await, 0);
+    for (body, status) in [
+        (
+            json!({"intent_type": "personal_sign", "chain": "anvil"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"intent_type": "personal_sign", "chain": "anvil", "message": "0xzz"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"intent_type": "eip712_digest", "chain": "anvil", "hash": "0x12"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"intent_type": "sign_anything", "chain": "anvil"}),
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let (answered, problem) = sign_intent(&world, body).await;
+        assert_eq!(answered, status, "{problem}");
+    }
+}
+
+#[tokio::test]
+async fn a_transaction_intent_is_signed_as_transactions_sign_signs_it_under_the_same_guardrails() {
+    let world = world(TestDb::sqlite(), json!({"tx_max_value_eth": "0.5"}), &[]).await;
+    let intent = |value: &str, extra: Value| {
+        let mut body = json!({"intent_type": "transaction", "chain": "anvil", "to": world.recipient, "value": value});
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        body
+    };
+    let (status, signed) = sign_intent(&world, intent("0.1", json!({"tx_type": 2}))).await;
+    assert_eq!(status, StatusCode::OK, "{signed}");
+    assert_eq!(
+        (signed["tx_type"].as_u64(), signed["from"].as_str()),
+        (Some(2), Some(world.signer.as_str()))
+    );
+    assert!(signed["signed_tx"].as_str().unwrap().starts_with("0x02"), "{signed}");
+    assert_eq!(chain::nonce(&world.signer).await, 0, "keyward did not send it");
+    let hash = chain::rpc("eth_sendRawTransaction", json!([signed["signed_tx"]])).await;
+    assert_eq!(hash, signed["tx_hash"]);
+    assert_eq!(chain::mined_status(hash.as_str().unwrap()).await, 1);
+    assert_eq!(chain::balance(&world.recipient).await, ETH / 10);
+
+    let (status, legacy) = sign_intent(&world, intent("0.1", json!({"tx_type": 0, "gas_price": "3000000000"}))).await;
+    assert_eq!(status, StatusCode::OK, "{legacy}");
+    assert_eq!(legacy["tx_type"], 0);
+    let (status, problem) = sign_intent(&world, intent("0.6", json!({}))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().starts_with("tx_max_value_eth"),
+        "{problem}"
+    );
+    for extra in [
+        json!({"tx_type": 4, "authorization_list": [{}]}),
+        json!({"tx_type": 3}),
+        json!({"tx_type": 0}),
+        json!({"tx_type": 2, "gas_price": "1"}),
+        json!({"access_list": [{"address": world.recipient, "storageKeys": []}]}),
+    ] {
+        let (status, problem) = sign_intent(&world, intent("0.1", extra.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{extra}: {problem}");
+    }
+    let listed = transactions_listed(&world, &world.human).await;
+    let statuses: Vec<&Value> = listed.as_array().unwrap().iter().map(|tx| &tx["status"]).collect();
+    assert_eq!(statuses, [&json!("sign_only"), &json!("sign_only")], "{listed}");
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ use crate::change::{Change, DomainError, stream};
 use crate::event::ExpectedVersion;
 use crate::events::{AgentDeactivated, AgentKeyRotated, AgentRegistered, AgentUpdated, Event};
 use crate::ids::{AgentId, OrgId, UserId, VaultId};
+use crate::message_signing::{Eip712DomainEntry, Eip712Policy};
 use crate::stream::StreamId;
 use crate::wei::Wei;
 
@@ -52,6 +53,17 @@ pub struct AgentSettings {
     /// The most transactions the agent may sign in one UTC calendar day.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tx_max_per_day: Option<u32>,
+    /// EIP-191 messages (`personal_sign`) are signed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub message_signing_enabled: bool,
+    /// Digests the agent computed itself (`eip712_digest`) are signed: blind signing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub raw_signing_enabled: bool,
+    /// Typed data (EIP-712) from a domain off the allowlist: refused unless `allow`.
+    #[serde(default, skip_serializing_if = "Eip712Policy::is_deny")]
+    pub eip712_default_policy: Eip712Policy,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub eip712_domain_allowlist: Vec<Eip712DomainEntry>,
 }
 
 impl AgentSettings {
@@ -72,6 +84,10 @@ impl AgentSettings {
             tx_allowed_chains: Vec::new(),
             tx_overhead_budget: BTreeMap::new(),
             tx_max_per_day: None,
+            message_signing_enabled: false,
+            raw_signing_enabled: false,
+            eip712_default_policy: Eip712Policy::Deny,
+            eip712_domain_allowlist: Vec::new(),
         }
     }
 
@@ -117,6 +133,10 @@ impl AgentSettings {
         if let Some(chain) = self.tx_overhead_budget.keys().find(|chain| !names_a_chain(chain)) {
             return invalid(format!("tx_overhead_budget key {chain:?} is not a chain name or id"));
         }
+        self.eip712_domain_allowlist = std::mem::take(&mut self.eip712_domain_allowlist)
+            .into_iter()
+            .map(Eip712DomainEntry::validated)
+            .collect::<Result<_, _>>()?;
         self.scopes.sort();
         self.scopes.dedup();
         self.vault_ids.sort();
@@ -295,6 +315,13 @@ mod tests {
             tx_allowed_chains: vec!["anvil".into()],
             tx_overhead_budget: BTreeMap::from([("anvil".into(), Wei::from_eth_str("0.01").unwrap())]),
             tx_max_per_day: Some(100),
+            message_signing_enabled: true,
+            raw_signing_enabled: false,
+            eip712_default_policy: Eip712Policy::Deny,
+            eip712_domain_allowlist: vec![Eip712DomainEntry {
+                chain_id: Some(31337),
+                ..Eip712DomainEntry::default()
+            }],
         }
     }
 
@@ -311,13 +338,27 @@ mod tests {
     }
 
     #[test]
-    fn settings_logged_before_fee_budgets_and_daily_counts_read_as_unlimited() {
+    fn settings_logged_before_later_limits_read_as_unlimited_and_off() {
         let mut logged = serde_json::to_value(AgentSettings::named("trader".into(), None)).unwrap();
-        assert!(logged.get("tx_overhead_budget").is_none() && logged.get("tx_max_per_day").is_none());
+        for added in [
+            "tx_overhead_budget",
+            "tx_max_per_day",
+            "message_signing_enabled",
+            "raw_signing_enabled",
+            "eip712_default_policy",
+            "eip712_domain_allowlist",
+        ] {
+            assert!(logged.get(added).is_none(), "{added} is left out while unset");
+        }
         logged["tx_daily_limit"] = serde_json::json!("1");
         let read: AgentSettings = serde_json::from_value(logged).unwrap();
         assert!(read.tx_overhead_budget.is_empty());
         assert_eq!(read.tx_max_per_day, None);
+        assert!(!read.message_signing_enabled && !read.raw_signing_enabled);
+        assert_eq!(
+            (read.eip712_default_policy, read.eip712_domain_allowlist.len()),
+            (Eip712Policy::Deny, 0)
+        );
         let budgeted = settings();
         let again: AgentSettings = serde_json::from_value(serde_json::to_value(&budgeted).unwrap()).unwrap();
         assert_eq!(again, budgeted);
@@ -335,6 +376,7 @@ mod tests {
             |s| {
                 s.tx_overhead_budget.insert(String::new(), Wei::ZERO);
             },
+            |s| s.eip712_domain_allowlist = vec![Eip712DomainEntry::default()],
         ];
         for tamper in cases {
             let mut settings = settings();

@@ -153,6 +153,11 @@ event_vocabulary!(
     TransactionRejected = "transaction.rejected",
     /// A transaction was run against the chain's state without being sent.
     TransactionSimulated = "transaction.simulated",
+    /// The proxy signed a message, typed data or a digest for an agent (POST
+    /// /v1/agents/{id}/sign); durable before the signature is handed out.
+    MessageSigned = "message.signed",
+    /// A signature was refused: the agent may not sign that kind, or that domain.
+    MessageRefused = "message.refused",
     /// keyward made (or took in) a signing key for an agent; the event holds it sealed.
     SigningKeyProvisioned = "signing_key.provisioned",
     /// A signing key no longer signs; it stays sealed in the log.
@@ -628,6 +633,30 @@ pub struct TransactionRejected {
     pub to: String,
     pub value_wei: Wei,
     /// The guardrail's setting, e.g. `tx_daily_limit_eth`.
+    pub rule: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageSigned {
+    pub agent_id: AgentId,
+    pub chain: String,
+    pub chain_id: u64,
+    /// `personal_sign`, `typed_data` or `eip712_digest`.
+    pub intent_type: String,
+    /// The signer's address, lowercase 0x hex.
+    pub from: String,
+    /// What was signed: the 32-byte digest, 0x hex.
+    pub hash: String,
+    pub signing_key_path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageRefused {
+    pub agent_id: AgentId,
+    pub chain: String,
+    pub intent_type: String,
+    /// The setting that refused it, e.g. `message_signing_enabled`.
     pub rule: String,
     pub detail: String,
 }

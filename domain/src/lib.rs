@@ -16,6 +16,7 @@ pub mod evm_chain;
 pub mod ids;
 pub mod mail;
 pub mod membership;
+pub mod message_signing;
 pub mod policy;
 pub mod secret;
 pub mod secret_path;

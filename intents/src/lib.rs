@@ -3,6 +3,7 @@
 //! - [`guardrails`]: pure checks of a transaction against an agent's limits.
 //! - [`key`]: a private key held only for one signature, zeroized on drop.
 //! - [`known_addresses`]: the address each stored key signs for, derived once.
+//! - [`message`]: EIP-191 messages, EIP-712 typed data and digests, judged and signed.
 //! - [`tx`]: building legacy and EIP-1559 transfers and signing them (alloy types, k256).
 //! - [`pending_nonces`]: the node's nonce count, asked for once a second, not per transaction.
 //! - [`rpc`]: the JSON-RPC calls to the chain's node.
@@ -14,6 +15,7 @@
 pub mod guardrails;
 pub mod key;
 pub mod known_addresses;
+pub mod message;
 pub mod pending_nonces;
 pub mod rpc;
 pub mod simulation;

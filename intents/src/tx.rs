@@ -94,7 +94,7 @@ impl UnsignedTx {
     }
 }
 
-fn sign_hash(key: &PrivateKey, hash: B256) -> Result<Signature, SignError> {
+pub(crate) fn sign_hash(key: &PrivateKey, hash: B256) -> Result<Signature, SignError> {
     let (signature, recovery) = key.sign_prehash(&hash.0).map_err(|_| SignError)?;
     Ok(Signature::from_signature_and_parity(signature, recovery.is_y_odd()))
 }

@@ -302,6 +302,21 @@ fn describe(event: &Event) -> (&'static str, &'static str, String, Value) {
                 "succeeded": e.succeeded, "gas_used": e.gas_used, "revert_reason": e.revert_reason,
             }),
         ),
+        Event::MessageSigned(e) => (
+            "message.sign",
+            "agent",
+            e.agent_id.to_string(),
+            json!({
+                "chain": e.chain, "chain_id": e.chain_id, "intent_type": e.intent_type, "from": e.from,
+                "hash": e.hash, "signing_key_path": e.signing_key_path,
+            }),
+        ),
+        Event::MessageRefused(e) => (
+            "message.refuse",
+            "agent",
+            e.agent_id.to_string(),
+            json!({"chain": e.chain, "intent_type": e.intent_type, "rule": e.rule, "detail": e.detail}),
+        ),
         Event::SigningKeyProvisioned(e) => (
             match (e.imported, e.replaces.is_some()) {
                 (true, _) => "signing_key.import",

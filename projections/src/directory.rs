@@ -355,6 +355,8 @@ impl DomainModel for Directory {
             | Event::TransactionFailed(_)
             | Event::TransactionRejected(_)
             | Event::TransactionSimulated(_)
+            | Event::MessageSigned(_)
+            | Event::MessageRefused(_)
             | Event::SigningKeyProvisioned(_)
             | Event::SigningKeyDeactivated(_)
             | Event::SigningKeyExported(_)

@@ -12,6 +12,7 @@ use domain::authz::PathPattern;
 use domain::change::{Change, DomainError};
 use domain::events::AgentAuthenticated;
 use domain::evm_chain::EvmChain;
+use domain::message_signing::{Eip712DomainEntry, Eip712Policy};
 use domain::transaction::Ledger;
 use domain::wei::Wei;
 use domain::{ActorType, AgentId, ExpectedVersion, OrgId, VaultId};
@@ -50,6 +51,10 @@ pub struct AgentRequest {
     tx_overhead_budget: Option<Option<BTreeMap<String, String>>>,
     #[serde(default, deserialize_with = "absent_or_null")]
     tx_max_per_day: Option<Option<u32>>,
+    message_signing_enabled: Option<bool>,
+    raw_signing_enabled: Option<bool>,
+    eip712_default_policy: Option<Eip712Policy>,
+    eip712_domain_allowlist: Option<Vec<Eip712DomainEntry>>,
     is_active: Option<bool>,
 }
 
@@ -116,6 +121,10 @@ impl AgentRequest {
             tx_allowed_chains,
             tx_overhead_budget,
             tx_max_per_day: self.tx_max_per_day.unwrap_or(base.tx_max_per_day),
+            message_signing_enabled: self.message_signing_enabled.unwrap_or(base.message_signing_enabled),
+            raw_signing_enabled: self.raw_signing_enabled.unwrap_or(base.raw_signing_enabled),
+            eip712_default_policy: self.eip712_default_policy.unwrap_or(base.eip712_default_policy),
+            eip712_domain_allowlist: self.eip712_domain_allowlist.unwrap_or(base.eip712_domain_allowlist),
         })
     }
 }
@@ -161,6 +170,10 @@ pub struct AgentResponse {
     tx_overhead_budget: Option<BTreeMap<String, String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tx_max_per_day: Option<u32>,
+    message_signing_enabled: bool,
+    raw_signing_enabled: bool,
+    eip712_default_policy: Eip712Policy,
+    eip712_domain_allowlist: Vec<Eip712DomainEntry>,
     token_ttl_seconds: Option<u32>,
     vault_ids: Vec<VaultId>,
     created_at: DateTime<Utc>,
@@ -234,6 +247,10 @@ impl From<&Agent> for AgentResponse {
                     .collect()
             }),
             tx_max_per_day: settings.tx_max_per_day,
+            message_signing_enabled: settings.message_signing_enabled,
+            raw_signing_enabled: settings.raw_signing_enabled,
+            eip712_default_policy: settings.eip712_default_policy,
+            eip712_domain_allowlist: settings.eip712_domain_allowlist.clone(),
             token_ttl_seconds: settings.token_ttl_seconds,
             vault_ids: settings.vault_ids.clone(),
             created_at: agent.created_at,

@@ -21,6 +21,7 @@ mod reservations;
 mod secrets;
 pub(crate) mod session;
 pub(crate) mod shares;
+mod signatures;
 mod signing_keys;
 mod simulations;
 mod transactions;
@@ -144,6 +145,7 @@ pub fn router(state: AppState) -> Router {
             post(simulations::simulate_bundle),
         )
         .route("/v1/agents/{agent_id}/transactions/sign", post(transactions::sign))
+        .route("/v1/agents/{agent_id}/sign", post(signatures::sign))
         .route("/v1/org/members", get(org::members))
         .route(
             "/v1/org/members/{user_id}",

@@ -37,15 +37,15 @@ const GWEI: u128 = 1_000_000_000;
 #[derive(Deserialize)]
 pub struct SubmitRequest {
     #[serde(flatten)]
-    intent: Intent,
-    nonce: Option<u64>,
-    gas_limit: Option<u64>,
+    pub(super) intent: Intent,
+    pub(super) nonce: Option<u64>,
+    pub(super) gas_limit: Option<u64>,
     /// Wei, decimal strings.
-    gas_price: Option<String>,
-    max_fee_per_gas: Option<String>,
-    max_priority_fee_per_gas: Option<String>,
+    pub(super) gas_price: Option<String>,
+    pub(super) max_fee_per_gas: Option<String>,
+    pub(super) max_priority_fee_per_gas: Option<String>,
     #[serde(default)]
-    simulate_first: bool,
+    pub(super) simulate_first: bool,
 }
 
 #[derive(Serialize)]
@@ -194,11 +194,11 @@ pub(super) fn check_agent(session: &AgentSession, agent_id: AgentId) -> Result<(
 /// a decimal string), what to call, and with which key.
 #[derive(Deserialize)]
 pub(super) struct Intent {
-    chain: String,
-    to: String,
-    value: String,
-    data: Option<String>,
-    signing_key_path: Option<String>,
+    pub(super) chain: String,
+    pub(super) to: String,
+    pub(super) value: String,
+    pub(super) data: Option<String>,
+    pub(super) signing_key_path: Option<String>,
 }
 
 /// An intent parsed, with its chain's node and the key to sign with: the one at
@@ -239,21 +239,7 @@ pub(super) async fn prepare(state: &AppState, caller: &Caller, intent: &Intent) 
 /// A parsed intent with the key it is signed with and its chain's node.
 async fn with_key(state: &AppState, caller: &Caller, intent: &Intent, parsed: Parsed) -> Result<Prepared, ApiError> {
     let Parsed { chain, to, value, data } = parsed;
-    let provisioned = match (&intent.signing_key_path, caller) {
-        (None, Caller::Agent(session)) => signing_keys::active_key(state, session.agent.id).await?,
-        _ => None,
-    };
-    let (key, key_path) = match provisioned {
-        Some(provisioned) => provisioned,
-        None => {
-            let path = intent
-                .signing_key_path
-                .clone()
-                .unwrap_or_else(|| format!("keys/{}-signer", chain.settings.name));
-            let path = SecretPath::parse(&path).map_err(|e| ApiError::BadRequest(format!("signing_key_path: {e}")))?;
-            (signing_key(state, caller, &path).await?, path.to_string())
-        }
-    };
+    let (key, key_path) = key_for(state, caller, &chain, intent.signing_key_path.as_deref()).await?;
     let rpc = state.rpc.rpc(&chain.settings.rpc_url);
     Ok(Prepared {
         chain,
@@ -264,6 +250,24 @@ async fn with_key(state: &AppState, caller: &Caller, intent: &Intent, parsed: Pa
         key,
         rpc,
     })
+}
+
+/// The key to sign with on `chain`, and its name in the log: the one at
+/// `signing_key_path`, else the agent's provisioned key, else `keys/<chain>-signer`.
+pub(super) async fn key_for(
+    state: &AppState,
+    caller: &Caller,
+    chain: &EvmChain,
+    signing_key_path: Option<&str>,
+) -> Result<(PrivateKey, String), ApiError> {
+    if let (None, Caller::Agent(session)) = (signing_key_path, caller)
+        && let Some(provisioned) = signing_keys::active_key(state, session.agent.id).await?
+    {
+        return Ok(provisioned);
+    }
+    let path = signing_key_path.map_or_else(|| format!("keys/{}-signer", chain.settings.name), str::to_owned);
+    let path = SecretPath::parse(&path).map_err(|e| ApiError::BadRequest(format!("signing_key_path: {e}")))?;
+    Ok((signing_key(state, caller, &path).await?, path.to_string()))
 }
 
 /// POST /v1/agents/{agent_id}/transactions
@@ -340,7 +344,7 @@ pub async fn sign(
     Body(request): Body<SubmitRequest>,
 ) -> Result<(StatusCode, Json<SignedOnlyResponse>), ApiError> {
     // 200 whether first or a repeat: the spec answers a signature with 200.
-    let (_, record) = sign_and_send(&state, session, agent_id, &headers, request, Until::SignedOnly).await?;
+    let (_, record) = sign_only(&state, session, agent_id, &headers, request).await?;
     Ok((
         StatusCode::OK,
         Json(SignedOnlyResponse {
@@ -355,6 +359,18 @@ pub async fn sign(
             status: record.status,
         }),
     ))
+}
+
+/// Signs under the agent's guardrails and reservations, for the agent to broadcast: the
+/// transaction as recorded, with 201, or 200 for a repeat of an Idempotency-Key.
+pub(super) async fn sign_only(
+    state: &AppState,
+    session: AgentSession,
+    agent_id: AgentId,
+    headers: &HeaderMap,
+    request: SubmitRequest,
+) -> Result<(StatusCode, TransactionRecord), ApiError> {
+    sign_and_send(state, session, agent_id, headers, request, Until::SignedOnly).await
 }
 
 /// Decides, signs and (unless sign-only) broadcasts, answering as far as `until` says; the

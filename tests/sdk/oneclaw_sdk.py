@@ -438,6 +438,15 @@ def transactions() -> None:
     assert (limited["tx_overhead_budget"], limited["tx_max_per_day"]) == ({"anvil": "0.01"}, 50), limited
     used = ok(S.client.agents.get(trader), 200)
     assert (used["tx_spent_today_eth"], used["tx_count_today"], used["tx_overhead_today_by_chain"]) == ("0", 0, {})
+    # The unified signing intent: personal_sign is off until the human turns it on.
+    key = ok(S.client.signing_keys.create(trader, "ethereum"), 201)
+    signer = create_client(base_url=S.base_url, api_key=created["api_key"])
+    hello = {"intent_type": "personal_sign", "chain": "anvil", "message": "0x68656c6c6f"}
+    fails(signer.agents.sign_intent(trader, **hello), 403, "auth_error")
+    ok(S.client.agents.update(trader, message_signing_enabled=True), 200)
+    signed = ok(signer.agents.sign_intent(trader, **hello), 200)
+    assert (signed["intent_type"], signed["from"]) == ("personal_sign", key["address"].lower()), signed
+    assert signed["signature"].startswith("0x") and len(signed["signature"]) == 2 + 130, signed
 
 
 # -- running -------------------------------------------------------------------------------
