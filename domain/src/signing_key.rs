@@ -50,6 +50,19 @@ impl AgentSigningKeys {
         self.keys.iter().rev().find(|key| key.is_active && key.chain == chain)
     }
 
+    /// The chains (families) it has an active key for, sorted.
+    pub fn active_chains(&self) -> Vec<String> {
+        let mut chains: Vec<String> = self
+            .keys
+            .iter()
+            .filter(|key| key.is_active)
+            .map(|key| key.chain.clone())
+            .collect();
+        chains.sort_unstable();
+        chains.dedup();
+        chains
+    }
+
     fn next_version(&self, chain: &str) -> u64 {
         self.keys
             .iter()

@@ -181,6 +181,8 @@ pub struct AgentResponse {
     expires_at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     last_active_at: Option<DateTime<Utc>>,
+    /// The chains it has provisioned signing keys for.
+    signing_chains: Vec<String>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     usage: Option<Usage>,
 }
@@ -256,29 +258,32 @@ impl From<&Agent> for AgentResponse {
             created_at: agent.created_at,
             expires_at: settings.expires_at,
             last_active_at: agent.last_active_at,
+            signing_chains: Vec::new(),
             usage: None,
         }
     }
 }
 
 impl AgentResponse {
-    /// The agent with what it used of its limits at `now`, for its humans.
-    fn with_usage(models: &ReadModels, agent: &Agent, chains: &[EvmChain], now: DateTime<Utc>) -> Self {
+    /// The agent as its humans see it at `now`: with its provisioned keys' chains and
+    /// what it used of its limits.
+    fn read(models: &ReadModels, agent: &Agent, chains: &[EvmChain], now: DateTime<Utc>) -> Self {
         Self {
+            signing_chains: models.signing_keys.of(agent.id).active_chains(),
             usage: Usage::of(models, agent, chains, now),
             ..Self::from(agent)
         }
     }
 }
 
-/// [`AgentResponse::with_usage`] for one agent of the session's org.
+/// [`AgentResponse::read`] for one agent of the session's org.
 fn shown(state: &AppState, session: &HumanSession, agent_id: AgentId) -> Result<AgentResponse, ApiError> {
     let chains = super::chains::registry(state);
     let agent = visible_agent(state, session, agent_id)?;
     let now = session.context.now;
     Ok(state
         .projector
-        .read(|models| AgentResponse::with_usage(models, &agent, &chains, now)))
+        .read(|models| AgentResponse::read(models, &agent, &chains, now)))
 }
 
 #[derive(Serialize)]
@@ -338,7 +343,7 @@ pub async fn list(State(state): State<AppState>, session: HumanSession) -> Json<
             .directory
             .agents_of(session.user.org_id)
             .into_iter()
-            .map(|agent| AgentResponse::with_usage(models, agent, &chains, now))
+            .map(|agent| AgentResponse::read(models, agent, &chains, now))
             .collect()
     });
     Json(AgentListResponse { agents })

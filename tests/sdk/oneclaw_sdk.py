@@ -440,6 +440,7 @@ def transactions() -> None:
     assert (used["tx_spent_today_eth"], used["tx_count_today"], used["tx_overhead_today_by_chain"]) == ("0", 0, {})
     # The unified signing intent: personal_sign is off until the human turns it on.
     key = ok(S.client.signing_keys.create(trader, "ethereum"), 201)
+    assert ok(S.client.agents.get(trader), 200)["signing_chains"] == ["ethereum"]
     signer = create_client(base_url=S.base_url, api_key=created["api_key"])
     hello = {"intent_type": "personal_sign", "chain": "anvil", "message": "0x68656c6c6f"}
     fails(signer.agents.sign_intent(trader, **hello), 403, "auth_error")
