@@ -216,6 +216,37 @@ async fn each_guardrail_refuses_on_its_own_and_nothing_reaches_the_chain() {
 }
 
 #[tokio::test]
+async fn a_token_transfer_through_an_allowed_contract_pays_only_an_allowed_recipient() {
+    let token = chain::fresh_address();
+    let stranger = chain::fresh_address();
+    let world = world(TestDb::sqlite(), json!({}), &[]).await;
+    let settings = json!({"tx_to_allowlist": [world.recipient], "tx_token_allowlist": [token]});
+    let agent = format!("/v1/agents/{}", world.agent_id);
+    let (status, shown) = world
+        .api
+        .call("PATCH", &agent, Some(&world.human), Some(settings))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{shown}");
+    assert_eq!(shown["tx_token_allowlist"], json!([token]));
+    // ERC-20 transfer(party, 1): `to` is the token contract, the party is in the calldata.
+    let transfer_to = |party: &str| format!("0xa9059cbb{:0>64}{:064x}", party.trim_start_matches("0x"), 1);
+    let call = |to: &str, data: String| json!({"chain": "anvil", "to": to, "value": "0", "data": data});
+    for (to, data, rule) in [
+        (&token, transfer_to(&stranger), "tx_to_allowlist"),
+        (&stranger, "0xd0e30db0".to_owned(), "tx_to_allowlist"),
+        (&world.recipient, "0xd0e30db0".to_owned(), "tx_token_allowlist"),
+    ] {
+        let (status, problem) = submit(&world, call(to, data)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+        assert!(problem["detail"].as_str().unwrap().starts_with(rule), "{problem}");
+    }
+    assert_eq!(chain::nonce(&world.signer).await, 0, "nothing was sent");
+    let (status, tx) = submit(&world, call(&token, transfer_to(&world.recipient))).await;
+    assert_eq!(status, StatusCode::CREATED, "{tx}");
+    assert_eq!(chain::mined_status(tx["tx_hash"].as_str().unwrap()).await, 1);
+}
+
+#[tokio::test]
 async fn fees_are_held_to_the_agents_24_hour_budget_and_transactions_to_its_daily_count() {
     let settings = json!({"tx_overhead_budget": {"anvil": "0.001"}, "tx_max_per_day": 6});
     let world = world(TestDb::sqlite(), settings, &[]).await;

@@ -45,6 +45,9 @@ pub struct AgentSettings {
     pub tx_max_value: Option<Wei>,
     pub tx_daily_limit: Option<Wei>,
     pub tx_allowed_chains: Vec<String>,
+    /// Lower-cased 0x addresses of the contracts the agent may call; empty: any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tx_token_allowlist: Vec<String>,
     /// Per chain (its name or decimal id): the most the agent's transactions may pay that
     /// chain's network in fees over a rolling 24 hours, in its native units. The value
     /// limits leave fees out, and the agent names its own gas price.
@@ -82,6 +85,7 @@ impl AgentSettings {
             tx_max_value: None,
             tx_daily_limit: None,
             tx_allowed_chains: Vec::new(),
+            tx_token_allowlist: Vec::new(),
             tx_overhead_budget: BTreeMap::new(),
             tx_max_per_day: None,
             message_signing_enabled: false,
@@ -117,16 +121,8 @@ impl AgentSettings {
                 TOKEN_TTL_SECONDS.end()
             ));
         }
-        for address in &mut self.tx_to_allowlist {
-            let is_address =
-                address.len() == 42 && address.starts_with("0x") && address[2..].bytes().all(|b| b.is_ascii_hexdigit());
-            if !is_address {
-                return invalid(format!(
-                    "tx_to_allowlist entry {address:?} is not a 0x-prefixed 20-byte address"
-                ));
-            }
-            address.make_ascii_lowercase();
-        }
+        normalize_addresses("tx_to_allowlist", &mut self.tx_to_allowlist)?;
+        normalize_addresses("tx_token_allowlist", &mut self.tx_token_allowlist)?;
         if let Some(chain) = self.tx_allowed_chains.iter().find(|chain| !names_a_chain(chain)) {
             return invalid(format!("tx_allowed_chains entry {chain:?} is not a chain name or id"));
         }
@@ -141,14 +137,30 @@ impl AgentSettings {
         self.scopes.dedup();
         self.vault_ids.sort();
         self.vault_ids.dedup();
-        self.tx_to_allowlist.sort();
-        self.tx_to_allowlist.dedup();
         Ok(self)
     }
 
     pub fn token_ttl(&self) -> u32 {
         self.token_ttl_seconds.unwrap_or(DEFAULT_TOKEN_TTL_SECONDS)
     }
+}
+
+/// Lower-cases the 0x addresses of `list` (the setting `field`), sorted and deduplicated;
+/// anything else is refused.
+fn normalize_addresses(field: &str, list: &mut Vec<String>) -> Result<(), DomainError> {
+    for address in list.iter_mut() {
+        let is_address =
+            address.len() == 42 && address.starts_with("0x") && address[2..].bytes().all(|b| b.is_ascii_hexdigit());
+        if !is_address {
+            return Err(DomainError::Invalid(format!(
+                "{field} entry {address:?} is not a 0x-prefixed 20-byte address"
+            )));
+        }
+        address.make_ascii_lowercase();
+    }
+    list.sort();
+    list.dedup();
+    Ok(())
 }
 
 /// Whether `chain` can be a chain's name or decimal id, as guardrails refer to chains.
@@ -313,6 +325,7 @@ mod tests {
             tx_max_value: None,
             tx_daily_limit: None,
             tx_allowed_chains: vec!["anvil".into()],
+            tx_token_allowlist: vec!["0x5FbDB2315678afecb367f032d93F642f64180aa3".into()],
             tx_overhead_budget: BTreeMap::from([("anvil".into(), Wei::from_eth_str("0.01").unwrap())]),
             tx_max_per_day: Some(100),
             message_signing_enabled: true,
@@ -334,6 +347,10 @@ mod tests {
             settings.tx_to_allowlist,
             vec!["0xabcdef0123456789abcdef0123456789abcdef01"]
         );
+        assert_eq!(
+            settings.tx_token_allowlist,
+            vec!["0x5fbdb2315678afecb367f032d93f642f64180aa3"]
+        );
         assert_eq!(settings.token_ttl(), 3600);
     }
 
@@ -341,6 +358,7 @@ mod tests {
     fn settings_logged_before_later_limits_read_as_unlimited_and_off() {
         let mut logged = serde_json::to_value(AgentSettings::named("trader".into(), None)).unwrap();
         for added in [
+            "tx_token_allowlist",
             "tx_overhead_budget",
             "tx_max_per_day",
             "message_signing_enabled",
@@ -373,6 +391,7 @@ mod tests {
             |s| s.tx_to_allowlist = vec!["0x1234".into()],
             |s| s.tx_to_allowlist = vec!["abcdef0123456789abcdef0123456789abcdef0123".into()],
             |s| s.tx_allowed_chains = vec!["bad chain".into()],
+            |s| s.tx_token_allowlist = vec!["0x5fbdb2315678afecb367f032d93f642f64180aa".into()],
             |s| {
                 s.tx_overhead_budget.insert(String::new(), Wei::ZERO);
             },

@@ -4,6 +4,7 @@
 //! - [`key`]: a private key held only for one signature, zeroized on drop.
 //! - [`known_addresses`]: the address each stored key signs for, derived once.
 //! - [`message`]: EIP-191 messages, EIP-712 typed data and digests, judged and signed.
+//! - [`token_call`]: whom a call to a token contract pays or empowers.
 //! - [`tx`]: building legacy and EIP-1559 transfers and signing them (alloy types, k256).
 //! - [`pending_nonces`]: the node's nonce count, asked for once a second, not per transaction.
 //! - [`rpc`]: the JSON-RPC calls to the chain's node.
@@ -20,11 +21,12 @@ pub mod pending_nonces;
 pub mod rpc;
 pub mod simulation;
 pub mod submission;
+pub mod token_call;
 pub mod tx;
 
 pub use alloy_primitives::{Address, B256, Bytes, U256, hex};
 pub use domain::wei::{Wei, WeiParseError};
-pub use guardrails::{Guardrails, Violation};
+pub use guardrails::{Guardrails, Outgoing, Violation};
 pub use key::{KeyError, PrivateKey};
 pub use known_addresses::KnownAddresses;
 pub use pending_nonces::PendingNonces;

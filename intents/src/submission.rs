@@ -15,7 +15,7 @@ use domain::wei::Wei;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::guardrails::{Guardrails, SoFar, Violation};
+use crate::guardrails::{Guardrails, Outgoing, SoFar, Violation};
 use crate::key::PrivateKey;
 use crate::rpc::hex_of;
 use crate::tx::{Fee, SignError, SignedTx, UnsignedTx};
@@ -47,6 +47,7 @@ impl Submission {
             chain_id: self.chain_id,
             to: self.to,
             value: self.value,
+            data: &self.data,
             idempotency_key: self.idempotency_key.as_deref(),
             request_digest: &self.request_digest,
         }
@@ -136,6 +137,7 @@ pub struct Ask<'a> {
     pub chain_id: u64,
     pub to: Address,
     pub value: Wei,
+    pub data: &'a [u8],
     pub idempotency_key: Option<&'a str>,
     pub request_digest: &'a RequestDigest,
 }
@@ -249,6 +251,7 @@ pub fn guardrails_of(agent: &Agent) -> Guardrails {
     Guardrails {
         allowed_chains: settings.tx_allowed_chains.clone(),
         to_allowlist: settings.tx_to_allowlist.clone(),
+        token_allowlist: settings.tx_token_allowlist.clone(),
         max_value: settings.tx_max_value,
         daily_limit: settings.tx_daily_limit,
         overhead_budget: settings.tx_overhead_budget.clone(),
@@ -320,7 +323,14 @@ impl<'a> InTurn<'a> {
             spent_last_24h: ledger.spent_before(now),
             signed_today: ledger.signed_today(now),
         };
-        guardrails_of(self.agent).check(ask.chain, ask.chain_id, &lower_hex(ask.to), ask.value, so_far)?;
+        let outgoing = Outgoing {
+            chain_name: ask.chain,
+            chain_id: ask.chain_id,
+            to: &lower_hex(ask.to),
+            value: ask.value,
+            data: ask.data,
+        };
+        guardrails_of(self.agent).check(outgoing, so_far)?;
         Ok(None)
     }
 

@@ -46,6 +46,7 @@ pub struct AgentRequest {
     tx_max_value_eth: Option<String>,
     tx_daily_limit_eth: Option<String>,
     tx_allowed_chains: Option<Vec<String>>,
+    tx_token_allowlist: Option<Vec<String>>,
     /// Per chain name or id, a decimal amount of the chain's native currency.
     #[serde(default, deserialize_with = "absent_or_null")]
     tx_overhead_budget: Option<Option<BTreeMap<String, String>>>,
@@ -119,6 +120,7 @@ impl AgentRequest {
             tx_daily_limit: amount("tx_daily_limit", self.tx_daily_limit.or(self.tx_daily_limit_eth))?
                 .or(base.tx_daily_limit),
             tx_allowed_chains,
+            tx_token_allowlist: self.tx_token_allowlist.unwrap_or(base.tx_token_allowlist),
             tx_overhead_budget,
             tx_max_per_day: self.tx_max_per_day.unwrap_or(base.tx_max_per_day),
             message_signing_enabled: self.message_signing_enabled.unwrap_or(base.message_signing_enabled),
@@ -166,6 +168,7 @@ pub struct AgentResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     tx_daily_limit_eth: Option<String>,
     tx_allowed_chains: Vec<String>,
+    tx_token_allowlist: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tx_overhead_budget: Option<BTreeMap<String, String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -241,6 +244,7 @@ impl From<&Agent> for AgentResponse {
             tx_max_value_eth: eth(settings.tx_max_value),
             tx_daily_limit_eth: eth(settings.tx_daily_limit),
             tx_allowed_chains: settings.tx_allowed_chains.clone(),
+            tx_token_allowlist: settings.tx_token_allowlist.clone(),
             tx_overhead_budget: (!settings.tx_overhead_budget.is_empty()).then(|| {
                 settings
                     .tx_overhead_budget

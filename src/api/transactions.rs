@@ -409,6 +409,7 @@ async fn sign_and_send(
         chain_id: parsed.chain.settings.chain_id,
         to: parsed.to,
         value: parsed.value,
+        data: &parsed.data,
         idempotency_key: idempotency_key.as_deref(),
         request_digest: &request_digest,
     };
