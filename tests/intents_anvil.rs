@@ -247,6 +247,30 @@ async fn a_token_transfer_through_an_allowed_contract_pays_only_an_allowed_recip
 }
 
 #[tokio::test]
+async fn twenty_concurrent_transfers_under_a_fee_budget_for_five_sign_exactly_five() {
+    // 21,000 gas at up to 10 gwei: 0.00021 ETH each; the budget holds five.
+    let settings = json!({"tx_overhead_budget": {"anvil": "0.00105"}, "tx_max_per_day": 100});
+    let world = world(TestDb::postgres().await, settings, &[]).await;
+    let mut body = transfer(&world, "0.01");
+    body["max_fee_per_gas"] = json!("10000000000");
+    body["max_priority_fee_per_gas"] = json!("1");
+    let results = futures::future::join_all((0..20).map(|_| submit(&world, body.clone()))).await;
+    let accepted = results
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::CREATED)
+        .count();
+    let refused = results
+        .iter()
+        .filter(|(status, problem)| {
+            *status == StatusCode::FORBIDDEN && problem["detail"].as_str().unwrap().starts_with("tx_overhead_budget")
+        })
+        .count();
+    assert_eq!((accepted, refused), (5, 15), "{results:?}");
+    wait_until_mined(&world.signer, 5).await;
+    assert_eq!(chain::balance(&world.recipient).await, 5 * ETH / 100);
+}
+
+#[tokio::test]
 async fn fees_are_held_to_the_agents_24_hour_budget_and_transactions_to_its_daily_count() {
     let settings = json!({"tx_overhead_budget": {"anvil": "0.001"}, "tx_max_per_day": 6});
     let world = world(TestDb::sqlite(), settings, &[]).await;
