@@ -385,7 +385,7 @@ mod tests {
     use chrono::Duration;
     use domain::change::Change;
     use domain::email::Email;
-    use domain::user::{self, AccountDeletion, CreateApiKey, SignUp};
+    use domain::user::{self, CreateApiKey, SignUp};
     use domain::{ChainHash, ExpectedVersion, Metadata};
 
     use super::*;
@@ -443,7 +443,7 @@ mod tests {
                 email,
                 display_name: None,
                 password_hash: "hash".into(),
-                email_stream_version: self.models.streams.stream(stream.as_str()).map_or(0, |s| s.version),
+                email_stream_version: self.models.streams.version(&stream),
             })
             .unwrap();
             self.append(changes);
@@ -474,16 +474,7 @@ mod tests {
         let (ada_sign_in, ada_org) = (Uuid::from_u128(5), OrgId(Uuid::from_u128(2)));
         assert!(log.models.directory.is_sign_in_of(ada, ada_sign_in));
 
-        let models = &log.models;
-        let directory = &models.directory;
-        let user = directory.user(ada).unwrap();
-        let deletion = AccountDeletion {
-            user,
-            members: directory.members(ada_org).map(|member| member.id).collect(),
-            vaults: directory.vaults_of(ada_org),
-            agents: directory.agents_of(ada_org),
-            enrollments: models.enrollments.naming(&user.email),
-        };
+        let deletion = log.models.account_deletion(ada).unwrap();
         let changes = user::delete_account(deletion, log.now()).unwrap();
         log.append(changes);
 
@@ -509,11 +500,8 @@ mod tests {
         assert_eq!(directory.user_by_email(&email).map(|user| user.id), Some(again));
         assert_eq!(directory.user(ada), None);
         assert_eq!(
-            log.models
-                .streams
-                .stream(user::email_stream(&email).as_str())
-                .map(|s| s.version),
-            Some(3),
+            log.models.streams.version(&user::email_stream(&email)),
+            3,
             "claimed, released, claimed"
         );
     }
@@ -524,7 +512,7 @@ mod tests {
     #[test]
     fn a_members_role_changes_on_the_user_and_a_removed_member_leaves_no_credential() {
         use domain::events::{OrgRole, UserSignedUp};
-        use domain::membership::{self, Membership};
+        use domain::membership;
 
         let mut log = Log::default();
         let ada = log.sign_up("ada@example.com", 1);
@@ -554,22 +542,7 @@ mod tests {
             key,
             issued,
         ]);
-        fn decide(log: &Log, ada: UserId, bob: UserId, org: OrgId) -> Membership<'_> {
-            let directory = &log.models.directory;
-            Membership {
-                actor: directory.user(ada).unwrap(),
-                target: directory.user(bob).unwrap(),
-                owners: 1,
-                org_version: log
-                    .models
-                    .streams
-                    .stream(user::org_stream(org).as_str())
-                    .unwrap()
-                    .version,
-            }
-        }
-
-        let change = membership::change_role(decide(&log, ada, bob, org), OrgRole::Admin)
+        let change = membership::change_role(log.models.membership(ada, bob).unwrap(), OrgRole::Admin)
             .unwrap()
             .unwrap();
         log.append(vec![change]);
@@ -586,7 +559,7 @@ mod tests {
             vec![(ada, OrgRole::Owner), (bob, OrgRole::Admin)]
         );
 
-        let changes = membership::remove_member(decide(&log, ada, bob, org)).unwrap();
+        let changes = membership::remove_member(log.models.membership(ada, bob).unwrap()).unwrap();
         log.append(changes);
         let directory = &log.models.directory;
         assert_eq!(

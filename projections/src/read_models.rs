@@ -1,9 +1,11 @@
 //! The set of all read models, folded together so they always stand at one position.
 
 use chrono::{DateTime, Utc};
-use domain::RecordedEvent;
-
-use domain::events::Event;
+use domain::change::DomainError;
+use domain::events::{Event, OrgRole};
+use domain::membership::Membership;
+use domain::user::{AccountDeletion, org_stream};
+use domain::{RecordedEvent, UserId};
 
 use crate::{
     Access, AuditTrail, Directory, DomainModel, Enrollments, Outbox, ReadModel, Secrets, Shares, SigningKeys,
@@ -153,6 +155,38 @@ impl ReadModels {
             ("secrets", self.secrets.secret_count() as u64),
             ("undecodable events", self.undecodable),
         ]
+    }
+}
+
+/// What the decisions that span several read models find in them.
+impl ReadModels {
+    /// What deleting `user`'s account ends; `None` if there is no such user.
+    pub fn account_deletion(&self, user: UserId) -> Option<AccountDeletion<'_>> {
+        let directory = &self.directory;
+        let user = directory.user(user)?;
+        Some(AccountDeletion {
+            user,
+            members: directory.members(user.org_id).map(|member| member.id).collect(),
+            vaults: directory.vaults_of(user.org_id),
+            agents: directory.agents_of(user.org_id),
+            enrollments: self.enrollments.naming(&user.email),
+        })
+    }
+
+    /// `actor` changing `target`'s membership of `actor`'s organization.
+    pub fn membership(&self, actor: UserId, target: UserId) -> Result<Membership<'_>, DomainError> {
+        let directory = &self.directory;
+        let actor = directory.user(actor).ok_or(DomainError::NotFound("user"))?;
+        let target = directory.user(target).ok_or(DomainError::NotFound("member"))?;
+        Ok(Membership {
+            actor,
+            target,
+            owners: directory
+                .members(actor.org_id)
+                .filter(|member| member.role == OrgRole::Owner)
+                .count(),
+            org_version: self.streams.version(&org_stream(actor.org_id)),
+        })
     }
 }
 

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use domain::RecordedEvent;
+use domain::{RecordedEvent, StreamId};
 
 use crate::ReadModel;
 
@@ -24,6 +24,11 @@ pub struct StreamCatalog {
 impl StreamCatalog {
     pub fn stream(&self, stream_id: &str) -> Option<&StreamEntry> {
         self.streams.get(stream_id)
+    }
+
+    /// The version of `stream`'s last event; 0 for a stream with none.
+    pub fn version(&self, stream: &StreamId) -> u64 {
+        self.stream(stream.as_str()).map_or(0, |entry| entry.version)
     }
 
     pub fn stream_count(&self) -> usize {

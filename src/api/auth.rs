@@ -71,7 +71,7 @@ pub async fn signup(
                 email: email.clone(),
                 display_name: request.display_name.clone(),
                 password_hash: password_hash.clone(),
-                email_stream_version: models.streams.stream(email_stream.as_str()).map_or(0, |s| s.version),
+                email_stream_version: models.streams.version(&email_stream),
             })?;
             if models.directory.user_by_email(&email).is_some() {
                 return Err(email_taken());
@@ -398,17 +398,8 @@ fn account_deletion(
     user: UserId,
     now: DateTime<Utc>,
 ) -> Result<(Vec<Change>, Vec<VaultId>), DomainError> {
-    let directory = &models.directory;
-    let user = directory.user(user).ok_or(DomainError::NotFound("user"))?;
-    let vaults = directory.vaults_of(user.org_id);
-    let vault_ids = vaults.iter().map(|vault| vault.id).collect();
-    let deletion = user::AccountDeletion {
-        user,
-        members: directory.members(user.org_id).map(|member| member.id).collect(),
-        vaults,
-        agents: directory.agents_of(user.org_id),
-        enrollments: models.enrollments.naming(&user.email),
-    };
+    let deletion = models.account_deletion(user).ok_or(DomainError::NotFound("user"))?;
+    let vault_ids = deletion.vaults.iter().map(|vault| vault.id).collect();
     Ok((user::delete_account(deletion, now)?, vault_ids))
 }
 

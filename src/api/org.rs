@@ -5,11 +5,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use domain::UserId;
-use domain::change::DomainError;
 use domain::events::OrgRole;
-use domain::membership::{self, Membership};
-use domain::user::{User, org_stream};
-use projections::ReadModels;
+use domain::membership;
+use domain::user::User;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -75,7 +73,7 @@ pub async fn update_role(
     state
         .commands
         .decide(&session.metadata(), |models| {
-            let membership = membership_of(models, actor, target)?;
+            let membership = models.membership(actor, target)?;
             Ok(membership::change_role(membership, request.role)?.into_iter().collect())
         })
         .await?;
@@ -104,7 +102,7 @@ pub async fn remove(
     state
         .commands
         .decide(&session.metadata(), |models| {
-            membership::remove_member(membership_of(models, actor, target)?)
+            membership::remove_member(models.membership(actor, target)?)
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -117,23 +115,4 @@ fn member_id(raw: &str) -> Result<UserId, ApiError> {
 
 fn not_a_member() -> ApiError {
     ApiError::NotFound("member not found".into())
-}
-
-/// The decision's view of `actor` acting on `target`, read from `models`.
-fn membership_of(models: &ReadModels, actor: UserId, target: UserId) -> Result<Membership<'_>, DomainError> {
-    let directory = &models.directory;
-    let actor = directory.user(actor).ok_or(DomainError::NotFound("user"))?;
-    let target = directory.user(target).ok_or(DomainError::NotFound("member"))?;
-    Ok(Membership {
-        actor,
-        target,
-        owners: directory
-            .members(actor.org_id)
-            .filter(|member| member.role == OrgRole::Owner)
-            .count(),
-        org_version: models
-            .streams
-            .stream(org_stream(actor.org_id).as_str())
-            .map_or(0, |stream| stream.version),
-    })
 }
