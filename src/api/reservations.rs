@@ -9,7 +9,7 @@
 //! half-made, and a decided reservation is always answered and, unless sign-only, handed
 //! to the broadcaster.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use domain::agent::agent_stream;
@@ -165,7 +165,7 @@ type Decisions = (Vec<StreamAppend>, Vec<Result<Made, Refusal>>);
 /// stream, and every ticket's outcome.
 fn decide_all(state: &AppState, agent_id: AgentId, tickets: &[Ticket]) -> Result<Decisions, ApiError> {
     // Decided under the read models' lock, borrowing the agent's history.
-    let (version, sender_versions, decisions) = state.projector.read(|models| {
+    let (version, senders, decisions) = state.projector.read(|models| {
         let agent = models.directory.agent(agent_id).ok_or(DomainError::NotFound("agent"))?;
         let transactions = &models.transactions;
         let mut turn = InTurn::new(agent, transactions.history(agent_id), transactions.nonces());
@@ -173,33 +173,32 @@ fn decide_all(state: &AppState, agent_id: AgentId, tickets: &[Ticket]) -> Result
             .iter()
             .map(|ticket| turn.decide(&ticket.submission, ticket.from, ticket.chain_pending_nonce, ticket.now))
             .collect();
-        let sender_versions: HashMap<StreamId, ExpectedVersion> = tickets
+        // Each ticket's sender stream, at the version this decision read.
+        let senders: Vec<(StreamId, u64)> = tickets
             .iter()
             .map(|ticket| {
                 let stream = sender_stream(ticket.submission.chain_id, &ticket.from.to_string());
-                let expected = models
-                    .streams
-                    .stream(stream.as_str())
-                    .map_or(ExpectedVersion::NoStream, |entry| ExpectedVersion::Exact(entry.version));
-                (stream, expected)
+                let version = models.streams.version(&stream);
+                (stream, version)
             })
             .collect();
-        Ok::<_, DomainError>((agent.version, sender_versions, decisions))
+        Ok::<_, DomainError>((agent.version, senders, decisions))
     })?;
     // Signed outside it: signatures are the costly part, and need no history.
     let mut signed = Vec::new();
-    let mut nonces_held: BTreeMap<StreamId, Vec<NewEvent>> = BTreeMap::new();
+    let mut nonces_held: BTreeMap<StreamId, (u64, Vec<NewEvent>)> = BTreeMap::new();
     let mut rejected = Vec::new();
     let mut outcomes = Vec::with_capacity(tickets.len());
-    for (ticket, decided) in tickets.iter().zip(decisions) {
+    for ((ticket, decided), (sender, read_at)) in tickets.iter().zip(decisions).zip(senders) {
         outcomes.push(match decided {
             Ok(Decided::Reserved(reservation)) => {
                 // Never for a key that parsed; the nonces after it would leave a gap, so
                 // the whole turn fails and nothing is appended.
                 let (event, tx) = reservation.sign(&ticket.key).map_err(ApiError::internal)?;
                 nonces_held
-                    .entry(sender_stream(event.chain_id, &event.from))
-                    .or_default()
+                    .entry(sender)
+                    .or_insert_with(|| (read_at, Vec::new()))
+                    .1
                     .push(encoded(nonce_reserved(&event), &ticket.metadata)?);
                 signed.push(encoded(event, &ticket.metadata)?);
                 Ok(Made::Signed(tx))
@@ -221,13 +220,10 @@ fn decide_all(state: &AppState, agent_id: AgentId, tickets: &[Ticket]) -> Result
             events: signed,
         });
     }
-    for (stream, events) in nonces_held {
-        let expected = *sender_versions
-            .get(&stream)
-            .ok_or_else(|| ApiError::internal("a signed transaction's sender was not read with the turn"))?;
+    for (stream, (read_at, events)) in nonces_held {
         parts.push(StreamAppend {
             stream,
-            expected,
+            expected: ExpectedVersion::Exact(read_at),
             events,
         });
     }
