@@ -246,7 +246,7 @@ pub enum Refusal {
     Disabled,
 }
 
-pub fn guardrails_of(agent: &Agent) -> Guardrails {
+fn guardrails_of(agent: &Agent) -> Guardrails {
     let settings = &agent.settings;
     Guardrails {
         allowed_chains: settings.tx_allowed_chains.clone(),
@@ -268,6 +268,8 @@ fn lower_hex(address: Address) -> String {
 /// agent's transactions hold (agents may sign with one key).
 pub struct InTurn<'a> {
     agent: &'a Agent,
+    /// The agent's, taken once for the whole turn.
+    guardrails: Guardrails,
     logged: &'a TransactionHistory,
     nonces: &'a NonceBook,
     this_turn: Vec<TransactionRecord>,
@@ -277,6 +279,7 @@ impl<'a> InTurn<'a> {
     pub fn new(agent: &'a Agent, logged: &'a TransactionHistory, nonces: &'a NonceBook) -> Self {
         Self {
             agent,
+            guardrails: guardrails_of(agent),
             logged,
             nonces,
             this_turn: Vec::new(),
@@ -330,7 +333,7 @@ impl<'a> InTurn<'a> {
             value: ask.value,
             data: ask.data,
         };
-        guardrails_of(self.agent).check(outgoing, so_far)?;
+        self.guardrails.check(outgoing, so_far)?;
         Ok(None)
     }
 
@@ -349,7 +352,7 @@ impl<'a> InTurn<'a> {
         }
         let ledger = self.ledger();
         // Only here: the fee is known once the gas is estimated and priced, after screening.
-        guardrails_of(self.agent).check_fees(
+        self.guardrails.check_fees(
             &submission.chain,
             submission.chain_id,
             submission.max_fee(),
