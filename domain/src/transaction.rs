@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::change::stream;
-use crate::events::{NonceReserved, TransactionSigned};
+use crate::change::{Change, stream};
+use crate::event::ExpectedVersion;
+use crate::events::{Event, NonceReserved, TransactionSigned};
 use crate::ids::AgentId;
 use crate::stream::StreamId;
 use crate::suffix_sums::SuffixSums;
@@ -45,6 +46,16 @@ pub fn nonce_reserved(signed: &TransactionSigned) -> NonceReserved {
 /// stream so they never make a reservation retry.
 pub fn intents_activity_stream(agent: AgentId) -> StreamId {
     stream("intents_activity", agent)
+}
+
+/// Appends `events` to the agent's intents activity: whatever it holds, since nothing is
+/// decided on it.
+pub fn intents_activity(agent: AgentId, events: Vec<Event>) -> Change {
+    Change {
+        stream: intents_activity_stream(agent),
+        expected: ExpectedVersion::Any,
+        events,
+    }
 }
 
 /// The daily limit and the fee budget look back this far.

@@ -6,10 +6,8 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use domain::change::Change;
-use domain::event::ExpectedVersion;
 use domain::events::{Event, MessageRefused, MessageSigned};
-use domain::transaction::intents_activity_stream;
+use domain::transaction::intents_activity;
 use domain::{AgentId, Metadata};
 use intents::Violation;
 use intents::hex;
@@ -173,11 +171,7 @@ async fn record(
     event: impl Into<Event>,
     metadata: &Metadata,
 ) -> Result<(), ApiError> {
-    let change = Change {
-        stream: intents_activity_stream(agent_id),
-        expected: ExpectedVersion::Any,
-        events: vec![event.into()],
-    };
+    let change = intents_activity(agent_id, vec![event.into()]);
     state.commands.execute(vec![change], metadata).await?;
     Ok(())
 }

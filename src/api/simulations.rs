@@ -8,11 +8,9 @@ use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use domain::AgentId;
-use domain::change::Change;
-use domain::event::ExpectedVersion;
 use domain::events::{Event, TransactionSimulated};
 use domain::evm_chain::EvmChain;
-use domain::transaction::intents_activity_stream;
+use domain::transaction::intents_activity;
 use domain::wei::Wei;
 use intents::{Address, Call, Rpc, RpcError, Simulated, U256};
 use serde::{Deserialize, Serialize};
@@ -213,11 +211,7 @@ pub(super) async fn simulate(
             })
         })
         .collect();
-    let change = Change {
-        stream: intents_activity_stream(session.agent.id),
-        expected: ExpectedVersion::Any,
-        events: recorded,
-    };
+    let change = intents_activity(session.agent.id, recorded);
     state.commands.execute(vec![change], &caller.metadata()).await?;
     Ok(responses)
 }

@@ -6,10 +6,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use chrono::{DateTime, Utc};
-use domain::change::Change;
-use domain::event::ExpectedVersion;
 use domain::evm_chain::EvmChain;
-use domain::transaction::intents_activity_stream;
+use domain::transaction::intents_activity;
 use domain::transaction::{TransactionRecord, TxStatus};
 use domain::wei::Wei;
 use domain::{AgentId, SecretPath, VaultId};
@@ -611,11 +609,7 @@ async fn screen(
     match screened {
         Ok(earlier) => Ok(earlier),
         Err(Refusal::Guardrail(violation)) => {
-            let change = Change {
-                stream: intents_activity_stream(agent_id),
-                expected: ExpectedVersion::Any,
-                events: vec![submission::rejected(agent_id, ask, &violation).into()],
-            };
+            let change = intents_activity(agent_id, vec![submission::rejected(agent_id, ask, &violation).into()]);
             state.commands.execute(vec![change], &caller.metadata()).await?;
             Err(refused(Refusal::Guardrail(violation)))
         }
