@@ -329,9 +329,6 @@ pub struct DeleteAccountRequest {
 /// What the body of DELETE /v1/auth/me must confirm, word for word.
 const DELETE_CONFIRMATION: &str = "DELETE MY ACCOUNT";
 
-/// How often a deletion starts over because a vault was created while it shredded keys.
-const DELETION_ATTEMPTS: usize = 8;
-
 /// DELETE /v1/auth/me: the account is deleted, and with it what its organization (which
 /// the sign-up founded, and which has no other member) holds, in one append: every vault
 /// (its keys destroyed first), every agent deactivated, the enrollments awaiting the
@@ -363,7 +360,7 @@ pub async fn delete_me(
     confirm_password(&state, &session, &headers, "account deletion").await?;
     let (user_id, now) = (session.user.id, session.context.now);
     let mut shredded = HashSet::new();
-    for _ in 0..DELETION_ATTEMPTS {
+    for _ in 0..vaults::SHRED_ATTEMPTS {
         // Decided before any key goes, since shredding cannot be undone: a refusal (the
         // organization has other members) destroys nothing.
         let (_, vaults) = state.projector.read(|models| account_deletion(models, user_id, now))?;

@@ -499,21 +499,18 @@ fn own_parameters() -> Vec<(&'static str, &'static str, Value)> {
 fn own_responses() -> Vec<(&'static str, &'static str, &'static str, Value)> {
     // 1claw documents a reverted simulation as a TransactionResponse; keyward answers it,
     // like every error, as a problem.
-    let unprocessable = json!({
-        "description": concat!(
-            "Nothing was signed: the simulation reverted (`simulate_first`), the node cannot estimate ",
-            "the call (it reverts), or the Idempotency-Key was used in the last 24 hours for a different ",
-            "request (the other endpoint, or another chain, `to`, `value`, `data`, `signing_key_path`, ",
-            "`nonce`, gas, fees or `simulate_first`).",
-        ),
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}}
-    });
     let problem = |description: &str| {
         json!({
             "description": description,
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}}
         })
     };
+    let unprocessable = problem(concat!(
+        "Nothing was signed: the simulation reverted (`simulate_first`), the node cannot estimate ",
+        "the call (it reverts), or the Idempotency-Key was used in the last 24 hours for a different ",
+        "request (the other endpoint, or another chain, `to`, `value`, `data`, `signing_key_path`, ",
+        "`nonce`, gas, fees or `simulate_first`).",
+    ));
     let mut responses = vec![
         (
             "post",

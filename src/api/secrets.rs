@@ -30,6 +30,7 @@ use super::AppState;
 use super::extract::{Body, PathParams};
 use super::problem::ApiError;
 use super::session::{Caller, SecretCaller, TokenReach};
+use super::vaults::SHRED_ATTEMPTS;
 use crate::crypto::{CryptoError, SealedValue};
 
 /// The largest value keyward stores: secrets, certificates and env bundles, not files of
@@ -37,8 +38,6 @@ use crate::crypto::{CryptoError, SealedValue};
 const MAX_VALUE_BYTES: usize = 256 * 1024;
 /// A write is retried this often when another write to the path came first.
 const WRITE_ATTEMPTS: usize = 3;
-/// How often a deletion shreds again for writes that kept landing before it gives up (409).
-const DELETE_ATTEMPTS: usize = 8;
 
 #[derive(Deserialize)]
 pub struct PutSecretRequest {
@@ -648,7 +647,7 @@ pub async fn delete(
         return Err(ApiError::NotFound("secret not found".into()));
     }
     let by = caller.principal();
-    for _ in 0..DELETE_ATTEMPTS {
+    for _ in 0..SHRED_ATTEMPTS {
         // Keys first: once the log says deleted, no value may be recoverable, whatever
         // happens after. A write appended since the versions were read brought a key the
         // shredding may not have seen: then nothing is appended, and the keys go again.
