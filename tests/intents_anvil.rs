@@ -115,6 +115,12 @@ async fn submit(world: &World, body: Value) -> (StatusCode, Value) {
         .await
 }
 
+/// The agent's human changes its settings (PATCH /v1/agents/{id}).
+async fn change_agent(world: &World, settings: Value) -> (StatusCode, Value) {
+    let path = format!("/v1/agents/{}", world.agent_id);
+    world.api.call("PATCH", &path, Some(&world.human), Some(settings)).await
+}
+
 fn transfer(world: &World, value: &str) -> Value {
     json!({"chain": "anvil", "to": world.recipient, "value": value})
 }
@@ -221,11 +227,7 @@ async fn a_token_transfer_through_an_allowed_contract_pays_only_an_allowed_recip
     let stranger = chain::fresh_address();
     let world = world(TestDb::sqlite(), json!({}), &[]).await;
     let settings = json!({"tx_to_allowlist": [world.recipient], "tx_token_allowlist": [token]});
-    let agent = format!("/v1/agents/{}", world.agent_id);
-    let (status, shown) = world
-        .api
-        .call("PATCH", &agent, Some(&world.human), Some(settings))
-        .await;
+    let (status, shown) = change_agent(&world, settings).await;
     assert_eq!(status, StatusCode::OK, "{shown}");
     assert_eq!(shown["tx_token_allowlist"], json!([token]));
     // ERC-20 transfer(party, 1): `to` is the token contract, the party is in the calldata.
@@ -331,28 +333,25 @@ async fn fees_are_held_to_the_agents_24_hour_budget_and_transactions_to_its_dail
         (json!({"anvil": "-1"}), "tx_overhead_budget.anvil"),
     ] {
         let change = json!({"tx_overhead_budget": budget});
-        let (status, problem) = world.api.call("PATCH", &agent, Some(&world.human), Some(change)).await;
+        let (status, problem) = change_agent(&world, change).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
         assert!(problem["detail"].as_str().unwrap().contains(complaint), "{problem}");
     }
     // By chain id, and an empty budget lifts it.
     let by_id = json!({"tx_overhead_budget": {"31337": "1"}});
-    let (status, changed) = world.api.call("PATCH", &agent, Some(&world.human), Some(by_id)).await;
+    let (status, changed) = change_agent(&world, by_id).await;
     assert_eq!(status, StatusCode::OK, "{changed}");
     assert_eq!(changed["tx_overhead_budget"], json!({"31337": "1"}), "{changed}");
     let lifted = json!({"tx_overhead_budget": {}});
-    let (_, changed) = world.api.call("PATCH", &agent, Some(&world.human), Some(lifted)).await;
+    let (_, changed) = change_agent(&world, lifted).await;
     assert!(changed.get("tx_overhead_budget").is_none(), "{changed}");
     // A change that leaves the daily count out keeps it; null lifts it (the spec's "null =
     // unlimited"), and the agent signs a seventh transaction today.
     let renamed = json!({"name": "trader-2"});
-    let (_, changed) = world.api.call("PATCH", &agent, Some(&world.human), Some(renamed)).await;
+    let (_, changed) = change_agent(&world, renamed).await;
     assert_eq!(changed["tx_max_per_day"], 6, "{changed}");
     let unlimited = json!({"tx_max_per_day": null});
-    let (_, changed) = world
-        .api
-        .call("PATCH", &agent, Some(&world.human), Some(unlimited))
-        .await;
+    let (_, changed) = change_agent(&world, unlimited).await;
     assert!(changed.get("tx_max_per_day").is_none(), "{changed}");
     let (status, tx) = submit(&world, priced("1000000000")).await;
     assert_eq!(status, StatusCode::CREATED, "{tx}");
@@ -1201,15 +1200,11 @@ async fn messages_typed_data_and_digests_are_signed_only_once_a_human_turns_each
     }
     assert_eq!(audit_trail(&world, "message.refuse").await["count"], 3);
 
-    let agent = format!("/v1/agents/{}", world.agent_id);
     let turned_on = json!({
         "message_signing_enabled": true, "raw_signing_enabled": true,
         "eip712_domain_allowlist": [{"verifyingContract": mail_contract}],
     });
-    let (status, shown) = world
-        .api
-        .call("PATCH", &agent, Some(&world.human), Some(turned_on))
-        .await;
+    let (status, shown) = change_agent(&world, turned_on).await;
     assert_eq!(status, StatusCode::OK, "{shown}");
     assert_eq!(
         shown["eip712_domain_allowlist"],
