@@ -441,9 +441,44 @@ async fn two_agents_signing_with_one_key_at_once_never_take_the_same_nonce() {
     assert_eq!(chain::balance(&world.recipient).await, u128::from(2 * each) * ETH / 100);
 }
 
+/// The attack of docs/security.md's "Spending past a limit": a transfer the node refuses
+/// (the key cannot pay it yet) must not hand the agent bytes it could send itself once the
+/// key is topped up, nor give its value back to spend again through keyward.
 #[tokio::test]
-async fn a_refused_broadcast_spends_nothing_and_leaves_no_gap_that_strands_later_transactions() {
-    let world = world(TestDb::sqlite(), json!({"tx_daily_limit_eth": "0.05"}), &[]).await;
+async fn a_refused_transfers_signed_bytes_are_withheld_and_its_value_still_counts_against_the_daily_limit() {
+    let world = world(TestDb::sqlite(), json!({"tx_daily_limit_eth": "1.0"}), &[]).await;
+    chain::set_balance(&world.signer, ETH / 2).await;
+    let (status, refused) = submit(&world, transfer(&world, "1.0")).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "insufficient funds: {refused}");
+    let listed = transactions_listed(&world, &world.agent).await;
+    let failed = listed[0]["id"].as_str().unwrap();
+    assert_eq!(listed[0]["status"], "failed", "{listed}");
+
+    for path in [
+        format!(
+            "/v1/agents/{}/transactions/{failed}?include_signed_tx=true",
+            world.agent_id
+        ),
+        format!("/v1/agents/{}/transactions?include_signed_tx=true", world.agent_id),
+    ] {
+        let (status, answer) = world.api.call("GET", &path, Some(&world.agent), None).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert!(!answer.to_string().contains("signed_tx"), "{path}: {answer}");
+    }
+
+    chain::set_balance(&world.signer, 100 * ETH).await;
+    let (status, problem) = submit(&world, transfer(&world, "0.5")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().starts_with("tx_daily_limit_eth"),
+        "{problem}"
+    );
+    assert_eq!(chain::balance(&world.recipient).await, 0);
+}
+
+#[tokio::test]
+async fn a_refused_broadcast_leaves_no_gap_that_strands_later_transactions() {
+    let world = world(TestDb::sqlite(), json!({"tx_daily_limit_eth": "0.06"}), &[]).await;
     // A gas price of zero is under any base fee: the node refuses that transaction. Sent
     // among four good ones, its nonce may fall before theirs.
     let mut underpriced = transfer(&world, "0.01");
@@ -462,12 +497,12 @@ async fn a_refused_broadcast_spends_nothing_and_leaves_no_gap_that_strands_later
         .find(|(status, _)| *status == StatusCode::BAD_GATEWAY)
         .expect("the underpriced one is a 502");
     assert!(
-        refused["detail"].as_str().unwrap().contains("nothing was spent"),
+        refused["detail"].as_str().unwrap().contains("stays counted"),
         "{refused}"
     );
 
-    // Its 0.01 is not spent: a fifth good transfer fits the 0.05 limit, takes the
-    // released nonce, and every good transfer is mined after it.
+    // A fifth good transfer takes the released nonce, and every good transfer is mined
+    // after it; the refused 0.01 still counts, so the 0.06 limit is now used up.
     let (status, filler) = submit(&world, transfer(&world, "0.01")).await;
     assert_eq!(status, StatusCode::CREATED, "{filler}");
     for (_, tx) in results.iter().filter(|(status, _)| *status == StatusCode::CREATED) {
@@ -476,6 +511,8 @@ async fn a_refused_broadcast_spends_nothing_and_leaves_no_gap_that_strands_later
     assert_eq!(chain::mined_status(filler["tx_hash"].as_str().unwrap()).await, 1);
     assert_eq!(chain::nonce(&world.signer).await, 5, "nonces 0 to 4, no gap");
     assert_eq!(chain::balance(&world.recipient).await, 5 * ETH / 100);
+    let (status, problem) = submit(&world, transfer(&world, "0.01")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
     let listed = transactions_listed(&world, &world.agent).await;
     let failed: Vec<&Value> = listed
         .as_array()

@@ -70,7 +70,8 @@ pub enum TxStatus {
     SignOnly,
     /// Accepted by the node.
     Broadcast,
-    /// The node refused it: its nonce and value are released.
+    /// The node refused it: its nonce is free for the next transaction, but its value,
+    /// fee ceiling and place in the daily count stay held for their window (docs/security.md).
     Failed,
 }
 
@@ -123,8 +124,16 @@ impl TransactionRecord {
         }
     }
 
-    fn holds_reservation(&self) -> bool {
+    /// Whether its nonce is still taken. A failed broadcast's nonce is given to the next
+    /// transaction, which once mined makes the failed one invalid for good.
+    fn holds_nonce(&self) -> bool {
         self.status != TxStatus::Failed
+    }
+
+    /// Its signed bytes, while they are any use to whoever asks: a failed broadcast's are
+    /// withheld, since nothing but sending them behind keyward's back is left to do with them.
+    pub fn signed_bytes(&self) -> Option<&str> {
+        (self.status != TxStatus::Failed).then_some(self.signed_tx.as_str())
     }
 }
 
@@ -169,7 +178,7 @@ impl NonceBook {
     /// `record` holds its nonce, or (signed failed) has released it.
     pub fn record(&mut self, record: &TransactionRecord) {
         let nonces = self.senders.entry(sender(record.chain_id, &record.from)).or_default();
-        if record.holds_reservation() {
+        if record.holds_nonce() {
             nonces.held.insert(record.nonce);
         } else {
             nonces.released.insert(record.nonce);
@@ -206,17 +215,11 @@ pub struct TransactionHistory {
     records: Vec<TransactionRecord>,
     by_id: HashMap<Uuid, usize>,
     by_idempotency_key: HashMap<String, usize>,
-    /// What each record holds against the daily limit, in record order: its value, zero
-    /// once its broadcast failed.
+    /// What each record holds against the daily limit, in record order: its value.
     held: SuffixSums,
     /// Per chain id, what each record there holds against the chain's fee budget: its
-    /// fee ceiling, zero once its broadcast failed.
+    /// fee ceiling.
     fees: HashMap<u64, TimedSums>,
-    /// Each record's place among its chain's in `fees`, in record order.
-    fee_slots: Vec<usize>,
-    /// One per record that counts as signed (zero once its broadcast failed), in record
-    /// order: the daily count.
-    signed: SuffixSums,
 }
 
 /// Amounts with the moments they were signed at, which never decrease: sums over the
@@ -228,11 +231,10 @@ struct TimedSums {
 }
 
 impl TimedSums {
-    /// Adds `amount` at `at`, returning its slot.
-    fn push(&mut self, at: DateTime<Utc>, amount: u128) -> usize {
+    /// Adds `amount` at `at`.
+    fn push(&mut self, at: DateTime<Utc>, amount: u128) {
         self.at.push(at);
         self.sums.push(amount);
-        self.at.len() - 1
     }
 
     /// The sum of the amounts after `moment`.
@@ -256,16 +258,11 @@ impl TransactionHistory {
         if let Some(key) = &record.idempotency_key {
             self.by_idempotency_key.insert(key.clone(), at);
         }
-        let holds = record.holds_reservation();
-        let held = |amount: Wei| if holds { counted(amount) } else { 0 };
-        self.held.push(held(record.value));
-        let fee_slot = self
-            .fees
+        self.held.push(counted(record.value));
+        self.fees
             .entry(record.chain_id)
             .or_default()
-            .push(record.signed_at, held(record.max_fee));
-        self.fee_slots.push(fee_slot);
-        self.signed.push(u128::from(holds));
+            .push(record.signed_at, counted(record.max_fee));
         self.records.push(record);
     }
 
@@ -275,19 +272,14 @@ impl TransactionHistory {
         }
     }
 
-    /// The node refused it: its value and nonce are released.
+    /// The node refused it: its nonce is released, its value stays held. A refusal proves
+    /// nothing about later: the same signed bytes may be valid tomorrow (the key topped up,
+    /// the base fee fallen), sent by the node that refused them or by anyone who read them.
     pub fn mark_failed(&mut self, id: Uuid, error: &str) {
         let Some(&at) = self.by_id.get(&id) else {
             return;
         };
         let record = &mut self.records[at];
-        if record.holds_reservation() {
-            self.held.subtract(at, counted(record.value));
-            if let Some(fees) = self.fees.get_mut(&record.chain_id) {
-                fees.sums.subtract(self.fee_slots[at], counted(record.max_fee));
-            }
-            self.signed.subtract(at, 1);
-        }
         record.status = TxStatus::Failed;
         record.error = Some(error.to_owned());
     }
@@ -344,48 +336,39 @@ impl<'a> Ledger<'a> {
             .filter(|r| r.signed_at > now - IDEMPOTENCY_WINDOW)
     }
 
-    /// What the agent spent in the window before `now`: signed and not failed. The log's
+    /// What the agent spent in the window before `now`: everything it signed, failed
+    /// broadcasts included (see [`TransactionHistory::mark_failed`]). The log's
     /// part is a suffix of its records (their `signed_at` never decreases), found by
     /// binary search and summed by the history's index.
     pub fn spent_before(self, now: DateTime<Utc>) -> Wei {
         let since = now - SPEND_WINDOW;
         let first_in_window = self.logged.records.partition_point(|r| r.signed_at <= since);
         let logged = Wei::from_wei(self.logged.held.from(first_in_window));
-        let this_turn = self
-            .this_turn
-            .iter()
-            .filter(|r| r.holds_reservation() && r.signed_at > since)
-            .map(|r| r.value);
+        let this_turn = self.this_turn.iter().filter(|r| r.signed_at > since).map(|r| r.value);
         Wei::checked_sum(std::iter::once(logged).chain(this_turn)).unwrap_or(Wei::CEILING)
     }
 
     /// What the agent's transactions on `chain_id` may pay in fees, in the window before
-    /// `now`: their fee ceilings, signed and not failed, as the spend is counted.
+    /// `now`: their fee ceilings, as the spend is counted.
     pub fn fees_before(self, now: DateTime<Utc>, chain_id: u64) -> Wei {
         let since = now - SPEND_WINDOW;
         let logged = Wei::from_wei(self.logged.fees.get(&chain_id).map_or(0, |fees| fees.after(since)));
         let this_turn = self
             .this_turn
             .iter()
-            .filter(|r| r.chain_id == chain_id && r.holds_reservation() && r.signed_at > since)
+            .filter(|r| r.chain_id == chain_id && r.signed_at > since)
             .map(|r| r.max_fee);
         Wei::checked_sum(std::iter::once(logged).chain(this_turn)).unwrap_or(Wei::CEILING)
     }
 
     /// How many transactions the agent signed in `now`'s UTC calendar day, failed ones
-    /// aside.
+    /// included.
     pub fn signed_today(self, now: DateTime<Utc>) -> u64 {
         let midnight = now.date_naive().and_time(NaiveTime::MIN).and_utc();
         let first = self.logged.records.partition_point(|r| r.signed_at < midnight);
-        let logged = self.logged.signed.from(first);
-        let this_turn = self
-            .this_turn
-            .iter()
-            .filter(|r| r.holds_reservation() && r.signed_at >= midnight)
-            .count();
-        u64::try_from(logged)
-            .unwrap_or(u64::MAX)
-            .saturating_add(this_turn as u64)
+        let logged = self.logged.records.len() - first;
+        let this_turn = self.this_turn.iter().filter(|r| r.signed_at >= midnight).count();
+        u64::try_from(logged + this_turn).unwrap_or(u64::MAX)
     }
 
     /// Whether a live transaction from `from` on `chain_id` holds `nonce`.
@@ -492,7 +475,7 @@ mod tests {
     }
 
     #[test]
-    fn spend_counts_the_last_24_hours_and_not_failures() {
+    fn spend_counts_the_last_24_hours_failures_included() {
         let records = [
             record(0, TxStatus::Broadcast, "0.4", now() - Duration::hours(25)),
             record(1, TxStatus::Broadcast, "0.3", now() - Duration::hours(23)),
@@ -501,12 +484,12 @@ mod tests {
         ];
         assert_eq!(
             Ledger::new(&history(&records), &nonces_of(&records), &[]).spent_before(now()),
-            Wei::from_eth_str("0.5").unwrap()
+            Wei::from_eth_str("5.5").unwrap()
         );
     }
 
     #[test]
-    fn fees_count_per_chain_over_the_last_24_hours_with_the_turns_and_not_failures() {
+    fn fees_count_per_chain_over_the_last_24_hours_with_the_turns_failures_included() {
         let fee = |record: TransactionRecord, chain_id: u64, max_fee_eth: &str| TransactionRecord {
             chain_id,
             max_fee: Wei::from_eth_str(max_fee_eth).unwrap(),
@@ -530,13 +513,13 @@ mod tests {
         let this_turn = [fee(record(4, TxStatus::Signed, "1", now()), 1, "0.0001")];
         let (logged, nonces) = (history(&records), nonces_of(&records));
         let ledger = Ledger::new(&logged, &nonces, &this_turn);
-        assert_eq!(ledger.fees_before(now(), 1), Wei::from_eth_str("0.0321").unwrap());
+        assert_eq!(ledger.fees_before(now(), 1), Wei::from_eth_str("5.0321").unwrap());
         assert_eq!(ledger.fees_before(now(), 8453), Wei::from_eth_str("0.7").unwrap());
         assert_eq!(ledger.fees_before(now(), 31337), Wei::ZERO);
     }
 
     #[test]
-    fn the_daily_count_starts_at_midnight_utc_and_leaves_failures_out() {
+    fn the_daily_count_starts_at_midnight_utc_failures_included() {
         let midnight = now() - Duration::hours(12);
         let records = [
             record(0, TxStatus::Broadcast, "1", midnight - Duration::seconds(1)),
@@ -546,10 +529,10 @@ mod tests {
         ];
         let this_turn = [record(4, TxStatus::Signed, "1", now())];
         let (logged, nonces) = (history(&records), nonces_of(&records));
-        assert_eq!(Ledger::new(&logged, &nonces, &this_turn).signed_today(now()), 3);
+        assert_eq!(Ledger::new(&logged, &nonces, &this_turn).signed_today(now()), 4);
         let mut later = logged.clone();
         later.mark_failed(records[3].id, "refused");
-        assert_eq!(Ledger::new(&later, &nonces, &[]).signed_today(now()), 1);
+        assert_eq!(Ledger::new(&later, &nonces, &[]).signed_today(now()), 3);
     }
 
     #[test]
@@ -648,7 +631,7 @@ mod tests {
     }
 
     #[test]
-    fn a_failure_releases_its_nonce_until_another_holds_it() {
+    fn a_failure_releases_its_nonce_until_another_holds_it_but_keeps_its_value_held() {
         let mut logged = history(&[
             record(0, TxStatus::Broadcast, "1", now()),
             record(1, TxStatus::Signed, "1", now()),
@@ -662,7 +645,8 @@ mod tests {
         );
         assert_eq!(
             Ledger::new(&logged, &nonces_of(logged.records()), &[]).spent_before(now()),
-            Wei::from_eth_str("2").unwrap()
+            Wei::from_eth_str("3").unwrap(),
+            "its signed bytes may still be mined, by whoever has them"
         );
         logged.push(record(1, TxStatus::Signed, "1", now()));
         assert_eq!(
@@ -673,10 +657,10 @@ mod tests {
 
     proptest::proptest! {
         /// The indexed window sums (value, and each chain's fees) and the daily count are
-        /// what going through the window's live records one by one gives, whatever the
-        /// times, amounts, chains and failures, and wherever `now` falls.
+        /// what going through the window's records one by one gives, whatever the times,
+        /// amounts, chains and failures, and wherever `now` falls.
         #[test]
-        fn spend_fees_and_counts_from_the_indexes_are_those_of_the_windows_live_records(
+        fn spend_fees_and_counts_from_the_indexes_are_those_of_the_windows_records(
             steps in proptest::collection::vec(
                 (0i64..4 * 3600, 0u32..3_000, 0u64..2, proptest::bool::weighted(0.2)),
                 0..120,
@@ -704,8 +688,8 @@ mod tests {
                 logged.mark_failed(id, "refused");
             }
             let now = at + Duration::seconds(now_after_last);
-            let live = || logged.records().iter().filter(|r| r.holds_reservation());
-            let in_window = || live().filter(|r| r.signed_at > now - SPEND_WINDOW);
+            let signed = || logged.records().iter();
+            let in_window = || signed().filter(|r| r.signed_at > now - SPEND_WINDOW);
             let nonces = nonces_of(logged.records());
             let ledger = Ledger::new(&logged, &nonces, &[]);
             proptest::prop_assert_eq!(ledger.spent_before(now), Wei::checked_sum(in_window().map(|r| r.value)).unwrap());
@@ -714,7 +698,7 @@ mod tests {
                 proptest::prop_assert_eq!(ledger.fees_before(now, chain_id), scanned.unwrap());
             }
             let midnight = now.date_naive().and_time(NaiveTime::MIN).and_utc();
-            proptest::prop_assert_eq!(ledger.signed_today(now), live().filter(|r| r.signed_at >= midnight).count() as u64);
+            proptest::prop_assert_eq!(ledger.signed_today(now), signed().filter(|r| r.signed_at >= midnight).count() as u64);
         }
 
         /// The next nonce is free, not below the node's pending count, and opens no gap:

@@ -79,7 +79,9 @@ impl TransactionResponse {
             nonce: record.nonce,
             status: record.status,
             tx_hash: record.tx_hash.clone(),
-            signed_tx: include_signed_tx.then(|| record.signed_tx.clone()),
+            signed_tx: include_signed_tx
+                .then(|| record.signed_bytes().map(str::to_owned))
+                .flatten(),
             error_message: record.error.clone(),
             created_at: record.signed_at,
             signed_at: record.signed_at,
@@ -568,7 +570,7 @@ async fn sign_and_send(
 
 fn not_accepted(record: TransactionRecord) -> ApiError {
     ApiError::BadGateway(format!(
-        "the chain did not accept the transaction; nothing was spent: {}",
+        "the chain did not accept the transaction; its value stays counted against the agent's limits for their window, since the same signed transaction could still be mined: {}",
         record.error.unwrap_or_default()
     ))
 }
