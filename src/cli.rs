@@ -1,4 +1,4 @@
-//! The command line: `keyward serve | migrate | verify | replay | bench`.
+//! The command line: `keyward serve | migrate | verify | replay | export | bench | admin`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
+use domain::email::Email;
 use domain::{SecretPath, VaultId};
 use indicatif::{ProgressBar, ProgressStyle};
 use projections::Until;
@@ -18,7 +19,7 @@ use crate::config::{self, Config};
 use crate::crypto::{Envelope, KeyTable, MasterKey};
 use crate::mail::Mailer;
 use crate::store::{self, EventStore};
-use crate::{api, bench, projector::Projector, replay, verify};
+use crate::{api, bench, platform_admin, projector::Projector, replay, verify};
 
 /// Prints a line of output; a reader that closed stdout early (`keyward replay | head -1`)
 /// is not an error worth a panic.
@@ -54,6 +55,19 @@ enum Command {
     /// Measure the event store on a database named explicitly (never the configured one).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Platform administration, decided by an operator on the server.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Make the account of EMAIL a platform administrator, whether or not its address is
+    /// among the config's admins or verified.
+    Grant { email: String },
+    /// Take platform administration granted with `grant` back (a verified address of the
+    /// config's admins stays an administrator while it is listed there).
+    Revoke { email: String },
 }
 
 #[derive(Debug, Args)]
@@ -128,7 +142,12 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Bench(command) => return run_bench(command).await.map(|()| ExitCode::SUCCESS),
-        Command::Serve | Command::Migrate | Command::Verify | Command::Replay(_) | Command::Export(_) => {}
+        Command::Serve
+        | Command::Migrate
+        | Command::Verify
+        | Command::Replay(_)
+        | Command::Export(_)
+        | Command::Admin(_) => {}
     }
     let config = Config::load(cli.config.as_deref())?;
     let store = open_store(&config).await?;
@@ -153,6 +172,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             run_replay(store, until, args.access_review).await
         }
         Command::Export(args) => run_export(store, args).await,
+        Command::Admin(command) => run_admin(&*store, command).await,
         Command::Bench(_) => unreachable!("handled before the configuration is loaded"),
     }
 }
@@ -263,6 +283,26 @@ fn progress_bar(length: u64, what: &str) -> ProgressBar {
         bar.set_style(style.progress_chars("=> "));
     }
     bar
+}
+
+async fn run_admin(store: &dyn EventStore, command: AdminCommand) -> anyhow::Result<ExitCode> {
+    let (email, granted) = match command {
+        AdminCommand::Grant { email } => (email, true),
+        AdminCommand::Revoke { email } => (email, false),
+    };
+    let email = Email::parse(&email).map_err(|e| anyhow::anyhow!("{email:?}: {e}"))?;
+    match platform_admin::set(store, email.clone(), granted).await {
+        Ok(user) => {
+            let done = if granted { "is now" } else { "is no longer made" };
+            say!("{email} (account {user}) {done} a platform administrator by grant");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(platform_admin::AdminError::NoAccount(_)) => {
+            say!("no account holds {email}: it must sign up first");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(other) => Err(other.into()),
+    }
 }
 
 async fn run_verify(store: Arc<dyn EventStore>) -> anyhow::Result<ExitCode> {

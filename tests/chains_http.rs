@@ -51,7 +51,7 @@ async fn administrators_add_change_and_remove_chains_and_it_survives_a_restart()
     let db = TestDb::sqlite();
     let service = common::Service::new(&db, &[("KEYWARD_ADMINS", ADMIN)]);
     let api = service.start().await;
-    let admin = api.signup(ADMIN, "correct horse").await;
+    let admin = api.signup_verified(ADMIN, "correct horse").await;
     let human = api.signup("ada@example.com", "correct horse").await;
     let base_sepolia = json!({
         "name": "base-sepolia", "display_name": "Base Sepolia", "chain_id": 84532,

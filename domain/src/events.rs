@@ -67,6 +67,15 @@ event_vocabulary!(
     /// by a new account.
     EmailReleased = "email.released",
     UserSignedUp = "user.signed_up",
+    /// A link to prove the account's email was mailed to it; only its hash is kept.
+    EmailVerificationIssued = "user.email_verification_issued",
+    /// The account's holder presented the token mailed to its address: they read its mail.
+    EmailVerified = "user.email_verified",
+    /// An operator made the account a platform administrator from the server's command line
+    /// (`keyward admin grant`), whatever its email.
+    PlatformAdminGranted = "platform.admin_granted",
+    /// An operator took platform administration back (`keyward admin revoke`).
+    PlatformAdminRevoked = "platform.admin_revoked",
     UserAuthenticated = "user.authenticated",
     /// Credentials were presented and refused (audit `auth.failure`).
     AuthenticationFailed = "auth.failed",
@@ -219,6 +228,34 @@ pub struct UserSignedUp {
     pub role: OrgRole,
     /// argon2id, PHC format: never the password.
     pub password_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailVerificationIssued {
+    pub user_id: UserId,
+    /// SHA-256 hex of the token; the token itself is only in the email.
+    pub token_hash: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailVerified {
+    pub user_id: UserId,
+    /// The address verified, as the account held it then.
+    pub email: Email,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlatformAdminGranted {
+    pub user_id: UserId,
+    /// The address the operator named, for the auditor.
+    pub email: Email,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlatformAdminRevoked {
+    pub user_id: UserId,
+    pub email: Email,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -23,6 +23,8 @@ pub enum MailKind {
     ShareAccessed,
     /// A secret was shared with an email address, to that address.
     ShareInvitation,
+    /// The token that proves an account's address, to that address.
+    EmailVerification,
 }
 
 pub fn mail_stream(mail: MailId) -> StreamId {

@@ -8,6 +8,7 @@ use crate::agent::{self, Agent};
 use crate::authz::PathPattern;
 use crate::change::{Change, DomainError, stream};
 use crate::email::Email;
+use crate::email_verification;
 use crate::enrollment::{self, Enrollment};
 use crate::event::ExpectedVersion;
 use crate::events::{
@@ -45,8 +46,22 @@ pub struct User {
     pub password_hash: String,
     pub marketing_emails: bool,
     pub created_at: DateTime<Utc>,
+    /// Whether its holder showed they read the address's mail (docs/security.md).
+    pub email_verified: bool,
+    /// The verification mailed last and not yet used, if any.
+    pub pending_verification: Option<PendingVerification>,
+    /// Made a platform administrator by an operator on the server.
+    pub admin_granted: bool,
     /// The version of the user's stream this state reflects.
     pub version: u64,
+}
+
+/// A verification token's hash and when it stops counting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingVerification {
+    pub token_hash: String,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
 }
 
 impl User {
@@ -61,18 +76,45 @@ impl User {
             password_hash: event.password_hash.clone(),
             marketing_emails: false,
             created_at: at,
+            email_verified: false,
+            pending_verification: None,
+            admin_granted: false,
             version,
         }
     }
 
-    /// Folds a later event of the user's stream.
-    pub fn apply(&mut self, event: &Event, version: u64) {
+    /// Whether the account administers the platform: granted by an operator on the server,
+    /// or holding a `configured` administrator address it has shown it reads. An address
+    /// alone proves nothing: anyone can sign up with one nobody holds yet.
+    pub fn is_platform_admin(&self, configured: &[String]) -> bool {
+        self.admin_granted
+            || (self.email_verified
+                && configured
+                    .iter()
+                    .any(|admin| admin.eq_ignore_ascii_case(self.email.as_str())))
+    }
+
+    /// Folds a later event of the user's stream, recorded at `at`.
+    pub fn apply(&mut self, event: &Event, at: DateTime<Utc>, version: u64) {
         match event {
             Event::PasswordChanged(changed) => self.password_hash.clone_from(&changed.password_hash),
             Event::ProfileUpdated(updated) => {
                 self.display_name.clone_from(&updated.display_name);
                 self.marketing_emails = updated.marketing_emails;
             }
+            Event::EmailVerificationIssued(issued) => {
+                self.pending_verification = Some(PendingVerification {
+                    token_hash: issued.token_hash.clone(),
+                    issued_at: at,
+                    expires_at: issued.expires_at,
+                });
+            }
+            Event::EmailVerified(_) => {
+                self.email_verified = true;
+                self.pending_verification = None;
+            }
+            Event::PlatformAdminGranted(_) => self.admin_granted = true,
+            Event::PlatformAdminRevoked(_) => self.admin_granted = false,
             _ => {}
         }
         self.version = version;
@@ -89,6 +131,9 @@ pub struct SignUp {
     /// The version of the email's stream, which no account holds: 0 if the address was
     /// never claimed, else the version its last release (a deleted account) left it at.
     pub email_stream_version: u64,
+    /// The hash of the token mailed to prove the address.
+    pub verification_token_hash: String,
+    pub now: DateTime<Utc>,
 }
 
 /// A sign-up claims the email, creates the user and founds their organization, all in
@@ -118,18 +163,23 @@ pub fn sign_up(command: SignUp) -> Result<Vec<Change>, DomainError> {
                 created_by: command.user_id,
             },
         ),
-        Change::new(
-            user_stream(command.user_id),
-            ExpectedVersion::NoStream,
-            UserSignedUp {
-                user_id: command.user_id,
-                org_id: command.org_id,
-                email: command.email,
-                display_name,
-                role: OrgRole::Owner,
-                password_hash: command.password_hash,
-            },
-        ),
+        Change {
+            stream: user_stream(command.user_id),
+            expected: ExpectedVersion::NoStream,
+            events: vec![
+                UserSignedUp {
+                    user_id: command.user_id,
+                    org_id: command.org_id,
+                    email: command.email,
+                    display_name,
+                    role: OrgRole::Owner,
+                    password_hash: command.password_hash,
+                }
+                .into(),
+                email_verification::issued_at_sign_up(command.user_id, command.verification_token_hash, command.now)
+                    .into(),
+            ],
+        },
     ])
 }
 
@@ -438,6 +488,8 @@ mod tests {
             display_name: display_name.map(str::to_owned),
             password_hash: "$argon2id$...".into(),
             email_stream_version: 0,
+            verification_token_hash: "token-hash".into(),
+            now: Utc::now(),
         })
     }
 
@@ -487,6 +539,8 @@ mod tests {
             display_name: None,
             password_hash: "$argon2id$...".into(),
             email_stream_version: 2,
+            verification_token_hash: "token-hash".into(),
+            now: Utc::now(),
         })
         .unwrap();
         assert_eq!(
@@ -655,14 +709,14 @@ mod tests {
         let mut user = ada(1);
         let change = update_profile(&user, None, Some(true)).unwrap();
         assert_eq!(change.expected, ExpectedVersion::Exact(1));
-        user.apply(&change.events[0], 2);
+        user.apply(&change.events[0], Utc::now(), 2);
         assert_eq!(
             (user.display_name.as_str(), user.marketing_emails, user.version),
             ("Ada", true, 2)
         );
         let change = change_password(&user, "new".into(), None);
         assert_eq!(change.expected, ExpectedVersion::Exact(2));
-        user.apply(&change.events[0], 3);
+        user.apply(&change.events[0], Utc::now(), 3);
         assert_eq!(user.password_hash, "new");
     }
 

@@ -112,6 +112,30 @@ fn describe(event: &Event) -> (&'static str, &'static str, String, Value) {
         Event::EmailClaimed(e) => ("user.email_claim", "user", e.user_id.to_string(), json!({})),
         Event::EmailReleased(e) => ("user.email_release", "user", e.user_id.to_string(), json!({})),
         Event::UserSignedUp(e) => ("user.signup", "user", e.user_id.to_string(), json!({"email": e.email})),
+        Event::EmailVerificationIssued(e) => (
+            "user.email_verification_sent",
+            "user",
+            e.user_id.to_string(),
+            json!({"expires_at": e.expires_at}),
+        ),
+        Event::EmailVerified(e) => (
+            "user.email_verified",
+            "user",
+            e.user_id.to_string(),
+            json!({"email": e.email}),
+        ),
+        Event::PlatformAdminGranted(e) => (
+            "platform.admin_grant",
+            "user",
+            e.user_id.to_string(),
+            json!({"email": e.email}),
+        ),
+        Event::PlatformAdminRevoked(e) => (
+            "platform.admin_revoke",
+            "user",
+            e.user_id.to_string(),
+            json!({"email": e.email}),
+        ),
         Event::UserAuthenticated(e) => (
             "auth.success",
             "user",

@@ -215,7 +215,7 @@ impl DomainModel for Directory {
                     .retain(|_, token| !ends(token.user_id, token.family_id));
                 self.sign_ins.retain(|sign_in, user| !ends(*user, *sign_in));
                 if let Some(user) = self.users.get_mut(user_id) {
-                    user.apply(event, version);
+                    user.apply(event, at, version);
                 }
             }
             Event::RefreshTokenIssued(issued) => {
@@ -228,7 +228,7 @@ impl DomainModel for Directory {
                 };
                 self.refresh_tokens.insert(issued.token_hash.clone(), token);
                 if let Some(user) = self.users.get_mut(&issued.user_id) {
-                    user.apply(event, version);
+                    user.apply(event, at, version);
                 }
             }
             Event::RefreshTokenRedeemed(redeemed) => {
@@ -236,7 +236,7 @@ impl DomainModel for Directory {
                     token.redeemed = true;
                 }
                 if let Some(user) = self.users.get_mut(&redeemed.user_id) {
-                    user.apply(event, version);
+                    user.apply(event, at, version);
                 }
             }
             Event::RefreshFamilyRevoked(RefreshFamilyRevoked { user_id, family_id })
@@ -244,7 +244,7 @@ impl DomainModel for Directory {
                 self.refresh_tokens.retain(|_, token| token.family_id != *family_id);
                 self.sign_ins.remove(family_id);
                 if let Some(user) = self.users.get_mut(user_id) {
-                    user.apply(event, version);
+                    user.apply(event, at, version);
                 }
             }
             Event::AccountDeleted(AccountDeleted { user_id, org_id })
@@ -257,14 +257,18 @@ impl DomainModel for Directory {
                 }
             }
             Event::ProfileUpdated(domain::events::ProfileUpdated { user_id, .. })
-            | Event::UserAuthenticated(domain::events::UserAuthenticated { user_id, .. }) => {
+            | Event::UserAuthenticated(domain::events::UserAuthenticated { user_id, .. })
+            | Event::EmailVerificationIssued(domain::events::EmailVerificationIssued { user_id, .. })
+            | Event::EmailVerified(domain::events::EmailVerified { user_id, .. })
+            | Event::PlatformAdminGranted(domain::events::PlatformAdminGranted { user_id, .. })
+            | Event::PlatformAdminRevoked(domain::events::PlatformAdminRevoked { user_id, .. }) => {
                 if let Some(user) = self.users.get_mut(user_id) {
-                    user.apply(event, version);
+                    user.apply(event, at, version);
                 }
             }
             Event::TokenRevoked(revoked) => {
                 if let Some(user) = self.users.get_mut(&revoked.user_id) {
-                    user.apply(event, version);
+                    user.apply(event, at, version);
                 }
                 self.revoked_tokens.insert(revoked.token_id, revoked.expires_at);
             }
@@ -313,7 +317,7 @@ impl DomainModel for Directory {
             // Not about who exists: the access and secrets models hold these.
             Event::ApiKeyCreated(created) => {
                 if let Some(user) = self.users.get_mut(&created.user_id) {
-                    user.apply(event, version);
+                    user.apply(event, at, version);
                 }
                 let key = UserApiKey {
                     id: created.key_id,
@@ -335,7 +339,7 @@ impl DomainModel for Directory {
             }
             Event::ApiKeyRevoked(revoked) => {
                 if let Some(user) = self.users.get_mut(&revoked.user_id) {
-                    user.apply(event, version);
+                    user.apply(event, at, version);
                 }
                 if let Some(key) = self.api_keys.remove(&revoked.key_id) {
                     self.api_keys_by_hash.remove(&key.key_hash);
@@ -444,6 +448,8 @@ mod tests {
                 display_name: None,
                 password_hash: "hash".into(),
                 email_stream_version: self.models.streams.version(&stream),
+                verification_token_hash: "token-hash".into(),
+                now: chrono::Utc::now(),
             })
             .unwrap();
             self.append(changes);

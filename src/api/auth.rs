@@ -22,6 +22,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::AppState;
+use super::email_verification::VerificationToken;
 use super::extract::{Body, RequestContext};
 use super::problem::ApiError;
 use super::session::{HumanCredential, HumanSession};
@@ -58,6 +59,9 @@ pub async fn signup(
     let password_hash = hash_password(request.password).await?;
     let (user_id, org_id) = (UserId::new(), OrgId::new());
     let metadata = context.metadata(ActorType::Anonymous, Some(user_id.to_string()), Some(org_id));
+    let verification = VerificationToken::new(user_id)?;
+    let verification_mail = verification.mail(&state, email.clone(), org_id);
+    let mail_queued = verification_mail.queued();
     let email_taken = || DomainError::Conflict("an account with this email already exists".into());
     state
         .commands
@@ -72,17 +76,20 @@ pub async fn signup(
                 display_name: request.display_name.clone(),
                 password_hash: password_hash.clone(),
                 email_stream_version: models.streams.version(&email_stream),
+                verification_token_hash: verification.hash.clone(),
+                now: context.now,
             })?;
             if models.directory.user_by_email(&email).is_some() {
                 return Err(email_taken());
             }
-            Ok(changes)
+            Ok(changes.into_iter().chain([mail_queued.clone()]).collect())
         })
         .await
         .map_err(|error| match ApiError::from(error) {
             ApiError::Conflict(_) => ApiError::from(email_taken()),
             other => other,
         })?;
+    state.mailer.send(verification_mail);
     let (access_token, _) = issue_session(&state, user_id, org_id, None, context.now)?;
     Ok(Json(SignupResponse {
         message: "account created",
@@ -114,22 +121,36 @@ pub async fn login(
     Body(request): Body<LoginRequest>,
 ) -> Result<Json<SessionTokens>, ApiError> {
     let user = verify_credentials(&state, &context, &request.email, request.password).await?;
+    Ok(Json(
+        start_sign_in(&state, &context, &user, vec![signed_in(&user)]).await?,
+    ))
+}
+
+/// Starts a sign-in of `user`, appending `changes` with its first refresh token: its tokens.
+pub(super) async fn start_sign_in(
+    state: &AppState,
+    context: &RequestContext,
+    user: &User,
+    mut changes: Vec<Change>,
+) -> Result<SessionTokens, ApiError> {
     let (refresh_token, refresh_hash) = new_refresh_token()?;
     // The sign-in is named by the family of refresh tokens it starts; its access tokens
     // carry that name, so signing out can end all of them.
     let sign_in = Uuid::now_v7();
-    let changes = vec![
-        signed_in(&user),
-        user::issue_refresh_token(user.id, sign_in, refresh_hash, context.now + REFRESH_TTL),
-    ];
-    state.commands.execute(changes, &user_metadata(&context, &user)).await?;
-    let (access_token, expires_in) = issue_session(&state, user.id, user.org_id, Some(sign_in), context.now)?;
-    Ok(Json(SessionTokens {
+    changes.push(user::issue_refresh_token(
+        user.id,
+        sign_in,
+        refresh_hash,
+        context.now + REFRESH_TTL,
+    ));
+    state.commands.execute(changes, &user_metadata(context, user)).await?;
+    let (access_token, expires_in) = issue_session(state, user.id, user.org_id, Some(sign_in), context.now)?;
+    Ok(SessionTokens {
         access_token,
         token_type: "Bearer",
         expires_in,
         refresh_token,
-    }))
+    })
 }
 
 /// Signs a human in from a web page: their session token, to be kept in a cookie.
@@ -421,8 +442,7 @@ impl From<&User> for UserProfileResponse {
             display_name: user.display_name.clone(),
             auth_method: "password",
             role: user.role,
-            // keyward sends no verification mail; the address is the one the human typed.
-            email_verified: false,
+            email_verified: user.email_verified,
             marketing_emails: user.marketing_emails,
             totp_enabled: false,
             created_at: user.created_at,

@@ -109,11 +109,14 @@ pub async fn get(
 }
 
 fn require_admin(state: &AppState, session: &HumanSession) -> Result<(), ApiError> {
-    let email = session.user.email.as_str().to_lowercase();
-    if state.config.admins.contains(&email) {
+    if session.user.is_platform_admin(&state.config.admins) {
         Ok(())
     } else {
-        Err(ApiError::Forbidden("platform administrators only".into()))
+        Err(ApiError::Forbidden(
+            "platform administrators only: an address of the config's admins once verified, or an account granted \
+             with `keyward admin grant`"
+                .into(),
+        ))
     }
 }
 

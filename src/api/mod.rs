@@ -7,6 +7,7 @@ mod audit;
 pub(crate) mod auth;
 pub mod broadcasts;
 mod chains;
+pub(crate) mod email_verification;
 pub(crate) mod enrollments;
 mod explain;
 pub(crate) mod extract;
@@ -77,6 +78,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/health", get(health::health))
         .route("/v1/openapi.json", get(openapi::openapi))
         .route("/v1/auth/signup", post(auth::signup))
+        .route("/v1/auth/verify-email", post(email_verification::verify))
+        .route("/v1/auth/verify-email/resend", post(email_verification::resend))
         .route("/v1/auth/token", post(auth::login).delete(auth::logout))
         .route("/v1/auth/refresh", post(auth::refresh))
         .route(

@@ -22,6 +22,8 @@ pub const IMPLEMENTED: &[(&str, &str)] = &[
     ("get", "/v1/health"),
     ("get", "/v1/openapi.json"),
     ("post", "/v1/auth/signup"),
+    ("post", "/v1/auth/verify-email"),
+    ("post", "/v1/auth/verify-email/resend"),
     ("post", "/v1/auth/token"),
     ("delete", "/v1/auth/token"),
     ("post", "/v1/auth/refresh"),
@@ -271,6 +273,32 @@ fn own_paths() -> HashMap<&'static str, Value> {
         })
     };
     HashMap::from([
+        (
+            "/v1/auth/verify-email/resend",
+            json!({
+                "post": {
+                    "tags": ["keyward"],
+                    "summary": "Mail a new email verification token",
+                    "operationId": "keywardResendVerification",
+                    "description": concat!(
+                        "Mails a new token to the signed-in account's address; the earlier one no longer works. ",
+                        "One a minute (429 with Retry-After); 409 once the address is verified.\n"
+                    ),
+                    "responses": {
+                        "202": {
+                            "description": "Mailed",
+                            "content": {"application/json": {"schema": {
+                                "type": "object",
+                                "properties": {"message": {"type": "string"}, "email": {"type": "string"}}
+                            }}}
+                        },
+                        "401": problem("No valid credentials"),
+                        "409": problem("The address is already verified"),
+                        "429": problem("A token was mailed less than a minute ago")
+                    }
+                }
+            }),
+        ),
         (
             "/v1/health",
             json!({
@@ -811,19 +839,25 @@ mod tests {
                 assert!(reachable.contains(&reference), "{reference} is served but unused");
             }
         }
-        // Nothing is left to prune: keyward serves every operation of the subset.
+        // The subset's operations keyward does not serve yet are left out, and the schemas
+        // only they reach with them.
         let subset: Value = serde_json::from_str(SOURCE).unwrap();
         for (path, item) in subset["paths"].as_object().unwrap() {
             for method in item.as_object().unwrap().keys() {
-                assert!(
+                assert_eq!(
                     document["paths"][path].get(method).is_some(),
-                    "{method} {path} is not served"
+                    IMPLEMENTED.contains(&(method.as_str(), path.as_str())),
+                    "{method} {path}"
                 );
             }
         }
-        for name in subset["components"]["schemas"].as_object().unwrap().keys() {
-            assert!(components["schemas"].get(name).is_some(), "schema {name} is not served");
-        }
+        let pruned: Vec<&String> = subset["components"]["schemas"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|name| components["schemas"].get(name.as_str()).is_none())
+            .collect();
+        assert!(!pruned.is_empty(), "some schema of an unserved operation is pruned");
     }
 
     #[test]

@@ -59,6 +59,27 @@ pub fn agent_api_key(to: Email, org: OrgId, agent: AgentId, name: &str, api_key:
     )
 }
 
+/// To the address a new account was signed up with: the token that proves its holder
+/// reads its mail, and the page that takes it.
+pub fn email_verification(to: Email, org: OrgId, page_url: &str, token: &str) -> Mail {
+    let body = format!(
+        "Someone signed up for keyward with this address.\n\n\
+         If it was you, confirm the address at\n\
+         {page_url}\n\n\
+         or send the token to POST /v1/auth/verify-email as {{\"token\": \"...\"}}:\n\n    {token}\n\n\
+         The token works once, within 24 hours, and signs you in. Until the address is\n\
+         confirmed, it grants nothing meant for whoever reads its mail.\n\
+         If it was not you, ignore this email: nothing is done with the address.\n"
+    );
+    Mail::new(
+        to,
+        MailKind::EmailVerification,
+        Some(org),
+        "Confirm your email address for keyward".to_owned(),
+        Zeroizing::new(body),
+    )
+}
+
 /// To an email address a human shared a secret with: where to find it.
 /// The link carries the claim token: whoever opens it signed in with this address makes
 /// the share theirs alone.

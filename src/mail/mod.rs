@@ -24,7 +24,7 @@ use lettre::message::header::ContentType;
 use tokio::sync::mpsc;
 use zeroize::Zeroizing;
 
-pub use messages::{agent_api_key, enrollment_approval, share_accessed, share_invitation};
+pub use messages::{agent_api_key, email_verification, enrollment_approval, share_accessed, share_invitation};
 pub use transport::{Transport, TransportError, outbox_dir};
 
 use crate::commands::Commands;

@@ -1,10 +1,11 @@
 //! The few pages a human uses in the browser: sign-in, the enrollment approval page that
-//! `approval_url` and the emailed Allow/Deny links open, and an overview of what awaits
-//! them. Server-rendered, no scripts. A GET never changes anything (mail scanners follow
+//! `approval_url` and the emailed Allow/Deny links open, the page that confirms an email
+//! address, and an overview of what awaits them. Server-rendered, no scripts. A GET never changes anything (mail scanners follow
 //! links); decisions are POST forms carrying the session's CSRF token.
 
 mod html;
 mod session;
+mod verify_email;
 
 use axum::Router;
 use axum::extract::rejection::FormRejection;
@@ -30,6 +31,10 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(home))
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
+        .route(
+            "/verify-email",
+            get(verify_email::confirm_page).post(verify_email::confirm),
+        )
         .route(
             "/enroll/{enrollment_id}",
             get(enrollment_page).post(enrollment_decision),

@@ -376,4 +376,38 @@ impl Api {
         assert_eq!(status, reqwest::StatusCode::OK, "{body}");
         body["access_token"].as_str().unwrap().to_owned()
     }
+
+    /// Signs up and proves the address with the token mailed to the server's outbox: the
+    /// access token of the sign-in the verification starts.
+    pub async fn signup_verified(&self, email: &str, password: &str) -> String {
+        self.signup(email, password).await;
+        let token = self.verification_tokens(email, 1).await.remove(0);
+        let (status, body) = self.verify_email(&token).await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// The tokens of the `count` verification emails to `email` in the outbox, once there.
+    pub async fn verification_tokens(&self, email: &str, count: usize) -> Vec<String> {
+        mail::wait_for_count(&self.outbox(), email, "Confirm your email", count)
+            .await
+            .iter()
+            .map(|mail| {
+                format!(
+                    "ev_{}",
+                    mail.line_after("ev_").expect("the token is on a line of its own")
+                )
+            })
+            .collect()
+    }
+
+    pub async fn verify_email(&self, token: &str) -> (reqwest::StatusCode, serde_json::Value) {
+        self.call(
+            "POST",
+            "/v1/auth/verify-email",
+            None,
+            Some(serde_json::json!({ "token": token })),
+        )
+        .await
+    }
 }
