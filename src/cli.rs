@@ -18,6 +18,7 @@ use crate::commands::Commands;
 use crate::config::{self, Config};
 use crate::crypto::{Envelope, KeyTable, MasterKey};
 use crate::mail::Mailer;
+use crate::store::audit_index::AuditIndex;
 use crate::store::{self, EventStore};
 use crate::{api, bench, platform_admin, projector::Projector, replay, verify};
 
@@ -219,6 +220,10 @@ async fn serve(config: Config, store: Arc<dyn EventStore>) -> anyhow::Result<Exi
         .await
         .context("cannot open the key table")?;
     let envelope = Arc::new(Envelope::new(master_key, key_table));
+    let audit_index = AuditIndex::open(&config.database_url)
+        .await
+        .context("cannot open the audit index")?;
+    audit_index.start(store.clone());
     let commands = Commands::new(store.clone(), projector.clone());
     let mailer = Mailer::start(&config, commands.clone(), projector.clone()).context("cannot set up mail")?;
     let config = Arc::new(config);
@@ -230,6 +235,7 @@ async fn serve(config: Config, store: Arc<dyn EventStore>) -> anyhow::Result<Exi
         tokens,
         envelope,
         mailer,
+        audit_index,
         limits: Arc::new(api::RateLimits::default()),
         rpc: intents::RpcPool::new().context("cannot set up the RPC client")?,
         pending_nonces: Arc::new(intents::PendingNonces::new(std::time::Duration::from_secs(1))),

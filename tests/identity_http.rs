@@ -3,7 +3,10 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{Api, TestDb};
+use keyward::store::audit_index::AuditIndex;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -1019,7 +1022,7 @@ async fn deleting_the_account_ends_every_credential_and_vault_and_frees_the_emai
     // The log keeps the events (the trail of who did what); rebuilt from it alone, the
     // answers are the same.
     let store = keyward::store::open(&db.url()).await.unwrap();
-    let models = keyward::replay::build(store, projections::Until::End, |_| {})
+    let models = keyward::replay::build(store.clone(), projections::Until::End, |_| {})
         .await
         .unwrap();
     let count = |event_type| models.streams.events_of_type(event_type);
@@ -1040,7 +1043,11 @@ async fn deleting_the_account_ends_every_credential_and_vault_and_frees_the_emai
         action: Some("user.delete".into()),
         ..Default::default()
     };
-    let (records, _) = models.audit.query(org, &deleted, 0, 10);
+    let index = AuditIndex::open(&db.url()).await.unwrap();
+    index.start(store.clone());
+    assert!(index.caught_up_to(models.position(), Duration::from_secs(10)).await);
+    let (positions, _) = index.query(org, &deleted, 0, 10).await.unwrap();
+    let records = AuditIndex::records(&*store, &positions).await.unwrap();
     let records: Vec<_> = records
         .iter()
         .map(|r| (r.actor_id.clone(), json!(r.resource_id)))

@@ -54,6 +54,8 @@ impl AuditQuery {
     }
 }
 
+/// The whole trail in memory. The service answers from the audit index in the store
+/// instead (src/store/audit_index.rs), whose answers are tested to be this model's.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditTrail {
     /// In log order, per organization; events no org owns (a sign-in attempt for an
@@ -79,29 +81,38 @@ impl AuditTrail {
 
 impl DomainModel for AuditTrail {
     fn apply(&mut self, recorded: &RecordedEvent, event: &Event) {
-        let Ok(metadata) = recorded.metadata() else { return };
+        if let Some(record) = AuditRecord::of(recorded, event) {
+            self.by_org.entry(record.org_id).or_default().push(record);
+        }
+    }
+}
+
+impl AuditRecord {
+    /// The record of one stored event, as an auditor reads it; none if its metadata does
+    /// not parse (a tampered row, which `verify` names).
+    pub fn of(recorded: &RecordedEvent, event: &Event) -> Option<Self> {
+        let metadata = recorded.metadata().ok()?;
         let (action, resource_type, resource_id, details) = describe(event);
-        let org_id = metadata.org_id.map(OrgId);
         let Metadata {
             actor_type,
             actor_id,
             client_ip,
+            org_id,
             ..
         } = metadata;
-        let record = AuditRecord {
+        Some(AuditRecord {
             id: recorded.event_id,
             position: recorded.position,
             action,
             actor_type,
             actor_id,
-            org_id,
+            org_id: org_id.map(OrgId),
             resource_type,
             resource_id,
             details,
             ip_address: client_ip,
             created_at: recorded.recorded_at,
-        };
-        self.by_org.entry(org_id).or_default().push(record);
+        })
     }
 }
 

@@ -8,8 +8,8 @@ use domain::user::{AccountDeletion, org_stream};
 use domain::{RecordedEvent, UserId};
 
 use crate::{
-    Access, AuditTrail, Directory, DomainModel, Enrollments, Outbox, ReadModel, Secrets, Shares, SigningKeys,
-    StreamCatalog, Transactions,
+    Access, Directory, DomainModel, Enrollments, Outbox, ReadModel, Secrets, Shares, SigningKeys, StreamCatalog,
+    Transactions,
 };
 
 /// How far into the log a build goes.
@@ -98,7 +98,6 @@ pub struct ReadModels {
     pub chains: domain::evm_chain::RegistryChanges,
     pub enrollments: Enrollments,
     pub outbox: Outbox,
-    pub audit: AuditTrail,
 }
 
 impl ReadModels {
@@ -132,7 +131,6 @@ impl ReadModels {
                 self.chains.apply(event, &decoded);
                 self.enrollments.apply(event, &decoded);
                 self.outbox.apply(event, &decoded);
-                self.audit.apply(event, &decoded);
             }
             Some(Err(_)) => self.undecodable += 1,
             None => {}

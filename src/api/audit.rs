@@ -17,10 +17,13 @@ use super::AppState;
 use super::extract::QueryParams;
 use super::problem::ApiError;
 use super::session::HumanSession;
+use crate::store::audit_index::AuditIndex;
 use crate::verify::{self, BreakReason, Verdict};
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
+/// How long a query waits for the audit index to reach what the caller has seen.
+const INDEX_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Deserialize)]
 pub struct EventsQuery {
@@ -87,12 +90,25 @@ pub async fn events(
         from: query.from,
         to: query.to,
     };
-    let (events, count) = state.projector.read(|models| {
-        let (page, count) = models
-            .audit
-            .query(session.user.org_id, &filter, query.offset.unwrap_or(0), limit);
-        (page.into_iter().map(AuditEvent::from).collect(), count)
-    });
+    // The caller reads their own writes: the index has caught up with what the read models
+    // had when the request came.
+    let seen = state.projector.position();
+    if !state.audit_index.caught_up_to(seen, INDEX_WAIT).await {
+        return Err(ApiError::Unavailable {
+            detail: "the audit index is catching up with the log".into(),
+            retry_after_seconds: 1,
+        });
+    }
+    let offset = query.offset.unwrap_or(0);
+    let (positions, count) = state
+        .audit_index
+        .query(session.user.org_id, &filter, offset, limit)
+        .await
+        .map_err(ApiError::internal)?;
+    let records = AuditIndex::records(&*state.store, &positions)
+        .await
+        .map_err(ApiError::internal)?;
+    let events = records.iter().map(AuditEvent::from).collect();
     Ok(Json(AuditEventsResponse { events, count }))
 }
 

@@ -47,6 +47,7 @@ use crate::crypto::Envelope;
 use crate::mail::Mailer;
 use crate::projector::Projector;
 use crate::store::EventStore;
+use crate::store::audit_index::AuditIndex;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -60,6 +61,8 @@ pub struct AppState {
     pub tokens: Arc<TokenIssuer>,
     pub envelope: Arc<Envelope>,
     pub mailer: Mailer,
+    /// The audit trail's index, kept current with the log in the background.
+    pub audit_index: Arc<AuditIndex>,
     pub limits: Arc<RateLimits>,
     /// Connections to chains' RPC nodes.
     pub rpc: intents::RpcPool,

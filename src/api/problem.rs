@@ -64,6 +64,9 @@ pub enum ApiError {
     /// A server keyward depends on (a chain's RPC node) failed or refused.
     #[error("{0}")]
     BadGateway(String),
+    /// Not answerable yet, but soon: a read model behind the log (the audit index catching up).
+    #[error("{detail}; retry in {retry_after_seconds} s")]
+    Unavailable { detail: String, retry_after_seconds: u64 },
     /// A fault of keyward or its database: logged in full, answered without detail.
     #[error("internal error")]
     Internal(String),
@@ -83,6 +86,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Gone(_) => StatusCode::GONE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -102,7 +106,10 @@ impl IntoResponse for ApiError {
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            ApiError::TooManyRequests { retry_after_seconds } => {
+            ApiError::TooManyRequests { retry_after_seconds }
+            | ApiError::Unavailable {
+                retry_after_seconds, ..
+            } => {
                 if let Ok(value) = HeaderValue::from_str(&retry_after_seconds.to_string()) {
                     response.headers_mut().insert(header::RETRY_AFTER, value);
                 }

@@ -1,6 +1,7 @@
 //! The event log: one trait, [`EventStore`], with SQL backends behind a group-commit
 //! writer. Every backend passes the same conformance suite (tests/store_conformance.rs).
 
+pub mod audit_index;
 mod batch;
 mod group_commit;
 mod postgres;

@@ -92,6 +92,24 @@ impl Subscription {
         }
     }
 
+    /// The next event if one is at hand (buffered, or published by this process), without
+    /// waiting or reading the log: what a batching reader takes after [`Subscription::next`].
+    pub fn next_at_hand(&mut self) -> Option<RecordedEvent> {
+        while self.buffered.is_empty() {
+            match self.published.try_recv() {
+                Ok(batch) => self.take(&batch),
+                Err(TryRecvError::Lagged(_)) => {
+                    self.read_the_log = true;
+                    return None;
+                }
+                Err(TryRecvError::Empty | TryRecvError::Closed) => return None,
+            }
+        }
+        let event = self.buffered.pop_front()?;
+        self.after = event.position;
+        Some(event)
+    }
+
     /// Buffers the events of a published batch that come right after what was yielded;
     /// a batch beyond a gap (one missed while reading the log) is left to the log.
     fn take(&mut self, batch: &[RecordedEvent]) {

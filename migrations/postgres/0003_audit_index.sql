@@ -1,0 +1,26 @@
+-- The audit trail's index: one row per event of the log, with what GET /v1/audit/events
+-- filters on, so a query reads an org's matching positions from an index instead of a
+-- trail kept in memory. Derived data: dropping both tables and restarting rebuilds them
+-- from the log. The record itself (details, actor type, client address) is read from the
+-- event at the position. See src/store/audit_index.rs.
+CREATE TABLE audit_index (
+    position    BIGINT PRIMARY KEY, -- the event's global position in the log
+    org_id      UUID,             -- NULL: no organization (a sign-in for an unknown email)
+    action      TEXT   NOT NULL,
+    actor_id    TEXT,
+    resource_id TEXT   NOT NULL,
+    created_at  BIGINT NOT NULL     -- unix microseconds
+);
+CREATE INDEX audit_index_by_org ON audit_index (org_id, position);
+CREATE INDEX audit_index_by_action ON audit_index (org_id, action, position);
+CREATE INDEX audit_index_by_actor ON audit_index (org_id, actor_id, position);
+CREATE INDEX audit_index_by_resource ON audit_index (org_id, resource_id, position);
+CREATE INDEX audit_index_by_time ON audit_index (org_id, created_at);
+
+-- How far the index has read the log: every event up to this position is indexed (or has
+-- nothing to index).
+CREATE TABLE audit_index_head (
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    position BIGINT NOT NULL
+);
+INSERT INTO audit_index_head (id, position) VALUES (1, 0);
