@@ -5,17 +5,26 @@
 -- event at the position. See src/store/audit_index.rs.
 CREATE TABLE audit_index (
     position    BIGINT PRIMARY KEY, -- the event's global position in the log
-    org_id      UUID,             -- NULL: no organization (a sign-in for an unknown email)
-    action      TEXT   NOT NULL,
+    org_id      UUID NOT NULL, -- events no organization owns are not indexed
+    action      TEXT    NOT NULL,
     actor_id    TEXT,
-    resource_id TEXT   NOT NULL,
-    created_at  BIGINT NOT NULL     -- unix microseconds
+    resource_id TEXT    NOT NULL,
+    created_at  BIGINT NOT NULL -- unix microseconds
 );
 CREATE INDEX audit_index_by_org ON audit_index (org_id, position);
 CREATE INDEX audit_index_by_action ON audit_index (org_id, action, position);
 CREATE INDEX audit_index_by_actor ON audit_index (org_id, actor_id, position);
 CREATE INDEX audit_index_by_resource ON audit_index (org_id, resource_id, position);
 CREATE INDEX audit_index_by_time ON audit_index (org_id, created_at);
+
+-- How many rows each organization has of each action: the total of an unfiltered query,
+-- or one by action, without counting an organization's whole history.
+CREATE TABLE audit_index_counts (
+    org_id UUID NOT NULL,
+    action TEXT NOT NULL,
+    count  BIGINT NOT NULL,
+    PRIMARY KEY (org_id, action)
+);
 
 -- How far the index has read the log: every event up to this position is indexed (or has
 -- nothing to index).

@@ -7,6 +7,7 @@
 //! Every replica indexes; rows are keyed by position, so replicas sharing Postgres write
 //! the same rows and never conflict.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,9 +23,17 @@ use uuid::Uuid;
 
 use super::{EventStore, StoreError, to_i64, to_u64};
 
-/// Events indexed per write: one statement, one transaction.
-const BATCH: usize = 500;
+/// Events indexed per write, in one transaction. Each write rewrites the index pages it
+/// touches whatever the number of rows, so larger batches cost less per event.
+const BATCH: usize = 5000;
+/// Rows per insert statement, within both backends' limits on bound parameters.
+const ROWS_PER_STATEMENT: usize = 1000;
+/// How long a batch waits for more events after its first: a query waits for the index at
+/// most this much longer, and a steady trickle of events is written in fewer transactions.
+const LINGER: Duration = Duration::from_millis(50);
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The page cache of each of the index's SQLite connections (two at most).
+const SQLITE_CACHE_KIB: u32 = 16 * 1024;
 
 pub struct AuditIndex {
     backend: Backend,
@@ -41,7 +50,7 @@ enum Backend {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct IndexRow {
     position: i64,
-    org_id: Option<Uuid>,
+    org_id: Uuid,
     action: &'static str,
     actor_id: Option<String>,
     resource_id: String,
@@ -49,15 +58,17 @@ struct IndexRow {
 }
 
 impl IndexRow {
-    fn of(record: &AuditRecord) -> Self {
-        Self {
+    /// The row of a record an organization owns; none for the others, which no query of
+    /// an organization's trail returns.
+    fn of(record: &AuditRecord) -> Option<Self> {
+        Some(Self {
             position: to_i64(record.position),
-            org_id: record.org_id.map(|org| org.0),
+            org_id: record.org_id?.0,
             action: record.action,
             actor_id: record.actor_id.clone(),
             resource_id: record.resource_id.clone(),
             created_at: record.created_at.timestamp_micros(),
-        }
+        })
     }
 }
 
@@ -97,26 +108,97 @@ macro_rules! push_rows {
                 .push_bind(row.resource_id.clone())
                 .push_bind(row.created_at);
         });
-        $builder.push(" ON CONFLICT (position) DO NOTHING");
+        // Another replica may have indexed the same positions: only new rows count.
+        $builder.push(" ON CONFLICT (position) DO NOTHING RETURNING org_id, action");
     }};
 }
 
+/// A page of matching positions, newest first, and how many match in all, on `$db`.
+macro_rules! page_and_count {
+    ($db:ty, $pool:expr, $org:expr, $query:expr, $offset:expr, $limit:expr) => {{
+        let mut page = QueryBuilder::<$db>::new("SELECT position");
+        push_filter!(page, $org, $query);
+        page.push(" ORDER BY position DESC LIMIT ")
+            .push_bind($limit)
+            .push(" OFFSET ")
+            .push_bind($offset);
+        let mut count = if counted_by_action($query) {
+            let mut count = QueryBuilder::<$db>::new(
+                "SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM audit_index_counts WHERE org_id = ",
+            );
+            count.push_bind($org.0);
+            if let Some(action) = &$query.action {
+                count.push(" AND action = ").push_bind(action.clone());
+            }
+            count
+        } else {
+            let mut count = QueryBuilder::<$db>::new("SELECT COUNT(*)");
+            push_filter!(count, $org, $query);
+            count
+        };
+        let rows = page.build().fetch_all($pool).await?;
+        let total: i64 = count.build().fetch_one($pool).await?.try_get(0)?;
+        let positions: Vec<i64> = rows.iter().map(|row| row.try_get(0)).collect::<Result<_, _>>()?;
+        (positions, total)
+    }};
+}
+
+/// Inserts `$rows`, adds the new ones to the counts with `$add_count`, and raises the head
+/// with `$raise_head` (bound to `$up_to`), in one transaction on `$db`.
+macro_rules! write_batch {
+    ($db:ty, $pool:expr, $rows:expr, $add_count:expr, $raise_head:expr, $up_to:expr) => {{
+        let mut transaction = $pool.begin().await?;
+        let mut inserted: HashMap<(Uuid, String), i64> = HashMap::new();
+        for rows in $rows.chunks(ROWS_PER_STATEMENT) {
+            let mut insert = QueryBuilder::<$db>::new("");
+            push_rows!(insert, rows);
+            for row in insert.build().fetch_all(&mut *transaction).await? {
+                *inserted.entry((row.try_get(0)?, row.try_get(1)?)).or_default() += 1;
+            }
+        }
+        for ((org, action), rows) in inserted {
+            sqlx::query($add_count)
+                .bind(org)
+                .bind(action)
+                .bind(rows)
+                .execute(&mut *transaction)
+                .await?;
+        }
+        sqlx::query($raise_head).bind($up_to).execute(&mut *transaction).await?;
+        transaction.commit().await?;
+    }};
+}
+
+/// Whether a query's total is what the counts table holds: no filter, or one by action.
+fn counted_by_action(query: &AuditQuery) -> bool {
+    query.actor_id.is_none() && query.resource_id.is_none() && query.from.is_none() && query.to.is_none()
+}
+
 impl AuditIndex {
-    /// Opens the index of the database `database_url` names; the event store's `open` ran
-    /// its migrations.
+    /// Opens the index of the log `database_url` names: on Postgres in the log's database,
+    /// whose migrations the event store's `open` ran; on SQLite in a file of its own.
     pub async fn open(database_url: &str) -> Result<Arc<Self>, StoreError> {
         let backend = if database_url.starts_with("sqlite:") {
-            let options = SqliteConnectOptions::from_str(database_url)?
+            let log = SqliteConnectOptions::from_str(database_url)?;
+            let file = format!("{}.audit-index", log.get_filename().display());
+            // Normal, not Full: a write lost to a power cut is indexed again from the log,
+            // since the head moves in the same transaction.
+            let options = SqliteConnectOptions::new()
+                .filename(file)
+                .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(BUSY_TIMEOUT);
-            Backend::Sqlite(
-                SqlitePoolOptions::new()
-                    .max_connections(4)
-                    .acquire_timeout(BUSY_TIMEOUT)
-                    .connect_with(options)
-                    .await?,
-            )
+                .busy_timeout(BUSY_TIMEOUT)
+                // A batch touches a few pages of each index: held in the cache, they are
+                // written once per transaction, not spilled and read back mid-batch.
+                .pragma("cache_size", format!("-{SQLITE_CACHE_KIB}"));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(2)
+                .acquire_timeout(BUSY_TIMEOUT)
+                .connect_with(options)
+                .await?;
+            sqlx::migrate!("./migrations/sqlite-audit-index").run(&pool).await?;
+            Backend::Sqlite(pool)
         } else {
             Backend::Postgres(
                 PgPoolOptions::new()
@@ -150,10 +232,17 @@ impl AuditIndex {
                         continue;
                     }
                 };
+                let deadline = tokio::time::Instant::now() + LINGER;
                 while events.len() < BATCH {
-                    match tail.next_at_hand() {
-                        Some(event) => events.push(event),
-                        None => break,
+                    if let Some(event) = tail.next_at_hand() {
+                        events.push(event);
+                        continue;
+                    }
+                    // Subscription::next is cancel-safe: an event it has not yielded stays
+                    // for the next call.
+                    match tokio::time::timeout_at(deadline, tail.next()).await {
+                        Ok(Ok(event)) => events.push(event),
+                        Ok(Err(_)) | Err(_) => break,
                     }
                 }
                 let Some(index) = index.upgrade() else { return };
@@ -162,7 +251,7 @@ impl AuditIndex {
                     .iter()
                     .filter_map(|recorded| {
                         let event = Event::decode(recorded)?.ok()?;
-                        AuditRecord::of(recorded, &event).map(|record| IndexRow::of(&record))
+                        AuditRecord::of(recorded, &event).and_then(|record| IndexRow::of(&record))
                     })
                     .collect();
                 while let Err(error) = index.write(&rows, up_to).await {
@@ -197,33 +286,9 @@ impl AuditIndex {
         limit: usize,
     ) -> Result<(Vec<u64>, usize), StoreError> {
         let (offset, limit) = (to_i64(offset as u64), to_i64(limit as u64));
-        let (positions, total): (Vec<i64>, i64) = match &self.backend {
-            Backend::Sqlite(pool) => {
-                let mut page = QueryBuilder::<Sqlite>::new("SELECT position");
-                push_filter!(page, org, query);
-                page.push(" ORDER BY position DESC LIMIT ")
-                    .push_bind(limit)
-                    .push(" OFFSET ")
-                    .push_bind(offset);
-                let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*)");
-                push_filter!(count, org, query);
-                let rows = page.build().fetch_all(pool).await?;
-                let total = count.build().fetch_one(pool).await?.try_get(0)?;
-                (rows.iter().map(|row| row.try_get(0)).collect::<Result<_, _>>()?, total)
-            }
-            Backend::Postgres(pool) => {
-                let mut page = QueryBuilder::<Postgres>::new("SELECT position");
-                push_filter!(page, org, query);
-                page.push(" ORDER BY position DESC LIMIT ")
-                    .push_bind(limit)
-                    .push(" OFFSET ")
-                    .push_bind(offset);
-                let mut count = QueryBuilder::<Postgres>::new("SELECT COUNT(*)");
-                push_filter!(count, org, query);
-                let rows = page.build().fetch_all(pool).await?;
-                let total = count.build().fetch_one(pool).await?.try_get(0)?;
-                (rows.iter().map(|row| row.try_get(0)).collect::<Result<_, _>>()?, total)
-            }
+        let (positions, total) = match &self.backend {
+            Backend::Sqlite(pool) => page_and_count!(Sqlite, pool, org, query, offset, limit),
+            Backend::Postgres(pool) => page_and_count!(Postgres, pool, org, query, offset, limit),
         };
         let positions = positions
             .into_iter()
@@ -262,32 +327,24 @@ impl AuditIndex {
     async fn write(&self, rows: &[IndexRow], up_to: u64) -> Result<(), StoreError> {
         let up_to = to_i64(up_to);
         match &self.backend {
-            Backend::Sqlite(pool) => {
-                let mut transaction = pool.begin().await?;
-                if !rows.is_empty() {
-                    let mut insert = QueryBuilder::<Sqlite>::new("");
-                    push_rows!(insert, rows);
-                    insert.build().execute(&mut *transaction).await?;
-                }
-                sqlx::query("UPDATE audit_index_head SET position = MAX(position, ?) WHERE id = 1")
-                    .bind(up_to)
-                    .execute(&mut *transaction)
-                    .await?;
-                transaction.commit().await?;
-            }
-            Backend::Postgres(pool) => {
-                let mut transaction = pool.begin().await?;
-                if !rows.is_empty() {
-                    let mut insert = QueryBuilder::<Postgres>::new("");
-                    push_rows!(insert, rows);
-                    insert.build().execute(&mut *transaction).await?;
-                }
-                sqlx::query("UPDATE audit_index_head SET position = GREATEST(position, $1) WHERE id = 1")
-                    .bind(up_to)
-                    .execute(&mut *transaction)
-                    .await?;
-                transaction.commit().await?;
-            }
+            Backend::Sqlite(pool) => write_batch!(
+                Sqlite,
+                pool,
+                rows,
+                "INSERT INTO audit_index_counts (org_id, action, count) VALUES (?, ?, ?) \
+                 ON CONFLICT (org_id, action) DO UPDATE SET count = audit_index_counts.count + excluded.count",
+                "UPDATE audit_index_head SET position = MAX(position, ?) WHERE id = 1",
+                up_to
+            ),
+            Backend::Postgres(pool) => write_batch!(
+                Postgres,
+                pool,
+                rows,
+                "INSERT INTO audit_index_counts (org_id, action, count) VALUES ($1, $2, $3) \
+                 ON CONFLICT (org_id, action) DO UPDATE SET count = audit_index_counts.count + excluded.count",
+                "UPDATE audit_index_head SET position = GREATEST(position, $1) WHERE id = 1",
+                up_to
+            ),
         }
         Ok(())
     }

@@ -50,6 +50,9 @@ impl Subscription {
     }
 
     /// The next event, waiting for one to be committed if the tail has caught up.
+    /// Cancel-safe: dropped before it returns, it has yielded nothing, and the next call
+    /// starts after the last event yielded (a read of the log it dropped is done again, at
+    /// the latest at the next poll).
     pub async fn next(&mut self) -> Result<RecordedEvent, StoreError> {
         loop {
             if let Some(event) = self.buffered.pop_front() {
