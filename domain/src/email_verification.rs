@@ -18,8 +18,8 @@ pub const TOKEN_TTL: Duration = Duration::hours(24);
 /// address the account may not hold.
 pub const RESEND_INTERVAL: Duration = Duration::minutes(1);
 
-/// The verification mailed with a new account: appended with its sign-up.
-pub fn issued_at_sign_up(user: UserId, token_hash: String, now: DateTime<Utc>) -> EmailVerificationIssued {
+/// The event of a verification mailed to `user`: with its sign-up, or asked for again.
+pub fn issued(user: UserId, token_hash: String, now: DateTime<Utc>) -> EmailVerificationIssued {
     EmailVerificationIssued {
         user_id: user,
         token_hash,
@@ -45,7 +45,7 @@ pub fn issue(user: &User, token_hash: String, now: DateTime<Utc>) -> Result<Chan
     Ok(Change::new(
         user_stream(user.id),
         ExpectedVersion::Exact(user.version),
-        issued_at_sign_up(user.id, token_hash, now),
+        issued(user.id, token_hash, now),
     ))
 }
 
@@ -93,7 +93,7 @@ mod tests {
             password_hash: "$argon2id$".into(),
         };
         let mut user = User::signed_up(&event, now(), 1);
-        let issued = issued_at_sign_up(user.id, "hash-1".into(), now());
+        let issued = issued(user.id, "hash-1".into(), now());
         user.apply(&Event::EmailVerificationIssued(issued), now(), 2);
         user
     }

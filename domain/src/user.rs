@@ -176,8 +176,7 @@ pub fn sign_up(command: SignUp) -> Result<Vec<Change>, DomainError> {
                     password_hash: command.password_hash,
                 }
                 .into(),
-                email_verification::issued_at_sign_up(command.user_id, command.verification_token_hash, command.now)
-                    .into(),
+                email_verification::issued(command.user_id, command.verification_token_hash, command.now).into(),
             ],
         },
     ])

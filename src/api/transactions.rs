@@ -79,9 +79,7 @@ impl TransactionResponse {
             nonce: record.nonce,
             status: record.status,
             tx_hash: record.tx_hash.clone(),
-            signed_tx: include_signed_tx
-                .then(|| record.signed_bytes().map(str::to_owned))
-                .flatten(),
+            signed_tx: record.signed_bytes().filter(|_| include_signed_tx).map(str::to_owned),
             error_message: record.error.clone(),
             created_at: record.signed_at,
             signed_at: record.signed_at,
