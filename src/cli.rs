@@ -19,6 +19,7 @@ use crate::config::{self, Config};
 use crate::crypto::{Envelope, KeyTable, MasterKey};
 use crate::mail::Mailer;
 use crate::store::audit_index::AuditIndex;
+use crate::store::snapshot;
 use crate::store::{self, EventStore};
 use crate::{api, bench, platform_admin, projector::Projector, replay, verify};
 
@@ -48,7 +49,7 @@ enum Command {
     /// Create or upgrade the database schema, then exit.
     Migrate,
     /// Walk the hash chain of the whole log: exit 0 if intact, 1 naming the first broken event.
-    Verify,
+    Verify(VerifyArgs),
     /// Rebuild every read model from the log, optionally only up to a moment or a position.
     Replay(ReplayArgs),
     /// Stream the log to stdout for a SIEM, oldest first.
@@ -69,6 +70,14 @@ enum AdminCommand {
     /// Take platform administration granted with `grant` back (a verified address of the
     /// config's admins stays an administrator while it is listed there).
     Revoke { email: String },
+}
+
+#[derive(Debug, Args)]
+struct VerifyArgs {
+    /// Also fold the log up to the newest read-model snapshot and compare: exit 1 naming
+    /// each difference, or if the snapshot is damaged or not of this log.
+    #[arg(long)]
+    snapshots: bool,
 }
 
 #[derive(Debug, Args)]
@@ -145,7 +154,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(command) => return run_bench(command).await.map(|()| ExitCode::SUCCESS),
         Command::Serve
         | Command::Migrate
-        | Command::Verify
+        | Command::Verify(_)
         | Command::Replay(_)
         | Command::Export(_)
         | Command::Admin(_) => {}
@@ -163,7 +172,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Verify => run_verify(store).await,
+        Command::Verify(args) => {
+            let chain = run_verify(store.clone()).await?;
+            if args.snapshots && chain == ExitCode::SUCCESS {
+                verify_snapshots(&config, store).await
+            } else {
+                Ok(chain)
+            }
+        }
         Command::Replay(args) => {
             let until = match (args.until, args.position) {
                 (Some(moment), _) => Until::Time(moment),
@@ -193,7 +209,11 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn EventStore>> {
 
 async fn serve(config: Config, store: Arc<dyn EventStore>) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let projector = Projector::start(store.clone())
+    let snapshots = snapshot::open(&config.database_url)
+        .await
+        .context("cannot open the read-model snapshots")?
+        .map(|snapshots| (snapshots, config.snapshots));
+    let projector = Projector::start_with(store.clone(), snapshots)
         .await
         .context("cannot rebuild the read models")?;
     tracing::info!(
@@ -250,6 +270,7 @@ async fn serve(config: Config, store: Arc<dyn EventStore>) -> anyhow::Result<Exi
             "sending again the transactions signed before the last stop"
         );
     }
+    let projector = state.projector.clone();
     let app = api::router(state);
     axum::serve(
         listener,
@@ -258,6 +279,10 @@ async fn serve(config: Config, store: Arc<dyn EventStore>) -> anyhow::Result<Exi
     .with_graceful_shutdown(shutdown_signal())
     .await
     .context("the HTTP server failed")?;
+    // The next start then folds nothing but what other processes append meanwhile.
+    if let Err(error) = projector.write_snapshot().await {
+        tracing::warn!(%error, "cannot write a read-model snapshot at shutdown");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -309,6 +334,46 @@ async fn run_admin(store: &dyn EventStore, command: AdminCommand) -> anyhow::Res
         }
         Err(other) => Err(other.into()),
     }
+}
+
+/// Compares the newest snapshot with a fold of the log up to its position.
+async fn verify_snapshots(config: &Config, store: Arc<dyn EventStore>) -> anyhow::Result<ExitCode> {
+    let Some(snapshots) = snapshot::open(&config.database_url).await? else {
+        say!("an in-memory log keeps no snapshots");
+        return Ok(ExitCode::SUCCESS);
+    };
+    let Some(&newest) = snapshots.positions().await?.first() else {
+        say!("no read-model snapshot to verify");
+        return Ok(ExitCode::SUCCESS);
+    };
+    let Some(bytes) = snapshots.read(newest).await? else {
+        say!("the snapshot at position {newest} was replaced while being read; run again");
+        return Ok(ExitCode::FAILURE);
+    };
+    let snapshot = match snapshot::verified(bytes, &*store).await? {
+        Ok(snapshot) => snapshot,
+        Err(unusable @ snapshot::Unusable::OtherSchema { .. }) => {
+            say!("snapshot at position {newest}: {unusable}; the next start ignores it and folds the log");
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(unusable) => {
+            say!("snapshot at position {newest} is unusable: {unusable}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let bar = progress_bar(newest, "folding");
+    let folded = replay::build(store, Until::Position(newest), |position| bar.set_position(position)).await?;
+    bar.finish_and_clear();
+    let differences = snapshot::differences(&folded, &snapshot.models, 20);
+    if differences.is_empty() {
+        say!("snapshot at position {newest} matches a fold of the log");
+        return Ok(ExitCode::SUCCESS);
+    }
+    say!("snapshot at position {newest} differs from a fold of the log:");
+    for difference in differences {
+        say!("  {difference}");
+    }
+    Ok(ExitCode::FAILURE)
 }
 
 async fn run_verify(store: Arc<dyn EventStore>) -> anyhow::Result<ExitCode> {

@@ -5,13 +5,22 @@ use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::projector::SnapshotSchedule;
+
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_DATA_DIR: &str = "./data";
 const DEFAULT_MAIL_FROM: &str = "keyward <keyward@localhost>";
+/// A snapshot per this many events folds at most this many at start-up (about 0.15 s on
+/// the 2-core reference machine, docs/cost.md); zero turns the trigger off.
+const DEFAULT_SNAPSHOT_EVERY_EVENTS: u64 = 100_000;
+/// And one this often if anything happened, so a quiet service also restarts from near
+/// its head; zero turns the trigger off.
+const DEFAULT_SNAPSHOT_INTERVAL_SECONDS: u64 = 300;
 
 /// One EVM chain the Intents module may sign for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +76,8 @@ struct ConfigFile {
     trusted_proxies: Option<Vec<String>>,
     smtp_url: Option<String>,
     mail_from: Option<String>,
+    snapshot_every_events: Option<u64>,
+    snapshot_interval_seconds: Option<u64>,
 }
 
 /// Where emails go: an SMTP server (`smtp://` plain or STARTTLS with `?tls=required`,
@@ -102,6 +113,8 @@ pub struct Config {
     pub smtp_url: Option<SmtpUrl>,
     /// The sender of keyward's emails, `Name <address>` or a bare address.
     pub mail_from: String,
+    /// When read-model snapshots are written (docs/cost.md).
+    pub snapshots: SnapshotSchedule,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +131,17 @@ fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key,
         message: message.into(),
+    }
+}
+
+/// A whole number setting, `default` when unset.
+fn number(key: &'static str, text: Option<String>, default: u64) -> Result<u64, ConfigError> {
+    match text {
+        None => Ok(default),
+        Some(text) => text
+            .trim()
+            .parse()
+            .map_err(|_| invalid(key, format!("{text:?} is not a whole number"))),
     }
 }
 
@@ -233,6 +257,25 @@ impl Config {
             ));
         }
 
+        let snapshots = SnapshotSchedule {
+            every_events: number(
+                "snapshot_every_events",
+                overridden(
+                    "snapshot_every_events",
+                    file.snapshot_every_events.map(|n| n.to_string()),
+                ),
+                DEFAULT_SNAPSHOT_EVERY_EVENTS,
+            )?,
+            every: Duration::from_secs(number(
+                "snapshot_interval_seconds",
+                overridden(
+                    "snapshot_interval_seconds",
+                    file.snapshot_interval_seconds.map(|n| n.to_string()),
+                ),
+                DEFAULT_SNAPSHOT_INTERVAL_SECONDS,
+            )?),
+        };
+
         Ok(Config {
             listen,
             database_url,
@@ -243,6 +286,7 @@ impl Config {
             trusted_proxies,
             smtp_url,
             mail_from,
+            snapshots,
         })
     }
 

@@ -26,11 +26,21 @@ pub async fn build(
 pub async fn build_into<M: Fold>(
     store: Arc<dyn EventStore>,
     until: Until,
+    progress: impl FnMut(u64),
+) -> Result<M, StoreError> {
+    build_on(M::default(), store, until, progress).await
+}
+
+/// Folds into `models` the events after their position, up to `until`: a snapshot's tail.
+pub async fn build_on<M: Fold>(
+    mut models: M,
+    store: Arc<dyn EventStore>,
+    until: Until,
     mut progress: impl FnMut(u64),
 ) -> Result<M, StoreError> {
     let (batches, mut received) = mpsc::channel(2);
+    let mut after = models.position();
     let reader = tokio::spawn(async move {
-        let mut after = 0;
         loop {
             let batch = store.read_all(after, READ_BATCH).await;
             let done = match &batch {
@@ -49,7 +59,6 @@ pub async fn build_into<M: Fold>(
         }
     });
 
-    let mut models = M::default();
     while let Some(batch) = received.recv().await {
         let events = batch?;
         for event in events.iter().take_while(|event| until.includes(event)) {

@@ -184,7 +184,7 @@ pub struct AgentKey {
     pub key_prefix: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Agent {
     pub id: AgentId,
     pub org_id: OrgId,

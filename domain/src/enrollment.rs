@@ -52,7 +52,7 @@ pub enum EnrollmentStatus {
 }
 
 /// What was decided, by whom.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Decision {
     Approved {
         by: UserId,
@@ -66,7 +66,7 @@ pub enum Decision {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Enrollment {
     pub id: EnrollmentId,
     /// The validated name and description the agent will be registered with.

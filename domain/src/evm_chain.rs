@@ -34,7 +34,7 @@ pub struct ChainSettings {
     pub is_enabled: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EvmChain {
     pub id: Uuid,
     pub settings: ChainSettings,
@@ -118,7 +118,7 @@ impl ChainSettings {
 }
 
 /// What administrators did to the registry: folded from its stream.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RegistryChanges {
     pub version: u64,
     /// Added chains, and configured chains as changed, by id.

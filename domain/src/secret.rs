@@ -65,7 +65,7 @@ pub struct Sealed {
 }
 
 /// One path of one vault, as the decisions about it need to see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Secret {
     pub id: SecretId,
     pub vault_id: VaultId,
@@ -86,7 +86,7 @@ pub struct Secret {
 
 /// One version of a secret, as written, with what happened to it since: its reads and
 /// whether it was disabled. The ciphertext stays with the read model.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SecretVersion {
     pub version: u64,
     pub secret_type: SecretType,

@@ -82,7 +82,7 @@ impl Recipient {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Share {
     pub id: ShareId,
     pub org_id: OrgId,

@@ -23,7 +23,7 @@ pub fn signing_keys_stream(agent: AgentId) -> StreamId {
     stream("signing_keys", agent)
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SigningKey {
     pub id: Uuid,
     pub agent_id: AgentId,
@@ -39,7 +39,7 @@ pub struct SigningKey {
 }
 
 /// An agent's signing keys, oldest first, with the version of their stream.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AgentSigningKeys {
     pub keys: Vec<SigningKey>,
     pub version: u64,

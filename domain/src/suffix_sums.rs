@@ -4,7 +4,7 @@
 //! every decision would grow with the day.
 
 /// Amounts in the order they were pushed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SuffixSums {
     /// `tree[i - 1]` sums the amounts at 1-based positions `(i - lowbit(i), i]`. The
     /// arithmetic wraps: the sums are exact modulo 2^128, so exact whenever the true sum

@@ -75,7 +75,7 @@ pub enum TxStatus {
     Failed,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TransactionRecord {
     pub id: Uuid,
     pub agent_id: AgentId,
@@ -161,7 +161,7 @@ impl RequestDigest {
 
 /// The nonces one sender's live transactions hold on one chain, and those failed
 /// broadcasts released.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct SenderNonces {
     held: BTreeSet<u64>,
     released: BTreeSet<u64>,
@@ -169,7 +169,7 @@ struct SenderNonces {
 
 /// The nonces every agent's transactions hold or released, per chain and sender: what a
 /// decision reserves from, since agents may share a key.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NonceBook {
     senders: HashMap<(u64, String), SenderNonces>,
 }
@@ -210,7 +210,7 @@ impl<'r> FromIterator<&'r TransactionRecord> for NonceBook {
 /// One agent's transactions in signing order, indexed for the questions decisions ask:
 /// by id and by Idempotency-Key. Records' `signed_at`
 /// never decreases along the log, so the spend window is a suffix.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TransactionHistory {
     records: Vec<TransactionRecord>,
     by_id: HashMap<Uuid, usize>,
@@ -224,7 +224,7 @@ pub struct TransactionHistory {
 
 /// Amounts with the moments they were signed at, which never decrease: sums over the
 /// window since any moment, found by binary search.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct TimedSums {
     at: Vec<DateTime<Utc>>,
     sums: SuffixSums,

@@ -36,7 +36,7 @@ pub fn email_stream(email: &Email) -> StreamId {
 }
 
 /// A human as the decisions about them need to see it, folded from their stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct User {
     pub id: UserId,
     pub org_id: OrgId,
@@ -57,7 +57,7 @@ pub struct User {
 }
 
 /// A verification token's hash and when it stops counting.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PendingVerification {
     pub token_hash: String,
     pub issued_at: DateTime<Utc>,
@@ -320,7 +320,7 @@ pub fn delete_account(deletion: AccountDeletion<'_>, now: DateTime<Utc>) -> Resu
 }
 
 /// A personal API key as the directory keeps it: never the key, only its hash.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UserApiKey {
     pub id: ApiKeyId,
     pub user_id: UserId,
@@ -387,7 +387,7 @@ pub fn revoke_api_key(key: &UserApiKey) -> Change {
 }
 
 /// A refresh token as the directory keeps it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RefreshToken {
     pub user_id: UserId,
     pub family_id: Uuid,

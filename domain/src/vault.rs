@@ -16,7 +16,7 @@ pub fn vault_stream(vault: VaultId) -> StreamId {
     stream("vault", vault)
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Vault {
     pub id: VaultId,
     pub org_id: OrgId,

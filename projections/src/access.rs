@@ -2,6 +2,7 @@
 //! decisions read it in memory, without a query, and see a revoked policy on the very
 //! next request.
 
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
@@ -12,14 +13,14 @@ use domain::{PolicyId, RecordedEvent, VaultId};
 use crate::DomainModel;
 
 /// A live policy and who granted it, when.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GrantedPolicy {
     pub policy: Policy,
     pub granted_by: Principal,
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Access {
     /// Ordered by policy id, which is time-ordered: the order listings show.
     by_vault: HashMap<VaultId, BTreeMap<PolicyId, GrantedPolicy>>,

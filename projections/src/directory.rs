@@ -2,6 +2,7 @@
 //! authentication is checked against this model, so a change here is a change on the
 //! very next request.
 
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -21,7 +22,7 @@ use uuid::Uuid;
 
 use crate::DomainModel;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Org {
     pub id: OrgId,
     pub name: String,
@@ -30,7 +31,7 @@ pub struct Org {
     pub members: Vec<UserId>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Directory {
     users: HashMap<UserId, User>,
     users_by_email: HashMap<Email, UserId>,

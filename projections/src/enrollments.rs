@@ -1,6 +1,7 @@
 //! Agent enrollments and the emails keyward owes: what the approval pages, the
 //! enrollment endpoints and the mail worker read.
 
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -12,7 +13,7 @@ use domain::{EnrollmentId, MailId, OrgId, RecordedEvent};
 
 use crate::DomainModel;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Enrollments {
     enrollments: HashMap<EnrollmentId, Enrollment>,
     /// The version of every enrollment stream, for decisions' expected versions.
@@ -126,7 +127,7 @@ impl DomainModel for Enrollments {
 }
 
 /// An email that was queued and has no outcome yet.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UndeliveredMail {
     pub id: MailId,
     pub kind: MailKind,
@@ -135,7 +136,7 @@ pub struct UndeliveredMail {
 }
 
 /// Queued emails without an outcome: in flight, or lost when keyward stopped.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outbox {
     undelivered: HashMap<MailId, UndeliveredMail>,
 }

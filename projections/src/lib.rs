@@ -31,6 +31,9 @@ pub use signing_keys::SigningKeys;
 pub use stream_catalog::StreamCatalog;
 pub use transactions::Transactions;
 
+// `MODEL_FINGERPRINT`: which build's folds a snapshot of the models came from (build.rs).
+include!(concat!(env!("OUT_DIR"), "/model_fingerprint.rs"));
+
 /// A read model: state folded from the log, one event at a time, in position order.
 pub trait ReadModel {
     fn apply(&mut self, event: &RecordedEvent);

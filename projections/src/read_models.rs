@@ -6,6 +6,7 @@ use domain::events::{Event, OrgRole};
 use domain::membership::Membership;
 use domain::user::{AccountDeletion, org_stream};
 use domain::{RecordedEvent, UserId};
+use serde::{Deserialize, Serialize};
 
 use crate::{
     Access, Directory, DomainModel, Enrollments, Outbox, ReadModel, Secrets, Shares, SigningKeys, StreamCatalog,
@@ -79,7 +80,7 @@ impl Fold for ReadModels {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReadModels {
     /// The position of the last event folded in.
     position: u64,

@@ -2,6 +2,7 @@
 //! whether it is disabled and its ciphertext, so any version can be opened. Values stay
 //! encrypted here; only a read that was authorized and audited opens one.
 
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 use domain::events::Event;
@@ -12,7 +13,7 @@ use crate::DomainModel;
 
 type Key = (VaultId, SecretPath);
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Secrets {
     live: HashMap<Key, Secret>,
     /// The versions of every live secret, oldest first.
@@ -24,7 +25,7 @@ pub struct Secrets {
     by_id: HashMap<domain::SecretId, Key>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct StoredVersion {
     info: SecretVersion,
     sealed: Sealed,

@@ -1,5 +1,6 @@
 //! Shares: who shared what with whom, how often it was opened, and where it stands.
 
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 use domain::authz::Principal;
@@ -9,7 +10,7 @@ use domain::{RecordedEvent, ShareId};
 
 use crate::DomainModel;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shares {
     shares: HashMap<ShareId, Share>,
 }

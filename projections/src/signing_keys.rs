@@ -1,5 +1,6 @@
 //! Every agent's signing keys: public parts, sealed private parts, which one signs.
 
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
@@ -9,7 +10,7 @@ use domain::{AgentId, RecordedEvent};
 
 use crate::DomainModel;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SigningKeys {
     by_agent: HashMap<AgentId, AgentSigningKeys>,
 }

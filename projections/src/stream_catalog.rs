@@ -1,5 +1,6 @@
 //! Which streams exist, how far each has grown, and how often each kind of event occurred.
 
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -7,14 +8,14 @@ use domain::{RecordedEvent, StreamId};
 
 use crate::ReadModel;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamEntry {
     pub version: u64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamCatalog {
     streams: HashMap<String, StreamEntry>,
     events_by_type: HashMap<String, u64>,

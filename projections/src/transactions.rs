@@ -1,5 +1,6 @@
 //! Every agent's transactions, in the order they were signed.
 
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
@@ -10,7 +11,7 @@ use uuid::Uuid;
 
 use crate::DomainModel;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transactions {
     by_agent: HashMap<AgentId, TransactionHistory>,
     /// Every agent's nonces per chain and sender: agents may sign with one key.

@@ -5,6 +5,7 @@ pub mod audit_index;
 mod batch;
 mod group_commit;
 mod postgres;
+pub mod snapshot;
 mod sqlite;
 mod subscription;
 
@@ -94,6 +95,8 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("the event store has shut down")]
     Closed,
+    #[error("file error: {0}")]
+    Io(Arc<std::io::Error>),
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -191,6 +191,16 @@ impl Server {
         format!("{}{path}", self.base_url)
     }
 
+    /// SIGTERM, as an operator stops the service, and waits for it to finish shutting down.
+    pub fn stop(mut self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM");
+        let _ = self.child.wait();
+    }
+
     /// `kill -9`: no shutdown, no flush, no destructor in the server.
     pub fn kill(mut self) {
         let _ = self.child.kill();
