@@ -133,7 +133,7 @@ async fn a_token_transfer_through_an_allowed_contract_pays_only_an_allowed_recip
     for (to, data, rule) in [
         (&token, transfer_to(&stranger), "tx_to_allowlist"),
         (&stranger, "0xd0e30db0".to_owned(), "tx_to_allowlist"),
-        (&world.recipient, "0xd0e30db0".to_owned(), "tx_token_allowlist"),
+        (&world.recipient, transfer_to(&world.recipient), "tx_token_allowlist"),
     ] {
         let (status, problem) = submit(&world, call(to, data)).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
