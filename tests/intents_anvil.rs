@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use axum::extract::State;
 use common::chain::{self, ETH};
 use common::world::{
-    PUBLIC_URL, World, audit_trail, change_agent, sign_intent, signer_of, submit, transactions_listed, world,
-    world_with_chains,
+    PASSWORD, PUBLIC_URL, RAW_SIGNING_ACKNOWLEDGEMENT, World, audit_trail, change_agent, change_agent_confirming,
+    sign_intent, signer_of, submit, transactions_listed, world, world_with_chains,
 };
 use common::{Api, Server, TestDb};
 use reqwest::StatusCode;
@@ -1093,9 +1093,10 @@ async fn messages_typed_data_and_digests_are_signed_only_once_a_human_turns_each
 
     let turned_on = json!({
         "message_signing_enabled": true, "raw_signing_enabled": true,
+        "raw_signing_acknowledgement": RAW_SIGNING_ACKNOWLEDGEMENT,
         "eip712_domain_allowlist": [{"verifyingContract": mail_contract}],
     });
-    let (status, shown) = change_agent(&world, turned_on).await;
+    let (status, shown) = change_agent_confirming(&world, turned_on, PASSWORD).await;
     assert_eq!(status, StatusCode::OK, "{shown}");
     assert_eq!(
         shown["eip712_domain_allowlist"],

@@ -9,6 +9,9 @@ use super::{Api, Server, TestDb};
 
 /// The human's password, for what asks them to re-enter it (X-Auth-Confirm).
 pub const PASSWORD: &str = "correct horse";
+
+/// What a human who turns raw digest signing on acknowledges, word for word.
+pub const RAW_SIGNING_ACKNOWLEDGEMENT: &str = "RAW SIGNING HANDS OVER THE KEY";
 pub const PUBLIC_URL: &str = "http://keyward.test";
 
 /// A human, a vault with the signing key, and an intents agent allowed to read it.
@@ -115,6 +118,16 @@ pub async fn submit(world: &World, body: Value) -> (StatusCode, Value) {
 pub async fn change_agent(world: &World, settings: Value) -> (StatusCode, Value) {
     let path = format!("/v1/agents/{}", world.agent_id);
     world.api.call("PATCH", &path, Some(&world.human), Some(settings)).await
+}
+
+/// [`change_agent`], the human re-entering `password` in X-Auth-Confirm.
+pub async fn change_agent_confirming(world: &World, settings: Value, password: &str) -> (StatusCode, Value) {
+    let path = format!("/v1/agents/{}", world.agent_id);
+    let headers = [("X-Auth-Confirm", password)];
+    world
+        .api
+        .call_with_headers("PATCH", &path, Some(&world.human), Some(settings), &headers)
+        .await
 }
 
 /// The agent's transactions as `token`'s holder lists them, newest first.
