@@ -9,117 +9,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::extract::State;
 use common::chain::{self, ETH};
+use common::world::{
+    PASSWORD, PUBLIC_URL, RAW_SIGNING_ACKNOWLEDGEMENT, World, audit_trail, change_agent, change_agent_confirming,
+    sign_intent, signer_of, submit, transactions_listed, world, world_with_chains,
+};
 use common::{Api, Server, TestDb};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::watch;
-
-const PUBLIC_URL: &str = "http://keyward.test";
-
-/// A human, a vault with the signing key, and an intents agent allowed to read it.
-struct World {
-    api: Api,
-    human: String,
-    agent_id: String,
-    agent: String,
-    /// To exchange for a new token when the server starts again.
-    api_key: String,
-    vault: String,
-    key: String,
-    signer: String,
-    recipient: String,
-    /// Kept so the test can read the server's database afterwards.
-    db: TestDb,
-    env: Vec<(String, String)>,
-}
-
-async fn world(db: TestDb, settings: Value, extra_chains: &[Value]) -> World {
-    world_with_chains(db, settings, chain::chains_setting(extra_chains)).await
-}
-
-/// [`world`] with its server's KEYWARD_CHAINS.
-async fn world_with_chains(db: TestDb, settings: Value, chains: String) -> World {
-    let data_dir = tempfile::tempdir().unwrap().keep();
-    let log = std::fs::File::create(data_dir.join("server.log")).unwrap();
-    let settings_env = [
-        ("KEYWARD_DATABASE_URL", db.url()),
-        ("KEYWARD_DATA_DIR", data_dir.to_str().unwrap().to_owned()),
-        ("KEYWARD_CHAINS", chains),
-        ("KEYWARD_LOG", "debug".to_owned()),
-        // Tokens stay valid on another process on the same log.
-        ("KEYWARD_PUBLIC_URL", PUBLIC_URL.to_owned()),
-    ];
-    let server_env: Vec<(&str, &str)> = settings_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let api = Api::new(Server::start_with_stderr(&server_env, log).await, data_dir);
-    let human = api.signup("ada@example.com", "correct horse").await;
-    let (_, vault) = api
-        .call("POST", "/v1/vaults", Some(&human), Some(json!({"name": "treasury"})))
-        .await;
-    let vault = vault["id"].as_str().unwrap().to_owned();
-    let (key, signer) = chain::fresh_account();
-    chain::set_balance(&signer, 100 * ETH).await;
-    let (status, _) = api
-        .call(
-            "PUT",
-            &format!("/v1/vaults/{vault}/secrets/keys/anvil-signer"),
-            Some(&human),
-            Some(json!({"value": key, "type": "private_key"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let mut agent = json!({"name": "trader", "intents_api_enabled": true});
-    agent
-        .as_object_mut()
-        .unwrap()
-        .extend(settings.as_object().unwrap().clone());
-    let (status, created) = api.call("POST", "/v1/agents", Some(&human), Some(agent)).await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    let agent_id = created["agent"]["id"].as_str().unwrap().to_owned();
-    let (status, _) = api
-        .call(
-            "POST",
-            &format!("/v1/vaults/{vault}/policies"),
-            Some(&human),
-            Some(json!({
-                "secret_path_pattern": "keys/*", "principal_type": "agent",
-                "principal_id": agent_id, "permissions": ["read"],
-            })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let token = api.agent_token(created["api_key"].as_str().unwrap()).await;
-    World {
-        env: vec![("KEYWARD_DATABASE_URL".into(), db.url())],
-        api,
-        human,
-        agent_id,
-        agent: token,
-        api_key: created["api_key"].as_str().unwrap().to_owned(),
-        vault,
-        key,
-        signer,
-        recipient: chain::fresh_address(),
-        db,
-    }
-}
-
-async fn submit(world: &World, body: Value) -> (StatusCode, Value) {
-    world
-        .api
-        .call(
-            "POST",
-            &format!("/v1/agents/{}/transactions", world.agent_id),
-            Some(&world.agent),
-            Some(body),
-        )
-        .await
-}
-
-/// The agent's human changes its settings (PATCH /v1/agents/{id}).
-async fn change_agent(world: &World, settings: Value) -> (StatusCode, Value) {
-    let path = format!("/v1/agents/{}", world.agent_id);
-    world.api.call("PATCH", &path, Some(&world.human), Some(settings)).await
-}
 
 fn transfer(world: &World, value: &str) -> Value {
     json!({"chain": "anvil", "to": world.recipient, "value": value})
@@ -236,7 +133,7 @@ async fn a_token_transfer_through_an_allowed_contract_pays_only_an_allowed_recip
     for (to, data, rule) in [
         (&token, transfer_to(&stranger), "tx_to_allowlist"),
         (&stranger, "0xd0e30db0".to_owned(), "tx_to_allowlist"),
-        (&world.recipient, "0xd0e30db0".to_owned(), "tx_token_allowlist"),
+        (&world.recipient, transfer_to(&world.recipient), "tx_token_allowlist"),
     ] {
         let (status, problem) = submit(&world, call(to, data)).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
@@ -1053,36 +950,6 @@ async fn a_provisioned_key_signs_when_no_path_is_given_and_rotation_retires_it()
     }
 }
 
-/// The agent's transactions as `token`'s holder lists them, newest first.
-async fn transactions_listed(world: &World, token: &str) -> Value {
-    let (status, listed) = world
-        .api
-        .call(
-            "GET",
-            &format!("/v1/agents/{}/transactions", world.agent_id),
-            Some(token),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{listed}");
-    listed["transactions"].clone()
-}
-
-/// The audit trail's events of one action, as the human sees them.
-async fn audit_trail(world: &World, action: &str) -> Value {
-    let (status, trail) = world
-        .api
-        .call(
-            "GET",
-            &format!("/v1/audit/events?action={action}"),
-            Some(&world.human),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{trail}");
-    trail
-}
-
 /// The balance change a simulation reports for `address`.
 fn change_of(simulation: &Value, address: &str) -> Value {
     let changes = simulation["balance_changes"].as_array().unwrap();
@@ -1181,19 +1048,6 @@ async fn a_bundle_runs_in_order_each_call_on_the_state_the_ones_before_it_leave(
     assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
 }
 
-async fn sign_intent(world: &World, body: Value) -> (StatusCode, Value) {
-    let path = format!("/v1/agents/{}/sign", world.agent_id);
-    world.api.call("POST", &path, Some(&world.agent), Some(body)).await
-}
-
-/// The address that signed `hash`, recovered from a 65-byte signature in 0x hex.
-fn signer_of(signature: &Value, hash: &Value) -> String {
-    let signature = alloy_primitives::hex::decode(signature.as_str().unwrap()).unwrap();
-    let hash: alloy_primitives::B256 = hash.as_str().unwrap().parse().unwrap();
-    let signature = alloy_primitives::Signature::from_raw(&signature).unwrap();
-    format!("{:#x}", signature.recover_address_from_prehash(&hash).unwrap())
-}
-
 /// EIP-712's own example, on anvil's chain, from `contract`.
 fn mail(contract: &str) -> Value {
     json!({
@@ -1239,9 +1093,10 @@ async fn messages_typed_data_and_digests_are_signed_only_once_a_human_turns_each
 
     let turned_on = json!({
         "message_signing_enabled": true, "raw_signing_enabled": true,
+        "raw_signing_acknowledgement": RAW_SIGNING_ACKNOWLEDGEMENT,
         "eip712_domain_allowlist": [{"verifyingContract": mail_contract}],
     });
-    let (status, shown) = change_agent(&world, turned_on).await;
+    let (status, shown) = change_agent_confirming(&world, turned_on, PASSWORD).await;
     assert_eq!(status, StatusCode::OK, "{shown}");
     assert_eq!(
         shown["eip712_domain_allowlist"],

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::authz::PathPattern;
 use crate::change::{Change, DomainError, stream};
 use crate::event::ExpectedVersion;
-use crate::events::{AgentDeactivated, AgentKeyRotated, AgentRegistered, AgentUpdated, Event};
+use crate::events::{AgentDeactivated, AgentKeyRotated, AgentRawSigningEnabled, AgentRegistered, AgentUpdated, Event};
 use crate::ids::{AgentId, OrgId, UserId, VaultId};
 use crate::message_signing::{Eip712DomainEntry, Eip712Policy};
 use crate::stream::StreamId;
@@ -244,32 +244,83 @@ pub struct RegisterAgent {
     pub key: AgentKey,
 }
 
+/// A human's word that an agent may have any digest signed (`raw_signing_enabled`): they
+/// re-entered their password and acknowledged that an agent signing any digest can sign
+/// any transaction with its keys, outside every guardrail. The adapter takes both; a
+/// decision that turns raw signing on needs this, or is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawSigningConsent {
+    pub by: UserId,
+}
+
+/// [`register_with`] without consent to raw signing: the agent's settings must leave it off.
 pub fn register(command: RegisterAgent) -> Result<Change, DomainError> {
-    Ok(Change::new(
+    register_with(command, None)
+}
+
+pub fn register_with(command: RegisterAgent, raw_signing: Option<RawSigningConsent>) -> Result<Change, DomainError> {
+    let settings = command.settings.validated()?;
+    let enabled = raw_signing_enabled(command.agent_id, false, &settings, raw_signing)?;
+    let mut change = Change::new(
         agent_stream(command.agent_id),
         ExpectedVersion::NoStream,
         AgentRegistered {
             agent_id: command.agent_id,
             org_id: command.org_id,
             created_by: command.created_by,
-            settings: command.settings.validated()?,
+            settings,
             key: command.key,
         },
-    ))
+    );
+    change.events.extend(enabled.map(Event::from));
+    Ok(change)
 }
 
-pub fn update(agent: &Agent, settings: AgentSettings, is_active: bool) -> Result<Change, DomainError> {
+pub fn update(
+    agent: &Agent,
+    settings: AgentSettings,
+    is_active: bool,
+    raw_signing: Option<RawSigningConsent>,
+) -> Result<Change, DomainError> {
     let reactivated = !agent.is_active && is_active;
-    Ok(Change::new(
+    let settings = settings.validated()?;
+    let enabled = raw_signing_enabled(agent.id, agent.settings.raw_signing_enabled, &settings, raw_signing)?;
+    let mut change = Change::new(
         agent_stream(agent.id),
         ExpectedVersion::Exact(agent.version),
         AgentUpdated {
             agent_id: agent.id,
-            settings: settings.validated()?,
+            settings,
             is_active,
             key_id: reactivated.then(|| next_key_id(agent)),
         },
-    ))
+    );
+    change.events.extend(enabled.map(Event::from));
+    Ok(change)
+}
+
+/// The record of raw signing turned on, if `settings` turn it on (it `was` off); refused
+/// without a human's consent. Turning it off, or keeping it on, takes none.
+fn raw_signing_enabled(
+    agent_id: AgentId,
+    was: bool,
+    settings: &AgentSettings,
+    consent: Option<RawSigningConsent>,
+) -> Result<Option<AgentRawSigningEnabled>, DomainError> {
+    if was || !settings.raw_signing_enabled {
+        return Ok(None);
+    }
+    let consent = consent.ok_or_else(|| {
+        DomainError::Forbidden(
+            "turning raw_signing_enabled on takes a human's re-entered password and acknowledgement that it \
+             hands the agent its keys"
+                .into(),
+        )
+    })?;
+    Ok(Some(AgentRawSigningEnabled {
+        agent_id,
+        by: consent.by,
+    }))
 }
 
 /// The key id an agent's tokens must carry from its reactivation on: the tokens issued
@@ -433,9 +484,8 @@ mod tests {
         assert!(!agent.can_authenticate(now));
     }
 
-    #[test]
-    fn reactivation_changes_the_key_id_tokens_must_carry_and_nothing_else_does() {
-        let registered = AgentRegistered {
+    fn registered() -> AgentRegistered {
+        AgentRegistered {
             agent_id: AgentId(Uuid::from_u128(1)),
             org_id: OrgId(Uuid::from_u128(2)),
             created_by: UserId(Uuid::from_u128(3)),
@@ -445,11 +495,16 @@ mod tests {
                 key_hash: "h".into(),
                 key_prefix: "ocv_".into(),
             },
-        };
+        }
+    }
+
+    #[test]
+    fn reactivation_changes_the_key_id_tokens_must_carry_and_nothing_else_does() {
+        let registered = registered();
         let mut agent = Agent::registered(&registered, DateTime::UNIX_EPOCH, 1);
         let mut key_ids = vec![agent.key.key_id];
         for (version, is_active) in (2..).zip([true, false, true, false, true]) {
-            let change = update(&agent, settings(), is_active).unwrap();
+            let change = update(&agent, settings(), is_active, None).unwrap();
             agent.apply(&change.events[0], DateTime::UNIX_EPOCH, version);
             if !key_ids.contains(&agent.key.key_id) {
                 key_ids.push(agent.key.key_id);
@@ -457,5 +512,59 @@ mod tests {
         }
         assert_eq!(key_ids.len(), 3, "the first and two reactivations: {key_ids:?}");
         assert_eq!(agent.key.key_hash, "h", "the API key stays");
+    }
+
+    #[test]
+    fn raw_signing_is_turned_on_only_with_a_humans_consent_and_recorded_as_such() {
+        let registered = registered();
+        let mut agent = Agent::registered(&registered, DateTime::UNIX_EPOCH, 1);
+        let raw = AgentSettings {
+            raw_signing_enabled: true,
+            ..settings()
+        };
+        let human = RawSigningConsent {
+            by: UserId(Uuid::from_u128(5)),
+        };
+        assert!(matches!(
+            update(&agent, raw.clone(), true, None),
+            Err(DomainError::Forbidden(_))
+        ));
+        let change = update(&agent, raw.clone(), true, Some(human)).unwrap();
+        let types: Vec<_> = change.events.iter().map(Event::event_type).collect();
+        assert_eq!(types, ["agent.updated", "agent.raw_signing_enabled"]);
+        assert_eq!(
+            change.events[1],
+            Event::AgentRawSigningEnabled(AgentRawSigningEnabled {
+                agent_id: agent.id,
+                by: human.by
+            })
+        );
+        for (version, event) in (2..).zip(&change.events) {
+            agent.apply(event, DateTime::UNIX_EPOCH, version);
+        }
+        assert_eq!(agent.version, 3, "both events are on the agent's stream");
+        let kept_on = update(&agent, raw.clone(), true, None).unwrap();
+        assert_eq!(
+            kept_on.events.len(),
+            1,
+            "keeping it on takes no consent and records none"
+        );
+        agent.apply(&kept_on.events[0], DateTime::UNIX_EPOCH, 4);
+        assert_eq!(
+            update(&agent, settings(), true, None).unwrap().events.len(),
+            1,
+            "nor turning it off"
+        );
+
+        let command = |settings: AgentSettings| RegisterAgent {
+            agent_id: registered.agent_id,
+            org_id: registered.org_id,
+            created_by: registered.created_by,
+            settings,
+            key: registered.key.clone(),
+        };
+        assert!(matches!(register(command(raw.clone())), Err(DomainError::Forbidden(_))));
+        assert_eq!(register_with(command(raw), Some(human)).unwrap().events.len(), 2);
+        assert_eq!(register(command(settings())).unwrap().events.len(), 1);
     }
 }

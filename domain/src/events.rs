@@ -122,6 +122,10 @@ event_vocabulary!(
     MemberRemoved = "org.member_removed",
     AgentRegistered = "agent.registered",
     AgentUpdated = "agent.updated",
+    /// A human turned raw digest signing on for an agent, having re-entered their password
+    /// and acknowledged that it hands the agent its keys; in the append of the agent's
+    /// registration or update that does it.
+    AgentRawSigningEnabled = "agent.raw_signing_enabled",
     /// The agent's API key was replaced; tokens issued with the old one are refused.
     AgentKeyRotated = "agent.key_rotated",
     AgentDeactivated = "agent.deactivated",
@@ -476,6 +480,13 @@ pub struct AgentUpdated {
     /// now on, so none issued before its deactivation works again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_id: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentRawSigningEnabled {
+    pub agent_id: AgentId,
+    /// The human who confirmed it.
+    pub by: UserId,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

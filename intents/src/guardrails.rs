@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use domain::wei::Wei;
 
 use crate::rpc::hex_of;
-use crate::token_call::{TokenCall, token_call};
+use crate::token_call::{METHODS, TokenCall, token_call};
 
 /// The limits an agent's human set; `None` or empty means unlimited.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -86,31 +86,8 @@ impl Guardrails {
         }
         let is_call = !data.is_empty();
         let callable = is_call && listed(&self.token_allowlist, to);
-        if !self.to_allowlist.is_empty() && !listed(&self.to_allowlist, to) && !callable {
-            return violation(
-                "tx_to_allowlist",
-                format!("{to} is not on the agent's recipient allowlist"),
-            );
-        }
         if !self.to_allowlist.is_empty() {
-            match token_call(data) {
-                Some(TokenCall::Names { method, party }) => {
-                    let party = format!("0x{}", hex_of(party.as_slice()));
-                    if !listed(&self.to_allowlist, &party) {
-                        return violation(
-                            "tx_to_allowlist",
-                            format!("{method} names {party}, which is not on the agent's recipient allowlist"),
-                        );
-                    }
-                }
-                Some(TokenCall::Malformed { method }) => {
-                    return violation(
-                        "tx_to_allowlist",
-                        format!("{method} with arguments that name no address cannot be checked"),
-                    );
-                }
-                None => {}
-            }
+            self.check_recipients(to, value, data, callable)?;
         }
         if is_call && !self.token_allowlist.is_empty() && !callable {
             return violation(
@@ -155,6 +132,64 @@ impl Guardrails {
         Ok(())
     }
 
+    /// With a recipient allowlist: `to` is on it, or is a contract the agent may call and
+    /// gets no ETH; and calldata calls a method keyward reads ([`crate::token_call`]) whose
+    /// party is on it. A call keyward cannot read is refused: it might pay anyone.
+    fn check_recipients(&self, to: &str, value: Wei, data: &[u8], callable: bool) -> Result<(), Violation> {
+        let to_listed = listed(&self.to_allowlist, to);
+        if !to_listed && !callable {
+            return violation(
+                "tx_to_allowlist",
+                format!("{to} is not on the agent's recipient allowlist"),
+            );
+        }
+        if !to_listed && !value.is_zero() {
+            return violation(
+                "tx_to_allowlist",
+                format!(
+                    "{} ETH would go to {to}, which is not on the agent's recipient allowlist \
+                     (a contract the agent may call is not a recipient of its ETH)",
+                    value.to_eth_string()
+                ),
+            );
+        }
+        match token_call(data) {
+            None => Ok(()),
+            Some(TokenCall::Names { method, role, party }) => {
+                let party = format!("0x{}", hex_of(party.as_slice()));
+                if listed(&self.to_allowlist, &party) {
+                    Ok(())
+                } else {
+                    violation(
+                        "tx_to_allowlist",
+                        format!(
+                            "{method} names {party} as {}, which is not on the agent's recipient allowlist",
+                            role.as_str()
+                        ),
+                    )
+                }
+            }
+            Some(TokenCall::Malformed { method }) => violation(
+                "tx_to_allowlist",
+                format!("{method} with arguments that do not decode as its own cannot be checked"),
+            ),
+            Some(TokenCall::Unread { selector }) => {
+                let call = match selector {
+                    Some(selector) => format!("calldata with selector 0x{}", hex_of(&selector)),
+                    None => "calldata of fewer than 4 bytes".to_owned(),
+                };
+                violation(
+                    "tx_to_allowlist",
+                    format!(
+                        "{call} calls no method keyward reads, so whom it pays cannot be checked; with a \
+                         recipient allowlist, calldata may only call {}",
+                        read_methods()
+                    ),
+                )
+            }
+        }
+    }
+
     /// Checks what one transaction on the chain named `chain_name` (id `chain_id`) may pay
     /// the network, `max_fee`, given what the agent's transactions there may have paid in
     /// the rolling 24 hours before it. A budget under both the chain's name and its id is
@@ -191,6 +226,12 @@ impl Guardrails {
     }
 }
 
+/// The signatures of the methods keyward reads, comma-separated.
+fn read_methods() -> String {
+    let signatures: Vec<&str> = METHODS.iter().map(|method| method.signature).collect();
+    signatures.join(", ")
+}
+
 /// Whether `address` is on `list` (lower-cased addresses).
 fn listed(list: &[String], address: &str) -> bool {
     list.iter().any(|listed| listed.eq_ignore_ascii_case(address))
@@ -204,8 +245,11 @@ fn names(reference: &str, chain_name: &str, chain_id: u64) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use alloy_primitives::Address;
     use proptest::prelude::*;
+
+    use super::*;
+    use crate::token_call::Method;
 
     const RECIPIENT: &str = "0x70997970c51812dc3a010c7d01b50e0d17dc79c8";
 
@@ -293,64 +337,126 @@ mod tests {
         );
     }
 
+    const TOKEN: &str = "0x5fbdb2315678afecb367f032d93f642f64180aa3";
+    const STRANGER: &str = "0x0000000000000000000000000000000000000001";
+
+    /// `method` naming `party`, every other address a third one's.
+    fn naming(method: &Method, party: &str) -> Vec<u8> {
+        let party = party.parse().unwrap();
+        crate::token_call::tests::calldata(method, party, Address::repeat_byte(0x33), 1)
+    }
+
     /// ERC-20 `transfer(party, 1)`.
     fn token_transfer(party: &str) -> Vec<u8> {
-        let mut data = vec![0xa9, 0x05, 0x9c, 0xbb];
-        data.extend_from_slice(&[0; 12]);
-        data.extend_from_slice(&crate::hex::decode(party).unwrap());
-        data.extend_from_slice(&[1; 32]);
-        data
+        naming(&METHODS[0], party)
+    }
+
+    /// A recipient allowlist and a contract the agent may call.
+    fn listed_token() -> Guardrails {
+        Guardrails {
+            to_allowlist: vec![RECIPIENT.into()],
+            token_allowlist: vec![TOKEN.into()],
+            ..Guardrails::default()
+        }
+    }
+
+    /// What `rails` say to a call of `to` with `data` and no value.
+    fn call(rails: &Guardrails, to: &str, data: &[u8]) -> Result<(), Violation> {
+        let outgoing = Outgoing {
+            data,
+            ..transfer(to, Wei::ZERO)
+        };
+        rails.check(outgoing, SoFar::default())
     }
 
     #[test]
     fn a_token_call_pays_only_a_listed_recipient_on_a_listed_contract() {
-        const TOKEN: &str = "0x5fbdb2315678afecb367f032d93f642f64180aa3";
-        let stranger = "0x0000000000000000000000000000000000000001";
-        let rails = Guardrails {
-            to_allowlist: vec![RECIPIENT.into()],
-            token_allowlist: vec![TOKEN.into()],
-            ..Guardrails::default()
-        };
-        let call = |to, data: &[u8]| {
-            let outgoing = Outgoing {
-                data,
-                ..transfer(to, Wei::ZERO)
-            };
-            rails.check(outgoing, SoFar::default()).err().map(|v| v.rule)
-        };
-        assert_eq!(
-            call(TOKEN, &token_transfer(RECIPIENT)),
-            None,
-            "the contract is callable"
-        );
-        assert_eq!(
-            call(TOKEN, &token_transfer(stranger)),
-            Some("tx_to_allowlist"),
-            "the tokens would go to a stranger"
-        );
+        let rails = listed_token();
+        let rule = |to, data: &[u8]| call(&rails, to, data).err().map(|v| v.rule);
+        for method in METHODS {
+            let signature = method.signature;
+            assert_eq!(rule(TOKEN, &naming(&method, RECIPIENT)), None, "{signature}");
+            assert_eq!(
+                call(&rails, TOKEN, &naming(&method, STRANGER)).unwrap_err().to_string(),
+                format!(
+                    "tx_to_allowlist: {signature} names {STRANGER} as {}, which is not on the agent's recipient \
+                     allowlist",
+                    method.role.as_str()
+                )
+            );
+        }
         let mut dirty = token_transfer(RECIPIENT);
         dirty[4] = 0xff;
-        assert_eq!(call(TOKEN, &dirty), Some("tx_to_allowlist"), "no address, no check");
-        assert_eq!(call(TOKEN, &[0xd0, 0xe3, 0x0d, 0xb0]), None, "a call naming no party");
-        assert_eq!(call(stranger, &[0xd0, 0xe3, 0x0d, 0xb0]), Some("tx_to_allowlist"));
+        assert_eq!(rule(TOKEN, &dirty), Some("tx_to_allowlist"), "no address, no check");
+        assert_eq!(rule(STRANGER, &token_transfer(RECIPIENT)), Some("tx_to_allowlist"));
         assert_eq!(
-            call(RECIPIENT, &[0xd0, 0xe3, 0x0d, 0xb0]),
+            rule(RECIPIENT, &token_transfer(RECIPIENT)),
             Some("tx_token_allowlist"),
             "a listed recipient is no listed contract"
         );
-        assert_eq!(call(RECIPIENT, &[]), None, "a plain transfer calls nothing");
+        assert_eq!(rule(RECIPIENT, &[]), None, "a plain transfer calls nothing");
+        let paying = Outgoing {
+            data: &token_transfer(RECIPIENT),
+            ..transfer(TOKEN, Wei::from_wei(1))
+        };
+        assert_eq!(
+            rails.check(paying, SoFar::default()).unwrap_err().to_string(),
+            "tx_to_allowlist: 0.000000000000000001 ETH would go to 0x5fbdb2315678afecb367f032d93f642f64180aa3, \
+             which is not on the agent's recipient allowlist (a contract the agent may call is not a recipient of \
+             its ETH)"
+        );
         let tokens_only = Guardrails {
             token_allowlist: vec![TOKEN.into()],
             ..Guardrails::default()
         };
-        let outgoing = Outgoing {
-            data: &token_transfer(stranger),
-            ..transfer(TOKEN, Wei::ZERO)
-        };
         assert!(
-            tokens_only.check(outgoing, SoFar::default()).is_ok(),
+            call(&tokens_only, TOKEN, &token_transfer(STRANGER)).is_ok(),
             "without a recipient allowlist, any recipient"
         );
+        assert!(
+            call(&tokens_only, TOKEN, &[0xd0, 0xe3, 0x0d, 0xb0]).is_ok(),
+            "and any call"
+        );
+    }
+
+    #[test]
+    fn with_a_recipient_allowlist_a_call_keyward_cannot_read_is_refused_naming_what_it_reads() {
+        let rails = listed_token();
+        // WETH's `deposit()`, to a listed contract and to a listed recipient.
+        let deposit = [0xd0, 0xe3, 0x0d, 0xb0];
+        for to in [TOKEN, RECIPIENT] {
+            let refused = call(&rails, to, &deposit).unwrap_err();
+            assert_eq!(refused.rule, "tx_to_allowlist");
+            assert!(
+                refused.detail.starts_with(
+                    "calldata with selector 0xd0e30db0 calls no method keyward reads, so whom it pays cannot be \
+                     checked; with a recipient allowlist, calldata may only call transfer(address,uint256), \
+                     transferFrom(address,address,uint256), approve(address,uint256), "
+                ),
+                "{refused}"
+            );
+            for method in METHODS {
+                assert!(refused.detail.contains(method.signature), "{}", method.signature);
+            }
+        }
+        assert!(
+            call(&rails, TOKEN, &[0xa9, 0x05, 0x9c])
+                .unwrap_err()
+                .detail
+                .starts_with("calldata of fewer than 4 bytes calls no method keyward reads")
+        );
+        // The unlisted overloads, e.g. ERC-1363's `transferAndCall` and ERC-777's `send`
+        // with other arguments, are not the listed ones.
+        for unlisted in ["transferAndCall(address,uint256,bytes,bytes)", "send(address,uint256)"] {
+            let selector = &alloy_primitives::keccak256(unlisted)[..4];
+            let mut data = selector.to_vec();
+            data.extend_from_slice(&token_transfer(RECIPIENT)[4..]);
+            assert_eq!(
+                call(&rails, TOKEN, &data).unwrap_err().rule,
+                "tx_to_allowlist",
+                "{unlisted}"
+            );
+        }
     }
 
     #[test]
@@ -381,6 +487,32 @@ mod tests {
     }
 
     proptest! {
+        /// With a recipient allowlist, whatever the calldata to a contract the agent may
+        /// call, it is accepted exactly when keyward reads it and it names a listed party.
+        #[test]
+        fn an_accepted_call_pays_or_empowers_only_a_listed_party(
+            method in 0..METHODS.len(),
+            listed_party in any::<bool>(),
+            flip in proptest::option::of((any::<prop::sample::Index>(), 1u8..=255)),
+            cut in proptest::option::of(any::<prop::sample::Index>()),
+            noise in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..300)),
+        ) {
+            let mut data = naming(&METHODS[method], if listed_party { RECIPIENT } else { STRANGER });
+            if let Some((at, mask)) = flip {
+                let at = at.index(data.len());
+                data[at] ^= mask;
+            }
+            if let Some(cut) = cut {
+                data.truncate(cut.index(data.len()));
+            }
+            if let Some(noise) = noise {
+                data = noise;
+            }
+            let recipient: Address = RECIPIENT.parse().unwrap();
+            let names_listed = matches!(token_call(&data), Some(TokenCall::Names { party, .. }) if party == recipient);
+            prop_assert_eq!(call(&listed_token(), TOKEN, &data).is_ok(), names_listed);
+        }
+
         /// Whatever the amounts, an accepted transaction never takes the 24-hour total
         /// over the limit.
         #[test]

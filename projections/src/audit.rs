@@ -284,6 +284,12 @@ fn describe(event: &Event) -> (&'static str, &'static str, String, Value) {
             e.agent_id.to_string(),
             json!({"is_active": e.is_active}),
         ),
+        Event::AgentRawSigningEnabled(e) => (
+            "agent.enable_raw_signing",
+            "agent",
+            e.agent_id.to_string(),
+            json!({"by": e.by}),
+        ),
         Event::AgentKeyRotated(e) => (
             "agent.rotate_key",
             "agent",

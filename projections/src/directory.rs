@@ -11,9 +11,9 @@ use domain::authz::PathPattern;
 use domain::authz::Policy;
 use domain::email::Email;
 use domain::events::{
-    AccountDeleted, AgentAuthenticated, AgentDeactivated, AgentKeyRotated, AgentUpdated, Event, MemberRemoved,
-    MemberRoleChanged, OrgCreated, PolicyGranted, PolicyRevoked, PolicyUpdated, RefreshFamilyRevoked, SignedOut,
-    TransactionSigned,
+    AccountDeleted, AgentAuthenticated, AgentDeactivated, AgentKeyRotated, AgentRawSigningEnabled, AgentUpdated, Event,
+    MemberRemoved, MemberRoleChanged, OrgCreated, PolicyGranted, PolicyRevoked, PolicyUpdated, RefreshFamilyRevoked,
+    SignedOut, TransactionSigned,
 };
 use domain::user::{RefreshToken, User, UserApiKey};
 use domain::vault::Vault;
@@ -294,6 +294,7 @@ impl DomainModel for Directory {
                 }
             }
             Event::AgentUpdated(AgentUpdated { agent_id, .. })
+            | Event::AgentRawSigningEnabled(AgentRawSigningEnabled { agent_id, .. })
             | Event::AgentDeactivated(AgentDeactivated { agent_id })
             // Reservations are on the agent's stream: its version moves with them.
             | Event::TransactionSigned(TransactionSigned { agent_id, .. })

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
-use domain::agent::{self, Agent, AgentKey, AgentSettings};
+use domain::agent::{self, Agent, AgentKey, AgentSettings, RawSigningConsent};
 use domain::authz::PathPattern;
 use domain::change::{Change, DomainError};
 use domain::events::AgentAuthenticated;
@@ -21,6 +21,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
 use super::AppState;
+use super::auth::confirm_password;
 use super::extract::{Body, PathParams, RequestContext};
 use super::problem::ApiError;
 use super::session::{AgentSession, Caller, HumanSession};
@@ -54,6 +55,8 @@ pub struct AgentRequest {
     tx_max_per_day: Option<Option<u32>>,
     message_signing_enabled: Option<bool>,
     raw_signing_enabled: Option<bool>,
+    /// [`RAW_SIGNING_ACKNOWLEDGEMENT`], word for word, with `raw_signing_enabled: true`.
+    raw_signing_acknowledgement: Option<String>,
     eip712_default_policy: Option<Eip712Policy>,
     eip712_domain_allowlist: Option<Vec<Eip712DomainEntry>>,
     is_active: Option<bool>,
@@ -137,6 +140,51 @@ fn absent_or_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     deserializer: D,
 ) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// What `raw_signing_acknowledgement` must say when a request turns raw digest signing on.
+const RAW_SIGNING_ACKNOWLEDGEMENT: &str = "RAW SIGNING HANDS OVER THE KEY";
+
+/// A request's ask to turn raw digest signing (`eip712_digest`) on, taken before the
+/// request is spent on the settings.
+struct RawSigningAsk {
+    turns_on: bool,
+    acknowledgement: Option<String>,
+}
+
+impl RawSigningAsk {
+    fn of(request: &mut AgentRequest) -> Self {
+        Self {
+            turns_on: request.raw_signing_enabled == Some(true),
+            acknowledgement: request.raw_signing_acknowledgement.take(),
+        }
+    }
+
+    /// The human's consent, if the request turns raw signing on for an agent where it
+    /// `was` off. An agent that has any digest signed can sign any transaction with its
+    /// keys, outside every guardrail: the human acknowledges that word for word and
+    /// re-enters their password (X-Auth-Confirm), as for exporting the keys; a missing
+    /// or wrong password is audited as an authentication failure.
+    async fn consent(
+        self,
+        state: &AppState,
+        session: &HumanSession,
+        headers: &HeaderMap,
+        was: bool,
+    ) -> Result<Option<RawSigningConsent>, ApiError> {
+        if was || !self.turns_on {
+            return Ok(None);
+        }
+        if self.acknowledgement.as_deref() != Some(RAW_SIGNING_ACKNOWLEDGEMENT) {
+            return Err(ApiError::BadRequest(format!(
+                "raw_signing_acknowledgement must be \"{RAW_SIGNING_ACKNOWLEDGEMENT}\" to turn raw_signing_enabled \
+                 on: an agent that has any digest signed can sign any transaction with its keys, outside every \
+                 guardrail"
+            )));
+        }
+        confirm_password(state, session, headers, "raw signing").await?;
+        Ok(Some(RawSigningConsent { by: session.user.id }))
+    }
 }
 
 fn amount(field: &str, text: Option<String>) -> Result<Option<Wei>, ApiError> {
@@ -315,22 +363,26 @@ pub(super) fn new_key() -> Result<(ApiKey, AgentKey), ApiError> {
 pub async fn create(
     State(state): State<AppState>,
     session: HumanSession,
-    Body(request): Body<AgentRequest>,
+    headers: HeaderMap,
+    Body(mut request): Body<AgentRequest>,
 ) -> Result<(StatusCode, Json<AgentCreatedResponse>), ApiError> {
     let name = request
         .name
         .clone()
         .ok_or_else(|| ApiError::BadRequest("name is required".into()))?;
+    let raw_signing = RawSigningAsk::of(&mut request);
     let settings = request.settings(AgentSettings::named(name, None), &state, session.user.org_id)?;
+    let consent = raw_signing.consent(&state, &session, &headers, false).await?;
     let (key, kept) = new_key()?;
     let agent_id = AgentId::new();
-    let change = agent::register(agent::RegisterAgent {
+    let command = agent::RegisterAgent {
         agent_id,
         org_id: session.user.org_id,
         created_by: session.user.id,
         settings,
         key: kept,
-    })?;
+    };
+    let change = agent::register_with(command, consent)?;
     state.commands.execute(vec![change], &session.metadata()).await?;
     let response = AgentCreatedResponse {
         agent: shown(&state, &session, agent_id)?,
@@ -365,16 +417,21 @@ pub async fn update(
     State(state): State<AppState>,
     session: HumanSession,
     PathParams(agent_id): PathParams<AgentId>,
-    Body(request): Body<AgentRequest>,
+    headers: HeaderMap,
+    Body(mut request): Body<AgentRequest>,
 ) -> Result<Json<AgentResponse>, ApiError> {
     let current = visible_agent(&state, &session, agent_id)?;
     let is_active = request.is_active.unwrap_or(current.is_active);
+    let raw_signing = RawSigningAsk::of(&mut request);
     let settings = request.settings(current.settings.clone(), &state, session.user.org_id)?;
+    // Asked of the agent as it was read; the decision holds it to the agent as it is.
+    let was = current.settings.raw_signing_enabled;
+    let consent = raw_signing.consent(&state, &session, &headers, was).await?;
     state
         .commands
         .decide(&session.metadata(), |models| {
             let agent = models.directory.agent(agent_id).ok_or(DomainError::NotFound("agent"))?;
-            Ok(vec![agent::update(agent, settings.clone(), is_active)?])
+            Ok(vec![agent::update(agent, settings.clone(), is_active, consent)?])
         })
         .await?;
     Ok(Json(shown(&state, &session, agent_id)?))

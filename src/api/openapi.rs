@@ -487,7 +487,21 @@ fn own_paths() -> HashMap<&'static str, Value> {
 
 /// Parameters keyward takes beyond 1claw's on 1claw's operations: (method, path, parameter).
 fn own_parameters() -> Vec<(&'static str, &'static str, Value)> {
+    let raw_signing_confirmation = json!({
+        "name": "X-Auth-Confirm",
+        "in": "header",
+        "required": false,
+        "description": concat!(
+            "keyward: the human's account password, required (with `raw_signing_acknowledgement`: ",
+            "\"RAW SIGNING HANDS OVER THE KEY\" in the body) when the request turns `raw_signing_enabled` ",
+            "on. An agent that has any digest signed can sign any transaction with its keys, outside every ",
+            "guardrail; turning it on is audited as `agent.enable_raw_signing`.",
+        ),
+        "schema": {"type": "string"},
+    });
     vec![
+        ("post", "/v1/agents", raw_signing_confirmation.clone()),
+        ("patch", "/v1/agents/{agent_id}", raw_signing_confirmation),
         (
             "post",
             "/v1/agents/{agent_id}/transactions",
@@ -575,6 +589,29 @@ fn own_responses() -> Vec<(&'static str, &'static str, &'static str, Value)> {
             problem("The body is not an UpdateMemberRoleRequest, or the role is not owner, admin or member."),
         ),
     ];
+    // A request that turns raw digest signing on asks what an export of the key asks.
+    for (method, path) in [("post", "/v1/agents"), ("patch", "/v1/agents/{agent_id}")] {
+        responses.extend([
+            (
+                method,
+                path,
+                "400",
+                problem(concat!(
+                    "The body is invalid, or it turns `raw_signing_enabled` on without ",
+                    "`raw_signing_acknowledgement`: \"RAW SIGNING HANDS OVER THE KEY\".",
+                )),
+            ),
+            (
+                method,
+                path,
+                "403",
+                problem(concat!(
+                    "An agent, or a scoped API key or a token issued for one; or the request turns ",
+                    "`raw_signing_enabled` on and X-Auth-Confirm (the account's password) is missing or wrong.",
+                )),
+            ),
+        ]);
+    }
     for method in ["patch", "delete"] {
         let path = "/v1/org/members/{user_id}";
         responses.extend([

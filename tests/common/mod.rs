@@ -7,6 +7,7 @@ pub mod browser;
 pub mod chain;
 pub mod mail;
 pub mod process;
+pub mod world;
 
 use std::path::PathBuf;
 
