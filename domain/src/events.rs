@@ -140,8 +140,12 @@ event_vocabulary!(
     ShareCreated = "share.created",
     /// A share was opened and the secret's then-latest version handed out.
     ShareAccessed = "share.accessed",
-    /// A share was asked for and refused (wrong passphrase, another address): counts nothing.
+    /// A share was asked for and refused (wrong passphrase, another address): counts no
+    /// access. A wrong passphrase counts toward the share's lock.
     ShareAccessDenied = "share.access_denied",
+    /// Too many wrong passphrases were presented for a share: it opens for no one again
+    /// (its sharer revokes it and shares anew).
+    ShareLocked = "share.locked",
     ShareRevoked = "share.revoked",
     ShareAccepted = "share.accepted",
     /// The account of an `external_email` share's address presented the token emailed to
@@ -570,6 +574,18 @@ pub struct ShareAccessDenied {
     pub share_id: ShareId,
     pub by: Option<Principal>,
     pub reason: String,
+    /// A passphrase was presented and it was wrong: a guess, counted toward the share's
+    /// lock. Absent (false) for every other refusal, and in events written before guesses
+    /// were counted, which count toward nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub wrong_passphrase: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareLocked {
+    pub share_id: ShareId,
+    /// The wrong passphrases the share had been presented, this lock's included.
+    pub wrong_passphrases: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,7 +2,8 @@
 //! whoever holds the link), for a while, a number of times, optionally behind a
 //! passphrase and an address allowlist. A share follows its secret: every access gets the
 //! latest version. Accesses are counted through the share's stream, so N concurrent
-//! accesses of a share allowed K give exactly K values.
+//! accesses of a share allowed K give exactly K values; wrong passphrases are counted
+//! there too, so a share locks after exactly [`MAX_WRONG_PASSPHRASES`] of them.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -13,7 +14,8 @@ use crate::constant_time;
 use crate::email::Email;
 use crate::event::ExpectedVersion;
 use crate::events::{
-    ShareAccepted, ShareAccessDenied, ShareAccessed, ShareClaimed, ShareCreated, ShareDeclined, ShareRevoked,
+    ShareAccepted, ShareAccessDenied, ShareAccessed, ShareClaimed, ShareCreated, ShareDeclined, ShareLocked,
+    ShareRevoked,
 };
 use crate::ids::{AgentId, OrgId, SecretId, ShareId, UserId, VaultId};
 use crate::secret_path::SecretPath;
@@ -22,6 +24,11 @@ use crate::stream::StreamId;
 pub fn share_stream(share: ShareId) -> StreamId {
     stream("share", share)
 }
+
+/// Wrong passphrases a share is presented, over its whole life, before it locks for good.
+/// Each one is a guess at the passphrase: the lock bounds what whoever holds the link can
+/// try, however many clients and replicas they spread the guesses over.
+pub const MAX_WRONG_PASSPHRASES: u32 = 10;
 
 /// Who may open a share, once resolved (`creator` becomes the human behind the agent).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,6 +113,11 @@ pub struct Share {
     pub accepted: bool,
     pub declined: bool,
     pub revoked: bool,
+    /// Wrong passphrases presented so far (`share.access_denied` events that say so).
+    pub wrong_passphrases: u32,
+    /// Locked after [`MAX_WRONG_PASSPHRASES`] wrong passphrases: as good as revoked to
+    /// everyone but its sharer, who sees it locked.
+    pub locked: bool,
     pub stream_version: u64,
 }
 
@@ -131,6 +143,8 @@ impl Share {
             accepted: false,
             declined: false,
             revoked: false,
+            wrong_passphrases: 0,
+            locked: false,
             stream_version,
         }
     }
@@ -227,18 +241,31 @@ pub enum AccessRefused {
     Address,
 }
 
+/// The passphrase check (argon2), made outside the pure decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassphraseCheck {
+    /// The share has no passphrase, or the one presented is right.
+    Passed,
+    /// The share has one and none was presented, or it was not checked (the address was
+    /// refused first): refused, but not a guess.
+    NotPresented,
+    /// The one presented is wrong: refused, and a guess counted toward the share's lock.
+    Wrong,
+}
+
 /// What the caller established outside the pure decision: the passphrase check (argon2),
 /// the address allowlist, and whether the sharer still stands behind the share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Checks {
-    pub passphrase_ok: bool,
+    pub passphrase: PassphraseCheck,
     pub address_ok: bool,
     /// A share lends its creator's read, so it lasts only while the creator could read the
     /// secret themselves: still there (an agent still active), and still authorized.
     pub sharer_stands: bool,
 }
 
-/// Who may know the share exists: its recipient, unless they declined it or it was revoked.
+/// Who may know the share exists: its recipient, unless they declined it, or it was revoked
+/// or locked.
 /// An `external_email` share with a claim token is its claimant's only: an account that
 /// merely signed up with the address has proved nothing about the mailbox.
 pub fn visible_to(share: &Share, accessor: &Accessor) -> bool {
@@ -247,7 +274,7 @@ pub fn visible_to(share: &Share, accessor: &Accessor) -> bool {
         (Some(_), _) => false,
         (None, _) => share.recipient.admits(accessor),
     };
-    !share.revoked && !share.declined && admitted
+    !share.revoked && !share.locked && !share.declined && admitted
 }
 
 /// The claim of an `external_email` share by the account of its address that presents
@@ -307,7 +334,7 @@ pub fn access(
     if !checks.address_ok {
         return Err(AccessRefused::Address);
     }
-    if !checks.passphrase_ok {
+    if checks.passphrase != PassphraseCheck::Passed {
         return Err(AccessRefused::Passphrase);
     }
     let expected = match share.max_access_count {
@@ -326,17 +353,38 @@ pub fn access(
     ))
 }
 
-/// Records a refused access for the audit trail; it counts nothing and claims nothing.
-pub fn access_denied(share: &Share, accessor: &Accessor, refusal: &AccessRefused) -> Change {
-    Change::new(
+/// Records a refused access for the audit trail; it counts no access and claims nothing.
+/// A wrong passphrase is a guess: it is counted on the share's stream against the version
+/// it was decided on, so concurrent guesses are counted one after another, and the one
+/// that makes [`MAX_WRONG_PASSPHRASES`] locks the share in the same append. A guess decided
+/// after that finds the share locked, and is refused as if it did not exist.
+pub fn access_denied(share: &Share, accessor: &Accessor, refusal: &AccessRefused, checks: Checks) -> Change {
+    let guess = *refusal == AccessRefused::Passphrase && checks.passphrase == PassphraseCheck::Wrong;
+    let denied = ShareAccessDenied {
+        share_id: share.id,
+        by: accessor.principal(),
+        reason: refusal.to_string(),
+        wrong_passphrase: guess,
+    };
+    if !guess {
+        return Change::new(share_stream(share.id), ExpectedVersion::Any, denied);
+    }
+    let mut change = Change::new(
         share_stream(share.id),
-        ExpectedVersion::Any,
-        ShareAccessDenied {
-            share_id: share.id,
-            by: accessor.principal(),
-            reason: refusal.to_string(),
-        },
-    )
+        ExpectedVersion::Exact(share.stream_version),
+        denied,
+    );
+    let wrong_passphrases = share.wrong_passphrases.saturating_add(1);
+    if wrong_passphrases >= MAX_WRONG_PASSPHRASES {
+        change.events.push(
+            ShareLocked {
+                share_id: share.id,
+                wrong_passphrases,
+            }
+            .into(),
+        );
+    }
+    change
 }
 
 /// The sharer may revoke, and so may whoever manages the shared secret's vault (its owner,
@@ -416,7 +464,7 @@ mod tests {
     }
 
     const PASS: Checks = Checks {
-        passphrase_ok: true,
+        passphrase: PassphraseCheck::Passed,
         address_ok: true,
         sharer_stands: true,
     };
@@ -491,10 +539,15 @@ mod tests {
             Err(AccessRefused::Expired(_))
         ));
         let wrong = Checks {
-            passphrase_ok: false,
+            passphrase: PassphraseCheck::Wrong,
             ..PASS
         };
         assert_eq!(access(&share, &anyone, wrong, 1, now()), Err(AccessRefused::Passphrase));
+        let none = Checks {
+            passphrase: PassphraseCheck::NotPresented,
+            ..PASS
+        };
+        assert_eq!(access(&share, &anyone, none, 1, now()), Err(AccessRefused::Passphrase));
         let elsewhere = Checks {
             address_ok: false,
             ..PASS
@@ -503,10 +556,66 @@ mod tests {
             access(&share, &anyone, elsewhere, 1, now()),
             Err(AccessRefused::Address)
         );
-        assert_eq!(
-            access_denied(&share, &anyone, &AccessRefused::Passphrase).expected,
-            ExpectedVersion::Any
-        );
+        // Refusals that are no guess are audited against no version, and count nothing.
+        for (refusal, checks) in [(AccessRefused::Passphrase, none), (AccessRefused::Address, elsewhere)] {
+            let denied = access_denied(&share, &anyone, &refusal, checks);
+            assert_eq!(denied.expected, ExpectedVersion::Any);
+            assert!(matches!(
+                &denied.events[..],
+                [Event::ShareAccessDenied(ShareAccessDenied {
+                    wrong_passphrase: false,
+                    ..
+                })]
+            ));
+        }
+    }
+
+    /// The log's fold of a share's refusals, as projections/src/shares.rs folds them.
+    fn fold(share: &mut Share, change: &Change) {
+        assert_eq!(change.expected, ExpectedVersion::Exact(share.stream_version));
+        for event in &change.events {
+            share.stream_version += 1;
+            match event {
+                Event::ShareAccessDenied(denied) if denied.wrong_passphrase => share.wrong_passphrases += 1,
+                Event::ShareLocked(_) => share.locked = true,
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn the_tenth_wrong_passphrase_locks_the_share_and_then_even_the_right_one_finds_nothing() {
+        let share_before = share(Recipient::AnyoneWithLink);
+        let mut share = share_before.clone();
+        let anyone = Accessor::Anonymous;
+        let wrong = Checks {
+            passphrase: PassphraseCheck::Wrong,
+            ..PASS
+        };
+        for guess in 1..=MAX_WRONG_PASSPHRASES {
+            assert_eq!(access(&share, &anyone, wrong, 1, now()), Err(AccessRefused::Passphrase));
+            let denied = access_denied(&share, &anyone, &AccessRefused::Passphrase, wrong);
+            let locks = guess == MAX_WRONG_PASSPHRASES;
+            assert_eq!(denied.events.len(), if locks { 2 } else { 1 }, "guess {guess}");
+            if locks {
+                assert_eq!(
+                    denied.events[1],
+                    Event::ShareLocked(ShareLocked {
+                        share_id: share.id,
+                        wrong_passphrases: MAX_WRONG_PASSPHRASES,
+                    })
+                );
+            }
+            fold(&mut share, &denied);
+        }
+        assert!(share.locked);
+        assert_eq!(access(&share, &anyone, PASS, 1, now()), Err(AccessRefused::NotFound));
+        assert!(!visible_to(&share, &anyone));
+        // Its sharer can still revoke it.
+        assert!(revoke(&share, share.created_by, false).is_ok());
+        // A guess decided on the state before the last one cannot be appended after it.
+        let stale = access_denied(&share_before, &anyone, &AccessRefused::Passphrase, wrong);
+        assert_ne!(stale.expected, ExpectedVersion::Exact(share.stream_version));
     }
 
     #[test]

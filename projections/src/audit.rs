@@ -417,7 +417,14 @@ fn describe(event: &Event) -> (&'static str, &'static str, String, Value) {
             "share.access_denied",
             "share",
             e.share_id.to_string(),
-            json!({"by": e.by, "reason": e.reason}),
+            json!({"by": e.by, "reason": e.reason, "wrong_passphrase": e.wrong_passphrase}),
+        ),
+        // The actor is whoever presented the guess that locked it.
+        Event::ShareLocked(e) => (
+            "share.locked",
+            "share",
+            e.share_id.to_string(),
+            json!({"wrong_passphrases": e.wrong_passphrases}),
         ),
         Event::ShareRevoked(e) => ("share.revoke", "share", e.share_id.to_string(), json!({"by": e.by})),
         Event::ShareAccepted(e) => ("share.accept", "share", e.share_id.to_string(), json!({"by": e.by})),

@@ -372,6 +372,7 @@ impl DomainModel for Directory {
             | Event::ShareCreated(_)
             | Event::ShareAccessed(_)
             | Event::ShareAccessDenied(_)
+            | Event::ShareLocked(_)
             | Event::ShareRevoked(_)
             | Event::ShareAccepted(_)
             | Event::ShareClaimed(_)

@@ -20,7 +20,8 @@ impl Shares {
         self.shares.get(&id)
     }
 
-    /// What `by` shared and has not revoked, newest first.
+    /// What `by` shared and has not revoked, newest first; locked ones too, so the sharer
+    /// sees them locked.
     pub fn outbound(&self, by: Principal) -> Vec<&Share> {
         newest_first(self.shares.values().filter(|s| s.created_by == by && !s.revoked))
     }
@@ -58,6 +59,7 @@ impl DomainModel for Shares {
             Event::ShareAccepted(e) => e.share_id,
             Event::ShareDeclined(e) => e.share_id,
             Event::ShareClaimed(e) => e.share_id,
+            Event::ShareLocked(e) => e.share_id,
             _ => return,
         };
         let Some(share) = self.shares.get_mut(&share_id) else {
@@ -70,6 +72,10 @@ impl DomainModel for Shares {
             Event::ShareAccepted(_) => share.accepted = true,
             Event::ShareDeclined(_) => share.declined = true,
             Event::ShareClaimed(e) => share.claimed_by = Some(e.user_id),
+            Event::ShareAccessDenied(e) if e.wrong_passphrase => {
+                share.wrong_passphrases = share.wrong_passphrases.saturating_add(1);
+            }
+            Event::ShareLocked(_) => share.locked = true,
             _ => {}
         }
     }

@@ -1,6 +1,7 @@
-//! Token buckets per key (a client address, an organization): a burst, then a steady
-//! rate. Kept in memory, per replica: they damp floods, while the limits that must hold
-//! exactly (one enrollment per email per ten minutes) are decided on the log.
+//! Token buckets per key (a client address, an organization, a share): a burst, then a
+//! steady rate. Kept in memory, per replica: they damp floods, while the limits that must
+//! hold exactly (one enrollment per email per ten minutes, a share's lock after ten wrong
+//! passphrases) are decided on the log.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -8,7 +9,8 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use domain::OrgId;
+use domain::{OrgId, ShareId};
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::problem::ApiError;
 
@@ -57,6 +59,18 @@ impl<K: Eq + Hash> RateLimiter<K> {
         Ok(())
     }
 
+    /// Returns a token taken for `key` by a request that turned out not to count (a right
+    /// passphrase); never past the burst.
+    pub fn give_back(&self, key: &K, now: Instant) {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(bucket) = buckets.get_mut(key) {
+            *bucket = Bucket {
+                tokens: (self.refilled(*bucket, now) + 1.0).min(self.burst),
+                updated: now,
+            };
+        }
+    }
+
     /// Whether `key` has a token left, without taking it; else how long until it has.
     pub fn peek(&self, key: &K, now: Instant) -> Result<(), ApiError> {
         let buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -93,7 +107,20 @@ pub struct RateLimits {
     /// Each is audited, so without it anyone could grow the log at will; and a client
     /// out of them is not heard at all, which slows guessing.
     failure_by_ip: RateLimiter<IpAddr>,
+    /// Attempts at a share's passphrase that were not right: bursts of 5 per client address,
+    /// then one every 12 seconds. Taken before the passphrase is checked, so concurrent
+    /// guesses cannot all be checked; given back when it was right.
+    guess_by_ip: RateLimiter<IpAddr>,
+    /// The same, per share, whoever sends them: bursts of 10 (the lock's count, see
+    /// `MAX_WRONG_PASSPHRASES` in domain/src/share.rs), then one every 10 seconds.
+    guess_by_share: RateLimiter<ShareId>,
+    /// Passphrase checks running at once: each is an argon2 computation of 19 MiB and tens
+    /// of milliseconds of a core; more wait their turn.
+    passphrase_checks: Semaphore,
 }
+
+/// The passphrase checks (argon2) that may run at once, on all shares together.
+const CONCURRENT_PASSPHRASE_CHECKS: usize = 4;
 
 impl Default for RateLimits {
     fn default() -> Self {
@@ -101,6 +128,9 @@ impl Default for RateLimits {
             enroll_by_ip: RateLimiter::new(5, 1.0),
             share_by_org: RateLimiter::new(30, 0.5),
             failure_by_ip: RateLimiter::new(20, 0.2),
+            guess_by_ip: RateLimiter::new(5, 1.0 / 12.0),
+            guess_by_share: RateLimiter::new(10, 0.1),
+            passphrase_checks: Semaphore::new(CONCURRENT_PASSPHRASE_CHECKS),
         }
     }
 }
@@ -122,6 +152,30 @@ impl RateLimits {
     /// Counts a client's refused credentials; 429 once they run out.
     pub fn refused_credentials_of(&self, client: IpAddr) -> Result<(), ApiError> {
         self.failure_by_ip.check(client, Instant::now())
+    }
+
+    /// Takes one attempt at `share`'s passphrase from `client`'s allowance and the share's,
+    /// before anything is checked; 429 if either ran out (and then neither is taken).
+    pub fn share_guess(&self, client: IpAddr, share: ShareId) -> Result<(), ApiError> {
+        let now = Instant::now();
+        self.guess_by_ip.check(client, now)?;
+        self.guess_by_share.check(share, now).inspect_err(|_| {
+            self.guess_by_ip.give_back(&client, now);
+        })
+    }
+
+    /// The attempt taken by [`RateLimits::share_guess`] was the right passphrase: it counts
+    /// against neither allowance.
+    pub fn share_guess_was_right(&self, client: IpAddr, share: ShareId) {
+        let now = Instant::now();
+        self.guess_by_ip.give_back(&client, now);
+        self.guess_by_share.give_back(&share, now);
+    }
+
+    /// A turn to check a passphrase, waited for while [`CONCURRENT_PASSPHRASE_CHECKS`]
+    /// others run.
+    pub async fn passphrase_check(&self) -> Result<SemaphorePermit<'_>, ApiError> {
+        self.passphrase_checks.acquire().await.map_err(ApiError::internal)
     }
 }
 
@@ -158,6 +212,47 @@ mod tests {
         assert!(limiter.check(7, start).is_ok());
         assert!(limiter.peek(&7, start).is_err());
         assert!(limiter.peek(&7, start + Duration::from_secs(1)).is_ok());
+    }
+
+    #[test]
+    fn a_token_given_back_is_there_again_but_never_past_the_burst() {
+        let limiter = RateLimiter::new(2, 0.001);
+        let start = Instant::now();
+        limiter.give_back(&1, start);
+        assert!(limiter.check(1, start).is_ok());
+        assert!(limiter.check(1, start).is_ok());
+        assert!(limiter.check(1, start).is_err());
+        limiter.give_back(&1, start);
+        assert!(limiter.check(1, start).is_ok());
+        limiter.give_back(&1, start);
+        limiter.give_back(&1, start);
+        limiter.give_back(&1, start);
+        assert!(limiter.check(1, start).is_ok());
+        assert!(limiter.check(1, start).is_ok());
+        assert!(limiter.check(1, start).is_err(), "no more than the burst");
+    }
+
+    #[test]
+    fn a_share_guess_refused_for_the_share_takes_nothing_from_the_client() {
+        let limits = RateLimits::default();
+        let client: IpAddr = "203.0.113.7".parse().unwrap();
+        let other: IpAddr = "198.51.100.1".parse().unwrap();
+        let share = ShareId::new();
+        for _ in 0..5 {
+            assert!(limits.share_guess(client, share).is_ok());
+        }
+        assert!(limits.share_guess(client, share).is_err(), "the client's five are gone");
+        for _ in 0..5 {
+            assert!(limits.share_guess(other, share).is_ok());
+        }
+        let third: IpAddr = "192.0.2.1".parse().unwrap();
+        assert!(limits.share_guess(third, share).is_err(), "the share's ten are gone");
+        // The third client still has all five for another share.
+        for _ in 0..5 {
+            assert!(limits.share_guess(third, ShareId::new()).is_ok());
+        }
+        limits.share_guess_was_right(client, share);
+        assert!(limits.share_guess(client, share).is_ok());
     }
 
     #[test]

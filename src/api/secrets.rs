@@ -203,16 +203,25 @@ fn visible_vault(models: &ReadModels, caller: &Caller, vault_id: VaultId) -> Res
         .ok_or_else(|| ApiError::NotFound("vault not found".into()))
 }
 
-/// Whether the four layers let `caller` read the secret at `path` in `vault_id`.
-pub(super) fn may_read(models: &ReadModels, caller: &Caller, vault_id: VaultId, path: &SecretPath) -> bool {
+/// Whether the four layers let `caller`, of `reach` (`Caller::reach` on `models`), read
+/// the secret at `path` in `vault_id`.
+pub(super) fn may_read(
+    models: &ReadModels,
+    caller: &Caller,
+    reach: &TokenReach,
+    vault_id: VaultId,
+    path: &SecretPath,
+) -> bool {
     visible_vault(models, caller, vault_id)
-        .is_ok_and(|vault| decide_access(models, caller, &vault, path, Permission::Read).allowed)
+        .is_ok_and(|vault| decide_access(models, caller, reach, &vault, path, Permission::Read).allowed)
 }
 
-/// The four layers, decided on one snapshot of the read models.
+/// The four layers, decided on one snapshot of the read models, for `caller` of `reach`
+/// (`Caller::reach` on the same snapshot).
 fn decide_access(
     models: &ReadModels,
     caller: &Caller,
+    reach: &TokenReach,
     vault: &Vault,
     path: &SecretPath,
     permission: Permission,
@@ -226,7 +235,7 @@ fn decide_access(
         client_ip: context.client_ip,
         now: context.now,
     };
-    authorize_in(models, &caller.reach(), vault, &request)
+    authorize_in(models, reach, vault, &request)
 }
 
 /// The four layers for `request`, in `vault`, by a token of `reach`: for a caller, or for
@@ -265,7 +274,14 @@ fn access(
 ) -> Result<Decision, ApiError> {
     state.projector.read(|models| {
         let vault = visible_vault(models, caller, vault_id)?;
-        Ok(decide_access(models, caller, &vault, path, permission))
+        Ok(decide_access(
+            models,
+            caller,
+            &caller.reach(models),
+            &vault,
+            path,
+            permission,
+        ))
     })
 }
 
@@ -692,15 +708,16 @@ pub async fn list(
     let prefix = query.prefix.unwrap_or_default();
     let secrets = state.projector.read(|models| {
         let vault = visible_vault(models, &caller, vault_id)?;
+        let reach = caller.reach(models);
         Ok::<_, ApiError>(
             models
                 .secrets
                 .list(vault_id, &prefix)
                 .into_iter()
                 .filter(|secret| {
-                    [Permission::Read, Permission::Write]
-                        .into_iter()
-                        .any(|permission| decide_access(models, &caller, &vault, &secret.path, permission).allowed)
+                    [Permission::Read, Permission::Write].into_iter().any(|permission| {
+                        decide_access(models, &caller, &reach, &vault, &secret.path, permission).allowed
+                    })
                 })
                 .map(|secret| SecretMetadataResponse {
                     is_disabled: models

@@ -1,6 +1,8 @@
 //! Who is calling: the bearer token verified, and its principal checked live against the
 //! directory, so a revoked session, a deleted account, a deactivated agent or a rotated
-//! key is refused on the very next request, whatever the token's expiry says.
+//! key is refused on the very next request, whatever the token's expiry says. An agent's
+//! token is also held to the agent's binding and scopes as they stand now
+//! ([`Caller::reach`]), so narrowing them takes effect on the next request too.
 
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
@@ -10,7 +12,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
 use domain::agent::Agent;
-use domain::authz::{PathPattern, Principal, ScopeCeiling, TokenScope};
+use domain::authz::{CurrentReach, PathPattern, Principal, ScopeCeiling, TokenScope};
 use domain::user::{User, UserApiKey};
 use domain::{ActorType, AgentId, Metadata, OrgId, UserId, VaultId};
 use projections::ReadModels;
@@ -241,6 +243,26 @@ impl HumanSession {
 pub struct TokenReach {
     pub vault_ids: Vec<VaultId>,
     pub scopes: Option<Vec<PathPattern>>,
+    /// For an agent's token, the agent's binding and ceiling as they stand now: the token
+    /// reaches only what both allow ([`TokenScope::current`]).
+    pub current: Option<AgentReach>,
+}
+
+/// An agent's binding (empty: every vault of its org) and scope ceiling, owned.
+pub struct AgentReach {
+    pub vault_ids: Vec<VaultId>,
+    pub scopes: Vec<PathPattern>,
+}
+
+impl AgentReach {
+    /// What a token issued to `agent` at `now` would carry: its binding, and its scope
+    /// ceiling as the token endpoint derives it.
+    fn now(models: &ReadModels, agent: &Agent, now: DateTime<Utc>) -> Self {
+        Self {
+            vault_ids: agent.settings.vault_ids.clone(),
+            scopes: parse_scopes(&super::agents::scopes_at(models, agent, now)),
+        }
+    }
 }
 
 impl TokenReach {
@@ -249,15 +271,18 @@ impl TokenReach {
         Self {
             vault_ids: Vec::new(),
             scopes: None,
+            current: None,
         }
     }
 
     /// What a token issued to `agent` at `now` would carry: its binding, and its scope
     /// ceiling as the token endpoint derives it.
     pub fn of_new_agent_token(models: &ReadModels, agent: &Agent, now: DateTime<Utc>) -> Self {
+        let AgentReach { vault_ids, scopes } = AgentReach::now(models, agent, now);
         Self {
-            vault_ids: agent.settings.vault_ids.clone(),
-            scopes: Some(parse_scopes(&super::agents::scopes_at(models, agent, now))),
+            vault_ids,
+            scopes: Some(scopes),
+            current: None,
         }
     }
 
@@ -268,7 +293,18 @@ impl TokenReach {
                 None => ScopeCeiling::Unrestricted,
                 Some(patterns) => ScopeCeiling::Patterns(patterns),
             },
+            current: self.current.as_ref().map(|current| CurrentReach {
+                vault_ids: &current.vault_ids,
+                scopes: &current.scopes,
+            }),
         }
+    }
+
+    /// Whether the token's binding and, for an agent's, the agent's binding now admit
+    /// `vault` (the first layer of authorization alone).
+    pub fn binds_to(&self, vault: VaultId) -> bool {
+        let admits = |bound: &[VaultId]| bound.is_empty() || bound.contains(&vault);
+        admits(&self.vault_ids) && self.current.as_ref().is_none_or(|current| admits(&current.vault_ids))
     }
 }
 
@@ -318,9 +354,11 @@ impl Caller {
     }
 
     /// Humans' tokens reach every vault of their org, bounded by policies and ownership;
-    /// an agent's token carries the binding and scope ceiling it was issued with. A scope
-    /// that no longer parses reaches nothing.
-    pub fn reach(&self) -> TokenReach {
+    /// an agent's token carries the binding and scope ceiling it was issued with, and is
+    /// held to the agent's as they stand in `models` (what a token issued now would carry):
+    /// a narrowing reaches it on its next request, on any replica, while a widening takes
+    /// a new token. A scope that no longer parses reaches nothing.
+    pub fn reach(&self, models: &ReadModels) -> TokenReach {
         match self {
             Caller::Human(session) => {
                 // A human's reach is unbounded unless the API key behind it set a ceiling.
@@ -331,15 +369,23 @@ impl Caller {
                         HumanCredential::Token(claims) => parse_scopes(&claims.scopes),
                         HumanCredential::ApiKey(key) => key.scopes.clone(),
                     });
+                // The key's scopes cannot change; revoking it ends the tokens issued for
+                // it (their session), see `scoped_or_not_from_token`.
                 TokenReach {
                     vault_ids: Vec::new(),
                     scopes,
+                    current: None,
                 }
             }
-            Caller::Agent(session) => TokenReach {
-                vault_ids: session.claims.vault_ids.iter().copied().map(VaultId).collect(),
-                scopes: Some(parse_scopes(&session.claims.scopes)),
-            },
+            Caller::Agent(session) => {
+                // The agent as `models` hold it: the same snapshot the decision is made on.
+                let agent = models.directory.agent(session.agent.id).unwrap_or(&session.agent);
+                TokenReach {
+                    vault_ids: session.claims.vault_ids.iter().copied().map(VaultId).collect(),
+                    scopes: Some(parse_scopes(&session.claims.scopes)),
+                    current: Some(AgentReach::now(models, agent, session.context.now)),
+                }
+            }
         }
     }
 

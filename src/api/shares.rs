@@ -14,7 +14,9 @@ use domain::authz::{AccessRequest, Permission, Principal};
 use domain::change::{Change, DomainError};
 use domain::email::Email;
 use domain::secret::{self, Secret, SecretType, SecretVersion};
-use domain::share::{self, AccessRefused, Accessor, Checks, CreateShare, Recipient, RecipientType, Share};
+use domain::share::{
+    self, AccessRefused, Accessor, Checks, CreateShare, PassphraseCheck, Recipient, RecipientType, Share,
+};
 use domain::{AgentId, SecretId, ShareId, UserId};
 use projections::ReadModels;
 use serde::{Deserialize, Serialize};
@@ -26,7 +28,8 @@ use super::policies::manages;
 use super::problem::ApiError;
 use super::secrets::{authorize_in, open, require};
 use super::session::{Caller, MaybeCaller, TokenReach};
-use crate::auth::ApiKeyHash;
+use crate::auth::password::PASSPHRASE_POLICY;
+use crate::auth::{ApiKeyHash, PasswordRejected};
 use crate::config::parse_net;
 use crate::mail::{self, Mail};
 
@@ -204,6 +207,16 @@ fn notify_address(models: &ReadModels, principal: Principal) -> Option<Email> {
     models.directory.user(user).map(|user| user.email.clone())
 }
 
+/// A new share's passphrase against [`PASSPHRASE_POLICY`], the refusal naming the rule.
+fn check_passphrase(passphrase: &str) -> Result<(), ApiError> {
+    PASSPHRASE_POLICY.check(passphrase).map_err(|rejected| {
+        ApiError::BadRequest(match rejected {
+            PasswordRejected::TooShort { min_chars } => format!("passphrase must be at least {min_chars} characters"),
+            PasswordRejected::TooLong { max_bytes } => format!("passphrase must be at most {max_bytes} bytes"),
+        })
+    })
+}
+
 /// POST /v1/secrets/{secret_id}/share
 pub async fn create(
     State(state): State<AppState>,
@@ -218,6 +231,9 @@ pub async fn create(
         return Err(ApiError::BadRequest(
             "a share grants read only: permissions may only be [\"read\"]".into(),
         ));
+    }
+    if let Some(passphrase) = &request.passphrase {
+        check_passphrase(passphrase)?;
     }
     for entry in &request.ip_allowlist {
         if parse_net(entry).is_none() {
@@ -349,6 +365,7 @@ fn accessor_of(caller: Option<&Caller>) -> Accessor {
 fn refusal_error(refusal: AccessRefused) -> ApiError {
     match refusal {
         // A share its sharer no longer stands behind is over, as a revoked one is.
+        // A locked share is not found either (`visible_to` in domain/src/share.rs).
         AccessRefused::NotFound | AccessRefused::SharerWithdrawn => ApiError::NotFound("share not found".into()),
         AccessRefused::Expired(_) | AccessRefused::UsedUp(_) => ApiError::Gone(refusal.to_string()),
         AccessRefused::Passphrase | AccessRefused::Address => ApiError::Forbidden(refusal.to_string()),
@@ -391,15 +408,11 @@ pub async fn access(
             .iter()
             .filter_map(|entry| parse_net(entry))
             .any(|net| net.contains(&context.client_ip));
-    let passphrase_ok = match (&share.passphrase_hash, passphrase) {
-        (None, _) => true,
-        (Some(_), None) => false,
-        (Some(hash), Some(given)) => {
-            let hash = hash.clone();
-            tokio::task::spawn_blocking(move || crate::auth::verify_password(&given, &hash))
-                .await
-                .map_err(ApiError::internal)?
-        }
+    let passphrase = match &share.passphrase_hash {
+        None => PassphraseCheck::Passed,
+        // Refused for its address whatever the passphrase: nothing to check, nothing learnt.
+        Some(_) if !address_ok => PassphraseCheck::NotPresented,
+        Some(hash) => check_passphrase_of(&state, &share, hash, passphrase, context.client_ip).await?,
     };
     let metadata = match &caller {
         Some(caller) => caller.metadata(),
@@ -434,15 +447,15 @@ pub async fn access(
                 .value(secret.vault_id, &secret.path, secret.version)
                 .ok_or(DomainError::NotFound("secret version"))?;
             let checks = Checks {
-                passphrase_ok,
+                passphrase,
                 address_ok,
                 sharer_stands: sharer_stands(models, share, secret, current, &context),
             };
             let access = match share::access(share, &accessor, checks, secret.version, now) {
                 Ok(access) => with_claim(access, claimed),
                 Err(refusal @ (AccessRefused::Passphrase | AccessRefused::Address)) => {
-                    // Audited, counted nowhere.
-                    let denied = share::access_denied(share, &accessor, &refusal);
+                    // Audited, counted as no access; a wrong passphrase counts toward the lock.
+                    let denied = share::access_denied(share, &accessor, &refusal, checks);
                     return Ok((vec![with_claim(denied, claimed)], Err(refusal)));
                 }
                 Err(refusal) => return Ok((claimed.into_iter().collect(), Err(refusal))),
@@ -494,6 +507,36 @@ pub async fn access(
         access_count,
         max_access_count,
     }))
+}
+
+/// Checks the passphrase presented for a share that has one. Every attempt is taken from
+/// the client's allowance and the share's before anything else (429 once either ran out,
+/// see src/api/rate_limit.rs), so of concurrent guesses only the allowance's worth is ever
+/// checked; a right one is given back. Checks (argon2) run a few at a time.
+async fn check_passphrase_of(
+    state: &AppState,
+    share: &Share,
+    hash: &str,
+    presented: Option<Zeroizing<String>>,
+    client: std::net::IpAddr,
+) -> Result<PassphraseCheck, ApiError> {
+    state.limits.share_guess(client, share.id)?;
+    let Some(presented) = presented else {
+        return Ok(PassphraseCheck::NotPresented);
+    };
+    let right = {
+        let _turn = state.limits.passphrase_check().await?;
+        let hash = hash.to_owned();
+        tokio::task::spawn_blocking(move || crate::auth::verify_password(&presented, &hash))
+            .await
+            .map_err(ApiError::internal)?
+    };
+    if right {
+        state.limits.share_guess_was_right(client, share.id);
+        Ok(PassphraseCheck::Passed)
+    } else {
+        Ok(PassphraseCheck::Wrong)
+    }
 }
 
 /// `change` of the share's stream, preceded by the share's claim if there is one, in one
@@ -557,6 +600,9 @@ pub struct ShareListItem {
     created_at: DateTime<Utc>,
     pub is_expired: bool,
     pub is_accepted: bool,
+    /// Locked after too many wrong passphrases: it opens for no one; revoke it and share
+    /// anew. Not in the 1claw spec's `ShareListItem`, which has no such state.
+    pub is_locked: bool,
     pub shared_by: Principal,
 }
 
@@ -574,6 +620,7 @@ impl ShareListItem {
             created_at: share.created_at,
             is_expired: share.is_expired(now),
             is_accepted: share.accepted,
+            is_locked: share.locked,
             shared_by: share.created_by,
         }
     }

@@ -138,10 +138,10 @@ fn upstream(error: intents::RpcError) -> ApiError {
 /// The vault holding `path` among those the agent's token reaches: the first the agent
 /// may read it in, else the first holding it at all, whose read then explains the refusal.
 fn key_vault(state: &AppState, caller: &Caller, path: &SecretPath) -> Result<VaultId, ApiError> {
-    let reach = caller.reach();
     state
         .projector
         .read(|models| {
+            let reach = caller.reach(models);
             let candidates: Vec<VaultId> = if reach.vault_ids.is_empty() {
                 models
                     .directory
@@ -152,12 +152,15 @@ fn key_vault(state: &AppState, caller: &Caller, path: &SecretPath) -> Result<Vau
             } else {
                 reach.vault_ids.clone()
             };
+            // Also within the agent's binding as it stands now.
             let mut holding = candidates
                 .into_iter()
-                .filter(|vault| models.secrets.secret(*vault, path).is_some())
+                .filter(|vault| reach.binds_to(*vault) && models.secrets.secret(*vault, path).is_some())
                 .peekable();
             let first = holding.peek().copied();
-            holding.find(|vault| may_read(models, caller, *vault, path)).or(first)
+            holding
+                .find(|vault| may_read(models, caller, &reach, *vault, path))
+                .or(first)
         })
         .ok_or_else(|| ApiError::NotFound(format!("no signing key at {path} in the agent's vaults")))
 }

@@ -71,12 +71,18 @@ pub fn hash_password(password: &str) -> Result<String, AuthError> {
     hash_under(&PasswordPolicy::DEFAULT, password)
 }
 
-/// What a share's passphrase must be: something, bounded like a password. It guards one
-/// share beside the recipient check, so no minimum length is imposed on the sharer.
+/// What a share's passphrase must be: at least [`MIN_PASSPHRASE_CHARS`] characters,
+/// bounded like a password. A link share's passphrase is all that stands between whoever
+/// holds the link and the value, and it can be guessed (ten times, before the share locks:
+/// docs/security.md, "Guessing a share's passphrase").
 pub const PASSPHRASE_POLICY: PasswordPolicy = PasswordPolicy {
-    min_chars: 1,
+    min_chars: MIN_PASSPHRASE_CHARS,
     max_bytes: MAX_PASSWORD_BYTES,
 };
+
+/// The least a share's passphrase may have, in characters: a password's minimum. The 1claw
+/// spec's `CreateShareRequest.passphrase` states none.
+pub const MIN_PASSPHRASE_CHARS: usize = MIN_PASSWORD_CHARS;
 
 /// Hashes a share passphrase ([`PASSPHRASE_POLICY`]); verified like a password.
 pub fn hash_passphrase(passphrase: &str) -> Result<String, AuthError> {

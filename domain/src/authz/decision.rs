@@ -8,6 +8,11 @@
 //!    empty scopes reach nothing. Human tokens carry no path scopes
 //!    ([`ScopeCeiling::Unrestricted`]); an agent token without a ceiling is denied here,
 //!    so a mis-built agent token fails closed.
+//!
+//!    An agent's token carries its binding and ceiling as they were when it was issued;
+//!    both layers also hold it to the agent's own as they stand now
+//!    ([`TokenScope::current`]), so narrowing an agent reaches the tokens it holds on their
+//!    next request, while widening it takes a new token.
 //! 3. **Policy engine**: among the policies for this principal on this vault, taken in
 //!    policy id order, the first whose pattern matches the path, that grants the permission,
 //!    is unexpired (`expires_at > now`) and whose conditions admit the client IP and time
@@ -48,6 +53,21 @@ pub struct TokenScope<'a> {
     /// The vaults the token is bound to; empty means not bound.
     pub vault_ids: &'a [VaultId],
     pub scopes: ScopeCeiling<'a>,
+    /// For a token whose claims are copies of its principal's binding and ceiling from when
+    /// it was issued (an agent's), the principal's as they stand now: the token reaches
+    /// only what both allow. `None` when the claims are the principal's reach itself (a
+    /// human's token; a token judged as if issued now).
+    pub current: Option<CurrentReach<'a>>,
+}
+
+/// A principal's binding and ceiling as they stand now: what a token issued to it now
+/// would carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CurrentReach<'a> {
+    /// Empty means not bound.
+    pub vault_ids: &'a [VaultId],
+    /// Empty means no path at all.
+    pub scopes: &'a [PathPattern],
 }
 
 impl TokenScope<'static> {
@@ -55,6 +75,7 @@ impl TokenScope<'static> {
     pub const HUMAN: TokenScope<'static> = TokenScope {
         vault_ids: &[],
         scopes: ScopeCeiling::Unrestricted,
+        current: None,
     };
 }
 
@@ -167,19 +188,44 @@ pub fn authorize<'p>(
 }
 
 fn check_vault_binding(token: &TokenScope<'_>, request: &AccessRequest<'_>) -> Option<Decision> {
-    if token.vault_ids.is_empty() || token.vault_ids.contains(&request.vault_id) {
-        return None;
-    }
-    let bound: Vec<String> = token.vault_ids.iter().map(ToString::to_string).collect();
-    let reason = format!(
-        "token is bound to vault(s) {}; vault {} is not one of them",
-        bound.join(", "),
-        request.vault_id
-    );
+    let excluded = |bound: &[VaultId]| !bound.is_empty() && !bound.contains(&request.vault_id);
+    let listed = |bound: &[VaultId]| bound.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+    let reason = if excluded(token.vault_ids) {
+        format!("token is bound to vault(s) {}", listed(token.vault_ids))
+    } else {
+        match token.current {
+            Some(current) if excluded(current.vault_ids) => {
+                format!(
+                    "{} is now bound to vault(s) {}",
+                    request.principal,
+                    listed(current.vault_ids)
+                )
+            }
+            _ => return None,
+        }
+    };
+    let reason = format!("{reason}; vault {} is not one of them", request.vault_id);
     Some(Decision::deny(Layer::VaultBinding, None, reason))
 }
 
 fn check_scope_ceiling(token: &TokenScope<'_>, request: &AccessRequest<'_>) -> Option<Decision> {
+    if let Some(denial) = check_token_ceiling(token, request) {
+        return Some(denial);
+    }
+    let reason = match token.current?.scopes {
+        [] => format!("{} has no scopes now, so it reaches no path", request.principal),
+        scopes if scopes.iter().any(|scope| scope.matches(request.path)) => return None,
+        scopes => format!(
+            "path \"{}\" is outside the current scopes of {} [{}]",
+            request.path,
+            request.principal,
+            quoted(scopes.iter())
+        ),
+    };
+    Some(Decision::deny(Layer::ScopeCeiling, None, reason))
+}
+
+fn check_token_ceiling(token: &TokenScope<'_>, request: &AccessRequest<'_>) -> Option<Decision> {
     let reason = match token.scopes {
         ScopeCeiling::Unrestricted if request.principal.is_user() => return None,
         ScopeCeiling::Unrestricted => {
@@ -430,6 +476,7 @@ mod tests {
         TokenScope {
             vault_ids: &[],
             scopes: ScopeCeiling::Patterns(scopes),
+            current: None,
         }
     }
 
@@ -509,6 +556,7 @@ mod tests {
         let token = TokenScope {
             vault_ids: &[OTHER_VAULT],
             scopes: ScopeCeiling::Patterns(&scopes),
+            current: None,
         };
         let decision = decide(&token, &Ask::read(AGENT, &secret), &[agent_read(1, "**")]);
         assert_eq!(
@@ -528,6 +576,7 @@ mod tests {
         let token = TokenScope {
             vault_ids: &[OTHER_VAULT, VAULT],
             scopes: ScopeCeiling::Patterns(&scopes),
+            current: None,
         };
         let decision = decide(&token, &Ask::read(AGENT, &secret), &[agent_read(1, "**")]);
         assert!(decision.allowed);
@@ -540,6 +589,7 @@ mod tests {
         let token = TokenScope {
             vault_ids: &[OTHER_VAULT],
             scopes: ScopeCeiling::Unrestricted,
+            current: None,
         };
         let decision = decide(&token, &Ask::read(OWNER, &secret), &[]);
         assert_eq!(
@@ -548,6 +598,102 @@ mod tests {
                 Layer::VaultBinding,
                 None,
                 &format!("token is bound to vault(s) {W}; vault {V} is not one of them")
+            )
+        );
+    }
+
+    // --- layers 1 and 2 for a token issued before its agent changed ---
+
+    #[test]
+    fn an_agent_bound_to_another_vault_since_its_token_was_issued_is_denied_at_the_binding() {
+        let scopes = [pattern("**")];
+        let secret = path("db/password");
+        let token = TokenScope {
+            vault_ids: &[VAULT],
+            scopes: ScopeCeiling::Patterns(&scopes),
+            current: Some(CurrentReach {
+                vault_ids: &[OTHER_VAULT],
+                scopes: &scopes,
+            }),
+        };
+        let decision = decide(&token, &Ask::read(AGENT, &secret), &[agent_read(1, "**")]);
+        assert_eq!(
+            decision,
+            denied(
+                Layer::VaultBinding,
+                None,
+                &format!("{A} is now bound to vault(s) {W}; vault {V} is not one of them")
+            )
+        );
+    }
+
+    #[test]
+    fn an_agent_narrowed_since_its_token_was_issued_is_denied_at_the_ceiling() {
+        let issued = [pattern("**")];
+        let narrowed = [pattern("api/*")];
+        let secret = path("db/password");
+        let token = TokenScope {
+            vault_ids: &[],
+            scopes: ScopeCeiling::Patterns(&issued),
+            current: Some(CurrentReach {
+                vault_ids: &[],
+                scopes: &narrowed,
+            }),
+        };
+        let policies = [agent_read(1, "**")];
+        assert_eq!(
+            decide(&token, &Ask::read(AGENT, &secret), &policies),
+            denied(
+                Layer::ScopeCeiling,
+                None,
+                &format!("path \"db/password\" is outside the current scopes of {A} [\"api/*\"]")
+            )
+        );
+        let api_key = path("api/key");
+        assert!(decide(&token, &Ask::read(AGENT, &api_key), &policies).allowed);
+        let emptied = TokenScope {
+            current: Some(CurrentReach {
+                vault_ids: &[],
+                scopes: &[],
+            }),
+            ..token
+        };
+        assert_eq!(
+            decide(&emptied, &Ask::read(AGENT, &api_key), &policies),
+            denied(
+                Layer::ScopeCeiling,
+                None,
+                &format!("{A} has no scopes now, so it reaches no path")
+            )
+        );
+    }
+
+    #[test]
+    fn an_agent_widened_since_its_token_was_issued_reaches_no_further_with_it() {
+        let issued = [pattern("api/*")];
+        let widened = [pattern("**")];
+        let secret = path("db/password");
+        let token = TokenScope {
+            vault_ids: &[OTHER_VAULT],
+            scopes: ScopeCeiling::Patterns(&issued),
+            current: Some(CurrentReach {
+                vault_ids: &[],
+                scopes: &widened,
+            }),
+        };
+        let decision = decide(&token, &Ask::read(AGENT, &secret), &[agent_read(1, "**")]);
+        assert_eq!(decision.layer, Layer::VaultBinding);
+        let unbound = TokenScope {
+            vault_ids: &[],
+            ..token
+        };
+        let decision = decide(&unbound, &Ask::read(AGENT, &secret), &[agent_read(1, "**")]);
+        assert_eq!(
+            decision,
+            denied(
+                Layer::ScopeCeiling,
+                None,
+                "path \"db/password\" is outside the token's scopes [\"api/*\"]"
             )
         );
     }
@@ -1051,11 +1197,45 @@ mod tests {
             ask.permission = permission;
             let scopes = [pattern("**")];
             for scope in [ScopeCeiling::Unrestricted, ScopeCeiling::Patterns(&scopes)] {
-                let token = TokenScope { vault_ids: &[OTHER_VAULT], scopes: scope };
+                let token = TokenScope { vault_ids: &[OTHER_VAULT], scopes: scope, current: None };
                 let decision = decide(&token, &ask, &policies);
                 prop_assert!(!decision.allowed);
                 prop_assert_eq!(decision.layer, Layer::VaultBinding);
             }
+        }
+
+        #[test]
+        fn a_token_held_to_its_agents_current_reach_allows_only_what_both_allow(
+            policies in prop::collection::vec(any_policy(), 0..6),
+            (principal, raw_path, permission, _) in any_request(),
+            issued in prop::collection::vec(prop::sample::select(PATTERNS.to_vec()), 0..3),
+            now in prop::collection::vec(prop::sample::select(PATTERNS.to_vec()), 0..3),
+            bindings in (0usize..4, 0usize..4),
+        ) {
+            let secret = path(raw_path);
+            let mut ask = Ask::read(principal, &secret);
+            ask.permission = permission;
+            let issued: Vec<PathPattern> = issued.into_iter().map(pattern).collect();
+            let now: Vec<PathPattern> = now.into_iter().map(pattern).collect();
+            let binding = |choice: usize| -> &'static [VaultId] {
+                [&[][..], &[VAULT][..], &[OTHER_VAULT][..], &[OTHER_VAULT, VAULT][..]][choice]
+            };
+            let token = TokenScope {
+                vault_ids: binding(bindings.0),
+                scopes: ScopeCeiling::Patterns(&issued),
+                current: None,
+            };
+            let as_issued_now = TokenScope {
+                vault_ids: binding(bindings.1),
+                scopes: ScopeCeiling::Patterns(&now),
+                current: None,
+            };
+            let held = TokenScope {
+                current: Some(CurrentReach { vault_ids: binding(bindings.1), scopes: &now }),
+                ..token
+            };
+            let both = decide(&token, &ask, &policies).allowed && decide(&as_issued_now, &ask, &policies).allowed;
+            prop_assert_eq!(decide(&held, &ask, &policies).allowed, both);
         }
 
         #[test]

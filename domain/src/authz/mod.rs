@@ -9,7 +9,7 @@ pub mod policy;
 pub mod principal;
 
 pub use conditions::{ConditionFailure, Conditions, ConditionsError, TimeWindow};
-pub use decision::{AccessRequest, Decision, Layer, ScopeCeiling, TokenScope, VaultFacts, authorize};
+pub use decision::{AccessRequest, CurrentReach, Decision, Layer, ScopeCeiling, TokenScope, VaultFacts, authorize};
 pub use pattern::{PathPattern, PathPatternError};
 pub use permission::{Permission, Permissions, PermissionsError};
 pub use policy::Policy;
