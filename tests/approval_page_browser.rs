@@ -14,7 +14,7 @@ async fn a_human_signs_in_sees_the_agent_and_clicks_allow() {
     let db = TestDb::sqlite();
     let api = Api::start(&db).await;
     let ada = format!("ada-{}@example.com", uuid::Uuid::now_v7().simple());
-    let human = api.signup(&ada, "correct horse").await;
+    let human = api.signup_verified(&ada, "correct horse").await;
     let (status, enrolled) = api
         .call(
             "POST",

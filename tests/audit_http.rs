@@ -199,20 +199,20 @@ async fn verify_through_the_api_names_a_tampered_event() {
     let human = api.signup("ada@example.com", "correct horse").await;
     api.call("POST", "/v1/vaults", Some(&human), Some(json!({"name": "prod"})))
         .await;
-    // Sign-up writes five events (its verification mail queued among them), the mail's
-    // outcome follows when it is sent, and the vault one.
+    // Sign-up writes six events (its verification mail queued and the sign-in its token
+    // belongs to among them), the mail's outcome follows when it is sent, and the vault one.
     let mut verdict = json!(null);
     for _ in 0..100 {
         let (status, answer) = api.call("GET", "/v1/audit/verify", Some(&human), None).await;
         assert_eq!(status, StatusCode::OK);
         verdict = answer;
-        if verdict["events_verified"] == 7 {
+        if verdict["events_verified"] == 8 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(verdict["chain_valid"], true);
-    assert_eq!(verdict["events_verified"], 7, "{verdict}");
+    assert_eq!(verdict["events_verified"], 8, "{verdict}");
 
     let store = keyward::store::open(&db.url()).await.unwrap();
     let third = store.read_all(2, 1).await.unwrap().remove(0);

@@ -49,7 +49,13 @@ async fn an_enrolled_agent_is_approved_by_email_and_reads_only_after_a_policy() 
     let api = Api::start_with(&db, &[("KEYWARD_SMTP_URL", &smtp)]).await;
     let maildir = mail::smtp_maildir();
     let ada = unique_email("ada");
-    let human = api.signup(&ada, "correct horse").await;
+    api.signup(&ada, "correct horse").await;
+    // Enrollments naming an address are its holder's once they show they read its mail.
+    let confirm = mail::wait_for(&maildir, &ada, "Confirm your email").await;
+    let token = format!("ev_{}", confirm.line_after("ev_").expect("the token"));
+    let (status, verified) = api.verify_email(&token).await;
+    assert_eq!(status, StatusCode::OK, "{verified}");
+    let human = verified["access_token"].as_str().unwrap().to_owned();
     let (_, vault) = api
         .call("POST", "/v1/vaults", Some(&human), Some(json!({"name": "prod"})))
         .await;
@@ -164,7 +170,7 @@ async fn answers_for_an_existing_and_an_unknown_email_are_alike() {
     let db = TestDb::sqlite();
     let api = Api::start(&db).await;
     let ada = unique_email("ada");
-    api.signup(&ada, "correct horse").await;
+    api.signup_verified(&ada, "correct horse").await;
     let nobody = unique_email("nobody");
 
     let (known_status, known) = enroll(&api, json!({"name": "bot", "human_email": ada})).await;
@@ -223,7 +229,7 @@ async fn a_second_decision_is_a_conflict_and_a_denied_agent_never_exists() {
     let db = TestDb::sqlite();
     let api = Api::start(&db).await;
     let ada = unique_email("ada");
-    let human = api.signup(&ada, "correct horse").await;
+    let human = api.signup_verified(&ada, "correct horse").await;
     enroll(&api, json!({"name": "intruder", "human_email": ada})).await;
     let id = enrollments(&api, &human).await[0]["id"].as_str().unwrap().to_owned();
 
@@ -264,7 +270,7 @@ async fn concurrent_approvals_register_exactly_one_agent() {
     let db = TestDb::postgres().await;
     let api = Api::start(&db).await;
     let ada = unique_email("ada");
-    let human = api.signup(&ada, "correct horse").await;
+    let human = api.signup_verified(&ada, "correct horse").await;
     enroll(&api, json!({"name": "racer", "human_email": ada})).await;
     let id = enrollments(&api, &human).await[0]["id"].as_str().unwrap().to_owned();
     let path = format!("/v1/agents/enrollments/{id}/approve");

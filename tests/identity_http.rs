@@ -772,6 +772,9 @@ struct Account {
 
 async fn account_with_everything(api: &Api, email: &str) -> Account {
     let signup_token = api.signup(email, "correct horse").await;
+    // A verified address: enrollments naming it are the account's to decide.
+    let token = api.verification_tokens(email, 1).await.remove(0);
+    assert_eq!(api.verify_email(&token).await.0, StatusCode::OK);
     let (access, refresh) = sign_in(api, email, "correct horse").await;
     let (_, vault) = api
         .call("POST", "/v1/vaults", Some(&access), Some(json!({"name": "prod"})))
@@ -1004,6 +1007,14 @@ async fn deleting_the_account_ends_every_credential_and_vault_and_frees_the_emai
 
     // The email founds a new account, which finds nothing of the old one.
     let again = api.signup("ada@example.com", "another horse").await;
+    let again_id = api.call("GET", "/v1/auth/me", Some(&again), None).await.1["id"].clone();
+    let token = api
+        .verification_tokens("ada@example.com", 2)
+        .await
+        .into_iter()
+        .find(|token| token.starts_with(&format!("ev_{}.", again_id.as_str().unwrap())))
+        .expect("the new account's verification");
+    assert_eq!(api.verify_email(&token).await.0, StatusCode::OK);
     let (again_access, _) = sign_in(&api, "ada@example.com", "another horse").await;
     let fresh = own_answers(&api, &again_access).await;
     assert_eq!(fresh[0].0, StatusCode::OK);

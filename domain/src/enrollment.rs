@@ -3,9 +3,13 @@
 //! access at all; its API key goes to the approving human, never to the agent's request.
 //!
 //! An enrollment that names a human's email lives in that email's enrollment stream, so
-//! the per-email cooldown holds under concurrent requests (the stream's expected version
-//! refuses the second of two racing requests). A link-only enrollment has a stream of its
-//! own; whoever holds its approval link, signed in, may decide it.
+//! the per-email cooldown and cap hold under concurrent requests (the stream's expected
+//! version refuses the second of two racing requests). A link-only enrollment has a stream
+//! of its own; whoever holds its approval link, signed in, may decide it.
+//!
+//! Anyone may ask, so what waits is capped per network the requests come from and per
+//! address they name (docs/security.md, "Enrollment floods"): a flood fills its own
+//! network's share, never everyone's.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -20,11 +24,34 @@ use crate::events::{EnrollmentApproved, EnrollmentDenied, EnrollmentRequested};
 use crate::ids::{AgentId, EnrollmentId, OrgId, UserId};
 use crate::stream::StreamId;
 
-/// A pending enrollment that nobody decided on within a day is void.
-pub const PENDING_TTL: Duration = Duration::hours(24);
-/// One enrollment per email address per ten minutes, whether or not the address has an
-/// account: the answer must not tell which.
+/// An enrollment naming an address waits a day for a decision: its holder is mailed, and
+/// may read the mail late.
+pub const NAMED_PENDING_TTL: Duration = Duration::hours(24);
+/// A link-only enrollment waits an hour: nobody is mailed it and no list shows it, so it
+/// is decided when whoever runs the agent passes the link on, at once or not at all.
+pub const LINK_PENDING_TTL: Duration = Duration::hours(1);
+/// One enrollment naming an address per network per ten minutes, whether or not the
+/// address has an account (the answer must not tell which): its holder is mailed for each.
+/// Per network, so that one network's requests cannot keep another's waiting.
 pub const EMAIL_COOLDOWN: Duration = Duration::minutes(10);
+/// At most this many enrollments requested from one network (an IPv4 /24, an IPv6 /64)
+/// wait at once.
+pub const MAX_PENDING_PER_NETWORK: usize = 10;
+/// At most this many enrollments naming one address wait at once: more than one network
+/// may fill (with [`EMAIL_COOLDOWN`], one network fills at most
+/// [`MAX_PENDING_PER_NETWORK`]), so a flood from one network never shuts an address.
+pub const MAX_PENDING_PER_EMAIL: usize = 25;
+/// At most this many enrollments naming the addresses of one organization wait at once.
+pub const MAX_PENDING_PER_ORG: usize = 50;
+
+/// How long an enrollment waits for a decision.
+pub fn pending_ttl(names_email: bool) -> Duration {
+    if names_email {
+        NAMED_PENDING_TTL
+    } else {
+        LINK_PENDING_TTL
+    }
+}
 
 /// The stream of every enrollment that names `email`.
 pub fn email_enrollments_stream(email: &Email) -> StreamId {
@@ -125,25 +152,83 @@ pub struct RequestEnrollment {
     pub requested_from: String,
 }
 
-/// What the log says of earlier enrollments naming the same email: the version of their
-/// stream and when the last one was requested.
+/// Enrollments awaiting a decision at some moment: how many, and when the first of them
+/// stops waiting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct EmailHistory {
-    pub version: u64,
-    pub last_requested_at: Option<DateTime<Utc>>,
+pub struct Pending {
+    pub count: usize,
+    pub next_expiry: Option<DateTime<Utc>>,
 }
 
-pub fn request(command: RequestEnrollment, history: EmailHistory, now: DateTime<Utc>) -> Result<Change, DomainError> {
-    let settings = AgentSettings::named(command.name, command.description).validated()?;
-    if let Some(last) = history.last_requested_at {
-        let wait = last + EMAIL_COOLDOWN - now;
-        if wait > Duration::zero() {
-            let retry_after_seconds = u64::try_from((wait.num_milliseconds() + 999) / 1000).unwrap_or(1);
-            return Err(DomainError::TooSoon { retry_after_seconds });
+impl Pending {
+    /// The pending enrollments whose expiries are `expiries`.
+    pub fn of(expiries: impl IntoIterator<Item = DateTime<Utc>>) -> Self {
+        expiries.into_iter().fold(Self::default(), |pending, expiry| Self {
+            count: pending.count + 1,
+            next_expiry: Some(pending.next_expiry.map_or(expiry, |next| next.min(expiry))),
+        })
+    }
+
+    /// Both together.
+    pub fn and(self, other: Self) -> Self {
+        let next_expiry = match (self.next_expiry, other.next_expiry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Self {
+            count: self.count + other.count,
+            next_expiry,
         }
     }
+}
+
+/// What the log says waits where a new request would join, at the moment it is decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Backlog {
+    /// The version of the named email's enrollment stream (0 if none is named, or it never
+    /// was before).
+    pub email_stream_version: u64,
+    /// When the named email was last named by a request from the requester's network.
+    pub last_from_network: Option<DateTime<Utc>>,
+    /// Requested from the requester's network.
+    pub from_network: Pending,
+    /// Naming the named email.
+    pub naming_email: Pending,
+    /// Naming any address of the organization whose verified account holds the named one.
+    pub for_org: Pending,
+}
+
+pub fn request(command: RequestEnrollment, backlog: Backlog, now: DateTime<Utc>) -> Result<Change, DomainError> {
+    let settings = AgentSettings::named(command.name, command.description).validated()?;
+    if command.human_email.is_some()
+        && let Some(last) = backlog.last_from_network
+    {
+        let wait = last + EMAIL_COOLDOWN - now;
+        if wait > Duration::zero() {
+            return Err(DomainError::TooSoon {
+                retry_after_seconds: whole_seconds(wait),
+            });
+        }
+    }
+    // Full until the first of those waiting stops waiting. The answer reads the same
+    // whichever is full, so it tells nothing of whether an address has an account.
+    let caps = [
+        (backlog.from_network, MAX_PENDING_PER_NETWORK),
+        (backlog.naming_email, MAX_PENDING_PER_EMAIL),
+        (backlog.for_org, MAX_PENDING_PER_ORG),
+    ];
+    if let Some((full, _)) = caps.into_iter().find(|(pending, cap)| pending.count >= *cap) {
+        let wait = full.next_expiry.map_or(Duration::zero(), |expiry| expiry - now);
+        return Err(DomainError::TooSoon {
+            retry_after_seconds: whole_seconds(wait),
+        });
+    }
+    let ttl = pending_ttl(command.human_email.is_some());
     let (stream, expected) = match &command.human_email {
-        Some(email) => (email_enrollments_stream(email), expected_at(history.version)),
+        Some(email) => (
+            email_enrollments_stream(email),
+            expected_at(backlog.email_stream_version),
+        ),
         None => (link_enrollment_stream(command.enrollment_id), ExpectedVersion::NoStream),
     };
     Ok(Change::new(
@@ -155,9 +240,16 @@ pub fn request(command: RequestEnrollment, history: EmailHistory, now: DateTime<
             human_email: command.human_email,
             code_hash: command.code_hash,
             requested_from: command.requested_from,
-            expires_at: now + PENDING_TTL,
+            expires_at: now + ttl,
         },
     ))
+}
+
+/// A wait in whole seconds, rounded up, at least one: what Retry-After says.
+fn whole_seconds(wait: Duration) -> u64 {
+    u64::try_from((wait.num_milliseconds() + 999) / 1000)
+        .unwrap_or(1)
+        .max(1)
 }
 
 fn expected_at(version: u64) -> ExpectedVersion {
@@ -172,7 +264,8 @@ fn expected_at(version: u64) -> ExpectedVersion {
 pub struct Decider {
     pub user: UserId,
     pub org: OrgId,
-    /// The organization of the account that holds the enrollment's email, if any.
+    /// The organization of the account that holds the enrollment's email, if that account
+    /// verified it (docs/security.md, "What an unverified account may do").
     pub email_holder_org: Option<OrgId>,
     /// The approval code presented with the decision, if any.
     pub code: Option<String>,
@@ -202,7 +295,9 @@ fn check_decidable(enrollment: &Enrollment, decider: &Decider, now: DateTime<Utc
         EnrollmentStatus::Approved => Err(DomainError::Conflict("this enrollment was approved already".into())),
         EnrollmentStatus::Denied => Err(DomainError::Conflict("this enrollment was denied already".into())),
         EnrollmentStatus::Expired => Err(DomainError::Gone(
-            "this enrollment expired: pending enrollments last 24 hours".into(),
+            "this enrollment expired: one naming an address waits 24 hours for a decision, one with a link \
+             only an hour"
+                .into(),
         )),
     }
 }
@@ -307,7 +402,7 @@ mod tests {
     }
 
     fn requested(email: Option<&str>) -> Enrollment {
-        let change = request(command(email), EmailHistory::default(), now()).unwrap();
+        let change = request(command(email), Backlog::default(), now()).unwrap();
         let Event::EnrollmentRequested(event) = &change.events[0] else {
             panic!("not a request: {change:?}")
         };
@@ -325,9 +420,10 @@ mod tests {
 
     #[test]
     fn a_second_request_for_an_email_within_ten_minutes_waits_for_the_rest() {
-        let history = EmailHistory {
-            version: 1,
-            last_requested_at: Some(now() - Duration::minutes(4)),
+        let history = Backlog {
+            email_stream_version: 1,
+            last_from_network: Some(now() - Duration::minutes(4)),
+            ..Backlog::default()
         };
         assert_eq!(
             request(command(Some("ada@example.com")), history, now()),
@@ -335,8 +431,8 @@ mod tests {
                 retry_after_seconds: 360
             })
         );
-        let later = EmailHistory {
-            last_requested_at: Some(now() - Duration::minutes(10)),
+        let later = Backlog {
+            last_from_network: Some(now() - Duration::minutes(10)),
             ..history
         };
         let change = request(command(Some("ada@example.com")), later, now()).unwrap();
@@ -344,12 +440,93 @@ mod tests {
     }
 
     #[test]
+    fn a_link_only_enrollment_waits_an_hour_and_one_naming_an_address_a_day() {
+        let link_only = requested(None);
+        assert_eq!(link_only.expires_at, now() + Duration::hours(1));
+        assert_eq!(
+            link_only.status(now() + Duration::minutes(59)),
+            EnrollmentStatus::Pending
+        );
+        assert_eq!(link_only.status(now() + Duration::hours(1)), EnrollmentStatus::Expired);
+        let named = requested(Some("ada@example.com"));
+        assert_eq!(named.expires_at, now() + Duration::hours(24));
+    }
+
+    #[test]
+    fn a_full_network_address_or_organization_waits_until_its_first_enrollment_expires() {
+        let waiting = |count: usize| Pending {
+            count,
+            next_expiry: Some(now() + Duration::seconds(1234)),
+        };
+        let full = [
+            Backlog {
+                from_network: waiting(MAX_PENDING_PER_NETWORK),
+                ..Backlog::default()
+            },
+            Backlog {
+                naming_email: waiting(MAX_PENDING_PER_EMAIL),
+                ..Backlog::default()
+            },
+            Backlog {
+                for_org: waiting(MAX_PENDING_PER_ORG),
+                ..Backlog::default()
+            },
+        ];
+        for backlog in full {
+            assert_eq!(
+                request(command(Some("ada@example.com")), backlog, now()),
+                Err(DomainError::TooSoon {
+                    retry_after_seconds: 1234
+                }),
+                "{backlog:?}"
+            );
+        }
+        assert!(matches!(
+            request(command(None), full[0], now()),
+            Err(DomainError::TooSoon { .. })
+        ));
+        let one_short = Backlog {
+            from_network: waiting(MAX_PENDING_PER_NETWORK - 1),
+            naming_email: waiting(MAX_PENDING_PER_EMAIL - 1),
+            for_org: waiting(MAX_PENDING_PER_ORG - 1),
+            ..Backlog::default()
+        };
+        assert!(request(command(Some("ada@example.com")), one_short, now()).is_ok());
+        // One network alone cannot fill an address: the cooldown keeps it to one request a
+        // ten minutes per address, and its cap to fewer than an address holds.
+        const { assert!(MAX_PENDING_PER_NETWORK < MAX_PENDING_PER_EMAIL) };
+        const { assert!(MAX_PENDING_PER_EMAIL <= MAX_PENDING_PER_ORG) };
+    }
+
+    #[test]
+    fn pending_enrollments_count_and_know_their_first_expiry() {
+        let at = |minutes: i64| now() + Duration::minutes(minutes);
+        let some = Pending::of([at(30), at(10), at(20)]);
+        assert_eq!(
+            some,
+            Pending {
+                count: 3,
+                next_expiry: Some(at(10))
+            }
+        );
+        assert_eq!(Pending::of([]), Pending::default());
+        assert_eq!(
+            some.and(Pending::of([at(5)])),
+            Pending {
+                count: 4,
+                next_expiry: Some(at(5))
+            }
+        );
+        assert_eq!(some.and(Pending::default()), some);
+    }
+
+    #[test]
     fn enrollments_naming_an_email_share_its_stream_and_link_only_ones_have_their_own() {
-        let first = request(command(Some("Ada@Example.com")), EmailHistory::default(), now()).unwrap();
-        let again = request(command(Some("ada@example.com")), EmailHistory::default(), now()).unwrap();
+        let first = request(command(Some("Ada@Example.com")), Backlog::default(), now()).unwrap();
+        let again = request(command(Some("ada@example.com")), Backlog::default(), now()).unwrap();
         assert_eq!(first.stream, again.stream);
         assert_eq!(first.expected, ExpectedVersion::NoStream);
-        let link_only = request(command(None), EmailHistory::default(), now()).unwrap();
+        let link_only = request(command(None), Backlog::default(), now()).unwrap();
         assert_eq!(link_only.stream.category(), "enrollment");
     }
 
@@ -358,7 +535,7 @@ mod tests {
         let mut blank = command(None);
         blank.name = "  ".into();
         assert!(matches!(
-            request(blank, EmailHistory::default(), now()),
+            request(blank, Backlog::default(), now()),
             Err(DomainError::Invalid(_))
         ));
         assert_eq!(requested(None).settings.name, "deploy-bot");
@@ -413,7 +590,7 @@ mod tests {
         let mut enrollment = requested(None);
         let decider = member_of(OrgId::new(), None, Some("the-code"));
         assert!(matches!(
-            deny(&enrollment, 1, &decider, now() + PENDING_TTL),
+            deny(&enrollment, 1, &decider, now() + LINK_PENDING_TTL),
             Err(DomainError::Gone(_))
         ));
         enrollment.decision = Some(Decision::Denied {

@@ -77,6 +77,9 @@ event_vocabulary!(
     /// An operator took platform administration back (`keyward admin revoke`).
     PlatformAdminRevoked = "platform.admin_revoked",
     UserAuthenticated = "user.authenticated",
+    /// A sign-in began: every token it issues names it (`sid`) and is refused once it
+    /// ends (signed out, the password changed, the account gone).
+    SignedIn = "user.signed_in",
     /// Credentials were presented and refused (audit `auth.failure`).
     AuthenticationFailed = "auth.failed",
     PasswordChanged = "user.password_changed",
@@ -108,8 +111,8 @@ event_vocabulary!(
     /// A redeemed refresh token came back: it leaked, so its whole family is refused, and
     /// with it every access token issued in that sign-in.
     RefreshFamilyRevoked = "user.refresh_family_revoked",
-    /// A human signed out (DELETE /v1/auth/token): the sign-in's refresh tokens, and every
-    /// access token issued in it, are refused.
+    /// A human signed out (DELETE /v1/auth/token, or the web pages' sign-out): the
+    /// sign-in's refresh tokens, and every access token issued in it, are refused.
     SignedOut = "user.signed_out",
     /// A human deleted their account (DELETE /v1/auth/me): every credential of theirs is
     /// refused from now on. Their organization's vaults and agents end in the same append.
@@ -279,6 +282,31 @@ pub struct UserAuthenticated {
     pub method: AuthMethod,
 }
 
+/// How a sign-in began, which says where its tokens work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignInKind {
+    /// With the password (POST /v1/auth/token) or the token mailed to the address (POST
+    /// /v1/auth/verify-email): bearer tokens for the API, and refresh tokens for more.
+    Api,
+    /// Sign-up's answer (the spec's auto-login): one bearer token for the API, no refresh.
+    SignUp,
+    /// The web pages' sign-in form: one token, kept in the session cookie, which the API
+    /// refuses as a bearer token.
+    Page,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedIn {
+    pub user_id: UserId,
+    /// The sign-in's id, the `sid` of its tokens; the family of its refresh tokens, if any.
+    pub sign_in_id: Uuid,
+    pub kind: SignInKind,
+    /// When the last token issued so far expires; each refresh token issued in the sign-in
+    /// moves this on to its own expiry.
+    pub expires_at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthenticationFailed {
     /// The account the credentials named, when they named one that exists.
@@ -439,7 +467,7 @@ pub struct RefreshFamilyRevoked {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedOut {
     pub user_id: UserId,
-    /// The sign-in: the family of refresh tokens it started.
+    /// The sign-in (`SignedIn::sign_in_id`): the family of refresh tokens it started, if any.
     pub family_id: Uuid,
 }
 

@@ -18,6 +18,7 @@ pub mod ids;
 pub mod mail;
 pub mod membership;
 pub mod message_signing;
+pub mod network;
 pub mod platform_admin;
 pub mod policy;
 pub mod secret;

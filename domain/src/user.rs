@@ -13,8 +13,8 @@ use crate::enrollment::{self, Enrollment};
 use crate::event::ExpectedVersion;
 use crate::events::{
     AccountDeleted, ApiKeyCreated, ApiKeyRevoked, EmailClaimed, EmailReleased, Event, OrgCreated, OrgRole,
-    PasswordChanged, ProfileUpdated, RefreshFamilyRevoked, RefreshTokenIssued, RefreshTokenRedeemed, SignedOut,
-    TokenRevoked, UserSignedUp,
+    PasswordChanged, ProfileUpdated, RefreshFamilyRevoked, RefreshTokenIssued, RefreshTokenRedeemed, SignInKind,
+    SignedIn, SignedOut, TokenRevoked, UserSignedUp,
 };
 use crate::ids::{ApiKeyId, OrgId, UserId};
 use crate::stream::StreamId;
@@ -133,11 +133,16 @@ pub struct SignUp {
     pub email_stream_version: u64,
     /// The hash of the token mailed to prove the address.
     pub verification_token_hash: String,
+    /// The sign-in the sign-up's answer begins (the spec's auto-login), and when its token
+    /// expires.
+    pub sign_in_id: Uuid,
+    pub sign_in_expires_at: DateTime<Utc>,
     pub now: DateTime<Utc>,
 }
 
-/// A sign-up claims the email, creates the user and founds their organization, all in
-/// one append: if the email is taken, nothing is written.
+/// A sign-up claims the email, creates the user, founds their organization and begins the
+/// sign-in its answer's token belongs to, all in one append: if the email is taken,
+/// nothing is written.
 pub fn sign_up(command: SignUp) -> Result<Vec<Change>, DomainError> {
     let display_name = match command.display_name {
         Some(name) => display_name(&name)?,
@@ -177,6 +182,13 @@ pub fn sign_up(command: SignUp) -> Result<Vec<Change>, DomainError> {
                 }
                 .into(),
                 email_verification::issued(command.user_id, command.verification_token_hash, command.now).into(),
+                SignedIn {
+                    user_id: command.user_id,
+                    sign_in_id: command.sign_in_id,
+                    kind: SignInKind::SignUp,
+                    expires_at: command.sign_in_expires_at,
+                }
+                .into(),
             ],
         },
     ])
@@ -216,6 +228,22 @@ pub fn update_profile(
     ))
 }
 
+/// Begins a sign-in of `user`: the tokens issued in it carry `sign_in_id` (their `sid`),
+/// and are refused once it ends. Appended whatever the stream's version: a new sign-in
+/// conflicts with nothing else about the user.
+pub fn sign_in(user: UserId, sign_in_id: Uuid, kind: SignInKind, expires_at: DateTime<Utc>) -> Change {
+    Change::new(
+        user_stream(user),
+        ExpectedVersion::Any,
+        SignedIn {
+            user_id: user,
+            sign_in_id,
+            kind,
+            expires_at,
+        },
+    )
+}
+
 /// Revokes one session token; appended whatever the stream's version, since revoking
 /// twice or beside another change is harmless.
 pub fn revoke_token(user: UserId, token_id: Uuid, expires_at: DateTime<Utc>) -> Change {
@@ -231,10 +259,9 @@ pub fn revoke_token(user: UserId, token_id: Uuid, expires_at: DateTime<Utc>) -> 
 }
 
 /// Signs out with a session token: it is refused from now on and, if it was issued in a
-/// sign-in (`sign_in`, the family of refresh tokens the sign-in started), so are that
-/// sign-in's refresh tokens and every other token issued in it. Logging out must end the
-/// sign-in, not only the one token presented. Appended whatever the stream's version,
-/// like [`revoke_token`].
+/// sign-in that still stands (`sign_in`), so are that sign-in's refresh tokens and every
+/// other token issued in it. Logging out must end the sign-in, not only the one token
+/// presented. Appended whatever the stream's version, like [`revoke_token`].
 pub fn sign_out(user: UserId, token_id: Uuid, expires_at: DateTime<Utc>, sign_in: Option<Uuid>) -> Change {
     let mut change = revoke_token(user, token_id, expires_at);
     if let Some(family_id) = sign_in {
@@ -488,6 +515,8 @@ mod tests {
             password_hash: "$argon2id$...".into(),
             email_stream_version: 0,
             verification_token_hash: "token-hash".into(),
+            sign_in_id: Uuid::from_u128(0x5165),
+            sign_in_expires_at: DateTime::UNIX_EPOCH,
             now: Utc::now(),
         })
     }
@@ -539,6 +568,8 @@ mod tests {
             password_hash: "$argon2id$...".into(),
             email_stream_version: 2,
             verification_token_hash: "token-hash".into(),
+            sign_in_id: Uuid::from_u128(0x5165),
+            sign_in_expires_at: DateTime::UNIX_EPOCH,
             now: Utc::now(),
         })
         .unwrap();
@@ -611,7 +642,7 @@ mod tests {
             code_hash: enrollment::code_hash("code"),
             requested_from: "203.0.113.7".into(),
         };
-        let change = enrollment::request(command, enrollment::EmailHistory::default(), now).unwrap();
+        let change = enrollment::request(command, enrollment::Backlog::default(), now).unwrap();
         let Event::EnrollmentRequested(requested) = &change.events[0] else {
             panic!("{change:?}")
         };

@@ -153,6 +153,12 @@ fn describe(event: &Event) -> (&'static str, &'static str, String, Value) {
             e.user_id.to_string(),
             json!({"method": e.method}),
         ),
+        Event::SignedIn(e) => (
+            "auth.sign_in",
+            "user",
+            e.user_id.to_string(),
+            json!({"sign_in_id": e.sign_in_id, "kind": e.kind, "expires_at": e.expires_at}),
+        ),
         Event::AgentAuthenticated(e) => (
             "auth.success",
             "agent",

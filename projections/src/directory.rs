@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use domain::agent::Agent;
 use domain::authz::PathPattern;
 use domain::authz::Policy;
@@ -13,7 +13,7 @@ use domain::email::Email;
 use domain::events::{
     AccountDeleted, AgentAuthenticated, AgentDeactivated, AgentKeyRotated, AgentRawSigningEnabled, AgentUpdated, Event,
     MemberRemoved, MemberRoleChanged, OrgCreated, PolicyGranted, PolicyRevoked, PolicyUpdated, RefreshFamilyRevoked,
-    SignedOut, TransactionSigned,
+    SignInKind, SignedIn, SignedOut, TransactionSigned,
 };
 use domain::user::{RefreshToken, User, UserApiKey};
 use domain::vault::Vault;
@@ -46,11 +46,29 @@ pub struct Directory {
     api_keys_by_hash: HashMap<String, ApiKeyId>,
     /// Refresh tokens by hash; revoked families and password changes remove them.
     refresh_tokens: HashMap<String, RefreshToken>,
-    /// Sign-ins that still stand, by the family of refresh tokens each started: an access
-    /// token issued in one (its `sid`) is refused once the sign-in is signed out of or its
-    /// family revoked.
-    sign_ins: HashMap<Uuid, UserId>,
+    /// Sign-ins that still stand, by id (the `sid` of their tokens; the family of their
+    /// refresh tokens, if any): a token issued in one is refused once the sign-in is signed
+    /// out of, its family revoked or the password changed.
+    sign_ins: HashMap<Uuid, SignIn>,
+    /// When `sign_ins`, `refresh_tokens` and `revoked_tokens` together hold this many
+    /// entries, those long expired are forgotten (see [`Directory::sweep`]).
+    sweep_at: usize,
 }
+
+/// A sign-in that still stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignIn {
+    pub user: UserId,
+    pub kind: SignInKind,
+    /// When the last token issued in it expires: past that it stands for nothing.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Credentials expired this long are forgotten: long enough that no replica's clock, a
+/// little behind the one that recorded the event, still takes them.
+const FORGET_EXPIRED_AFTER: Duration = Duration::hours(1);
+/// Sweeps start once this many credentials are kept.
+const SWEEP_MIN: usize = 1024;
 
 impl Directory {
     pub fn user(&self, id: UserId) -> Option<&User> {
@@ -59,6 +77,20 @@ impl Directory {
 
     pub fn user_by_email(&self, email: &Email) -> Option<&User> {
         self.users_by_email.get(email).and_then(|id| self.users.get(id))
+    }
+
+    /// The account holding `email`, if its holder verified it: only then is the address
+    /// theirs to be mailed at and to decide for (docs/security.md).
+    pub fn verified_user_by_email(&self, email: &Email) -> Option<&User> {
+        self.user_by_email(email).filter(|user| user.email_verified)
+    }
+
+    /// The addresses the members of `org` verified.
+    pub fn verified_member_emails(&self, org: OrgId) -> Vec<&Email> {
+        self.members(org)
+            .filter(|user| user.email_verified)
+            .map(|user| &user.email)
+            .collect()
     }
 
     pub fn org(&self, id: OrgId) -> Option<&Org> {
@@ -129,19 +161,60 @@ impl Directory {
         self.revoked_tokens.contains_key(&token_id)
     }
 
-    /// Whether `sid` names a sign-in of `user` that still stands.
-    pub fn is_sign_in_of(&self, user: UserId, sid: Uuid) -> bool {
-        self.sign_ins.get(&sid) == Some(&user)
+    /// The sign-in of `user` that `sid` names, if it still stands.
+    pub fn sign_in_of(&self, user: UserId, sid: Uuid) -> Option<&SignIn> {
+        self.sign_ins.get(&sid).filter(|sign_in| sign_in.user == user)
     }
 
-    /// Whether a token of `user` issued in session `sid` may still be used: `sid` names
-    /// the API key the token was exchanged for, live and unexpired, or a sign-in of theirs
-    /// that still stands. Anything else, a revoked key or an ended sign-in, is refused.
-    pub fn is_session_live(&self, user: UserId, sid: Uuid, now: DateTime<Utc>) -> bool {
+    /// Whether `sid` names a sign-in of `user` that still stands.
+    pub fn is_sign_in_of(&self, user: UserId, sid: Uuid) -> bool {
+        self.sign_in_of(user, sid).is_some()
+    }
+
+    /// Whether a bearer token of `user` issued in session `sid` may still be used: `sid`
+    /// names the API key the token was exchanged for, live and unexpired, or a sign-in of
+    /// theirs for the API that still stands. Anything else, a revoked key, an ended
+    /// sign-in or one of the web pages, is refused.
+    pub fn is_api_session_live(&self, user: UserId, sid: Uuid, now: DateTime<Utc>) -> bool {
         let key_live = self
             .api_key(ApiKeyId(sid))
             .is_some_and(|key| key.user_id == user && key.is_usable_at(now));
-        key_live || self.is_sign_in_of(user, sid)
+        key_live || self.sign_in_live(user, sid, now, |kind| kind != SignInKind::Page)
+    }
+
+    /// Whether the web pages' session token of `user` issued in sign-in `sid` may still be
+    /// used: `sid` names a sign-in of theirs through the pages' form that still stands.
+    pub fn is_page_session_live(&self, user: UserId, sid: Uuid, now: DateTime<Utc>) -> bool {
+        self.sign_in_live(user, sid, now, |kind| kind == SignInKind::Page)
+    }
+
+    /// Asked at `now` rather than left to the sweep, so the answer never depends on when
+    /// the last sweep ran.
+    fn sign_in_live(&self, user: UserId, sid: Uuid, now: DateTime<Utc>, kind: impl Fn(SignInKind) -> bool) -> bool {
+        self.sign_in_of(user, sid)
+            .is_some_and(|sign_in| kind(sign_in.kind) && now < sign_in.expires_at)
+    }
+
+    /// How many sign-ins, refresh tokens and revoked tokens are kept.
+    fn credential_count(&self) -> usize {
+        self.sign_ins.len() + self.refresh_tokens.len() + self.revoked_tokens.len()
+    }
+
+    /// Forgets, once the credentials kept have doubled since the last sweep, the sign-ins,
+    /// refresh tokens and revocations whose tokens expired well before `at`: an expired
+    /// token is refused whether or not they are remembered, so forgetting them changes no
+    /// answer, and what is kept follows the sign-ins that stand rather than every sign-in
+    /// ever made (docs/cost.md). `at` is the recorded time of the event being folded, so a
+    /// rebuild sweeps exactly as the first fold did.
+    fn sweep(&mut self, at: DateTime<Utc>) {
+        if self.credential_count() < self.sweep_at {
+            return;
+        }
+        let cutoff = at - FORGET_EXPIRED_AFTER;
+        self.sign_ins.retain(|_, sign_in| sign_in.expires_at > cutoff);
+        self.refresh_tokens.retain(|_, token| token.expires_at > cutoff);
+        self.revoked_tokens.retain(|_, expires_at| *expires_at > cutoff);
+        self.sweep_at = (2 * self.credential_count()).max(SWEEP_MIN);
     }
 
     pub fn user_count(&self) -> usize {
@@ -171,7 +244,7 @@ impl Directory {
             org.members.retain(|member| *member != user_id);
         }
         self.refresh_tokens.retain(|_, token| token.user_id != user_id);
-        self.sign_ins.retain(|_, user| *user != user_id);
+        self.sign_ins.retain(|_, sign_in| sign_in.user != user_id);
         let api_keys_by_hash = &mut self.api_keys_by_hash;
         self.api_keys.retain(|_, key| {
             let keep = key.user_id != user_id;
@@ -214,13 +287,39 @@ impl DomainModel for Directory {
                 let ends = |user: UserId, sign_in: Uuid| user == *user_id && Some(sign_in) != *kept_sign_in;
                 self.refresh_tokens
                     .retain(|_, token| !ends(token.user_id, token.family_id));
-                self.sign_ins.retain(|sign_in, user| !ends(*user, *sign_in));
+                self.sign_ins.retain(|id, sign_in| !ends(sign_in.user, *id));
                 if let Some(user) = self.users.get_mut(user_id) {
                     user.apply(event, at, version);
                 }
             }
+            Event::SignedIn(SignedIn {
+                user_id,
+                sign_in_id,
+                kind,
+                expires_at,
+            }) => {
+                self.sign_ins.insert(
+                    *sign_in_id,
+                    SignIn {
+                        user: *user_id,
+                        kind: *kind,
+                        expires_at: *expires_at,
+                    },
+                );
+                if let Some(user) = self.users.get_mut(user_id) {
+                    user.apply(event, at, version);
+                }
+                self.sweep(at);
+            }
             Event::RefreshTokenIssued(issued) => {
-                self.sign_ins.insert(issued.family_id, issued.user_id);
+                // A sign-in lasts as long as its last refresh token. One recorded before
+                // sign-ins had events of their own begins with its first refresh token.
+                let sign_in = self.sign_ins.entry(issued.family_id).or_insert(SignIn {
+                    user: issued.user_id,
+                    kind: SignInKind::Api,
+                    expires_at: issued.expires_at,
+                });
+                sign_in.expires_at = sign_in.expires_at.max(issued.expires_at);
                 let token = RefreshToken {
                     user_id: issued.user_id,
                     family_id: issued.family_id,
@@ -231,6 +330,7 @@ impl DomainModel for Directory {
                 if let Some(user) = self.users.get_mut(&issued.user_id) {
                     user.apply(event, at, version);
                 }
+                self.sweep(at);
             }
             Event::RefreshTokenRedeemed(redeemed) => {
                 if let Some(token) = self.refresh_tokens.get_mut(&redeemed.token_hash) {
@@ -272,6 +372,7 @@ impl DomainModel for Directory {
                     user.apply(event, at, version);
                 }
                 self.revoked_tokens.insert(revoked.token_id, revoked.expires_at);
+                self.sweep(at);
             }
             Event::VaultCreated(created) => {
                 self.vaults
@@ -389,75 +490,120 @@ impl DomainModel for Directory {
 
 #[cfg(test)]
 mod tests {
-    use chrono::Duration;
+    use domain::ExpectedVersion;
     use domain::change::Change;
     use domain::email::Email;
-    use domain::user::{self, CreateApiKey, SignUp};
-    use domain::{ChainHash, ExpectedVersion, Metadata};
+    use domain::user::{self, CreateApiKey};
 
     use super::*;
-    use crate::ReadModels;
+    use crate::test_log::Log;
 
-    /// The log in memory: each change appended only if its stream is where it expects,
-    /// one event a minute, folded into every read model.
-    #[derive(Default)]
-    struct Log {
-        models: ReadModels,
+    #[test]
+    fn a_pages_sign_in_opens_the_pages_only_and_an_api_or_sign_up_one_the_api_only() {
+        let mut log = Log::default();
+        let ada = log.sign_up("ada@example.com", 1);
+        let (sign_up, page, api) = (Uuid::from_u128(1 + 4096), Uuid::from_u128(50), Uuid::from_u128(51));
+        let hour = log.now() + Duration::hours(1);
+        log.append(vec![
+            user::sign_in(ada, page, SignInKind::Page, hour),
+            user::sign_in(ada, api, SignInKind::Api, hour),
+        ]);
+        let now = log.now();
+        let directory = &log.models.directory;
+        for sid in [sign_up, api] {
+            assert!(directory.is_api_session_live(ada, sid, now), "{sid}");
+            assert!(!directory.is_page_session_live(ada, sid, now), "{sid}");
+        }
+        assert!(directory.is_page_session_live(ada, page, now));
+        assert!(!directory.is_api_session_live(ada, page, now));
+        // Another user's sign-in is not theirs; an unknown one is nobody's.
+        let bob = UserId(Uuid::from_u128(10));
+        assert!(!directory.is_page_session_live(bob, page, now));
+        assert!(!directory.is_api_session_live(ada, Uuid::from_u128(99), now));
+        // A sign-in whose tokens all expired stands for nothing, swept or not.
+        assert!(!directory.is_page_session_live(ada, page, hour));
+        assert!(!directory.is_api_session_live(ada, api, hour));
     }
 
-    impl Log {
-        fn now(&self) -> DateTime<Utc> {
-            DateTime::UNIX_EPOCH + Duration::minutes(self.models.position() as i64)
-        }
-
-        fn append(&mut self, changes: Vec<Change>) {
-            for change in changes {
-                let version = self.models.streams.stream(change.stream.as_str()).map(|s| s.version);
-                match change.expected {
-                    ExpectedVersion::NoStream => assert_eq!(version, None, "{}", change.stream.as_str()),
-                    ExpectedVersion::Exact(expected) => {
-                        assert_eq!(version, Some(expected), "{}", change.stream.as_str())
-                    }
-                    _ => {}
-                }
-                for (offset, event) in (1..).zip(change.events) {
-                    let position = self.models.position() + 1;
-                    let new = event.to_new_event(&Metadata::system(self.now())).unwrap();
-                    self.models.apply(&RecordedEvent {
-                        position,
-                        event_id: new.event_id,
-                        stream_id: change.stream.clone(),
-                        stream_version: version.unwrap_or(0) + offset,
-                        event_type: new.event_type,
-                        schema_version: new.schema_version,
-                        payload: new.payload,
-                        metadata: new.metadata,
-                        recorded_at: DateTime::UNIX_EPOCH + Duration::minutes(position as i64),
-                        prev_hash: ChainHash::GENESIS,
-                        hash: ChainHash::GENESIS,
-                    });
-                }
-            }
-        }
-
-        /// Signs `email` up as a sign-up request decides it now.
-        fn sign_up(&mut self, email: &str, id: u128) -> UserId {
-            let email = Email::parse(email).unwrap();
-            let stream = user::email_stream(&email);
-            let changes = user::sign_up(SignUp {
-                user_id: UserId(Uuid::from_u128(id)),
-                org_id: OrgId(Uuid::from_u128(id + 1)),
-                email,
-                display_name: None,
-                password_hash: "hash".into(),
-                email_stream_version: self.models.streams.version(&stream),
-                verification_token_hash: "token-hash".into(),
-                now: chrono::Utc::now(),
+    #[test]
+    fn a_sign_in_recorded_before_sign_ins_had_events_begins_with_its_first_refresh_token() {
+        let mut log = Log::default();
+        let ada = log.sign_up("ada@example.com", 1);
+        let (family, month) = (Uuid::from_u128(60), log.now() + Duration::days(30));
+        log.append(vec![user::issue_refresh_token(ada, family, "refresh".into(), month)]);
+        let directory = &log.models.directory;
+        assert_eq!(
+            directory.sign_in_of(ada, family),
+            Some(&SignIn {
+                user: ada,
+                kind: SignInKind::Api,
+                expires_at: month
             })
-            .unwrap();
-            self.append(changes);
-            UserId(Uuid::from_u128(id))
+        );
+        assert!(directory.is_api_session_live(ada, family, log.now()));
+        assert!(!directory.is_page_session_live(ada, family, log.now()));
+    }
+
+    #[test]
+    fn a_new_password_ends_the_sign_up_and_the_pages_sign_ins_and_signing_out_ends_one() {
+        let mut log = Log::default();
+        let ada = log.sign_up("ada@example.com", 1);
+        let (sign_up, page, api, kept) = (
+            Uuid::from_u128(1 + 4096),
+            Uuid::from_u128(50),
+            Uuid::from_u128(51),
+            Uuid::from_u128(52),
+        );
+        let hour = log.now() + Duration::hours(1);
+        log.append(vec![
+            user::sign_in(ada, page, SignInKind::Page, hour),
+            user::sign_in(ada, api, SignInKind::Api, hour),
+            user::sign_in(ada, kept, SignInKind::Api, hour),
+        ]);
+        log.append(vec![user::sign_out(ada, Uuid::from_u128(7), hour, Some(api))]);
+        assert!(!log.models.directory.is_sign_in_of(ada, api), "signed out");
+        assert!(log.models.directory.is_sign_in_of(ada, page));
+
+        let changed = user::change_password(log.models.directory.user(ada).unwrap(), "new".into(), Some(kept));
+        log.append(vec![changed]);
+        let directory = &log.models.directory;
+        for ended in [sign_up, page, api] {
+            assert!(!directory.is_sign_in_of(ada, ended), "{ended}");
         }
+        assert!(directory.is_api_session_live(ada, kept, log.now()));
+    }
+
+    #[test]
+    fn expired_sign_ins_refresh_tokens_and_revocations_are_forgotten_and_live_ones_kept() {
+        let mut log = Log::default();
+        let ada = log.sign_up("ada@example.com", 1);
+        let lasting = Uuid::from_u128(0x1a57);
+        let year = log.now() + Duration::days(365);
+        log.append(vec![
+            user::sign_in(ada, lasting, SignInKind::Api, year),
+            user::issue_refresh_token(ada, lasting, "lasting refresh".into(), year),
+        ]);
+        // Ten thousand page sign-ins, each over within the hour, and as many revocations.
+        for n in 0..5_000u128 {
+            let soon = log.now() + Duration::minutes(30);
+            log.append(vec![
+                user::sign_in(ada, Uuid::from_u128(0x10_000 + n), SignInKind::Page, soon),
+                user::revoke_token(ada, Uuid::from_u128(0x20_000 + n), soon),
+            ]);
+        }
+        let directory = &log.models.directory;
+        // One sign-in a minute, each lasting half an hour, forgotten an hour after: fewer
+        // than two sweeps' worth are ever kept.
+        assert!(
+            directory.credential_count() < 2 * SWEEP_MIN,
+            "{} kept",
+            directory.credential_count()
+        );
+        assert!(directory.is_api_session_live(ada, lasting, log.now()));
+        assert!(directory.refresh_token("lasting refresh").is_some());
+        let last = Uuid::from_u128(0x10_000 + 4_999);
+        assert!(directory.is_page_session_live(ada, last, log.now()));
+        assert!(!directory.is_page_session_live(ada, Uuid::from_u128(0x10_000), log.now()));
     }
 
     #[test]
@@ -496,7 +642,7 @@ mod tests {
         assert_eq!(directory.api_key_by_hash(&format!("key of {ada}")), None);
         assert_eq!(directory.refresh_token(&format!("refresh of {ada}")), None);
         assert!(!directory.is_sign_in_of(ada, ada_sign_in));
-        assert!(!directory.is_session_live(ada, key.0, log.now()));
+        assert!(!directory.is_api_session_live(ada, key.0, log.now()));
         // Bob is untouched.
         assert!(directory.user(bob).is_some());
         assert!(directory.api_key_by_hash(&format!("key of {bob}")).is_some());
@@ -580,7 +726,7 @@ mod tests {
         assert_eq!(directory.api_key_by_hash("key of bob"), None);
         assert_eq!(directory.refresh_token("refresh of bob"), None);
         assert!(!directory.is_sign_in_of(bob, Uuid::from_u128(12)));
-        assert!(!directory.is_session_live(bob, Uuid::from_u128(11), log.now()));
+        assert!(!directory.is_api_session_live(bob, Uuid::from_u128(11), log.now()));
         assert!(directory.user(ada).is_some());
         // The address can found a new account.
         let again = log.sign_up("bob@example.com", 20);

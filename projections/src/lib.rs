@@ -15,6 +15,8 @@ pub mod secrets;
 pub mod shares;
 pub mod signing_keys;
 pub mod stream_catalog;
+#[cfg(test)]
+mod test_log;
 pub mod transactions;
 
 use domain::RecordedEvent;

@@ -2,8 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use domain::change::DomainError;
+use domain::email::Email;
+use domain::enrollment::{Backlog, Pending};
 use domain::events::{Event, OrgRole};
 use domain::membership::Membership;
+use domain::network::NetworkPrefix;
 use domain::user::{AccountDeletion, org_stream};
 use domain::{RecordedEvent, UserId};
 use serde::{Deserialize, Serialize};
@@ -168,8 +171,45 @@ impl ReadModels {
             members: directory.members(user.org_id).map(|member| member.id).collect(),
             vaults: directory.vaults_of(user.org_id),
             agents: directory.agents_of(user.org_id),
-            enrollments: self.enrollments.naming(&user.email),
+            // Only an address its holder verified is theirs to decide for.
+            enrollments: if user.email_verified {
+                self.enrollments.naming(&user.email)
+            } else {
+                (Vec::new(), 0)
+            },
         })
+    }
+
+    /// What waits where a new enrollment requested from `network`, naming `email` if
+    /// any, would join at `now`.
+    pub fn enrollment_backlog(&self, email: Option<&Email>, network: NetworkPrefix, now: DateTime<Utc>) -> Backlog {
+        let enrollments = &self.enrollments;
+        let from_network = enrollments.pending_from(network, now);
+        let Some(email) = email else {
+            return Backlog {
+                from_network,
+                ..Backlog::default()
+            };
+        };
+        let for_org = self
+            .directory
+            .verified_user_by_email(email)
+            .map(|holder| {
+                self.directory
+                    .verified_member_emails(holder.org_id)
+                    .into_iter()
+                    .fold(Pending::default(), |pending, member| {
+                        pending.and(enrollments.pending_naming(member, now))
+                    })
+            })
+            .unwrap_or_default();
+        Backlog {
+            email_stream_version: enrollments.email_stream_version(email),
+            last_from_network: enrollments.last_named_from(email, network),
+            from_network,
+            naming_email: enrollments.pending_naming(email, now),
+            for_org,
+        }
     }
 
     /// `actor` changing `target`'s membership of `actor`'s organization.

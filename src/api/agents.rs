@@ -25,7 +25,7 @@ use super::auth::confirm_password;
 use super::extract::{Body, PathParams, RequestContext};
 use super::problem::ApiError;
 use super::session::{AgentSession, Caller, HumanSession};
-use crate::auth::{ApiKey, ApiKeyKind, PrincipalType, TokenRequest};
+use crate::auth::{ApiKey, ApiKeyKind, PrincipalType, TokenRequest, TokenUse};
 
 /// The body of POST /v1/agents and of PATCH/PUT /v1/agents/{id}: on create, absent
 /// fields take their defaults; on update, absent fields keep their value. The fields the
@@ -617,6 +617,7 @@ pub async fn token(
 
     let settings = &agent.settings;
     let request = TokenRequest {
+        token_use: TokenUse::Api,
         principal_type: PrincipalType::Agent,
         principal_id: agent.id.0,
         org_id: agent.org_id.0,

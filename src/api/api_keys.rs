@@ -16,7 +16,7 @@ use super::AppState;
 use super::extract::{Body, PathParams, RequestContext};
 use super::problem::ApiError;
 use super::session::HumanSession;
-use crate::auth::{ApiKey, ApiKeyKind, PrincipalType, TokenRequest};
+use crate::auth::{ApiKey, ApiKeyKind, PrincipalType, TokenRequest, TokenUse};
 
 /// How long a token exchanged for an API key lives.
 const TOKEN_TTL: chrono::Duration = chrono::Duration::hours(1);
@@ -180,6 +180,7 @@ pub async fn token(
         )
         .await?;
     let request = TokenRequest {
+        token_use: TokenUse::Api,
         principal_type: PrincipalType::User,
         principal_id: user.id.0,
         org_id: user.org_id.0,

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use domain::authz::Principal;
 use domain::change::{Change, DomainError};
 use domain::email::Email;
-use domain::events::{AuthMethod, AuthenticationFailed, OrgRole, UserAuthenticated};
+use domain::events::{AuthMethod, AuthenticationFailed, OrgRole, SignInKind, UserAuthenticated};
 use domain::user::{self, User};
 use domain::{ActorType, ExpectedVersion, Metadata, OrgId, StreamId, UserId, VaultId};
 use projections::ReadModels;
@@ -27,9 +27,9 @@ use super::extract::{Body, RequestContext};
 use super::problem::ApiError;
 use super::session::{HumanCredential, HumanSession};
 use super::vaults;
-use crate::auth::{self, ApiKeyHash, PrincipalType, TokenRequest};
+use crate::auth::{self, ApiKeyHash, PrincipalType, TokenRequest, TokenUse};
 
-/// How long a human's access token lives.
+/// How long a human's access token lives (the web pages' too).
 const SESSION_TTL: chrono::Duration = chrono::Duration::hours(1);
 /// How long a refresh token may wait to be exchanged; each exchange starts a new one.
 const REFRESH_TTL: chrono::Duration = chrono::Duration::days(30);
@@ -60,6 +60,8 @@ pub async fn signup(
     let (user_id, org_id) = (UserId::new(), OrgId::new());
     let metadata = context.metadata(ActorType::Anonymous, Some(user_id.to_string()), Some(org_id));
     let verification = VerificationToken::new(user_id)?;
+    // The answer's token belongs to a sign-in like any other's, ended the same ways.
+    let sign_in = Uuid::now_v7();
     let verification_mail = verification.mail(&state, email.clone(), org_id);
     let mail_queued = verification_mail.queued();
     let email_taken = || DomainError::Conflict("an account with this email already exists".into());
@@ -77,6 +79,8 @@ pub async fn signup(
                 password_hash: password_hash.clone(),
                 email_stream_version: models.streams.version(&email_stream),
                 verification_token_hash: verification.hash.clone(),
+                sign_in_id: sign_in,
+                sign_in_expires_at: context.now + SESSION_TTL,
                 now: context.now,
             })?;
             if models.directory.user_by_email(&email).is_some() {
@@ -90,7 +94,7 @@ pub async fn signup(
             other => other,
         })?;
     state.mailer.send(verification_mail);
-    let (access_token, _) = issue_session(&state, user_id, org_id, None, context.now)?;
+    let (access_token, _) = issue_session(&state, user_id, org_id, sign_in, TokenUse::Api, context.now)?;
     Ok(Json(SignupResponse {
         message: "account created",
         email: email.to_string(),
@@ -134,9 +138,15 @@ pub(super) async fn start_sign_in(
     mut changes: Vec<Change>,
 ) -> Result<SessionTokens, ApiError> {
     let (refresh_token, refresh_hash) = new_refresh_token()?;
-    // The sign-in is named by the family of refresh tokens it starts; its access tokens
-    // carry that name, so signing out can end all of them.
+    // The sign-in names the family of refresh tokens it starts; its access tokens carry
+    // that name, so signing out can end all of them.
     let sign_in = Uuid::now_v7();
+    changes.push(user::sign_in(
+        user.id,
+        sign_in,
+        SignInKind::Api,
+        context.now + REFRESH_TTL,
+    ));
     changes.push(user::issue_refresh_token(
         user.id,
         sign_in,
@@ -144,7 +154,7 @@ pub(super) async fn start_sign_in(
         context.now + REFRESH_TTL,
     ));
     state.commands.execute(changes, &user_metadata(context, user)).await?;
-    let (access_token, expires_in) = issue_session(state, user.id, user.org_id, Some(sign_in), context.now)?;
+    let (access_token, expires_in) = issue_session(state, user.id, user.org_id, sign_in, TokenUse::Api, context.now)?;
     Ok(SessionTokens {
         access_token,
         token_type: "Bearer",
@@ -153,7 +163,9 @@ pub(super) async fn start_sign_in(
     })
 }
 
-/// Signs a human in from a web page: their session token, to be kept in a cookie.
+/// Signs a human in from a web page: their session token, to be kept in a cookie. It
+/// opens the pages only, not the API, and belongs to a sign-in of its own, which the
+/// pages' sign-out ends.
 pub(crate) async fn page_sign_in(
     state: &AppState,
     context: &RequestContext,
@@ -161,11 +173,13 @@ pub(crate) async fn page_sign_in(
     password: String,
 ) -> Result<(String, i64), ApiError> {
     let user = verify_credentials(state, context, email, password).await?;
+    let sign_in = Uuid::now_v7();
+    let began = user::sign_in(user.id, sign_in, SignInKind::Page, context.now + SESSION_TTL);
     state
         .commands
-        .execute(vec![signed_in(&user)], &user_metadata(context, &user))
+        .execute(vec![signed_in(&user), began], &user_metadata(context, &user))
         .await?;
-    issue_session(state, user.id, user.org_id, None, context.now)
+    issue_session(state, user.id, user.org_id, sign_in, TokenUse::Page, context.now)
 }
 
 fn signed_in(user: &User) -> Change {
@@ -251,23 +265,25 @@ fn audit_stream() -> StreamId {
     StreamId::parse("audit-authentication").unwrap_or_else(|_| unreachable!("a valid literal stream id"))
 }
 
-/// A human's access token; `sign_in` is the family of refresh tokens it came with, if any
-/// (sign-up and the web page's sign-in hand out none).
+/// A human's access token for `token_use`, issued in `sign_in` (its `sid`): refused once
+/// that sign-in ends.
 fn issue_session(
     state: &AppState,
     user: UserId,
     org: OrgId,
-    sign_in: Option<Uuid>,
+    sign_in: Uuid,
+    token_use: TokenUse,
     now: DateTime<Utc>,
 ) -> Result<(String, i64), ApiError> {
     let request = TokenRequest {
+        token_use,
         principal_type: PrincipalType::User,
         principal_id: user.0,
         org_id: org.0,
         scopes: Vec::new(),
         vault_ids: Vec::new(),
         intents_api_enabled: false,
-        sid: sign_in,
+        sid: Some(sign_in),
     };
     let ttl = SESSION_TTL;
     let (token, _) = state.tokens.issue(request, now, ttl).map_err(ApiError::internal)?;
@@ -316,29 +332,39 @@ pub(super) async fn confirm_password(
 /// sign-in: the refresh token it came with, and every access token issued in it. A token
 /// exchanged for an API key ends alone; the key is revoked at its own endpoint.
 pub async fn logout(State(state): State<AppState>, session: HumanSession) -> Result<StatusCode, ApiError> {
-    let HumanCredential::Token(claims) = &session.credential else {
+    if !sign_out(&state, &session).await? {
         return Err(ApiError::BadRequest(
             "an API key is revoked with DELETE /v1/auth/api-keys/{key_id}".into(),
         ));
-    };
-    let user_id = session.user.id;
-    let sign_in = session_sign_in(&state, &session);
-    let expires_at = DateTime::from_timestamp(claims.exp, 0).unwrap_or(session.context.now);
-    let change = user::sign_out(user_id, claims.jti, expires_at, sign_in);
-    state.commands.execute(vec![change], &session.metadata()).await?;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Ends the session's token and the sign-in it was issued in (the API's logout, and the
+/// web pages' sign-out); false, changing nothing, if the session is an API key's.
+pub(crate) async fn sign_out(state: &AppState, session: &HumanSession) -> Result<bool, ApiError> {
+    let HumanCredential::Token(claims) = &session.credential else {
+        return Ok(false);
+    };
+    let sign_in = session_sign_in(state, session).map(|(sign_in, _)| sign_in);
+    let expires_at = DateTime::from_timestamp(claims.exp, 0).unwrap_or(session.context.now);
+    let change = user::sign_out(session.user.id, claims.jti, expires_at, sign_in);
+    state.commands.execute(vec![change], &session.metadata()).await?;
+    Ok(true)
+}
+
 /// The sign-in the session's token was issued in, if it was (not exchanged for an API key)
-/// and that sign-in still stands.
-fn session_sign_in(state: &AppState, session: &HumanSession) -> Option<Uuid> {
+/// and that sign-in still stands, and how it began.
+fn session_sign_in(state: &AppState, session: &HumanSession) -> Option<(Uuid, SignInKind)> {
     let HumanCredential::Token(claims) = &session.credential else {
         return None;
     };
-    claims.sid.filter(|sid| {
-        state
-            .projector
-            .read(|models| models.directory.is_sign_in_of(session.user.id, *sid))
+    let sid = claims.sid?;
+    state.projector.read(|models| {
+        models
+            .directory
+            .sign_in_of(session.user.id, sid)
+            .map(|sign_in| (sid, sign_in.kind))
     })
 }
 
@@ -356,19 +382,20 @@ const DELETE_CONFIRMATION: &str = "DELETE MY ACCOUNT";
 /// human's decision denied, and every token, refresh token and API key of theirs refused
 /// from the next request on; the email can found a new account. The log keeps every event.
 ///
-/// Only a human signed in with their password, who re-enters it (`X-Auth-Confirm`), may:
-/// not with an API key nor a token exchanged for one (a leaked automation key must not
-/// destroy everything), nor with the token of a sign-up or of the web pages.
+/// Only a human signed in with their password (or the token mailed to their address), who
+/// re-enters it (`X-Auth-Confirm`), may: not with an API key nor a token exchanged for one
+/// (a leaked automation key must not destroy everything), nor with the sign-up's token
+/// (the web pages' does not open the API at all).
 pub async fn delete_me(
     State(state): State<AppState>,
     session: HumanSession,
     headers: HeaderMap,
     body: Result<Body<DeleteAccountRequest>, ApiError>,
 ) -> Result<StatusCode, ApiError> {
-    if session_sign_in(&state, &session).is_none() {
+    if !matches!(session_sign_in(&state, &session), Some((_, SignInKind::Api))) {
         return Err(ApiError::Forbidden(
             "deleting an account takes the token of a sign-in with its password (POST /v1/auth/token), \
-             not an API key nor a token exchanged for one"
+             not the sign-up's token, an API key nor a token exchanged for one"
                 .into(),
         ));
     }
@@ -507,7 +534,8 @@ pub async fn change_password(
     auth::check_password_policy(&request.new_password).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let new_hash = hash_password(request.new_password).await?;
     let user_id = session.user.id;
-    let kept_sign_in = session_sign_in(&state, &session);
+    // The sign-in the change is made in carries on: its holder just showed the password.
+    let kept_sign_in = session_sign_in(&state, &session).map(|(sign_in, _)| sign_in);
     state
         .commands
         .decide(&session.metadata(), |models| {
@@ -581,7 +609,8 @@ pub async fn refresh(
         .await;
     let reason = match outcome {
         Ok((_, Some((user_id, org_id, sign_in)))) => {
-            let (access_token, expires_in) = issue_session(&state, user_id, org_id, Some(sign_in), context.now)?;
+            let (access_token, expires_in) =
+                issue_session(&state, user_id, org_id, sign_in, TokenUse::Api, context.now)?;
             return Ok(Json(SessionTokens {
                 access_token,
                 token_type: "Bearer",

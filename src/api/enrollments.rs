@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use domain::email::Email;
 use domain::enrollment::{self, Decider, Decision, Enrollment, EnrollmentStatus, RequestEnrollment};
 use domain::events::Event;
+use domain::network::NetworkPrefix;
 use domain::{ActorType, AgentId, EnrollmentId, OrgId};
 use projections::ReadModels;
 use serde::{Deserialize, Serialize};
@@ -23,10 +24,6 @@ use super::extract::{Body, PathParams, RequestContext};
 use super::problem::ApiError;
 use super::session::HumanSession;
 use crate::mail;
-
-/// Beyond this many enrollments awaiting a decision, new ones are refused until some are
-/// decided or expire: a flood of requests cannot grow the log without bound.
-const MAX_PENDING: usize = 1000;
 
 #[derive(Deserialize)]
 pub struct EnrollRequest {
@@ -44,36 +41,32 @@ pub struct EnrollResponse {
     approval_url: String,
 }
 
-const ENROLL_MESSAGE: &str = "Enrollment received and pending approval. If the email belongs to an account, \
-     its owner was emailed; a human can also approve at approval_url while signed in. \
+const ENROLL_MESSAGE: &str = "Enrollment received and pending approval. If the email belongs to an account \
+     that confirmed it, its owner was emailed; a human can also approve at approval_url while signed in. \
      The API key is sent to the approving human, never to this response.";
 
 /// POST /v1/agents/enroll: public. Creates a pending enrollment; never reveals whether the
-/// email has an account.
+/// email has an account. What waits is capped per network and per address named
+/// (`domain::enrollment`), and each network's requests are damped here, so that a flood
+/// from one network fills its own share only.
 pub async fn enroll(
     State(state): State<AppState>,
     context: RequestContext,
     Body(request): Body<EnrollRequest>,
 ) -> Result<(StatusCode, Json<EnrollResponse>), ApiError> {
-    state.limits.enroll_per_ip(context.client_ip)?;
+    let network = NetworkPrefix::of(context.client_ip);
+    state.limits.enroll_per_network(network)?;
     let human_email = request
         .human_email
         .as_deref()
         .map(Email::parse)
         .transpose()
         .map_err(|e| ApiError::BadRequest(format!("human_email: {e}")))?;
-    let pending = state
-        .projector
-        .read(|models| models.enrollments.pending_count(context.now));
-    if pending >= MAX_PENDING {
-        return Err(ApiError::TooManyRequests {
-            retry_after_seconds: 60,
-        });
-    }
+    // Only an account that verified the address hears of enrollments naming it.
     let holder_org = human_email.as_ref().and_then(|email| {
         state
             .projector
-            .read(|models| models.directory.user_by_email(email).map(|user| user.org_id))
+            .read(|models| models.directory.verified_user_by_email(email).map(|user| user.org_id))
     });
     let enrollment_id = EnrollmentId::new();
     let code = approval_code()?;
@@ -83,10 +76,7 @@ pub async fn enroll(
     let (_, mail) = state
         .commands
         .decide_with(&metadata, |models| {
-            let history = human_email
-                .as_ref()
-                .map(|email| models.enrollments.email_history(email))
-                .unwrap_or_default();
+            let backlog = models.enrollment_backlog(human_email.as_ref(), network, context.now);
             let command = RequestEnrollment {
                 enrollment_id,
                 name: request.name.clone(),
@@ -95,11 +85,11 @@ pub async fn enroll(
                 code_hash: enrollment::code_hash(&code),
                 requested_from: context.client_ip.to_string(),
             };
-            let requested = enrollment::request(command, history, context.now)?;
+            let requested = enrollment::request(command, backlog, context.now)?;
             let mut changes = vec![requested.clone()];
             let holder = human_email
                 .as_ref()
-                .and_then(|email| models.directory.user_by_email(email));
+                .and_then(|email| models.directory.verified_user_by_email(email));
             let mail = match (holder, requested.events.first()) {
                 (Some(holder), Some(Event::EnrollmentRequested(event))) => {
                     let enrollment = Enrollment::requested(event, context.now);
@@ -183,11 +173,11 @@ pub struct EnrollmentList {
     enrollments: Vec<EnrollmentView>,
 }
 
-/// The enrollments of the caller's organization: those naming one of its members, and
-/// those approved into it. Newest first.
+/// The enrollments of the caller's organization: those naming an address one of its
+/// members verified, and those approved into it. Newest first.
 pub fn of_org(state: &AppState, org: OrgId, now: DateTime<Utc>) -> Vec<EnrollmentView> {
     state.projector.read(|models| {
-        let emails: Vec<&Email> = models.directory.members(org).map(|user| &user.email).collect();
+        let emails: Vec<&Email> = models.directory.verified_member_emails(org);
         models
             .enrollments
             .of_org(org, &emails)
@@ -225,7 +215,7 @@ pub fn decider(models: &ReadModels, session: &HumanSession, enrollment: &Enrollm
         email_holder_org: enrollment
             .human_email
             .as_ref()
-            .and_then(|email| models.directory.user_by_email(email))
+            .and_then(|email| models.directory.verified_user_by_email(email))
             .map(|user| user.org_id),
         code,
     }

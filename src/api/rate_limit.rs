@@ -1,7 +1,7 @@
-//! Token buckets per key (a client address, an organization, a share): a burst, then a
-//! steady rate. Kept in memory, per replica: they damp floods, while the limits that must
-//! hold exactly (one enrollment per email per ten minutes, a share's lock after ten wrong
-//! passphrases) are decided on the log.
+//! Token buckets per key (a client address, a network, an organization, a share): a burst,
+//! then a steady rate. Kept in memory, per replica: they damp floods, while the limits that
+//! must hold exactly (one enrollment per email per network per ten minutes, the caps on
+//! pending enrollments, a share's lock after ten wrong passphrases) are decided on the log.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use domain::network::NetworkPrefix;
 use domain::{OrgId, ShareId};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
@@ -99,8 +100,9 @@ impl<K: Eq + Hash> RateLimiter<K> {
 /// The limits of keyward's public and costly endpoints.
 #[derive(Debug)]
 pub struct RateLimits {
-    /// Enrollment requests: bursts of 5 per client address, then one a second.
-    enroll_by_ip: RateLimiter<IpAddr>,
+    /// Enrollment requests: bursts of 5 per network (an IPv4 /24, an IPv6 /64: another
+    /// address within it is no other requester), then one a second.
+    enroll_by_network: RateLimiter<NetworkPrefix>,
     /// New shares: bursts of 30 per organization, then one every two seconds.
     share_by_org: RateLimiter<OrgId>,
     /// Refused credentials: bursts of 20 per client address, then one every 5 seconds.
@@ -125,7 +127,7 @@ const CONCURRENT_PASSPHRASE_CHECKS: usize = 4;
 impl Default for RateLimits {
     fn default() -> Self {
         Self {
-            enroll_by_ip: RateLimiter::new(5, 1.0),
+            enroll_by_network: RateLimiter::new(5, 1.0),
             share_by_org: RateLimiter::new(30, 0.5),
             failure_by_ip: RateLimiter::new(20, 0.2),
             guess_by_ip: RateLimiter::new(5, 1.0 / 12.0),
@@ -136,8 +138,8 @@ impl Default for RateLimits {
 }
 
 impl RateLimits {
-    pub fn enroll_per_ip(&self, client: IpAddr) -> Result<(), ApiError> {
-        self.enroll_by_ip.check(client, Instant::now())
+    pub fn enroll_per_network(&self, network: NetworkPrefix) -> Result<(), ApiError> {
+        self.enroll_by_network.check(network, Instant::now())
     }
 
     pub fn share_per_org(&self, org: OrgId) -> Result<(), ApiError> {

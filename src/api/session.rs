@@ -20,7 +20,7 @@ use projections::ReadModels;
 use super::AppState;
 use super::extract::RequestContext;
 use super::problem::ApiError;
-use crate::auth::{ApiKey, ApiKeyKind, Claims, PrincipalType};
+use crate::auth::{ApiKey, ApiKeyKind, Claims, PrincipalType, TokenUse};
 
 /// A signed-in human.
 pub struct HumanSession {
@@ -133,25 +133,7 @@ impl Caller {
             .verify(token, context.now)
             .map_err(|_| ApiError::Unauthorized)?;
         match claims.principal_type {
-            PrincipalType::User => {
-                let user_id = UserId(claims.principal_id);
-                let user = state.projector.read(|models| {
-                    let directory = &models.directory;
-                    // A token issued in a session (for an API key, or in a sign-in with
-                    // refresh tokens) lives only as long as the session.
-                    let session_live = claims
-                        .sid
-                        .is_none_or(|sid| directory.is_session_live(user_id, sid, context.now));
-                    let live = session_live && !directory.is_token_revoked(claims.jti);
-                    directory.user(user_id).filter(|_| live).cloned()
-                });
-                let user = user.ok_or(ApiError::Unauthorized)?;
-                Ok(Caller::Human(HumanSession {
-                    user,
-                    credential: HumanCredential::Token(claims),
-                    context,
-                }))
-            }
+            PrincipalType::User => human_by_token(state, claims, TokenUse::Api, context).map(Caller::Human),
             PrincipalType::Agent => {
                 let agent_id = AgentId(claims.principal_id);
                 let agent = state.projector.read(|models| {
@@ -166,6 +148,52 @@ impl Caller {
             }
         }
     }
+}
+
+impl HumanSession {
+    /// The human whose web pages' session token (the cookie) this is, checked live. Only
+    /// a token issued for the pages, in a sign-in through their form that still stands.
+    pub async fn from_page_token(state: &AppState, token: &str, context: RequestContext) -> Result<Self, ApiError> {
+        state.projector.catch_up().await.map_err(ApiError::internal)?;
+        let claims = state
+            .tokens
+            .verify_for(token, TokenUse::Page, context.now)
+            .map_err(|_| ApiError::Unauthorized)?;
+        if claims.principal_type != PrincipalType::User {
+            return Err(ApiError::Unauthorized);
+        }
+        human_by_token(state, claims, TokenUse::Page, context)
+    }
+}
+
+/// The human a verified token of theirs (for `token_use`) names, checked live. Every such
+/// token belongs to a session, its `sid`: a sign-in of theirs (for the API, or for the web
+/// pages) or the API key it was exchanged for, and lives only as long as that session.
+/// A token without one, as sign-up and the web pages issued before sign-ins were recorded
+/// for them, is refused.
+fn human_by_token(
+    state: &AppState,
+    claims: Claims,
+    token_use: TokenUse,
+    context: RequestContext,
+) -> Result<HumanSession, ApiError> {
+    let user_id = UserId(claims.principal_id);
+    let user = state.projector.read(|models| {
+        let directory = &models.directory;
+        let sid = claims.sid?;
+        let session_live = match token_use {
+            TokenUse::Api => directory.is_api_session_live(user_id, sid, context.now),
+            TokenUse::Page => directory.is_page_session_live(user_id, sid, context.now),
+        };
+        let live = session_live && !directory.is_token_revoked(claims.jti);
+        directory.user(user_id).filter(|_| live).cloned()
+    });
+    let user = user.ok_or(ApiError::Unauthorized)?;
+    Ok(HumanSession {
+        user,
+        credential: HumanCredential::Token(claims),
+        context,
+    })
 }
 
 /// A caller who may be anonymous (link shares): no credentials is `None`, but credentials

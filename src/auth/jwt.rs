@@ -15,7 +15,7 @@
 //! | --- | --- |
 //! | `iss` | the server's public URL; must equal the verifier's |
 //! | `sub` | `user:<uuid>` or `agent:<uuid>` |
-//! | `aud` | `"keyward"`; must equal the verifier's |
+//! | `aud` | `"keyward"` for the API; `"keyward-page"` for the web pages' session cookie, which the API refuses (see [`TokenUse`]) |
 //! | `iat`, `exp` | Unix seconds; `exp = iat + ttl` |
 //! | `jti` | a UUID naming this token, for revocation (`DELETE /v1/auth/token`) |
 //! | `principal_type` | `"user"` or `"agent"`; must agree with the prefix of `sub` |
@@ -23,7 +23,7 @@
 //! | `scopes` | path globs that bound what the token reaches; empty reaches nothing |
 //! | `vault_ids` | the vaults the token is bound to; empty means not bound to any one vault |
 //! | `intents_api_enabled` | whether the agent may use the signing proxy (false for users) |
-//! | `sid` | optional: the session the token belongs to, for logout and revocation: a human's sign-in (its family of refresh tokens) or the API key it was exchanged for, an agent's key |
+//! | `sid` | the session the token belongs to, for logout and revocation: a human's sign-in (`user.signed_in`; the family of its refresh tokens, if any) or the API key it was exchanged for, an agent's key. Optional on the wire; the service refuses a token without one |
 //!
 //! `scopes`, `vault_ids` and `intents_api_enabled` are required when verifying: a token that
 //! lacked them must not be read as "no restriction". The claims say what was true when the
@@ -65,8 +65,10 @@ use super::{AuthError, TokenError};
 
 /// The signing key's file name inside the data directory.
 pub const SIGNING_KEY_FILE: &str = "jwt-signing-key.pem";
-/// The `aud` of every token keyward issues.
+/// The `aud` of every token keyward issues for its API.
 pub const TOKEN_AUDIENCE: &str = "keyward";
+/// Appended to the API's audience to make the web pages' (`keyward-page`).
+const PAGE_AUDIENCE_SUFFIX: &str = "-page";
 /// How far a token's `iat` may lie ahead of the verifier's clock. `exp` gets no leeway.
 pub const MAX_CLOCK_SKEW_SECS: i64 = 5;
 /// The longest lifetime [`TokenIssuer::issue`] accepts: a sanity bound, not a policy (the
@@ -289,9 +291,21 @@ fn write_private_file(path: &Path, contents: &[u8]) -> io::Result<()> {
 /// Who a principal is: the domain's type, so tokens and policies speak of the same kinds.
 pub use domain::authz::PrincipalType;
 
+/// Where a token is presented. The web pages keep a human's token in a cookie, which a
+/// browser sends along with requests other sites make it send: such a token must not also
+/// open the API, so it is issued for another audience.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenUse {
+    /// A bearer token for the API: `aud` is the issuer's audience (`keyward`).
+    Api,
+    /// The web pages' session cookie: `aud` is the audience with `-page` appended.
+    Page,
+}
+
 /// What a new token is to say: the caller decides it from the projections.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRequest {
+    pub token_use: TokenUse,
     pub principal_type: PrincipalType,
     /// The user's or agent's id.
     pub principal_id: Uuid,
@@ -420,6 +434,7 @@ pub struct TokenIssuer {
     keys: SigningKeys,
     issuer: String,
     audience: String,
+    page_audience: String,
     validation: Validation,
     /// Tokens whose signature and claims checked out, by their text: an agent presents
     /// the same token on every request, and the signature check costs more than the rest
@@ -431,25 +446,28 @@ pub struct TokenIssuer {
 const VERIFIED_CAPACITY: usize = 4096;
 
 impl TokenIssuer {
-    /// `issuer` is the server's public URL; `audience` is normally [`TOKEN_AUDIENCE`].
+    /// `issuer` is the server's public URL; `audience` is normally [`TOKEN_AUDIENCE`], the
+    /// API's; the web pages' is derived from it.
     pub fn new(keys: SigningKeys, issuer: impl Into<String>, audience: impl Into<String>) -> Self {
         // Pin the crypto backend: should another crate ever enable jsonwebtoken's aws_lc_rs
         // feature too, its automatic choice would panic. An error means one is installed.
         let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
         let issuer = issuer.into();
         let audience = audience.into();
+        let page_audience = format!("{audience}{PAGE_AUDIENCE_SUFFIX}");
         let mut validation = Validation::new(Algorithm::EdDSA);
         // Checked in `verify` against the `now` it is given, not the system clock.
         validation.validate_exp = false;
         validation.validate_nbf = false;
         validation.leeway = 0;
         validation.set_issuer(&[&issuer]);
-        validation.set_audience(&[&audience]);
+        validation.set_audience(&[&audience, &page_audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         Self {
             keys,
             issuer,
             audience,
+            page_audience,
             validation,
             verified: Mutex::default(),
         }
@@ -463,8 +481,12 @@ impl TokenIssuer {
         &self.issuer
     }
 
-    pub fn audience(&self) -> &str {
-        &self.audience
+    /// The `aud` of tokens for `token_use`.
+    pub fn audience(&self, token_use: TokenUse) -> &str {
+        match token_use {
+            TokenUse::Api => &self.audience,
+            TokenUse::Page => &self.page_audience,
+        }
     }
 
     /// Signs a token for `request`, valid from `now` for `ttl`: whole seconds, from one to
@@ -493,7 +515,7 @@ impl TokenIssuer {
             iat,
             exp,
             iss: self.issuer.clone(),
-            aud: self.audience.clone(),
+            aud: self.audience(request.token_use).to_owned(),
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.keys.kid.clone());
@@ -502,8 +524,15 @@ impl TokenIssuer {
         Ok((token, claims))
     }
 
-    /// Verifies a presented token as of `now` (see the module documentation for the checks).
+    /// Verifies a token presented to the API as of `now` (see the module documentation for
+    /// the checks).
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Claims, TokenError> {
+        self.verify_for(token, TokenUse::Api, now)
+    }
+
+    /// Verifies a token presented for `token_use` as of `now`: one issued for the other
+    /// use is [`TokenError::WrongAudience`].
+    pub fn verify_for(&self, token: &str, token_use: TokenUse, now: DateTime<Utc>) -> Result<Claims, TokenError> {
         let remembered = self.verified().get(token).cloned();
         let claims = match remembered {
             Some(claims) => claims,
@@ -517,6 +546,9 @@ impl TokenIssuer {
                 claims
             }
         };
+        if claims.aud != self.audience(token_use) {
+            return Err(TokenError::WrongAudience);
+        }
         let now = now.timestamp();
         if claims.exp <= now {
             return Err(TokenError::Expired);
@@ -552,7 +584,7 @@ impl TokenIssuer {
         if claims.iss != self.issuer {
             return Err(TokenError::WrongIssuer);
         }
-        if claims.aud != self.audience {
+        if claims.aud != self.audience && claims.aud != self.page_audience {
             return Err(TokenError::WrongAudience);
         }
         if claims.iat >= claims.exp {
@@ -577,6 +609,7 @@ impl fmt::Debug for TokenIssuer {
         f.debug_struct("TokenIssuer")
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
+            .field("page_audience", &self.page_audience)
             .field("kid", &self.keys.kid)
             .finish_non_exhaustive()
     }
@@ -646,6 +679,7 @@ mod tests {
 
     fn agent_request() -> TokenRequest {
         TokenRequest {
+            token_use: TokenUse::Api,
             principal_type: PrincipalType::Agent,
             principal_id: Uuid::from_u128(0xa6e7),
             org_id: Uuid::from_u128(0x0e6),
@@ -753,6 +787,45 @@ mod tests {
         assert_eq!(payload["sub"], "user:00000000-0000-0000-0000-00000000a6e7");
         assert_eq!(payload["principal_type"], "user");
         assert!(payload.get("sid").is_none(), "no sid claim without a session");
+    }
+
+    #[test]
+    fn a_page_token_does_not_open_the_api_nor_an_api_token_the_pages() {
+        let issuer = issuer();
+        let page_request = TokenRequest {
+            token_use: TokenUse::Page,
+            ..agent_request()
+        };
+        let (page, claims) = issuer.issue(page_request, now(), ttl()).unwrap();
+        assert_eq!(segment(&page, 1)["aud"], "keyward-page");
+        assert_eq!(issuer.verify_for(&page, TokenUse::Page, now()), Ok(claims));
+        // Refused the first time and once remembered as verified alike.
+        for _ in 0..2 {
+            assert_eq!(issuer.verify(&page, now()), Err(TokenError::WrongAudience));
+        }
+        let api = issue_at(&issuer, 0);
+        assert!(issuer.verify(&api, now()).is_ok());
+        assert_eq!(
+            issuer.verify_for(&api, TokenUse::Page, now()),
+            Err(TokenError::WrongAudience)
+        );
+        // Another server's page audience is not ours either.
+        let other = TokenIssuer::new(rfc_keys(), ISSUER, "shroud");
+        let foreign = other
+            .issue(
+                TokenRequest {
+                    token_use: TokenUse::Page,
+                    ..agent_request()
+                },
+                now(),
+                ttl(),
+            )
+            .unwrap()
+            .0;
+        assert_eq!(
+            issuer.verify_for(&foreign, TokenUse::Page, now()),
+            Err(TokenError::WrongAudience)
+        );
     }
 
     #[test]

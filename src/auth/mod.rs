@@ -22,7 +22,7 @@ pub mod password;
 use std::path::PathBuf;
 
 pub use api_key::{ApiKey, ApiKeyHash, ApiKeyKind};
-pub use jwt::{Claims, JwtPublicKey, PrincipalType, SigningKeys, TOKEN_AUDIENCE, TokenIssuer, TokenRequest};
+pub use jwt::{Claims, JwtPublicKey, PrincipalType, SigningKeys, TOKEN_AUDIENCE, TokenIssuer, TokenRequest, TokenUse};
 pub use password::{
     PasswordPolicy, check_password_policy, dummy_verify, hash_passphrase, hash_password, verify_password,
 };

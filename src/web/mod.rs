@@ -141,7 +141,15 @@ async fn login(
     }
 }
 
-async fn logout() -> Response {
+/// Ends the cookie's sign-in, so its token is refused from now on even where a copy of it
+/// survives (another tab's memory, a proxy's log), then forgets the cookie. No CSRF token:
+/// the cookie is SameSite=Lax, so another site's form arrives without it and ends nothing.
+async fn logout(State(state): State<AppState>, context: RequestContext, headers: HeaderMap) -> Response {
+    if let Some(session) = PageSession::from_headers(&state, &headers, context).await
+        && let Err(error) = crate::api::auth::sign_out(&state, &session.human).await
+    {
+        return error_page(error);
+    }
     let mut response = Redirect::to("/login").into_response();
     response
         .headers_mut()
@@ -212,12 +220,14 @@ fn enrollment_body(
          <dt>Description</dt><dd id=\"agent-description\">{description}</dd>\
          <dt>Requested from</dt><dd id=\"requested-from\">{ip}</dd>\
          <dt>Requested at</dt><dd>{at}</dd>\
+         <dt>Waits until</dt><dd id=\"expires-at\">{expires}</dd>\
          <dt>Status</dt><dd id=\"status\">{status}</dd></dl>",
         header = signed_in_header(session),
         name = escape(&settings.name),
         description = escape(description),
         ip = escape(&enrollment.requested_from),
         at = enrollment.requested_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        expires = enrollment.expires_at.format("%Y-%m-%d %H:%M:%S UTC"),
         status = status_text(enrollment.status(now)),
     );
     if enrollment.status(now) == EnrollmentStatus::Pending {
@@ -257,7 +267,7 @@ fn status_text(status: EnrollmentStatus) -> &'static str {
         EnrollmentStatus::Pending => "pending your decision",
         EnrollmentStatus::Approved => "approved",
         EnrollmentStatus::Denied => "denied",
-        EnrollmentStatus::Expired => "expired (enrollments wait 24 hours)",
+        EnrollmentStatus::Expired => "expired: nobody decided in time",
     }
 }
 

@@ -1,12 +1,14 @@
 //! A human's session in the browser: the session token in an HttpOnly cookie, and the
-//! CSRF token every form carries, derived from it.
+//! CSRF token every form carries, derived from it. The token is issued for the pages only
+//! (`aud` `keyward-page`), in a sign-in of its own that signing out ends: the API refuses
+//! it as a bearer token.
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use sha2::{Digest, Sha256};
 
 use crate::api::AppState;
 use crate::api::extract::RequestContext;
-use crate::api::session::{Caller, HumanSession};
+use crate::api::session::HumanSession;
 
 pub const COOKIE: &str = "keyward_session";
 
@@ -17,13 +19,11 @@ pub struct PageSession {
 }
 
 impl PageSession {
-    /// The session of the request's cookie, if it holds a live human session.
+    /// The session of the request's cookie, if it holds a live session of the pages.
     pub async fn from_headers(state: &AppState, headers: &HeaderMap, context: RequestContext) -> Option<Self> {
         let token = session_cookie(headers)?;
-        match Caller::from_token(state, &token, context).await {
-            Ok(Caller::Human(human)) => Some(Self { human, token }),
-            _ => None,
-        }
+        let human = HumanSession::from_page_token(state, &token, context).await.ok()?;
+        Some(Self { human, token })
     }
 
     /// The CSRF token of this session: another site can make the browser send the cookie,

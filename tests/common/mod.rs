@@ -346,6 +346,33 @@ impl Api {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
+        self.sign_in_through_form(&client, email, password).await;
+        client
+    }
+
+    /// Signs in through the login form, as [`Api::signed_in_browser`] does: the token the
+    /// session cookie holds, for tests that present it elsewhere.
+    pub async fn page_session_token(&self, email: &str, password: &str) -> String {
+        use reqwest::cookie::CookieStore;
+        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+        let client = reqwest::Client::builder()
+            .cookie_provider(jar.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        self.sign_in_through_form(&client, email, password).await;
+        let url = self.server.url("/").parse().unwrap();
+        let cookies = jar.cookies(&url).expect("the sign-in set a cookie");
+        cookies
+            .to_str()
+            .unwrap()
+            .split(';')
+            .find_map(|pair| pair.trim().strip_prefix("keyward_session="))
+            .expect("a keyward_session cookie")
+            .to_owned()
+    }
+
+    async fn sign_in_through_form(&self, client: &reqwest::Client, email: &str, password: &str) {
         let response = client
             .post(self.server.url("/login"))
             .form(&[("email", email), ("password", password), ("next", "/")])
@@ -357,7 +384,6 @@ impl Api {
             reqwest::StatusCode::SEE_OTHER,
             "sign-in through the form"
         );
-        client
     }
 
     /// Exchanges an agent's API key for an access token.
