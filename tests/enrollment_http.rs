@@ -6,7 +6,7 @@
 mod common;
 
 use common::mail::{self, Email};
-use common::{Api, TestDb};
+use common::{Api, TestDb, hidden_input};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -33,13 +33,6 @@ fn api_key_in(email: &Email) -> String {
         .find(|line| line.starts_with("ocv_"))
         .unwrap_or_else(|| panic!("no API key in {}", email.raw))
         .to_owned()
-}
-
-/// The value of the hidden input `name` in a page's form.
-fn hidden_input(page: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = page.find(&marker).unwrap_or_else(|| panic!("no {name} in {page}")) + marker.len();
-    page[start..].split('"').next().unwrap().to_owned()
 }
 
 #[tokio::test]
@@ -422,14 +415,17 @@ async fn sign_in_never_redirects_to_another_host() {
     let api = Api::start(&db).await;
     let ada = unique_email("ada");
     api.signup(&ada, "correct horse").await;
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let browser = common::browser();
+    let csrf = api.form_token(&browser, "/login").await;
     let sign_in = |next: &'static str| {
         browser
             .post(api.server.url("/login"))
-            .form(&[("email", ada.as_str()), ("password", "correct horse"), ("next", next)])
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("email", ada.as_str()),
+                ("password", "correct horse"),
+                ("next", next),
+            ])
             .send()
     };
     for next in [

@@ -136,6 +136,12 @@ async fn schemathesis_finds_no_server_error_and_only_problem_json_errors() {
         &[
             ("KEYWARD_DATABASE_URL", &db.url()),
             ("KEYWARD_DATA_DIR", data_dir.path().to_str().unwrap()),
+            // The hooks sign each throwaway account up as a client of its own, named in
+            // X-Forwarded-For: sign-ups run out per client (docs/security.md, "Sign-up").
+            ("KEYWARD_TRUSTED_PROXIES", "127.0.0.1"),
+            // The run's anvil, so the operations that ask the node reach it: with no chain
+            // configured keyward would ask 127.0.0.1:8545 and rightly answer 502.
+            ("KEYWARD_CHAINS", &common::chain::chains_setting(&[])),
         ],
         server_log.reopen().unwrap(),
     )

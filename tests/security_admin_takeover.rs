@@ -154,9 +154,12 @@ async fn the_emailed_link_opens_a_page_that_verifies_only_when_its_button_is_pre
     let link = mail.line_after("http://").map(|rest| format!("http://{rest}")).unwrap();
     let token = api.verification_tokens("ada@example.com", 1).await.remove(0);
     let path_and_query = &link[link.find("/verify-email").unwrap()..];
-    let page = api.client.get(api.server.url(path_and_query)).send().await.unwrap();
+    let browser = common::browser();
+    let page = browser.get(api.server.url(path_and_query)).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
-    assert!(page.text().await.unwrap().contains(&format!("value=\"{token}\"")));
+    let page = page.text().await.unwrap();
+    assert!(page.contains(&format!("value=\"{token}\"")));
+    let csrf = common::hidden_input(&page, "csrf");
     let verified = || async {
         let (_, me) = api.call("GET", "/v1/auth/me", Some(&human), None).await;
         me["email_verified"].as_bool().unwrap()
@@ -164,9 +167,9 @@ async fn the_emailed_link_opens_a_page_that_verifies_only_when_its_button_is_pre
     assert!(!verified().await, "a GET verifies nothing: mail scanners follow links");
 
     let press_the_button = || {
-        api.client
+        browser
             .post(api.server.url("/verify-email"))
-            .form(&[("token", token.as_str())])
+            .form(&[("csrf", csrf.as_str()), ("token", token.as_str())])
             .send()
     };
     let confirmed = press_the_button().await.unwrap();

@@ -151,12 +151,7 @@ async fn signing_out_of_the_pages_ends_the_cookie_wherever_a_copy_of_it_is() {
     let bearer = sign_in(&api, PASSWORD).await;
     assert_eq!(home_with_cookie(&api, &cookie).await.0, StatusCode::OK);
 
-    let response = bare_client()
-        .post(api.server.url("/logout"))
-        .header("cookie", format!("keyward_session={cookie}"))
-        .send()
-        .await
-        .unwrap();
+    let response = sign_out_form(&api, Some(&cookie)).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(response.headers()["location"], "/login");
     assert!(
@@ -200,12 +195,25 @@ async fn signing_out_of_the_pages_ends_the_cookie_wherever_a_copy_of_it_is() {
 
     // Signing out again, or with no cookie at all, is harmless.
     for cookie in [Some(cookie.as_str()), None] {
-        let mut request = bare_client().post(api.server.url("/logout"));
-        if let Some(cookie) = cookie {
-            request = request.header("cookie", format!("keyward_session={cookie}"));
-        }
-        assert_eq!(request.send().await.unwrap().status(), StatusCode::SEE_OTHER);
+        assert_eq!(sign_out_form(&api, cookie).await.status(), StatusCode::SEE_OTHER);
     }
+}
+
+/// The page's "Sign out" form posted by a browser holding the session cookie `session`, if
+/// any: with the browser's CSRF cookie and the same value in the form (src/web/csrf.rs).
+async fn sign_out_form(api: &Api, session: Option<&str>) -> reqwest::Response {
+    let csrf = "5e".repeat(32);
+    let mut cookies = format!("keyward_csrf={csrf}");
+    if let Some(session) = session {
+        cookies.push_str(&format!("; keyward_session={session}"));
+    }
+    bare_client()
+        .post(api.server.url("/logout"))
+        .header("cookie", cookies)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap()
 }
 
 /// The cookie is sent by the browser along with whatever another site makes it request:

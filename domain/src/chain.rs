@@ -107,6 +107,13 @@ pub enum ChainBreak {
         "the log ends at position {last_position} but its recorded head is position {head_position}: events at the end were deleted"
     )]
     TruncatedTail { last_position: u64, head_position: u64 },
+    /// Found by [`check_in_place`] only: an event known to be at `position` is not there.
+    #[error("the event at position {position} is missing")]
+    Missing { position: u64 },
+    /// Found by [`check_in_place`] only: the event was replaced (rehashed) or the one
+    /// after it deleted.
+    #[error("event {event_id} at position {position}: the event after it is missing or does not link to its hash")]
+    Unlinked { event_id: Uuid, position: u64 },
 }
 
 impl ChainBreak {
@@ -115,8 +122,9 @@ impl ChainBreak {
         match self {
             Self::PositionGap { event_id, .. }
             | Self::BrokenLink { event_id, .. }
-            | Self::ContentChanged { event_id, .. } => Some(*event_id),
-            Self::TruncatedTail { .. } => None,
+            | Self::ContentChanged { event_id, .. }
+            | Self::Unlinked { event_id, .. } => Some(*event_id),
+            Self::TruncatedTail { .. } | Self::Missing { .. } => None,
         }
     }
 }
@@ -175,6 +183,44 @@ impl ChainVerifier {
         }
         Ok(self.last_position)
     }
+}
+
+/// Checks the event at `position` where it stands, between its neighbours as stored
+/// (`before` at `position - 1`, `after` at `position + 1`, each `None` if not there), in
+/// a log whose recorded head is `head` (at least `position`): it is there, it links to the
+/// hash of the event before it, its contents match its hash, and the event after it links
+/// to that hash unless it is the last. This is for verifying some of the log's events (an
+/// organization's) and not all: a change, deletion or replacement of the event is caught
+/// as a walk of the whole log would catch it, while the other events are not looked at.
+pub fn check_in_place(
+    position: u64,
+    before: Option<&RecordedEvent>,
+    event: Option<&RecordedEvent>,
+    after: Option<&RecordedEvent>,
+    head: u64,
+) -> Result<(), ChainBreak> {
+    let event = event
+        .filter(|event| event.position == position)
+        .ok_or(ChainBreak::Missing { position })?;
+    let (event_id, position) = (event.event_id, event.position);
+    let link = if position == 1 {
+        Some(ChainHash::GENESIS)
+    } else {
+        before
+            .filter(|before| before.position + 1 == position)
+            .map(|before| before.hash)
+    };
+    if link != Some(event.prev_hash) {
+        return Err(ChainBreak::BrokenLink { event_id, position });
+    }
+    if event.hashed_fields().hash() != event.hash {
+        return Err(ChainBreak::ContentChanged { event_id, position });
+    }
+    let linked_from_after = after.is_some_and(|after| after.position == position + 1 && after.prev_hash == event.hash);
+    if position < head && !linked_from_after {
+        return Err(ChainBreak::Unlinked { event_id, position });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -292,5 +338,88 @@ mod tests {
                 position: 2
             })
         );
+    }
+
+    /// [`check_in_place`] of the event at `position` in `events`, found by position.
+    fn in_place(events: &[RecordedEvent], position: u64, head: u64) -> Result<(), ChainBreak> {
+        let at = |position: u64| events.iter().find(|event| event.position == position);
+        check_in_place(position, at(position - 1), at(position), at(position + 1), head)
+    }
+
+    #[test]
+    fn every_event_of_an_intact_chain_checks_in_place() {
+        let events = chain_of(5);
+        for position in 1..=5 {
+            assert_eq!(in_place(&events, position, 5), Ok(()), "{position}");
+        }
+    }
+
+    #[test]
+    fn in_place_a_changed_event_is_named_and_its_neighbours_are_not() {
+        let mut events = chain_of(5);
+        events[2].payload = r#"{"n":4}"#.into();
+        let changed = Err(ChainBreak::ContentChanged {
+            event_id: Uuid::from_u128(3),
+            position: 3,
+        });
+        assert_eq!(in_place(&events, 3, 5), changed);
+        assert_eq!((in_place(&events, 2, 5), in_place(&events, 4, 5)), (Ok(()), Ok(())));
+    }
+
+    #[test]
+    fn in_place_a_rehashed_event_is_caught_by_its_successors_link() {
+        let mut events = chain_of(5);
+        events[2].payload = r#"{"n":4}"#.into();
+        events[2].hash = events[2].hashed_fields().hash();
+        assert_eq!(
+            in_place(&events, 3, 5),
+            Err(ChainBreak::Unlinked {
+                event_id: Uuid::from_u128(3),
+                position: 3
+            })
+        );
+    }
+
+    #[test]
+    fn in_place_a_deleted_event_is_missing_and_breaks_both_neighbours() {
+        let mut events = chain_of(5);
+        events.remove(2);
+        assert_eq!(in_place(&events, 3, 5), Err(ChainBreak::Missing { position: 3 }));
+        assert_eq!(
+            in_place(&events, 2, 5),
+            Err(ChainBreak::Unlinked {
+                event_id: Uuid::from_u128(2),
+                position: 2
+            })
+        );
+        assert_eq!(
+            in_place(&events, 4, 5),
+            Err(ChainBreak::BrokenLink {
+                event_id: Uuid::from_u128(4),
+                position: 4
+            })
+        );
+    }
+
+    #[test]
+    fn in_place_the_last_event_needs_no_successor_unless_the_head_is_further() {
+        let mut events = chain_of(5);
+        assert_eq!(in_place(&events, 5, 5), Ok(()));
+        events.pop();
+        assert_eq!(
+            in_place(&events, 4, 5),
+            Err(ChainBreak::Unlinked {
+                event_id: Uuid::from_u128(4),
+                position: 4
+            }),
+            "the tail after it was deleted"
+        );
+    }
+
+    #[test]
+    fn in_place_a_moved_event_is_not_where_it_is_known_to_be() {
+        let mut events = chain_of(5);
+        events[2].position = 7;
+        assert_eq!(in_place(&events, 3, 5), Err(ChainBreak::Missing { position: 3 }));
     }
 }

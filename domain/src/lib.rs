@@ -32,7 +32,7 @@ pub mod user;
 pub mod vault;
 pub mod wei;
 
-pub use chain::{ChainBreak, ChainHash, ChainVerifier};
+pub use chain::{ChainBreak, ChainHash, ChainVerifier, check_in_place};
 pub use event::{ActorType, ExpectedVersion, Metadata, NewEvent, RecordedEvent};
 pub use ids::{AgentId, ApiKeyId, EnrollmentId, MailId, OrgId, PolicyId, SecretId, ShareId, UserId, VaultId};
 pub use secret_path::{SecretPath, SecretPathError};

@@ -56,6 +56,17 @@ pub async fn signup(
 ) -> Result<Json<SignupResponse>, ApiError> {
     let email = Email::parse(&request.email).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     auth::check_password_policy(&request.password).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    // Counted before any work, whatever the answer: a taken address is what an
+    // enumeration asks about (docs/security.md, "Sign-up").
+    state.limits.signup_per_ip(context.client_ip)?;
+    let email_taken = || DomainError::Conflict("an account with this email already exists".into());
+    // A taken address costs no hash; the decision below still settles a race.
+    if state
+        .projector
+        .read(|models| models.directory.user_by_email(&email).is_some())
+    {
+        return Err(email_taken().into());
+    }
     let password_hash = hash_password(request.password).await?;
     let (user_id, org_id) = (UserId::new(), OrgId::new());
     let metadata = context.metadata(ActorType::Anonymous, Some(user_id.to_string()), Some(org_id));
@@ -64,7 +75,6 @@ pub async fn signup(
     let sign_in = Uuid::now_v7();
     let verification_mail = verification.mail(&state, email.clone(), org_id);
     let mail_queued = verification_mail.queued();
-    let email_taken = || DomainError::Conflict("an account with this email already exists".into());
     state
         .commands
         .decide(&metadata, |models| {
@@ -196,14 +206,16 @@ fn user_metadata(context: &RequestContext, user: &User) -> Metadata {
 
 /// The account these credentials belong to. Every failure is the same 401, audited, after
 /// the same amount of hashing work, so neither the answer nor its timing says whether the
-/// email exists.
+/// email exists. The client's leave for the check is taken before it runs
+/// ([`RateLimits::password_check`](super::RateLimits::password_check)): guesses sent at
+/// once are counted as they start, so a client out of refusals gets a 429 and no answer.
 async fn verify_credentials(
     state: &AppState,
     context: &RequestContext,
     email: &str,
     password: String,
 ) -> Result<User, ApiError> {
-    state.limits.credentials_heard_from(context.client_ip)?;
+    let check = state.limits.password_check(context.client_ip)?;
     let user = Email::parse(email).ok().and_then(|email| {
         state
             .projector
@@ -219,22 +231,60 @@ async fn verify_credentials(
         }
     };
     match user {
-        Some(user) if verified => Ok(user),
+        Some(user) if verified => {
+            check.accepted();
+            Ok(user)
+        }
         user => {
+            drop(check);
             let reason = if user.is_some() {
                 "wrong password"
             } else {
                 "unknown email"
             };
             let principal = user.as_ref().map(|user| Principal::user(user.id));
-            record_failure(state, context, principal, user.as_ref().map(|user| user.org_id), reason).await?;
+            audit_failure(state, context, principal, user.as_ref().map(|user| user.org_id), reason).await?;
             Err(ApiError::Unauthorized)
         }
     }
 }
 
+/// Whether `password` is `user`'s, checked with the client's leave as a sign-in's is; a
+/// wrong one is audited (`what` says where, for the auditor) and its refusal spent.
+async fn check_password_of(
+    state: &AppState,
+    context: &RequestContext,
+    user: &User,
+    password: String,
+    what: &str,
+) -> Result<bool, ApiError> {
+    let check = state.limits.password_check(context.client_ip)?;
+    if verify_password(password, user.password_hash.clone()).await? {
+        check.accepted();
+        return Ok(true);
+    }
+    drop(check);
+    let principal = Some(Principal::user(user.id));
+    audit_failure(state, context, principal, Some(user.org_id), what).await?;
+    Ok(false)
+}
+
 /// Audits refused credentials (`auth.failure`); the caller only ever sees a bare 401.
 pub(super) async fn record_failure(
+    state: &AppState,
+    context: &RequestContext,
+    principal: Option<Principal>,
+    org: Option<OrgId>,
+    reason: &str,
+) -> Result<(), ApiError> {
+    // Past its client's allowance a refusal is a 429 and not audited: the log must not
+    // grow at a stranger's will.
+    state.limits.refused_credentials_of(context.client_ip)?;
+    audit_failure(state, context, principal, org, reason).await
+}
+
+/// Appends `auth.failure` for a refusal whose allowance was already spent.
+async fn audit_failure(
     state: &AppState,
     context: &RequestContext,
     principal: Option<Principal>,
@@ -246,9 +296,6 @@ pub(super) async fn record_failure(
     } else {
         AuthMethod::Password
     };
-    // Past its client's allowance a refusal is a 429 and not audited: the log must not
-    // grow at a stranger's will.
-    state.limits.refused_credentials_of(context.client_ip)?;
     let metadata = context.metadata(ActorType::Anonymous, None, org);
     let failed = AuthenticationFailed {
         principal,
@@ -313,14 +360,18 @@ pub(super) async fn confirm_password(
     what: &str,
 ) -> Result<(), ApiError> {
     let given = headers.get("x-auth-confirm").and_then(|value| value.to_str().ok());
+    let reason = format!("{what}: X-Auth-Confirm missing or wrong");
     let confirmed = match given {
-        Some(password) => verify_password(password.to_owned(), session.user.password_hash.clone()).await?,
-        None => false,
+        Some(password) => {
+            check_password_of(state, &session.context, &session.user, password.to_owned(), &reason).await?
+        }
+        None => {
+            let principal = Some(Principal::user(session.user.id));
+            record_failure(state, &session.context, principal, Some(session.user.org_id), &reason).await?;
+            false
+        }
     };
     if !confirmed {
-        let principal = Some(Principal::user(session.user.id));
-        let reason = format!("{what}: X-Auth-Confirm missing or wrong");
-        record_failure(state, &session.context, principal, Some(session.user.org_id), &reason).await?;
         return Err(ApiError::Forbidden(
             "re-enter your account password in the X-Auth-Confirm header".into(),
         ));
@@ -525,10 +576,16 @@ pub async fn change_password(
     session: HumanSession,
     Body(request): Body<ChangePasswordRequest>,
 ) -> Result<StatusCode, ApiError> {
-    if !verify_password(request.current_password, session.user.password_hash.clone()).await? {
-        let principal = Some(Principal::user(session.user.id));
-        let reason = "wrong current password on change";
-        record_failure(&state, &session.context, principal, Some(session.user.org_id), reason).await?;
+    let reason = "wrong current password on change";
+    if !check_password_of(
+        &state,
+        &session.context,
+        &session.user,
+        request.current_password,
+        reason,
+    )
+    .await?
+    {
         return Err(ApiError::BadRequest("current_password is not correct".into()));
     }
     auth::check_password_policy(&request.new_password).map_err(|e| ApiError::BadRequest(e.to_string()))?;

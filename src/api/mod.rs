@@ -204,7 +204,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/vaults/{vault_id}/policies/{policy_id}",
             axum::routing::put(policies::update).delete(policies::delete),
         )
-        .merge(crate::web::routes())
+        .merge(crate::web::routes(state.clone()))
         .fallback(problem::not_found)
         .method_not_allowed_fallback(problem::method_not_allowed)
         .with_state(state)

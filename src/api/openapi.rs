@@ -378,7 +378,8 @@ fn own_paths() -> HashMap<&'static str, Value> {
                     "description": concat!(
                         "Every principal that could read or write the secret at `at` (default now), from the ",
                         "log replayed up to that moment. For the vault's owner and the org's owners and ",
-                        "admins; a vault of another org is 404.\n"
+                        "admins, checked before the replay; a vault the org never had is 404. Ten per ",
+                        "organization, then one every 10 seconds.\n"
                     ),
                     "parameters": [
                         {"name": "vault_id", "in": "query", "required": true,
@@ -398,7 +399,9 @@ fn own_paths() -> HashMap<&'static str, Value> {
                         "400": {"$ref": "#/components/responses/BadRequest"},
                         "401": {"$ref": "#/components/responses/Unauthorized"},
                         "403": problem("Not the vault's owner nor an owner or admin of the org"),
-                        "404": {"$ref": "#/components/responses/NotFound"}
+                        "404": {"$ref": "#/components/responses/NotFound"},
+                        "429": problem("The organization's access reviews ran out (Retry-After)"),
+                        "503": problem("The server is replaying the log for other requests (Retry-After)")
                     }
                 }
             }),
@@ -581,6 +584,48 @@ fn own_responses() -> Vec<(&'static str, &'static str, &'static str, Value)> {
             "/v1/auth/me",
             "409",
             problem("The organization has other members: its vaults and agents are theirs too."),
+        ),
+        (
+            "post",
+            "/v1/auth/signup",
+            "409",
+            problem("An account with this email already exists."),
+        ),
+        (
+            "post",
+            "/v1/auth/signup",
+            "429",
+            problem("This client's sign-ups ran out: ten, then one a minute (Retry-After)."),
+        ),
+        (
+            "post",
+            "/v1/auth/token",
+            "429",
+            problem(concat!(
+                "Not checked: this client's refused sign-ins ran out (twenty, then one every 5 seconds; ",
+                "a right password gives back what it took), or it has two passwords being checked.",
+            )),
+        ),
+        (
+            "get",
+            "/v1/audit/verify",
+            "400",
+            problem("`limit` is not between 1 and 10000."),
+        ),
+        (
+            "get",
+            "/v1/audit/verify",
+            "429",
+            problem(concat!(
+                "The organization's verifications ran out (five, then one a minute), or a platform ",
+                "administrator's walks of the whole log (two, then one every 5 minutes).",
+            )),
+        ),
+        (
+            "get",
+            "/v1/audit/verify",
+            "503",
+            problem("The audit index is catching up, or the server is walking the log for others (Retry-After)."),
         ),
         (
             "patch",

@@ -1,16 +1,19 @@
-//! Token buckets per key (a client address, a network, an organization, a share): a burst,
-//! then a steady rate. Kept in memory, per replica: they damp floods, while the limits that
-//! must hold exactly (one enrollment per email per network per ten minutes, the caps on
-//! pending enrollments, a share's lock after ten wrong passphrases) are decided on the log.
+//! Token buckets per key (a client, a network, an organization, a share): a burst, then a
+//! steady rate. Kept in memory, per replica: they damp floods, while the limits that must
+//! hold exactly (one enrollment per email per network per ten minutes, the caps on pending
+//! enrollments, a share's lock after ten wrong passphrases) are decided on the log.
+//!
+//! A client is its IPv4 address, or the /64 network of its IPv6 address: one IPv6 host
+//! commonly holds a whole /64, and would otherwise have 2^64 buckets to spread over.
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use domain::network::NetworkPrefix;
-use domain::{OrgId, ShareId};
+use domain::{OrgId, ShareId, UserId};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::problem::ApiError;
@@ -60,8 +63,8 @@ impl<K: Eq + Hash> RateLimiter<K> {
         Ok(())
     }
 
-    /// Returns a token taken for `key` by a request that turned out not to count (a right
-    /// passphrase); never past the burst.
+    /// Returns a token taken for `key` by [`RateLimiter::check`], up to the burst: what
+    /// was taken for an attempt that turned out not to count.
     pub fn give_back(&self, key: &K, now: Instant) {
         let mut buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(bucket) = buckets.get_mut(key) {
@@ -69,15 +72,6 @@ impl<K: Eq + Hash> RateLimiter<K> {
                 tokens: (self.refilled(*bucket, now) + 1.0).min(self.burst),
                 updated: now,
             };
-        }
-    }
-
-    /// Whether `key` has a token left, without taking it; else how long until it has.
-    pub fn peek(&self, key: &K, now: Instant) -> Result<(), ApiError> {
-        let buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        match buckets.get(key) {
-            Some(bucket) => self.available(self.refilled(*bucket, now)),
-            None => Ok(()),
         }
     }
 
@@ -105,9 +99,12 @@ pub struct RateLimits {
     enroll_by_network: RateLimiter<NetworkPrefix>,
     /// New shares: bursts of 30 per organization, then one every two seconds.
     share_by_org: RateLimiter<OrgId>,
-    /// Refused credentials: bursts of 20 per client address, then one every 5 seconds.
-    /// Each is audited, so without it anyone could grow the log at will; and a client
-    /// out of them is not heard at all, which slows guessing.
+    /// Credentials presented and not accepted: bursts of 20 per client, then one every 5
+    /// seconds. A password is checked only with one of them in hand, taken before the
+    /// check and given back if it was right, so that guesses sent at once are counted
+    /// as they start, not as they fail. Other refusals (API keys, refresh tokens) take
+    /// theirs once refused: each is audited, and without it anyone could grow the log
+    /// at will.
     failure_by_ip: RateLimiter<IpAddr>,
     /// Attempts at a share's passphrase that were not right: bursts of 5 per client address,
     /// then one every 12 seconds. Taken before the passphrase is checked, so concurrent
@@ -119,8 +116,30 @@ pub struct RateLimits {
     /// Passphrase checks running at once: each is an argon2 computation of 19 MiB and tens
     /// of milliseconds of a core; more wait their turn.
     passphrase_checks: Semaphore,
+
+    /// Password checks running per client, at most [`PASSWORD_CHECKS_PER_CLIENT`] at
+    /// once: an entry lives while its checks run.
+    password_checks: Mutex<HashMap<IpAddr, usize>>,
+    /// Sign-ups: bursts of 10 per client, then one a minute. Each costs an argon2 hash, a
+    /// new organization and an email to the address given.
+    signup_by_ip: RateLimiter<IpAddr>,
+    /// An organization's verifications of its audit events: bursts of 5, then one a minute.
+    audit_verify_by_org: RateLimiter<OrgId>,
+    /// A platform administrator's verifications of the whole log: bursts of 2, then one
+    /// every 5 minutes.
+    chain_walk_by_admin: RateLimiter<UserId>,
+    /// An organization's access reviews, each a replay of the log: bursts of 10, then one
+    /// every 10 seconds.
+    access_review_by_org: RateLimiter<OrgId>,
+    /// Requests walking the whole log (a replay for an access review, a verification of
+    /// the whole chain) at once, on this replica, whoever asks.
+    log_walks: Semaphore,
 }
 
+/// The most password checks (argon2) one client has running at once; past it, a 429.
+pub const PASSWORD_CHECKS_PER_CLIENT: usize = 2;
+/// The most requests walking the whole log at once, per replica; past it, a 503.
+const LOG_WALKS: usize = 2;
 /// The passphrase checks (argon2) that may run at once, on all shares together.
 const CONCURRENT_PASSPHRASE_CHECKS: usize = 4;
 
@@ -133,7 +152,25 @@ impl Default for RateLimits {
             guess_by_ip: RateLimiter::new(5, 1.0 / 12.0),
             guess_by_share: RateLimiter::new(10, 0.1),
             passphrase_checks: Semaphore::new(CONCURRENT_PASSPHRASE_CHECKS),
+            password_checks: Mutex::new(HashMap::new()),
+            signup_by_ip: RateLimiter::new(10, 1.0 / 60.0),
+            audit_verify_by_org: RateLimiter::new(5, 1.0 / 60.0),
+            chain_walk_by_admin: RateLimiter::new(2, 1.0 / 300.0),
+            access_review_by_org: RateLimiter::new(10, 0.1),
+            log_walks: Semaphore::new(LOG_WALKS),
         }
+    }
+}
+
+/// The key of a client's buckets: its IPv4 address (also when written as IPv6), or the
+/// /64 network of its IPv6 address.
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX))),
+        },
     }
 }
 
@@ -146,20 +183,65 @@ impl RateLimits {
         self.share_by_org.check(org, Instant::now())
     }
 
-    /// Whether a client may present credentials: 429 once its refusals ran out.
-    pub fn credentials_heard_from(&self, client: IpAddr) -> Result<(), ApiError> {
-        self.failure_by_ip.peek(&client, Instant::now())
-    }
-
     /// Counts a client's refused credentials; 429 once they run out.
     pub fn refused_credentials_of(&self, client: IpAddr) -> Result<(), ApiError> {
-        self.failure_by_ip.check(client, Instant::now())
+        self.failure_by_ip.check(client_key(client), Instant::now())
+    }
+
+    /// Leave for one password check by `client`: a 429 if it has
+    /// [`PASSWORD_CHECKS_PER_CLIENT`] running, or no refusal left to spend on this one.
+    pub fn password_check(&self, client: IpAddr) -> Result<PasswordCheck<'_>, ApiError> {
+        let client = client_key(client);
+        {
+            let mut running = self
+                .password_checks
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let count = running.entry(client).or_insert(0);
+            if *count >= PASSWORD_CHECKS_PER_CLIENT {
+                return Err(ApiError::TooManyRequests { retry_after_seconds: 1 });
+            }
+            *count += 1;
+        }
+        // From here on, dropping the check ends it, also on the error below.
+        let mut check = PasswordCheck {
+            limits: self,
+            client,
+            allowance_taken: false,
+        };
+        self.failure_by_ip.check(client, Instant::now())?;
+        check.allowance_taken = true;
+        Ok(check)
+    }
+
+    pub fn signup_per_ip(&self, client: IpAddr) -> Result<(), ApiError> {
+        self.signup_by_ip.check(client_key(client), Instant::now())
+    }
+
+    pub fn audit_verify_per_org(&self, org: OrgId) -> Result<(), ApiError> {
+        self.audit_verify_by_org.check(org, Instant::now())
+    }
+
+    pub fn chain_walk_per_admin(&self, admin: UserId) -> Result<(), ApiError> {
+        self.chain_walk_by_admin.check(admin, Instant::now())
+    }
+
+    pub fn access_review_per_org(&self, org: OrgId) -> Result<(), ApiError> {
+        self.access_review_by_org.check(org, Instant::now())
+    }
+
+    /// Leave to walk the whole log, held until dropped; a 503 while [`LOG_WALKS`] run.
+    pub fn log_walk(&self) -> Result<SemaphorePermit<'_>, ApiError> {
+        self.log_walks.try_acquire().map_err(|_| ApiError::Unavailable {
+            detail: "the server is busy walking the log for other requests".into(),
+            retry_after_seconds: 1,
+        })
     }
 
     /// Takes one attempt at `share`'s passphrase from `client`'s allowance and the share's,
     /// before anything is checked; 429 if either ran out (and then neither is taken).
     pub fn share_guess(&self, client: IpAddr, share: ShareId) -> Result<(), ApiError> {
-        let now = Instant::now();
+        let (client, now) = (client_key(client), Instant::now());
         self.guess_by_ip.check(client, now)?;
         self.guess_by_share.check(share, now).inspect_err(|_| {
             self.guess_by_ip.give_back(&client, now);
@@ -169,7 +251,7 @@ impl RateLimits {
     /// The attempt taken by [`RateLimits::share_guess`] was the right passphrase: it counts
     /// against neither allowance.
     pub fn share_guess_was_right(&self, client: IpAddr, share: ShareId) {
-        let now = Instant::now();
+        let (client, now) = (client_key(client), Instant::now());
         self.guess_by_ip.give_back(&client, now);
         self.guess_by_share.give_back(&share, now);
     }
@@ -178,6 +260,41 @@ impl RateLimits {
     /// others run.
     pub async fn passphrase_check(&self) -> Result<SemaphorePermit<'_>, ApiError> {
         self.passphrase_checks.acquire().await.map_err(ApiError::internal)
+    }
+}
+
+/// One password check a client was given leave for ([`RateLimits::password_check`]):
+/// counted among its running checks until dropped, and its refusal spent unless
+/// [`PasswordCheck::accepted`] gives it back.
+#[derive(Debug)]
+pub struct PasswordCheck<'a> {
+    limits: &'a RateLimits,
+    client: IpAddr,
+    allowance_taken: bool,
+}
+
+impl PasswordCheck<'_> {
+    /// The password was right: what a refusal would have spent is given back.
+    pub fn accepted(mut self) {
+        if std::mem::take(&mut self.allowance_taken) {
+            self.limits.failure_by_ip.give_back(&self.client, Instant::now());
+        }
+    }
+}
+
+impl Drop for PasswordCheck<'_> {
+    fn drop(&mut self) {
+        let mut running = self
+            .limits
+            .password_checks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(count) = running.get_mut(&self.client) {
+            *count -= 1;
+            if *count == 0 {
+                running.remove(&self.client);
+            }
+        }
     }
 }
 
@@ -206,14 +323,81 @@ mod tests {
     }
 
     #[test]
-    fn a_peek_takes_nothing() {
-        let limiter = RateLimiter::new(1, 1.0);
+    fn a_token_given_back_is_there_again_and_never_past_the_burst() {
+        let limiter = RateLimiter::new(2, 0.2);
         let start = Instant::now();
-        assert!(limiter.peek(&7, start).is_ok(), "an unseen key has its burst");
-        assert!(limiter.peek(&7, start).is_ok());
+        limiter.give_back(&7, start);
         assert!(limiter.check(7, start).is_ok());
-        assert!(limiter.peek(&7, start).is_err());
-        assert!(limiter.peek(&7, start + Duration::from_secs(1)).is_ok());
+        assert!(limiter.check(7, start).is_ok());
+        assert!(limiter.check(7, start).is_err());
+        limiter.give_back(&7, start);
+        assert!(limiter.check(7, start).is_ok());
+        assert!(limiter.check(7, start).is_err());
+        limiter.give_back(&7, start);
+        limiter.give_back(&7, start);
+        limiter.give_back(&7, start);
+        assert!(limiter.check(7, start).is_ok());
+        assert!(limiter.check(7, start).is_ok());
+        assert!(limiter.check(7, start).is_err(), "the burst is the most a key holds");
+    }
+
+    #[test]
+    fn a_client_has_two_password_checks_running_at_most() {
+        let limits = RateLimits::default();
+        let client: IpAddr = "203.0.113.7".parse().unwrap();
+        let first = limits.password_check(client).unwrap();
+        let second = limits.password_check(client).unwrap();
+        assert!(matches!(
+            limits.password_check(client),
+            Err(ApiError::TooManyRequests { retry_after_seconds: 1 })
+        ));
+        assert!(
+            limits.password_check("198.51.100.1".parse().unwrap()).is_ok(),
+            "other clients have their own"
+        );
+        drop(first);
+        let third = limits.password_check(client).unwrap();
+        second.accepted();
+        drop(third);
+        assert!(
+            limits.password_checks.lock().unwrap().is_empty(),
+            "nothing is kept once checks end"
+        );
+    }
+
+    #[test]
+    fn password_checks_spend_refusals_as_they_start_and_right_ones_give_them_back() {
+        let limits = RateLimits::default();
+        let client: IpAddr = "203.0.113.7".parse().unwrap();
+        for _ in 0..19 {
+            drop(limits.password_check(client).unwrap());
+        }
+        // One left: a check that is right gives it back, so it is there for the next.
+        limits.password_check(client).unwrap().accepted();
+        let last = limits.password_check(client).unwrap();
+        assert!(
+            matches!(limits.password_check(client), Err(ApiError::TooManyRequests { .. })),
+            "the last refusal was taken when its check started"
+        );
+        drop(last);
+        assert!(matches!(
+            limits.password_check(client),
+            Err(ApiError::TooManyRequests { retry_after_seconds: 5 })
+        ));
+        assert!(
+            limits.password_checks.lock().unwrap().is_empty(),
+            "a check refused leave is not left running"
+        );
+    }
+
+    #[test]
+    fn an_ipv6_client_is_its_64_network() {
+        let key = |ip: &str| client_key(ip.parse().unwrap());
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:ffff:1:2:3"));
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::".parse::<IpAddr>().unwrap());
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::ffff:203.0.113.7"), key("203.0.113.7"));
+        assert_eq!(key("203.0.113.7"), "203.0.113.7".parse::<IpAddr>().unwrap());
     }
 
     #[test]

@@ -297,6 +297,33 @@ impl AuditIndex {
         Ok((positions, usize::try_from(total).unwrap_or(usize::MAX)))
     }
 
+    /// The positions of `org`'s events matching `query`, oldest first, at most `limit`.
+    pub async fn positions_in_log_order(
+        &self,
+        org: OrgId,
+        query: &AuditQuery,
+        limit: usize,
+    ) -> Result<Vec<u64>, StoreError> {
+        let limit = to_i64(limit as u64);
+        let rows: Vec<i64> = match &self.backend {
+            Backend::Sqlite(pool) => {
+                let mut select = QueryBuilder::<Sqlite>::new("SELECT position");
+                push_filter!(select, org, query);
+                select.push(" ORDER BY position ASC LIMIT ").push_bind(limit);
+                select.build_query_scalar().fetch_all(pool).await?
+            }
+            Backend::Postgres(pool) => {
+                let mut select = QueryBuilder::<Postgres>::new("SELECT position");
+                push_filter!(select, org, query);
+                select.push(" ORDER BY position ASC LIMIT ").push_bind(limit);
+                select.build_query_scalar().fetch_all(pool).await?
+            }
+        };
+        rows.into_iter()
+            .map(|position| to_u64(position, position, "audit index position"))
+            .collect()
+    }
+
     /// The records at `positions`, read from the log, in the same order.
     pub async fn records(store: &dyn EventStore, positions: &[u64]) -> Result<Vec<AuditRecord>, StoreError> {
         let mut records = Vec::with_capacity(positions.len());

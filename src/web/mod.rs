@@ -1,8 +1,9 @@
 //! The few pages a human uses in the browser: sign-in, the enrollment approval page that
 //! `approval_url` and the emailed Allow/Deny links open, the page that confirms an email
 //! address, and an overview of what awaits them. Server-rendered, no scripts. A GET never changes anything (mail scanners follow
-//! links); decisions are POST forms carrying the session's CSRF token.
+//! links); every change is a POST form carrying the browser's CSRF token (csrf.rs).
 
+mod csrf;
 mod html;
 mod session;
 mod verify_email;
@@ -11,6 +12,7 @@ use axum::Router;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
@@ -23,10 +25,12 @@ use crate::api::enrollments::{self, Decided, Verdict};
 use crate::api::extract::{PathParams, QueryParams, RequestContext};
 use crate::api::shares;
 use crate::api::{ApiError, AppState};
+use csrf::FormToken;
 use html::{escape, page};
 use session::PageSession;
 
-pub fn routes() -> Router<AppState> {
+/// The pages' routes, every one behind the CSRF guard.
+pub fn routes(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/", get(home))
         .route("/login", get(login_form).post(login))
@@ -39,6 +43,7 @@ pub fn routes() -> Router<AppState> {
             "/enroll/{enrollment_id}",
             get(enrollment_page).post(enrollment_decision),
         )
+        .route_layer(middleware::from_fn_with_state(state, csrf::guard))
 }
 
 /// Where to go after signing in: only paths of this site, never another host.
@@ -89,22 +94,23 @@ pub struct LoginQuery {
     next: Option<String>,
 }
 
-async fn login_form(QueryParams(query): QueryParams<LoginQuery>) -> Response {
-    login_page(StatusCode::OK, local_path(query.next.as_deref()), None)
+async fn login_form(token: FormToken, QueryParams(query): QueryParams<LoginQuery>) -> Response {
+    login_page(StatusCode::OK, &token, local_path(query.next.as_deref()), None)
 }
 
-fn login_page(status: StatusCode, next: &str, error: Option<&str>) -> Response {
+fn login_page(status: StatusCode, token: &FormToken, next: &str, error: Option<&str>) -> Response {
     let error = error
         .map(|e| format!("<p class=\"error\" id=\"error\">{}</p>", escape(e)))
         .unwrap_or_default();
     let body = format!(
         "<h1>Sign in to keyward</h1>{error}\
-         <form method=\"post\" action=\"/login\">\
+         <form method=\"post\" action=\"/login\">{csrf}\
          <input type=\"hidden\" name=\"next\" value=\"{next}\">\
          <label for=\"email\">Email</label><input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"username\" required>\
          <label for=\"password\">Password</label>\
          <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
          <p><button type=\"submit\" id=\"sign-in\">Sign in</button></p></form>",
+        csrf = token.input(),
         next = escape(next),
     );
     page(status, "Sign in", &body)
@@ -120,6 +126,7 @@ pub struct LoginForm {
 async fn login(
     State(state): State<AppState>,
     context: RequestContext,
+    token: FormToken,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
     let Form(form) = match form {
@@ -136,7 +143,12 @@ async fn login(
             }
             response
         }
-        Err(ApiError::Unauthorized) => login_page(StatusCode::UNAUTHORIZED, &next, Some("Wrong email or password.")),
+        Err(ApiError::Unauthorized) => login_page(
+            StatusCode::UNAUTHORIZED,
+            &token,
+            &next,
+            Some("Wrong email or password."),
+        ),
         Err(error) => error_page(error),
     }
 }
@@ -167,6 +179,7 @@ pub struct EnrollmentQuery {
 async fn enrollment_page(
     State(state): State<AppState>,
     context: RequestContext,
+    token: FormToken,
     headers: HeaderMap,
     PathParams(id): PathParams<EnrollmentId>,
     QueryParams(query): QueryParams<EnrollmentQuery>,
@@ -197,6 +210,7 @@ async fn enrollment_page(
     };
     let body = enrollment_body(
         &session,
+        &token,
         &enrollment,
         query.code.as_deref(),
         query.decision.as_deref(),
@@ -207,6 +221,7 @@ async fn enrollment_page(
 
 fn enrollment_body(
     session: &PageSession,
+    token: &FormToken,
     enrollment: &Enrollment,
     code: Option<&str>,
     followed: Option<&str>,
@@ -222,7 +237,7 @@ fn enrollment_body(
          <dt>Requested at</dt><dd>{at}</dd>\
          <dt>Waits until</dt><dd id=\"expires-at\">{expires}</dd>\
          <dt>Status</dt><dd id=\"status\">{status}</dd></dl>",
-        header = signed_in_header(session),
+        header = signed_in_header(session, token),
         name = escape(&settings.name),
         description = escape(description),
         ip = escape(&enrollment.requested_from),
@@ -241,13 +256,12 @@ fn enrollment_body(
         }
         let form = |decision: &str, label: &str, class: &str| {
             format!(
-                "<form class=\"inline\" method=\"post\" action=\"/enroll/{id}\">\
-                 <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+                "<form class=\"inline\" method=\"post\" action=\"/enroll/{id}\">{csrf}\
                  <input type=\"hidden\" name=\"code\" value=\"{code}\">\
                  <input type=\"hidden\" name=\"decision\" value=\"{decision}\">\
                  <button type=\"submit\" id=\"{decision}\" class=\"{class}{chosen}\">{label}</button></form>",
                 id = enrollment.id,
-                csrf = session.csrf_token(),
+                csrf = token.input(),
                 code = escape(code.unwrap_or_default()),
                 chosen = chosen(decision),
             )
@@ -271,17 +285,17 @@ fn status_text(status: EnrollmentStatus) -> &'static str {
     }
 }
 
-fn signed_in_header(session: &PageSession) -> String {
+fn signed_in_header(session: &PageSession, token: &FormToken) -> String {
     format!(
         "<header><span class=\"note\">Signed in as {email}</span>\
-         <form class=\"inline\" method=\"post\" action=\"/logout\"><button type=\"submit\">Sign out</button></form></header>",
-        email = escape(session.human.user.email.as_str())
+         <form class=\"inline\" method=\"post\" action=\"/logout\">{csrf}<button type=\"submit\">Sign out</button></form></header>",
+        email = escape(session.human.user.email.as_str()),
+        csrf = token.input(),
     )
 }
 
 #[derive(Deserialize)]
 pub struct DecisionForm {
-    csrf: String,
     decision: String,
     code: Option<String>,
 }
@@ -289,6 +303,7 @@ pub struct DecisionForm {
 async fn enrollment_decision(
     State(state): State<AppState>,
     context: RequestContext,
+    token: FormToken,
     headers: HeaderMap,
     PathParams(id): PathParams<EnrollmentId>,
     form: Result<Form<DecisionForm>, FormRejection>,
@@ -300,11 +315,6 @@ async fn enrollment_decision(
         Ok(form) => form,
         Err(rejection) => return bad_form(rejection),
     };
-    if !session.csrf_ok(&form.csrf) {
-        return error_page(ApiError::Forbidden(
-            "this form is stale or came from another site: reload the page and decide again".into(),
-        ));
-    }
     let verdict = match form.decision.as_str() {
         "allow" => Verdict::Allow,
         "deny" => Verdict::Deny,
@@ -317,7 +327,7 @@ async fn enrollment_decision(
                 "{header}<h1 id=\"outcome\">Agent allowed</h1>\
                  <p>The agent was registered in your organization with no access. Its API key was emailed to \
                  {email}; grant it a policy to let it read secrets.</p><p><a href=\"/\">Back to keyward</a></p>",
-                header = signed_in_header(&session),
+                header = signed_in_header(&session, &token),
                 email = escape(session.human.user.email.as_str()),
             );
             page(StatusCode::OK, "Agent allowed", &body)
@@ -326,7 +336,7 @@ async fn enrollment_decision(
             let body = format!(
                 "{header}<h1 id=\"outcome\">Agent denied</h1><p>The enrollment was refused; nothing was created.</p>\
                  <p><a href=\"/\">Back to keyward</a></p>",
-                header = signed_in_header(&session)
+                header = signed_in_header(&session, &token)
             );
             page(StatusCode::OK, "Agent denied", &body)
         }
@@ -336,7 +346,12 @@ async fn enrollment_decision(
 
 /// What awaits the signed-in human: their organization's enrollments and what was shared
 /// with them.
-async fn home(State(state): State<AppState>, context: RequestContext, headers: HeaderMap) -> Response {
+async fn home(
+    State(state): State<AppState>,
+    context: RequestContext,
+    token: FormToken,
+    headers: HeaderMap,
+) -> Response {
     let now = context.now;
     let Some(session) = PageSession::from_headers(&state, &headers, context).await else {
         return sign_in_first("/");
@@ -399,7 +414,7 @@ async fn home(State(state): State<AppState>, context: RequestContext, headers: H
     };
     let body = format!(
         "{header}<h1>keyward</h1><h2>Agent enrollments</h2>{table}<h2>Shared with you</h2>{share_table}",
-        header = signed_in_header(&session)
+        header = signed_in_header(&session, &token)
     );
     page(StatusCode::OK, "keyward", &body)
 }

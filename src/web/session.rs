@@ -1,10 +1,9 @@
-//! A human's session in the browser: the session token in an HttpOnly cookie, and the
-//! CSRF token every form carries, derived from it. The token is issued for the pages only
-//! (`aud` `keyward-page`), in a sign-in of its own that signing out ends: the API refuses
-//! it as a bearer token.
+//! A human's session in the browser: the session token in an HttpOnly cookie. The token is
+//! issued for the pages only (`aud` `keyward-page`), in a sign-in of its own that signing
+//! out ends: the API refuses it as a bearer token. (The CSRF token its forms carry is the
+//! browser's, not the session's: csrf.rs.)
 
 use axum::http::{HeaderMap, HeaderValue, header};
-use sha2::{Digest, Sha256};
 
 use crate::api::AppState;
 use crate::api::extract::RequestContext;
@@ -12,10 +11,9 @@ use crate::api::session::HumanSession;
 
 pub const COOKIE: &str = "keyward_session";
 
-/// The signed-in human, and the token their forms' CSRF tokens derive from.
+/// The signed-in human.
 pub struct PageSession {
     pub human: HumanSession,
-    token: String,
 }
 
 impl PageSession {
@@ -23,25 +21,8 @@ impl PageSession {
     pub async fn from_headers(state: &AppState, headers: &HeaderMap, context: RequestContext) -> Option<Self> {
         let token = session_cookie(headers)?;
         let human = HumanSession::from_page_token(state, &token, context).await.ok()?;
-        Some(Self { human, token })
+        Some(Self { human })
     }
-
-    /// The CSRF token of this session: another site can make the browser send the cookie,
-    /// but cannot read it, and so cannot know this.
-    pub fn csrf_token(&self) -> String {
-        csrf_token_for(&self.token)
-    }
-
-    pub fn csrf_ok(&self, presented: &str) -> bool {
-        domain::constant_time::eq(self.csrf_token().as_bytes(), presented.as_bytes())
-    }
-}
-
-fn csrf_token_for(session_token: &str) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(b"keyward-csrf\0");
-    hasher.update(session_token.as_bytes());
-    hex::encode(hasher.finalize())
 }
 
 fn session_cookie(headers: &HeaderMap) -> Option<String> {
@@ -57,7 +38,7 @@ fn session_cookie(headers: &HeaderMap) -> Option<String> {
 }
 
 /// The Set-Cookie value that starts a session. Lax, so the link in an email arrives
-/// signed in; forms are guarded by the CSRF token.
+/// signed in; forms are guarded by the CSRF token (csrf.rs).
 pub fn set_cookie(token: &str, max_age_seconds: i64, secure: bool) -> Option<HeaderValue> {
     let secure = if secure { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
@@ -84,11 +65,5 @@ mod tests {
         assert_eq!(session_cookie(&headers).as_deref(), Some("abc.def"));
         headers.insert(header::COOKIE, HeaderValue::from_static("keyward_session="));
         assert_eq!(session_cookie(&headers), None);
-    }
-
-    #[test]
-    fn csrf_tokens_differ_per_session() {
-        assert_ne!(csrf_token_for("session-a"), csrf_token_for("session-b"));
-        assert_eq!(csrf_token_for("session-a"), csrf_token_for("session-a"));
     }
 }

@@ -8,6 +8,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
+use super::csrf::FormToken;
 use super::html::{escape, page};
 use super::{bad_form, error_page};
 use crate::api::AppState;
@@ -19,16 +20,17 @@ pub struct TokenInput {
     token: Option<Zeroizing<String>>,
 }
 
-pub async fn confirm_page(QueryParams(query): QueryParams<TokenInput>) -> Response {
+pub async fn confirm_page(form_token: FormToken, QueryParams(query): QueryParams<TokenInput>) -> Response {
     let token = query.token.as_deref().map_or("", |token| token.as_str());
     let body = format!(
         "<h1>Confirm your email address</h1>\
          <p>Someone signed up for keyward with this address. If it was you, confirm it.</p>\
-         <form method=\"post\" action=\"/verify-email\">\
+         <form method=\"post\" action=\"/verify-email\">{csrf}\
          <input type=\"hidden\" name=\"token\" value=\"{token}\">\
          <p><button type=\"submit\" class=\"allow\" id=\"confirm\">Confirm my address</button></p></form>\
          <p class=\"note\">If it was not you, close this page: nothing is done with the address.</p>",
         token = escape(token),
+        csrf = form_token.input(),
     );
     page(StatusCode::OK, "Confirm your email address", &body)
 }

@@ -110,6 +110,22 @@ impl Drop for TestDb {
     }
 }
 
+/// A browser-like client: it keeps cookies and does not follow redirects, so tests see them.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The value of the hidden input `name` in an HTML page.
+pub fn hidden_input(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page.find(&marker).unwrap_or_else(|| panic!("no {name} in {page}")) + marker.len();
+    page[start..].split('"').next().unwrap().to_owned()
+}
+
 /// The keyward binary built for this test run, with a clean KEYWARD_* environment.
 pub fn keyward() -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"));
@@ -341,11 +357,7 @@ impl Api {
     /// A browser-like client signed in through the login form: it holds the session
     /// cookie and does not follow redirects, so tests see them.
     pub async fn signed_in_browser(&self, email: &str, password: &str) -> reqwest::Client {
-        let client = reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
+        let client = browser();
         self.sign_in_through_form(&client, email, password).await;
         client
     }
@@ -373,9 +385,15 @@ impl Api {
     }
 
     async fn sign_in_through_form(&self, client: &reqwest::Client, email: &str, password: &str) {
+        let csrf = self.form_token(client, "/login").await;
         let response = client
             .post(self.server.url("/login"))
-            .form(&[("email", email), ("password", password), ("next", "/")])
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("email", email),
+                ("password", password),
+                ("next", "/"),
+            ])
             .send()
             .await
             .unwrap();
@@ -384,6 +402,14 @@ impl Api {
             reqwest::StatusCode::SEE_OTHER,
             "sign-in through the form"
         );
+    }
+
+    /// Opens the page at `path` in `browser` and returns the CSRF token its forms carry:
+    /// what a form posted from that browser must present (src/web/csrf.rs).
+    pub async fn form_token(&self, browser: &reqwest::Client, path: &str) -> String {
+        let response = browser.get(self.server.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::OK, "GET {path}");
+        hidden_input(&response.text().await.unwrap(), "csrf")
     }
 
     /// Exchanges an agent's API key for an access token.

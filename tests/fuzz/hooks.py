@@ -6,8 +6,11 @@ revokes the token it is called with, so it gets a fresh one of its own each time
 /v1/auth/me may delete the account it is called for, so it gets an account of its own each
 time, signed up for it, with that account's password re-entered in X-Auth-Confirm (a wrong
 one would count as a refused credential, and enough of them make keyward refuse every
-sign-in from the fuzzer's address for a while: a sign-in refused so waits as told). Every
-other operation shares one session token, logged in again if a 401 says it was revoked.
+sign-in from the fuzzer's address for a while: a sign-in refused so waits as told). Sign-ups
+run out per client (ten, then one a minute), so each throwaway account is signed up as a
+client of its own: the server trusts this host as a proxy, and the sign-up names a random
+address of 198.18.0.0/15 (benchmarking, RFC 2544) in X-Forwarded-For. Every other operation
+shares one session token, logged in again if a 401 says it was revoked.
 
 Checks, on top of schemathesis's not_a_server_error:
 - errors_are_problem_json: every 4xx/5xx is RFC 7807 application/problem+json with string
@@ -16,6 +19,7 @@ Checks, on top of schemathesis's not_a_server_error:
 
 import json
 import os
+import secrets
 import time
 import uuid
 
@@ -47,8 +51,13 @@ def _throwaway_account():
     """A new account, signed in: (its sign-in token, its password)."""
     email = f"fuzz-{uuid.uuid4().hex}@example.com"
     password = f"throwaway {uuid.uuid4().hex}"
+    # Not `random`: hypothesis seeds it alike for every example.
+    client = f"198.{18 + secrets.randbelow(2)}.{secrets.randbelow(256)}.{1 + secrets.randbelow(254)}"
     response = requests.post(
-        f"{BASE_URL}/v1/auth/signup", json={"email": email, "password": password}, timeout=10
+        f"{BASE_URL}/v1/auth/signup",
+        json={"email": email, "password": password},
+        headers={"X-Forwarded-For": client},
+        timeout=10,
     )
     if response.status_code not in (200, 201):
         raise RuntimeError(f"fuzz hooks: sign-up failed: {response.status_code} {response.text}")
