@@ -270,7 +270,7 @@ async fn serve(config: Config, store: Arc<dyn EventStore>) -> anyhow::Result<Exi
             "sending again the transactions signed before the last stop"
         );
     }
-    let projector = state.projector.clone();
+    let (projector, log) = (state.projector.clone(), state.store.clone());
     let app = api::router(state);
     axum::serve(
         listener,
@@ -279,7 +279,12 @@ async fn serve(config: Config, store: Arc<dyn EventStore>) -> anyhow::Result<Exi
     .with_graceful_shutdown(shutdown_signal())
     .await
     .context("the HTTP server failed")?;
-    // The next start then folds nothing but what other processes append meanwhile.
+    // The next start then folds nothing but what is appended after it: what workers still
+    // record as they stop (a mail's outcome), or other processes. Everything committed so
+    // far is folded first, so that the snapshot stands at the head.
+    if let Ok(head) = log.head().await {
+        let _ = tokio::time::timeout(Duration::from_secs(5), projector.caught_up_to(head.position)).await;
+    }
     if let Err(error) = projector.write_snapshot().await {
         tracing::warn!(%error, "cannot write a read-model snapshot at shutdown");
     }
