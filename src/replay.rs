@@ -32,6 +32,8 @@ pub async fn build_into<M: Fold>(
 }
 
 /// Folds into `models` the events after their position, up to `until`: a snapshot's tail.
+/// Models that name the only event types they fold ([`Fold::EVENT_TYPES`]) are read just
+/// those.
 pub async fn build_on<M: Fold>(
     mut models: M,
     store: Arc<dyn EventStore>,
@@ -42,7 +44,10 @@ pub async fn build_on<M: Fold>(
     let mut after = models.position();
     let reader = tokio::spawn(async move {
         loop {
-            let batch = store.read_all(after, READ_BATCH).await;
+            let batch = match M::EVENT_TYPES {
+                Some(types) => store.read_of_types(types, after, READ_BATCH).await,
+                None => store.read_all(after, READ_BATCH).await,
+            };
             let done = match &batch {
                 Ok(events) => match events.last() {
                     Some(last) => {

@@ -1,7 +1,7 @@
 //! Threat: the audit endpoints as a leak and a lever (docs/security.md, "The audit
 //! endpoints"). A tenant's verification answers for its own events only; a platform
 //! administrator's walks the whole log; an access review settles who may ask before it
-//! replays the log; and each is rate-limited.
+//! reads the log; and each is rate-limited.
 
 mod common;
 
@@ -269,17 +269,20 @@ async fn another_orgs_access_review_is_refused_before_the_log_is_read() {
     let eve = api.signup("eve@example.com", "correct horse").await;
     assert_eq!(review(&api, &ada, &vault, None).await.0, StatusCode::OK);
 
-    // The log's first event is made unreadable: any replay of the log now fails there.
+    // The log's first vault is made unreadable: any review now fails there.
     assert_eq!(
-        db.execute_sql("UPDATE events SET event_id = X'00' WHERE position = 1")
-            .await,
+        db.execute_sql(
+            "UPDATE events SET event_id = X'00' WHERE position = \
+             (SELECT MIN(position) FROM events WHERE event_type = 'vault.created')"
+        )
+        .await,
         1
     );
     let (status, _) = review(&api, &ada, &vault, None).await;
     assert_eq!(
         status,
         StatusCode::INTERNAL_SERVER_ERROR,
-        "ada may review, so her review replays the log and meets the broken event"
+        "ada may review, so her review reads the log and meets the broken event"
     );
     let (status, problem) = review(&api, &eve, &vault, None).await;
     assert_eq!(

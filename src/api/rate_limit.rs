@@ -128,11 +128,11 @@ pub struct RateLimits {
     /// A platform administrator's verifications of the whole log: bursts of 2, then one
     /// every 5 minutes.
     chain_walk_by_admin: RateLimiter<UserId>,
-    /// An organization's access reviews, each a replay of the log: bursts of 10, then one
-    /// every 10 seconds.
+    /// An organization's access reviews, each a fold of the events that shaped access:
+    /// bursts of 10, then one every 10 seconds.
     access_review_by_org: RateLimiter<OrgId>,
-    /// Requests walking the whole log (a replay for an access review, a verification of
-    /// the whole chain) at once, on this replica, whoever asks.
+    /// Requests walking the whole log (a verification of the whole chain) at once, on this
+    /// replica, whoever asks.
     log_walks: Semaphore,
 }
 

@@ -39,6 +39,13 @@ pub(super) trait LogBackend: Send + Sync + 'static {
 
     async fn read_all(&self, after_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError>;
 
+    async fn read_of_types(
+        &self,
+        types: &'static [&'static str],
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
     async fn head(&self) -> Result<LogHead, StoreError>;
 }
 
@@ -151,6 +158,15 @@ impl<B: LogBackend> EventStore for GroupCommitStore<B> {
 
     async fn read_all(&self, after_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
         self.backend.read_all(after_position, limit).await
+    }
+
+    async fn read_of_types(
+        &self,
+        types: &'static [&'static str],
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.backend.read_of_types(types, after_position, limit).await
     }
 
     async fn head(&self) -> Result<LogHead, StoreError> {

@@ -145,6 +145,15 @@ pub trait EventStore: Send + Sync + 'static {
     /// Up to `limit` events with a global position above `after_position`, in commit order.
     async fn read_all(&self, after_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError>;
 
+    /// Up to `limit` events of the given types with a position above `after_position`, in
+    /// commit order.
+    async fn read_of_types(
+        &self,
+        types: &'static [&'static str],
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
     /// The head recorded with the last commit.
     async fn head(&self) -> Result<LogHead, StoreError>;
 
@@ -176,6 +185,26 @@ pub async fn open(database_url: &str) -> Result<Arc<dyn EventStore>, StoreError>
 /// Starts a tail of the log after `after_position`.
 pub fn subscribe(store: Arc<dyn EventStore>, after_position: u64) -> Subscription {
     Subscription::new(store, after_position)
+}
+
+/// The condition `event_type IN ('a', 'b', …)` with the types as literals, in the order
+/// given: a database answers it from a partial index only when the statement names the
+/// very set the index's condition names (`events_shaping_access` in the migrations, for
+/// [`projections::AccessModels::SHAPING_EVENTS`]), which a bound parameter cannot show it.
+pub fn event_type_in(types: &[&str]) -> String {
+    let literals: Vec<String> = types
+        .iter()
+        .map(|name| {
+            // Type names are compile-time constants of the event vocabulary; nothing a
+            // request sends reaches here.
+            assert!(
+                name.bytes().all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'_'),
+                "not an event type: {name}"
+            );
+            format!("'{name}'")
+        })
+        .collect();
+    format!("event_type IN ({})", literals.join(", "))
 }
 
 /// Converts a database integer into a position or version; negative values only come

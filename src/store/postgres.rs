@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use super::batch::{self, BatchPlan, PendingAppend};
 use super::group_commit::{GroupCommitStore, LogBackend, raise};
-use super::{LogHead, StoreError, StoredRow, to_i64};
+use super::{LogHead, StoreError, StoredRow, event_type_in, to_i64};
 
 /// Serializes writers of the log across processes; the value is arbitrary but fixed.
 const WRITER_LOCK: i64 = 0x006b_6579_7761_7264; // "keyward" in ASCII
@@ -204,6 +204,24 @@ impl LogBackend for PostgresLog {
 
     async fn read_all(&self, after_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
         let query = format!("{SELECT_EVENTS} WHERE position > $1 ORDER BY position LIMIT $2");
+        let rows = sqlx::query(&query)
+            .bind(to_i64(after_position))
+            .bind(to_i64(limit as u64))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    async fn read_of_types(
+        &self,
+        types: &'static [&'static str],
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let query = format!(
+            "{SELECT_EVENTS} WHERE {} AND position > $1 ORDER BY position LIMIT $2",
+            event_type_in(types)
+        );
         let rows = sqlx::query(&query)
             .bind(to_i64(after_position))
             .bind(to_i64(limit as u64))

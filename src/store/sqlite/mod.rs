@@ -174,6 +174,15 @@ impl LogBackend for SqliteLog {
         self.readers.read_all(after_position, limit).await
     }
 
+    async fn read_of_types(
+        &self,
+        types: &'static [&'static str],
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.readers.read_of_types(types, after_position, limit).await
+    }
+
     async fn head(&self) -> Result<LogHead, StoreError> {
         self.readers.head().await
     }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use domain::RecordedEvent;
 use rusqlite::OpenFlags;
 
-use crate::store::{LogHead, StoreError, StoredRow, to_i64};
+use crate::store::{LogHead, StoreError, StoredRow, event_type_in, to_i64};
 
 const SELECT_EVENTS: &str = "SELECT position, event_id, stream_id, stream_version, event_type, schema_version, \
      payload, metadata, recorded_at, prev_hash, hash FROM events";
@@ -59,6 +59,24 @@ impl Readers {
     pub(super) async fn read_all(&self, after_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
         self.with_connection(move |connection| {
             let query = format!("{SELECT_EVENTS} WHERE position > ?1 ORDER BY position LIMIT ?2");
+            let mut statement = connection.prepare_cached(&query)?;
+            let rows = statement.query((to_i64(after_position), to_i64(limit as u64)))?;
+            decode_all(rows, limit)
+        })
+        .await
+    }
+
+    pub(super) async fn read_of_types(
+        &self,
+        types: &'static [&'static str],
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.with_connection(move |connection| {
+            let query = format!(
+                "{SELECT_EVENTS} WHERE {} AND position > ?1 ORDER BY position LIMIT ?2",
+                event_type_in(types)
+            );
             let mut statement = connection.prepare_cached(&query)?;
             let rows = statement.query((to_i64(after_position), to_i64(limit as u64)))?;
             decode_all(rows, limit)
