@@ -24,6 +24,20 @@ const COMMIT_CHANNEL: &str = "keyward_events";
 const SELECT_EVENTS: &str = "SELECT position, event_id, stream_id, stream_version, event_type, schema_version, \
      payload, metadata, recorded_at, prev_hash, hash FROM events";
 
+impl PostgresLog {
+    /// Up to `limit` events after `after_position` that also meet `condition` (empty, or
+    /// ending in `AND `), in commit order.
+    async fn read_after(&self, condition: &str, after_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        let query = format!("{SELECT_EVENTS} WHERE {condition}position > $1 ORDER BY position LIMIT $2");
+        let rows = sqlx::query(&query)
+            .bind(to_i64(after_position))
+            .bind(to_i64(limit as u64))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(decode).collect()
+    }
+}
+
 pub(super) struct PostgresLog {
     pool: PgPool,
 }
@@ -203,13 +217,7 @@ impl LogBackend for PostgresLog {
     }
 
     async fn read_all(&self, after_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        let query = format!("{SELECT_EVENTS} WHERE position > $1 ORDER BY position LIMIT $2");
-        let rows = sqlx::query(&query)
-            .bind(to_i64(after_position))
-            .bind(to_i64(limit as u64))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(decode).collect()
+        self.read_after("", after_position, limit).await
     }
 
     async fn read_of_types(
@@ -218,16 +226,8 @@ impl LogBackend for PostgresLog {
         after_position: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let query = format!(
-            "{SELECT_EVENTS} WHERE {} AND position > $1 ORDER BY position LIMIT $2",
-            event_type_in(types)
-        );
-        let rows = sqlx::query(&query)
-            .bind(to_i64(after_position))
-            .bind(to_i64(limit as u64))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(decode).collect()
+        self.read_after(&format!("{} AND ", event_type_in(types)), after_position, limit)
+            .await
     }
 
     async fn head(&self) -> Result<LogHead, StoreError> {

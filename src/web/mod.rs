@@ -29,6 +29,18 @@ use csrf::FormToken;
 use html::{escape, page};
 use session::PageSession;
 
+/// The value of the request's cookie `name`, if it sent one.
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(found, _)| *found == name)
+        .map(|(_, value)| value.to_owned())
+}
+
 /// The pages' routes, every one behind the CSRF guard.
 pub fn routes(state: AppState) -> Router<AppState> {
     Router::new()

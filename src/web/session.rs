@@ -3,7 +3,7 @@
 //! out ends: the API refuses it as a bearer token. (The CSRF token its forms carry is the
 //! browser's, not the session's: csrf.rs.)
 
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue};
 
 use crate::api::AppState;
 use crate::api::extract::RequestContext;
@@ -26,15 +26,7 @@ impl PageSession {
 }
 
 fn session_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value.to_owned())
-        .filter(|value| !value.is_empty())
+    super::cookie(headers, COOKIE).filter(|value| !value.is_empty())
 }
 
 /// The Set-Cookie value that starts a session. Lax, so the link in an email arrives
@@ -53,6 +45,8 @@ pub fn clear_cookie() -> HeaderValue {
 
 #[cfg(test)]
 mod tests {
+    use axum::http::header;
+
     use super::*;
 
     #[test]

@@ -57,13 +57,7 @@ impl Readers {
     }
 
     pub(super) async fn read_all(&self, after_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.with_connection(move |connection| {
-            let query = format!("{SELECT_EVENTS} WHERE position > ?1 ORDER BY position LIMIT ?2");
-            let mut statement = connection.prepare_cached(&query)?;
-            let rows = statement.query((to_i64(after_position), to_i64(limit as u64)))?;
-            decode_all(rows, limit)
-        })
-        .await
+        self.read_after(String::new(), after_position, limit).await
     }
 
     pub(super) async fn read_of_types(
@@ -72,11 +66,15 @@ impl Readers {
         after_position: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.read_after(format!("{} AND ", event_type_in(types)), after_position, limit)
+            .await
+    }
+
+    /// Up to `limit` events after `after_position` that also meet `condition` (empty, or
+    /// ending in `AND `), in commit order.
+    async fn read_after(&self, condition: String, after_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
         self.with_connection(move |connection| {
-            let query = format!(
-                "{SELECT_EVENTS} WHERE {} AND position > ?1 ORDER BY position LIMIT ?2",
-                event_type_in(types)
-            );
+            let query = format!("{SELECT_EVENTS} WHERE {condition}position > ?1 ORDER BY position LIMIT ?2");
             let mut statement = connection.prepare_cached(&query)?;
             let rows = statement.query((to_i64(after_position), to_i64(limit as u64)))?;
             decode_all(rows, limit)
