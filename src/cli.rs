@@ -209,6 +209,7 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn EventStore>> {
 
 async fn serve(config: Config, store: Arc<dyn EventStore>) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
+    crate::telemetry::install();
     let snapshots = snapshot::open(&config.database_url)
         .await
         .context("cannot open the read-model snapshots")?

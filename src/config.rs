@@ -78,6 +78,7 @@ struct ConfigFile {
     mail_from: Option<String>,
     snapshot_every_events: Option<u64>,
     snapshot_interval_seconds: Option<u64>,
+    metrics_token: Option<String>,
 }
 
 /// Where emails go: an SMTP server (`smtp://` plain or STARTTLS with `?tls=required`,
@@ -94,6 +95,28 @@ impl SmtpUrl {
 impl std::fmt::Debug for SmtpUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&redacted(self.0.as_str()))
+    }
+}
+
+/// The bearer token that opens `GET /metrics`; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MetricsToken(String);
+
+impl MetricsToken {
+    /// The shortest token accepted: long enough that it cannot be guessed.
+    pub const MIN_LENGTH: usize = 16;
+
+    /// Whether `presented` is this token, compared as SHA-256 digests so that the time
+    /// taken tells nothing of how much of it was right.
+    pub fn admits(&self, presented: &str) -> bool {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(presented.as_bytes()) == Sha256::digest(self.0.as_bytes())
+    }
+}
+
+impl std::fmt::Debug for MetricsToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetricsToken(***)")
     }
 }
 
@@ -115,6 +138,8 @@ pub struct Config {
     pub mail_from: String,
     /// When read-model snapshots are written (docs/cost.md).
     pub snapshots: SnapshotSchedule,
+    /// `GET /metrics` answers whoever presents this token; without one it is not served.
+    pub metrics_token: Option<MetricsToken>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -276,6 +301,16 @@ impl Config {
             )?),
         };
 
+        let metrics_token = overridden("metrics_token", file.metrics_token)
+            .map(|token| match token.trim() {
+                token if token.len() >= MetricsToken::MIN_LENGTH => Ok(MetricsToken(token.to_owned())),
+                _ => Err(invalid(
+                    "metrics_token",
+                    format!("must be at least {} characters", MetricsToken::MIN_LENGTH),
+                )),
+            })
+            .transpose()?;
+
         Ok(Config {
             listen,
             database_url,
@@ -287,6 +322,7 @@ impl Config {
             smtp_url,
             mail_from,
             snapshots,
+            metrics_token,
         })
     }
 

@@ -15,5 +15,6 @@ pub mod platform_admin;
 pub mod projector;
 pub mod replay;
 pub mod store;
+pub mod telemetry;
 pub mod verify;
 pub mod web;

@@ -19,6 +19,7 @@ mod policies;
 mod problem;
 mod rate_limit;
 mod reservations;
+mod scrape;
 mod secrets;
 pub(crate) mod session;
 pub(crate) mod shares;
@@ -79,6 +80,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/health", get(health::health))
+        .route("/metrics", get(scrape::metrics))
         .route("/v1/openapi.json", get(openapi::openapi))
         .route("/v1/auth/signup", post(auth::signup))
         .route("/v1/auth/verify-email", post(email_verification::verify))
@@ -208,6 +210,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(problem::not_found)
         .method_not_allowed_fallback(problem::method_not_allowed)
         .with_state(state)
+        .layer(axum::middleware::from_fn(crate::telemetry::track))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
             let request_id = request
                 .headers()

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
 
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
@@ -61,8 +62,9 @@ pub enum Caller {
     Agent(AgentSession),
 }
 
-fn bearer_token(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+/// The token of an `Authorization: Bearer` header.
+pub(super) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
@@ -75,7 +77,7 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let context = RequestContext::from_request_parts(parts, state).await?;
-        let token = bearer_token(parts).ok_or(ApiError::Unauthorized)?;
+        let token = bearer_token(&parts.headers).ok_or(ApiError::Unauthorized)?;
         Caller::from_token(state, token, context).await
     }
 }
@@ -89,7 +91,7 @@ impl FromRequestParts<AppState> for SecretCaller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let context = RequestContext::from_request_parts(parts, state).await?;
-        let token = bearer_token(parts).ok_or(ApiError::Unauthorized)?;
+        let token = bearer_token(&parts.headers).ok_or(ApiError::Unauthorized)?;
         Caller::scoped_or_not_from_token(state, token, context)
             .await
             .map(SecretCaller)
@@ -212,7 +214,7 @@ impl FromRequestParts<AppState> for MaybeCaller {
             state.projector.catch_up().await.map_err(ApiError::internal)?;
             return Ok(Self { caller: None, context });
         }
-        let token = bearer_token(parts).ok_or(ApiError::Unauthorized)?;
+        let token = bearer_token(&parts.headers).ok_or(ApiError::Unauthorized)?;
         let caller = Caller::from_token(state, token, context.clone()).await?;
         Ok(Self {
             caller: Some(caller),

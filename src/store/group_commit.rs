@@ -102,8 +102,10 @@ async fn write_batches<B: LogBackend>(
             }
         }
         let (appends, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|q| (q.append, q.reply)).unzip();
+        let started = std::time::Instant::now();
         match backend.commit(appends).await {
             Ok(plan) => {
+                crate::telemetry::record_commit(plan.rows.len(), started.elapsed());
                 // Published before the position is raised: a tail woken by the position
                 // finds the events already waiting. Nobody listening is no error.
                 if !plan.rows.is_empty() {

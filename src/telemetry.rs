@@ -1,0 +1,105 @@
+//! Prometheus metrics (README, "Metrics"): what an operator watches of a running keyward.
+//! Recorded through the `metrics` facade into one process-wide recorder, which `GET
+//! /metrics` renders in the Prometheus text format for whoever holds the metrics token.
+//!
+//! Labels name route templates (`/v1/vaults/{vault_id}`), never paths, so that neither ids
+//! nor secret paths reach the exposition and its size stays bounded.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const HTTP_REQUESTS: &str = "keyward_http_requests_total";
+pub const HTTP_DURATION: &str = "keyward_http_request_duration_seconds";
+pub const AUTHENTICATION_REFUSALS: &str = "keyward_authentication_refusals_total";
+pub const APPEND_BATCH_EVENTS: &str = "keyward_append_batch_events";
+pub const APPEND_COMMIT: &str = "keyward_append_commit_seconds";
+pub const LOG_POSITION: &str = "keyward_log_position";
+pub const PROJECTOR_LAG: &str = "keyward_projector_lag_events";
+
+/// Latencies from 100 µs to 10 s.
+const SECONDS_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+/// Events per group commit, up to the writer's largest batch.
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
+
+static RECORDER: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process's recorder, once; later calls (another server in the same
+/// process) find it installed. Without it, every metric is a no-op.
+pub fn install() {
+    RECORDER.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
+            .and_then(|builder| builder.set_buckets_for_metric(Matcher::Full(APPEND_BATCH_EVENTS.into()), BATCH_BUCKETS))
+            .unwrap_or_else(|_| unreachable!("the bucket lists are not empty"));
+        let handle = builder
+            .install_recorder()
+            .unwrap_or_else(|error| panic!("a metrics recorder was installed elsewhere: {error}"));
+        describe();
+        handle
+    });
+}
+
+fn describe() {
+    describe_counter!(HTTP_REQUESTS, "HTTP requests answered, by method, route template and status");
+    describe_histogram!(HTTP_DURATION, metrics::Unit::Seconds, "Time to answer an HTTP request, by method and route template");
+    describe_counter!(
+        AUTHENTICATION_REFUSALS,
+        "Requests refused for their credentials (401), by route template"
+    );
+    describe_histogram!(APPEND_BATCH_EVENTS, "Events written by one group commit of the log");
+    describe_histogram!(
+        APPEND_COMMIT,
+        metrics::Unit::Seconds,
+        "Time one group commit took, its fsync included"
+    );
+    describe_gauge!(LOG_POSITION, "The position of the last event the read models folded");
+    describe_gauge!(
+        PROJECTOR_LAG,
+        "Events committed to the log that the read models have not folded yet"
+    );
+}
+
+/// The exposition, in the Prometheus text format; `None` if no recorder was installed.
+pub fn render() -> Option<String> {
+    RECORDER.get().map(PrometheusHandle::render)
+}
+
+/// Middleware: counts and times every request by its route template.
+pub async fn track(request: Request, next: Next) -> Response {
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let status = response.status();
+    histogram!(HTTP_DURATION, "method" => method.clone(), "route" => route.clone()).record(started.elapsed());
+    if status == StatusCode::UNAUTHORIZED {
+        counter!(AUTHENTICATION_REFUSALS, "route" => route.clone()).increment(1);
+    }
+    counter!(HTTP_REQUESTS, "method" => method, "route" => route, "status" => status.as_str().to_owned())
+        .increment(1);
+    response
+}
+
+/// One group commit of `events` events, which took `took`.
+pub fn record_commit(events: usize, took: Duration) {
+    histogram!(APPEND_BATCH_EVENTS).record(events as f64);
+    histogram!(APPEND_COMMIT).record(took);
+}
+
+/// The read models' place in the log, as of a scrape.
+pub fn record_projection(applied: u64, committed: u64) {
+    gauge!(LOG_POSITION).set(applied as f64);
+    gauge!(PROJECTOR_LAG).set(committed.saturating_sub(applied) as f64);
+}
