@@ -22,6 +22,10 @@ pub const APPEND_BATCH_EVENTS: &str = "keyward_append_batch_events";
 pub const APPEND_COMMIT: &str = "keyward_append_commit_seconds";
 pub const LOG_POSITION: &str = "keyward_log_position";
 pub const PROJECTOR_LAG: &str = "keyward_projector_lag_events";
+pub const INTENTS: &str = "keyward_intents_broadcast_total";
+pub const NODE_SEND: &str = "keyward_node_send_seconds";
+pub const MAIL_QUEUED: &str = "keyward_mail_queue_depth";
+pub const MAILS: &str = "keyward_mail_total";
 
 /// Latencies from 100 µs to 10 s.
 const SECONDS_BUCKETS: &[f64] = &[
@@ -61,6 +65,17 @@ fn describe() {
         metrics::Unit::Seconds,
         "Time one group commit took, its fsync included"
     );
+    describe_counter!(
+        INTENTS,
+        "Signed transactions sent to their chain's node, by outcome: taken, refused, or unanswered (sent again)"
+    );
+    describe_histogram!(
+        NODE_SEND,
+        metrics::Unit::Seconds,
+        "Time a chain's node took to answer one batch of sends"
+    );
+    describe_gauge!(MAIL_QUEUED, "Emails queued in this process and not yet sent or given up");
+    describe_counter!(MAILS, "Emails this process finished, by outcome: sent or failed");
     describe_gauge!(LOG_POSITION, "The position of the last event the read models folded");
     describe_gauge!(
         PROJECTOR_LAG,
@@ -96,6 +111,27 @@ pub async fn track(request: Request, next: Next) -> Response {
 pub fn record_commit(events: usize, took: Duration) {
     histogram!(APPEND_BATCH_EVENTS).record(events as f64);
     histogram!(APPEND_COMMIT).record(took);
+}
+
+/// A batch of signed transactions the node answered after `took`.
+pub fn record_node_send(took: Duration) {
+    histogram!(NODE_SEND).record(took);
+}
+
+/// One signed transaction's send: `"taken"`, `"refused"` or `"unanswered"`.
+pub fn record_intent(outcome: &'static str) {
+    counter!(INTENTS, "outcome" => outcome).increment(1);
+}
+
+/// An email entered this process's queue.
+pub fn mail_queued() {
+    gauge!(MAIL_QUEUED).increment(1.0);
+}
+
+/// A queued email left it: sent, or given up after its retries.
+pub fn mail_finished(sent: bool) {
+    gauge!(MAIL_QUEUED).decrement(1.0);
+    counter!(MAILS, "outcome" => if sent { "sent" } else { "failed" }).increment(1);
 }
 
 /// The read models' place in the log, as of a scrape.

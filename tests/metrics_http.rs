@@ -8,6 +8,7 @@ mod common;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use common::world::{METRICS_TOKEN, submit, world};
 use common::{Api, TestDb, run_keyward};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -63,7 +64,11 @@ async fn scrape(api: &Api, token: Option<&str>) -> reqwest::Response {
 }
 
 async fn samples(api: &Api) -> (String, Vec<Value>) {
-    let response = scrape(api, Some(TOKEN)).await;
+    samples_with(api, TOKEN).await
+}
+
+async fn samples_with(api: &Api, token: &str) -> (String, Vec<Value>) {
+    let response = scrape(api, Some(token)).await;
     assert_eq!(response.status(), StatusCode::OK);
     let exposition = response.text().await.unwrap();
     let parsed = parse(&exposition);
@@ -165,4 +170,34 @@ async fn metrics_are_served_only_to_the_tokens_holder() {
     );
     assert_ne!(code, 0);
     assert!(stderr.contains("metrics_token"), "{stderr}");
+}
+
+#[tokio::test]
+async fn sends_to_the_node_and_emails_are_counted_by_outcome() {
+    let world = world(TestDb::sqlite(), json!({}), &[]).await;
+    let transfer = json!({"chain": "anvil", "to": world.recipient, "value": "0.5"});
+    let (status, tx) = submit(&world, transfer).await;
+    assert_eq!(status, StatusCode::CREATED, "{tx}");
+    let (_, after) = samples_with(&world.api, METRICS_TOKEN).await;
+    let taken = [("outcome", "taken")];
+    assert_eq!(sample(&after, "keyward_intents_broadcast_total", &taken), 1.0);
+    assert_eq!(sample(&after, "keyward_intents_broadcast_total", &[("outcome", "refused")]), 0.0);
+    assert!(sample(&after, "keyward_node_send_seconds_count", &[]) >= 1.0);
+    assert!(sample(&after, "keyward_node_send_seconds_sum", &[]) > 0.0);
+
+    // The sign-up's verification email, at least: queued, then sent, the queue empty again.
+    let mut mails = (0.0, 0.0, f64::NAN);
+    for _ in 0..100 {
+        let (_, now) = samples_with(&world.api, METRICS_TOKEN).await;
+        mails = (
+            sample(&now, "keyward_mail_total", &[("outcome", "sent")]),
+            sample(&now, "keyward_mail_total", &[("outcome", "failed")]),
+            sample(&now, "keyward_mail_queue_depth", &[]),
+        );
+        if mails.0 >= 1.0 && mails.2 == 0.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(mails.0 >= 1.0 && mails.1 == 0.0 && mails.2 == 0.0, "sent, failed, queued: {mails:?}");
 }

@@ -179,7 +179,10 @@ async fn send_batches(state: AppState, mut drain: Drain<Queued>) {
             .iter()
             .map(|(outgoing, _)| outgoing.signed.raw.as_slice())
             .collect();
-        let settlements = settled(&rpc, &batch, rpc.send_raw_batch(&raws).await).await;
+        let started = std::time::Instant::now();
+        let answered = rpc.send_raw_batch(&raws).await;
+        crate::telemetry::record_node_send(started.elapsed());
+        let settlements = settled(&rpc, &batch, answered).await;
         if settlements
             .iter()
             .any(|settlement| !matches!(settlement, Settlement::Taken))
@@ -189,6 +192,11 @@ async fn send_batches(state: AppState, mut drain: Drain<Queued>) {
         }
         let mut outcomes = Vec::with_capacity(batch.len());
         for (mut queued, settlement) in batch.into_iter().zip(settlements) {
+            crate::telemetry::record_intent(match &settlement {
+                Settlement::Taken => "taken",
+                Settlement::Refused(_) => "refused",
+                Settlement::Unanswered(_) => "unanswered",
+            });
             match settlement {
                 Settlement::Taken => outcomes.push((queued, Ok(()))),
                 Settlement::Refused(error) => outcomes.push((queued, Err(error))),

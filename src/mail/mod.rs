@@ -118,6 +118,7 @@ impl Mailer {
 
     /// Sends `mail`, whose [`Mail::queued`] change was appended. Returns at once.
     pub fn send(&self, mail: Mail) {
+        crate::telemetry::mail_queued();
         if let Err(unsent) = self.queue.send(mail) {
             // Only when the worker is gone, at shutdown; the sweep of the next start
             // records the email as failed.
@@ -138,6 +139,7 @@ impl Worker {
             Ok(message) => self.send_with_retries(&mail, message).await,
             Err(error) => Err((1, error)),
         };
+        crate::telemetry::mail_finished(outcome.is_ok());
         let change = match outcome {
             Ok(attempts) => {
                 tracing::info!(mail_id = %mail.id, kind = ?mail.kind, attempts, "email sent");

@@ -13,6 +13,8 @@ pub const PASSWORD: &str = "correct horse";
 /// What a human who turns raw digest signing on acknowledges, word for word.
 pub const RAW_SIGNING_ACKNOWLEDGEMENT: &str = "RAW SIGNING HANDS OVER THE KEY";
 pub const PUBLIC_URL: &str = "http://keyward.test";
+/// What opens the world server's /metrics.
+pub const METRICS_TOKEN: &str = "world-metrics-token-0123456789";
 
 /// A human, a vault with the signing key, and an intents agent allowed to read it.
 pub struct World {
@@ -46,6 +48,7 @@ pub async fn world_with_chains(db: TestDb, settings: Value, chains: String) -> W
         ("KEYWARD_LOG", "debug".to_owned()),
         // Tokens stay valid on another process on the same log.
         ("KEYWARD_PUBLIC_URL", PUBLIC_URL.to_owned()),
+        ("KEYWARD_METRICS_TOKEN", METRICS_TOKEN.to_owned()),
     ];
     let server_env: Vec<(&str, &str)> = settings_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let api = Api::new(Server::start_with_stderr(&server_env, log).await, data_dir);
