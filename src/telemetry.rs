@@ -2,14 +2,15 @@
 //! Recorded through the `metrics` facade into one process-wide recorder, which `GET
 //! /metrics` renders in the Prometheus text format for whoever holds the metrics token.
 //!
-//! Labels name route templates (`/v1/vaults/{vault_id}`), never paths, so that neither ids
-//! nor secret paths reach the exposition and its size stays bounded.
+//! Labels name route templates (`/v1/vaults/{vault_id}`), never paths, and methods from a
+//! fixed set, so that neither ids nor secret paths reach the exposition and its size stays
+//! bounded whatever clients send.
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
@@ -90,7 +91,7 @@ pub fn render() -> Option<String> {
 
 /// Middleware: counts and times every request by its route template.
 pub async fn track(request: Request, next: Next) -> Response {
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -98,13 +99,29 @@ pub async fn track(request: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
     let response = next.run(request).await;
     let status = response.status();
-    histogram!(HTTP_DURATION, "method" => method.clone(), "route" => route.clone()).record(started.elapsed());
+    histogram!(HTTP_DURATION, "method" => method, "route" => route.clone()).record(started.elapsed());
     if status == StatusCode::UNAUTHORIZED {
         counter!(AUTHENTICATION_REFUSALS, "route" => route.clone()).increment(1);
     }
     counter!(HTTP_REQUESTS, "method" => method, "route" => route, "status" => status.as_str().to_owned())
         .increment(1);
     response
+}
+
+/// The method as a label: one of the methods keyward serves, or `other`. A client may send
+/// any token as a method, and each label value is a series kept for the life of the
+/// process, so the labels must come from a fixed set.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 /// One group commit of `events` events, which took `took`.

@@ -105,7 +105,7 @@ async fn the_counters_move_with_requests_and_name_route_templates_only() {
         .await;
     assert_eq!(status, StatusCode::CREATED);
 
-    let (exposition, after) = samples(&api).await;
+    let (_, after) = samples(&api).await;
     assert_eq!(sample(&after, "keyward_http_requests_total", &signups), 2.0);
     assert_eq!(sample(&after, "keyward_authentication_refusals_total", &refusals), 2.0);
     let timed = [("method", "POST"), ("route", "/v1/auth/signup")];
@@ -125,8 +125,21 @@ async fn the_counters_move_with_requests_and_name_route_templates_only() {
     let lag = after.iter().find(|s| s["name"] == "keyward_projector_lag_events");
     assert!(lag.is_some_and(|lag| lag["value"].as_f64().unwrap() < 10.0), "{lag:?}");
 
-    // Nothing a request carried reaches the exposition.
-    for carried in [vault, "db/password", "hunter2", human.as_str(), TOKEN, "ada@example.com"] {
+    // Nothing a request carried reaches the exposition, an invented method included: each
+    // label value would be a series kept for the life of the process.
+    for n in 0..3 {
+        let method = reqwest::Method::from_bytes(format!("PROBE{n}").as_bytes()).unwrap();
+        let url = api.server.url(&format!("/v1/vaults/{vault}"));
+        api.client.request(method, url).send().await.unwrap();
+    }
+    let (exposition, after) = samples(&api).await;
+    let invented: f64 = after
+        .iter()
+        .filter(|s| s["name"] == "keyward_http_requests_total" && s["labels"]["method"] == "other")
+        .map(|s| s["value"].as_f64().unwrap())
+        .sum();
+    assert_eq!(invented, 3.0);
+    for carried in [vault, "db/password", "hunter2", human.as_str(), TOKEN, "ada@example.com", "PROBE"] {
         assert!(!exposition.contains(carried), "the exposition shows {carried:?}");
     }
 }
