@@ -43,7 +43,9 @@ pub fn install() {
     RECORDER.get_or_init(|| {
         let builder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
-            .and_then(|builder| builder.set_buckets_for_metric(Matcher::Full(APPEND_BATCH_EVENTS.into()), BATCH_BUCKETS))
+            .and_then(|builder| {
+                builder.set_buckets_for_metric(Matcher::Full(APPEND_BATCH_EVENTS.into()), BATCH_BUCKETS)
+            })
             .unwrap_or_else(|_| unreachable!("the bucket lists are not empty"));
         let handle = builder
             .install_recorder()
@@ -54,8 +56,15 @@ pub fn install() {
 }
 
 fn describe() {
-    describe_counter!(HTTP_REQUESTS, "HTTP requests answered, by method, route template and status");
-    describe_histogram!(HTTP_DURATION, metrics::Unit::Seconds, "Time to answer an HTTP request, by method and route template");
+    describe_counter!(
+        HTTP_REQUESTS,
+        "HTTP requests answered, by method, route template and status"
+    );
+    describe_histogram!(
+        HTTP_DURATION,
+        metrics::Unit::Seconds,
+        "Time to answer an HTTP request, by method and route template"
+    );
     describe_counter!(
         AUTHENTICATION_REFUSALS,
         "Requests refused for their credentials (401), by route template"
@@ -75,7 +84,10 @@ fn describe() {
         metrics::Unit::Seconds,
         "Time a chain's node took to answer one batch of sends"
     );
-    describe_gauge!(MAIL_QUEUED, "Emails queued in this process and not yet sent or given up");
+    describe_gauge!(
+        MAIL_QUEUED,
+        "Emails queued in this process and not yet sent or given up"
+    );
     describe_counter!(MAILS, "Emails this process finished, by outcome: sent or failed");
     describe_gauge!(LOG_POSITION, "The position of the last event the read models folded");
     describe_gauge!(
@@ -103,8 +115,7 @@ pub async fn track(request: Request, next: Next) -> Response {
     if status == StatusCode::UNAUTHORIZED {
         counter!(AUTHENTICATION_REFUSALS, "route" => route.clone()).increment(1);
     }
-    counter!(HTTP_REQUESTS, "method" => method, "route" => route, "status" => status.as_str().to_owned())
-        .increment(1);
+    counter!(HTTP_REQUESTS, "method" => method, "route" => route, "status" => status.as_str().to_owned()).increment(1);
     response
 }
 

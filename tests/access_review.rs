@@ -26,13 +26,11 @@ async fn history_of_access(api: &Api, human: &str) -> (String, Vec<DateTime<Utc>
         assert!(status.is_success(), "{method} {path}: {status} {answer}");
         answer
     };
-    let vault = call("POST", "/v1/vaults".into(), Some(json!({"name": "prod"})))
-        .await["id"]
+    let vault = call("POST", "/v1/vaults".into(), Some(json!({"name": "prod"}))).await["id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let other_vault = call("POST", "/v1/vaults".into(), Some(json!({"name": "other"})))
-        .await["id"]
+    let other_vault = call("POST", "/v1/vaults".into(), Some(json!({"name": "other"}))).await["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -51,18 +49,16 @@ async fn history_of_access(api: &Api, human: &str) -> (String, Vec<DateTime<Utc>
         let token = api.agent_token(agent["api_key"].as_str().unwrap()).await;
         agents.push((id, token));
     }
-    let grant = |agent: &str, pattern: &str, permissions: Value| {
-        json!({"secret_path_pattern": pattern, "principal_type": "agent", "principal_id": agent, "permissions": permissions})
-    };
+    let grant = |agent: &str, pattern: &str, permissions: Value| json!({"secret_path_pattern": pattern, "principal_type": "agent", "principal_id": agent, "permissions": permissions});
     let reader_policy = call(
         "POST",
         format!("/v1/vaults/{vault}/policies"),
         Some(grant(&agents[0].0, "reports/*", json!(["read"]))),
     )
     .await["id"]
-    .as_str()
-    .unwrap()
-    .to_owned();
+        .as_str()
+        .unwrap()
+        .to_owned();
     call(
         "POST",
         format!("/v1/vaults/{vault}/policies"),
@@ -119,12 +115,7 @@ async fn history_of_access(api: &Api, human: &str) -> (String, Vec<DateTime<Utc>
     moments.push(Utc::now());
 
     // The policy revoked, and the vault deleted at last.
-    call(
-        "DELETE",
-        format!("/v1/vaults/{vault}/policies/{reader_policy}"),
-        None,
-    )
-    .await;
+    call("DELETE", format!("/v1/vaults/{vault}/policies/{reader_policy}"), None).await;
     moments.push(Utc::now());
     call("DELETE", format!("/v1/vaults/{vault}"), None).await;
     moments.push(Utc::now());
@@ -197,7 +188,18 @@ async fn reviews_at_every_moment_are_a_whole_folds(db: TestDb) {
     // fewer as access was taken away, and absent again once the vault was deleted.
     assert_eq!(
         answers,
-        [None, Some(1), Some(3), Some(3), Some(2), Some(1), Some(2), Some(1), Some(1), None]
+        [
+            None,
+            Some(1),
+            Some(3),
+            Some(3),
+            Some(2),
+            Some(1),
+            Some(2),
+            Some(1),
+            Some(1),
+            None
+        ]
     );
 }
 
@@ -229,7 +231,8 @@ async fn the_events_shaping_access_are_read_through_their_index() {
         .map(Result::unwrap)
         .collect();
     assert!(
-        plan.iter().any(|step| step.contains("USING INDEX events_shaping_access")),
+        plan.iter()
+            .any(|step| step.contains("USING INDEX events_shaping_access")),
         "{plan:?}"
     );
 }
@@ -256,12 +259,20 @@ fn the_migrations_index_exactly_the_events_shaping_access() {
 async fn postgres_reads_the_events_shaping_access_through_their_index() {
     let db = TestDb::postgres().await;
     drop(store::open(&db.url()).await.unwrap());
-    let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url()).await.unwrap();
-    sqlx::query("SET enable_seqscan = off").execute(&mut connection).await.unwrap();
+    let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url())
+        .await
+        .unwrap();
+    sqlx::query("SET enable_seqscan = off")
+        .execute(&mut connection)
+        .await
+        .unwrap();
     let statement = format!(
         "EXPLAIN SELECT * FROM events WHERE {} AND position > 0 ORDER BY position LIMIT 10",
         store::event_type_in(AccessModels::SHAPING_EVENTS)
     );
     let plan: Vec<String> = sqlx::query_scalar(&statement).fetch_all(&mut connection).await.unwrap();
-    assert!(plan.iter().any(|step| step.contains("events_shaping_access")), "{plan:?}");
+    assert!(
+        plan.iter().any(|step| step.contains("events_shaping_access")),
+        "{plan:?}"
+    );
 }

@@ -109,14 +109,20 @@ async fn the_counters_move_with_requests_and_name_route_templates_only() {
     assert_eq!(sample(&after, "keyward_http_requests_total", &signups), 2.0);
     assert_eq!(sample(&after, "keyward_authentication_refusals_total", &refusals), 2.0);
     let timed = [("method", "POST"), ("route", "/v1/auth/signup")];
-    assert_eq!(sample(&after, "keyward_http_request_duration_seconds_count", &timed), 2.0);
+    assert_eq!(
+        sample(&after, "keyward_http_request_duration_seconds_count", &timed),
+        2.0
+    );
     assert!(sample(&after, "keyward_http_request_duration_seconds_sum", &timed) > 0.0);
     let secret_route = [("route", "/v1/vaults/{vault_id}/secrets/{*path}"), ("status", "201")];
     assert_eq!(sample(&after, "keyward_http_requests_total", &secret_route), 1.0);
 
     // The log: commits, their sizes and times, and the read models' place in it.
     assert!(sample(&after, "keyward_append_batch_events_count", &[]) >= 1.0);
-    assert!(sample(&after, "keyward_append_batch_events_sum", &[]) >= sample(&after, "keyward_append_batch_events_count", &[]));
+    assert!(
+        sample(&after, "keyward_append_batch_events_sum", &[])
+            >= sample(&after, "keyward_append_batch_events_count", &[])
+    );
     assert!(sample(&after, "keyward_append_commit_seconds_sum", &[]) > 0.0);
     let (_, health) = api.call("GET", "/v1/health", None, None).await;
     let position = sample(&after, "keyward_log_position", &[]);
@@ -139,7 +145,15 @@ async fn the_counters_move_with_requests_and_name_route_templates_only() {
         .map(|s| s["value"].as_f64().unwrap())
         .sum();
     assert_eq!(invented, 3.0);
-    for carried in [vault, "db/password", "hunter2", human.as_str(), TOKEN, "ada@example.com", "PROBE"] {
+    for carried in [
+        vault,
+        "db/password",
+        "hunter2",
+        human.as_str(),
+        TOKEN,
+        "ada@example.com",
+        "PROBE",
+    ] {
         assert!(!exposition.contains(carried), "the exposition shows {carried:?}");
     }
 }
@@ -194,7 +208,10 @@ async fn sends_to_the_node_and_emails_are_counted_by_outcome() {
     let (_, after) = samples_with(&world.api, METRICS_TOKEN).await;
     let taken = [("outcome", "taken")];
     assert_eq!(sample(&after, "keyward_intents_broadcast_total", &taken), 1.0);
-    assert_eq!(sample(&after, "keyward_intents_broadcast_total", &[("outcome", "refused")]), 0.0);
+    assert_eq!(
+        sample(&after, "keyward_intents_broadcast_total", &[("outcome", "refused")]),
+        0.0
+    );
     assert!(sample(&after, "keyward_node_send_seconds_count", &[]) >= 1.0);
     assert!(sample(&after, "keyward_node_send_seconds_sum", &[]) > 0.0);
 
@@ -212,5 +229,8 @@ async fn sends_to_the_node_and_emails_are_counted_by_outcome() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert!(mails.0 >= 1.0 && mails.1 == 0.0 && mails.2 == 0.0, "sent, failed, queued: {mails:?}");
+    assert!(
+        mails.0 >= 1.0 && mails.1 == 0.0 && mails.2 == 0.0,
+        "sent, failed, queued: {mails:?}"
+    );
 }

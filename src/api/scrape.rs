@@ -20,5 +20,9 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Resul
     let committed = *state.store.committed().borrow();
     telemetry::record_projection(state.projector.position(), committed);
     let exposition = telemetry::render().unwrap_or_default();
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], exposition).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        exposition,
+    )
+        .into_response())
 }

@@ -27,7 +27,12 @@ const SELECT_EVENTS: &str = "SELECT position, event_id, stream_id, stream_versio
 impl PostgresLog {
     /// Up to `limit` events after `after_position` that also meet `condition` (empty, or
     /// ending in `AND `), in commit order.
-    async fn read_after(&self, condition: &str, after_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+    async fn read_after(
+        &self,
+        condition: &str,
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         let query = format!("{SELECT_EVENTS} WHERE {condition}position > $1 ORDER BY position LIMIT $2");
         let rows = sqlx::query(&query)
             .bind(to_i64(after_position))

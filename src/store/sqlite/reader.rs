@@ -72,7 +72,12 @@ impl Readers {
 
     /// Up to `limit` events after `after_position` that also meet `condition` (empty, or
     /// ending in `AND `), in commit order.
-    async fn read_after(&self, condition: String, after_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+    async fn read_after(
+        &self,
+        condition: String,
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         self.with_connection(move |connection| {
             let query = format!("{SELECT_EVENTS} WHERE {condition}position > ?1 ORDER BY position LIMIT ?2");
             let mut statement = connection.prepare_cached(&query)?;
