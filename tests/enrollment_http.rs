@@ -188,7 +188,7 @@ async fn answers_for_an_existing_and_an_unknown_email_are_alike() {
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-        let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        let retry_after = common::retry_after(&response);
         assert!((1..=600).contains(&retry_after), "Retry-After {retry_after}");
     }
     // Only the account holder is emailed (the outbox, with no SMTP server configured).

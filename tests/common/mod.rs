@@ -127,6 +127,11 @@ pub fn hidden_input(page: &str, name: &str) -> String {
 }
 
 /// The keyward binary built for this test run, with a clean KEYWARD_* environment.
+/// The seconds a refusal's `Retry-After` header asks the client to wait.
+pub fn retry_after(response: &reqwest::Response) -> u64 {
+    response.headers()["retry-after"].to_str().unwrap().parse().unwrap()
+}
+
 pub fn keyward() -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"));
     for (key, _) in std::env::vars() {
