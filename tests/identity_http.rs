@@ -1057,7 +1057,7 @@ async fn deleting_the_account_ends_every_credential_and_vault_and_frees_the_emai
     let index = AuditIndex::open(&db.url()).await.unwrap();
     index.start(store.clone());
     assert!(index.caught_up_to(models.position(), Duration::from_secs(10)).await);
-    let (positions, _) = index.query(org, &deleted, 0, 10).await.unwrap();
+    let (positions, _) = index.query(&*store, org, &deleted, 0, 10).await.unwrap();
     let records = AuditIndex::records(&*store, &positions).await.unwrap();
     let records: Vec<_> = records
         .iter()

@@ -96,7 +96,7 @@ pub async fn events(
     let offset = query.offset.unwrap_or(0);
     let (positions, count) = state
         .audit_index
-        .query(session.user.org_id, &filter, offset, limit)
+        .query(&*state.store, session.user.org_id, &filter, offset, limit)
         .await
         .map_err(ApiError::internal)?;
     let records = AuditIndex::records(&*state.store, &positions)
@@ -176,7 +176,7 @@ pub async fn verify(
     };
     let mut positions = state
         .audit_index
-        .positions_in_log_order(session.user.org_id, &window, limit)
+        .positions_in_log_order(&*state.store, session.user.org_id, &window, limit)
         .await
         .map_err(ApiError::internal)?;
     positions.retain(|position| *position <= head);
@@ -302,7 +302,7 @@ async fn deleted_vault_created_by(
     };
     let (positions, _) = state
         .audit_index
-        .query(org, &creation, 0, 1)
+        .query(&*state.store, org, &creation, 0, 1)
         .await
         .map_err(ApiError::internal)?;
     let records = AuditIndex::records(&*state.store, &positions)

@@ -4,14 +4,19 @@
 //! the index, and the records are read from the events at those positions. The index is
 //! derived data: its tables dropped, it is rebuilt from the log.
 //!
+//! Rows are narrow (docs/cost.md, "Disk"): the organization, action, actor and resource
+//! are numbers standing for terms kept once in `audit_terms`, and there is no time column,
+//! for positions follow time: a time window is found in the log as a range of positions.
+//!
 //! Every replica indexes; rows are keyed by position, so replicas sharing Postgres write
 //! the same rows and never conflict.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use domain::OrgId;
 use domain::events::Event;
 use projections::audit::{AuditQuery, AuditRecord};
@@ -19,14 +24,13 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Postgres, QueryBuilder, Row, Sqlite};
 use tokio::sync::watch;
-use uuid::Uuid;
 
 use super::{EventStore, StoreError, to_i64, to_u64};
 
 /// Events indexed per write, in one transaction. Each write rewrites the index pages it
 /// touches whatever the number of rows, so larger batches cost less per event.
 const BATCH: usize = 5000;
-/// Rows per insert statement, within both backends' limits on bound parameters.
+/// Rows (or terms) per statement, within both backends' limits on bound parameters.
 const ROWS_PER_STATEMENT: usize = 1000;
 /// How long a batch waits for more events after its first: a query waits for the index at
 /// most this much longer, and a steady trickle of events is written in fewer transactions.
@@ -46,15 +50,14 @@ enum Backend {
     Postgres(PgPool),
 }
 
-/// What the index keeps of one event.
+/// What the index keeps of one event, as terms; stored as their numbers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct IndexRow {
     position: i64,
-    org_id: Uuid,
+    org: String,
     action: &'static str,
-    actor_id: Option<String>,
-    resource_id: String,
-    created_at: i64,
+    actor: Option<String>,
+    resource: String,
 }
 
 impl IndexRow {
@@ -63,77 +66,189 @@ impl IndexRow {
     fn of(record: &AuditRecord) -> Option<Self> {
         Some(Self {
             position: to_i64(record.position),
-            org_id: record.org_id?.0,
+            org: record.org_id?.to_string(),
             action: record.action,
-            actor_id: record.actor_id.clone(),
-            resource_id: record.resource_id.clone(),
-            created_at: record.created_at.timestamp_micros(),
+            actor: record.actor_id.clone(),
+            resource: record.resource_id.clone(),
+        })
+    }
+
+    fn terms(&self) -> impl Iterator<Item = &str> {
+        [
+            Some(self.org.as_str()),
+            Some(self.action),
+            self.actor.as_deref(),
+            Some(&self.resource),
+        ]
+        .into_iter()
+        .flatten()
+    }
+}
+
+/// The positions a query's time window spans in the log: those of the events recorded at
+/// or after `from` and at or before `to`.
+#[derive(Debug, Clone, Copy)]
+struct PositionRange {
+    first: Option<i64>,
+    last: Option<i64>,
+}
+
+impl PositionRange {
+    /// Found by binary search over the log up to `head`, whose recorded_at never decreases:
+    /// about 2 log₂(head) reads of single events, whatever the window holds.
+    async fn of(store: &dyn EventStore, query: &AuditQuery, head: u64) -> Result<Self, StoreError> {
+        let first = match query.from {
+            Some(from) => Some(first_position_where(store, head, |at| at >= from).await?),
+            None => None,
+        };
+        let last = match query.to {
+            Some(to) => Some(first_position_where(store, head, |at| at > to).await? - 1),
+            None => None,
+        };
+        Ok(Self {
+            first: first.map(to_i64),
+            last: last.map(to_i64),
         })
     }
 }
 
-/// Binds the filter of `$query` for `$org` onto the query builder `$builder`: the same SQL
-/// on both backends, whose builders differ in type only.
+/// The first position in 1..=`head` whose event's recorded_at satisfies `reached` (which,
+/// once true, stays true along the log), or `head + 1` if none does.
+async fn first_position_where(
+    store: &dyn EventStore,
+    head: u64,
+    reached: impl Fn(DateTime<Utc>) -> bool,
+) -> Result<u64, StoreError> {
+    let (mut low, mut high) = (1, head + 1);
+    while low < high {
+        let middle = low + (high - low) / 2;
+        if recorded_at_or_after(store, middle).await?.is_none_or(&reached) {
+            high = middle;
+        } else {
+            low = middle + 1;
+        }
+    }
+    Ok(low)
+}
+
+/// When the event at `position` was recorded, or, should it be missing from the log (a
+/// tampered log, which verification must still be able to look at), the next one present:
+/// either way a time that never decreases along the positions. None past the last event.
+async fn recorded_at_or_after(store: &dyn EventStore, position: u64) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let events = store.read_all(position - 1, 1).await?;
+    Ok(events.first().map(|event| event.recorded_at))
+}
+
+/// The number of `$term`, as a subquery: NULL, which matches nothing, for a term the
+/// index never named.
+const TERM: &str = "(SELECT id FROM audit_terms WHERE term = ";
+
+/// Binds the filter of `$query` for `$org`, within `$range`, onto the query builder
+/// `$builder`: the same SQL on both backends, whose builders differ in type only.
 macro_rules! push_filter {
-    ($builder:expr, $org:expr, $query:expr) => {{
-        $builder.push(" FROM audit_index WHERE org_id = ").push_bind($org.0);
+    ($builder:expr, $org:expr, $query:expr, $range:expr) => {{
+        $builder
+            .push(" FROM audit_index WHERE org = ")
+            .push(TERM)
+            .push_bind($org.to_string())
+            .push(")");
         if let Some(action) = &$query.action {
-            $builder.push(" AND action = ").push_bind(action.clone());
+            $builder
+                .push(" AND action = ")
+                .push(TERM)
+                .push_bind(action.clone())
+                .push(")");
         }
         if let Some(actor) = &$query.actor_id {
-            $builder.push(" AND actor_id = ").push_bind(actor.clone());
+            $builder
+                .push(" AND actor = ")
+                .push(TERM)
+                .push_bind(actor.clone())
+                .push(")");
         }
         if let Some(resource) = &$query.resource_id {
-            $builder.push(" AND resource_id = ").push_bind(resource.clone());
+            $builder
+                .push(" AND resource = ")
+                .push(TERM)
+                .push_bind(resource.clone())
+                .push(")");
         }
-        if let Some(from) = $query.from {
-            $builder.push(" AND created_at >= ").push_bind(from.timestamp_micros());
+        if let Some(first) = $range.first {
+            $builder.push(" AND position >= ").push_bind(first);
         }
-        if let Some(to) = $query.to {
-            $builder.push(" AND created_at <= ").push_bind(to.timestamp_micros());
+        if let Some(last) = $range.last {
+            $builder.push(" AND position <= ").push_bind(last);
         }
     }};
 }
 
-/// Inserts `$rows` (not empty) with `$builder`, one statement.
-macro_rules! push_rows {
-    ($builder:expr, $rows:expr) => {{
-        $builder.push("INSERT INTO audit_index (position, org_id, action, actor_id, resource_id, created_at) ");
-        $builder.push_values($rows, |mut values, row| {
-            values
-                .push_bind(row.position)
-                .push_bind(row.org_id)
-                .push_bind(row.action)
-                .push_bind(row.actor_id.clone())
-                .push_bind(row.resource_id.clone())
-                .push_bind(row.created_at);
-        });
-        // Another replica may have indexed the same positions: only new rows count.
-        $builder.push(" ON CONFLICT (position) DO NOTHING RETURNING org_id, action");
+/// The numbers of `$terms` (distinct), numbering those the index has not named yet, within
+/// the transaction `$transaction` on `$db`: a map from term to number.
+macro_rules! number_terms {
+    ($db:ty, $transaction:expr, $terms:expr) => {{
+        let terms: Vec<&str> = $terms;
+        let mut numbers: HashMap<String, i64> = HashMap::with_capacity(terms.len());
+        // Looked up first, so that the common case, every term known, writes nothing; then
+        // the new ones inserted (another replica may insert one at the same moment: the
+        // conflict leaves its number), then looked up again.
+        for inserting in [false, true] {
+            let missing: Vec<&str> = terms
+                .iter()
+                .copied()
+                .filter(|term| !numbers.contains_key(*term))
+                .collect();
+            if missing.is_empty() {
+                break;
+            }
+            for chunk in missing.chunks(ROWS_PER_STATEMENT) {
+                if inserting {
+                    let mut insert = QueryBuilder::<$db>::new("INSERT INTO audit_terms (term) ");
+                    insert.push_values(chunk, |mut values, term| {
+                        values.push_bind(term.to_string());
+                    });
+                    insert.push(" ON CONFLICT (term) DO NOTHING");
+                    insert.build().execute(&mut *$transaction).await?;
+                }
+                let mut select = QueryBuilder::<$db>::new("SELECT id, term FROM audit_terms WHERE term IN (");
+                let mut listed = select.separated(", ");
+                for term in chunk {
+                    listed.push_bind(term.to_string());
+                }
+                select.push(")");
+                for row in select.build().fetch_all(&mut *$transaction).await? {
+                    numbers.insert(row.try_get(1)?, row.try_get(0)?);
+                }
+            }
+        }
+        numbers
     }};
 }
 
 /// A page of matching positions, newest first, and how many match in all, on `$db`.
 macro_rules! page_and_count {
-    ($db:ty, $pool:expr, $org:expr, $query:expr, $offset:expr, $limit:expr) => {{
+    ($db:ty, $pool:expr, $org:expr, $query:expr, $range:expr, $offset:expr, $limit:expr) => {{
         let mut page = QueryBuilder::<$db>::new("SELECT position");
-        push_filter!(page, $org, $query);
+        push_filter!(page, $org, $query, $range);
         page.push(" ORDER BY position DESC LIMIT ")
             .push_bind($limit)
             .push(" OFFSET ")
             .push_bind($offset);
         let mut count = if counted_by_action($query) {
             let mut count = QueryBuilder::<$db>::new(
-                "SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM audit_index_counts WHERE org_id = ",
+                "SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM audit_index_counts WHERE org = ",
             );
-            count.push_bind($org.0);
+            count.push(TERM).push_bind($org.to_string()).push(")");
             if let Some(action) = &$query.action {
-                count.push(" AND action = ").push_bind(action.clone());
+                count
+                    .push(" AND action = ")
+                    .push(TERM)
+                    .push_bind(action.clone())
+                    .push(")");
             }
             count
         } else {
             let mut count = QueryBuilder::<$db>::new("SELECT COUNT(*)");
-            push_filter!(count, $org, $query);
+            push_filter!(count, $org, $query, $range);
             count
         };
         let rows = page.build().fetch_all($pool).await?;
@@ -148,10 +263,41 @@ macro_rules! page_and_count {
 macro_rules! write_batch {
     ($db:ty, $pool:expr, $rows:expr, $add_count:expr, $raise_head:expr, $up_to:expr) => {{
         let mut transaction = $pool.begin().await?;
-        let mut inserted: HashMap<(Uuid, String), i64> = HashMap::new();
+        let distinct: BTreeSet<&str> = $rows.iter().flat_map(IndexRow::terms).collect();
+        let numbers = number_terms!($db, transaction, distinct.into_iter().collect());
+        let number = |term: &str| {
+            numbers.get(term).copied().ok_or_else(|| StoreError::Corrupt {
+                position: 0,
+                reason: format!("the audit index could not number the term {term:?}"),
+            })
+        };
+        let mut inserted: HashMap<(i64, i64), i64> = HashMap::new();
         for rows in $rows.chunks(ROWS_PER_STATEMENT) {
-            let mut insert = QueryBuilder::<$db>::new("");
-            push_rows!(insert, rows);
+            let numbered = rows
+                .iter()
+                .map(|row| {
+                    let actor = row.actor.as_deref().map(number).transpose()?;
+                    Ok((
+                        row.position,
+                        number(&row.org)?,
+                        number(row.action)?,
+                        actor,
+                        number(&row.resource)?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let mut insert =
+                QueryBuilder::<$db>::new("INSERT INTO audit_index (position, org, action, actor, resource) ");
+            insert.push_values(numbered, |mut values, (position, org, action, actor, resource)| {
+                values
+                    .push_bind(position)
+                    .push_bind(org)
+                    .push_bind(action)
+                    .push_bind(actor)
+                    .push_bind(resource);
+            });
+            // Another replica may have indexed the same positions: only new rows count.
+            insert.push(" ON CONFLICT (position) DO NOTHING RETURNING org, action");
             for row in insert.build().fetch_all(&mut *transaction).await? {
                 *inserted.entry((row.try_get(0)?, row.try_get(1)?)).or_default() += 1;
             }
@@ -277,18 +423,21 @@ impl AuditIndex {
     }
 
     /// The positions of `org`'s events matching `query`, newest first, after skipping
-    /// `offset`; and how many match in all.
+    /// `offset`; and how many match in all. `store` is the log indexed, where a time
+    /// window is looked up.
     pub async fn query(
         &self,
+        store: &dyn EventStore,
         org: OrgId,
         query: &AuditQuery,
         offset: usize,
         limit: usize,
     ) -> Result<(Vec<u64>, usize), StoreError> {
+        let range = PositionRange::of(store, query, self.position()).await?;
         let (offset, limit) = (to_i64(offset as u64), to_i64(limit as u64));
         let (positions, total) = match &self.backend {
-            Backend::Sqlite(pool) => page_and_count!(Sqlite, pool, org, query, offset, limit),
-            Backend::Postgres(pool) => page_and_count!(Postgres, pool, org, query, offset, limit),
+            Backend::Sqlite(pool) => page_and_count!(Sqlite, pool, org, query, range, offset, limit),
+            Backend::Postgres(pool) => page_and_count!(Postgres, pool, org, query, range, offset, limit),
         };
         let positions = positions
             .into_iter()
@@ -300,21 +449,23 @@ impl AuditIndex {
     /// The positions of `org`'s events matching `query`, oldest first, at most `limit`.
     pub async fn positions_in_log_order(
         &self,
+        store: &dyn EventStore,
         org: OrgId,
         query: &AuditQuery,
         limit: usize,
     ) -> Result<Vec<u64>, StoreError> {
+        let range = PositionRange::of(store, query, self.position()).await?;
         let limit = to_i64(limit as u64);
         let rows: Vec<i64> = match &self.backend {
             Backend::Sqlite(pool) => {
                 let mut select = QueryBuilder::<Sqlite>::new("SELECT position");
-                push_filter!(select, org, query);
+                push_filter!(select, org, query, range);
                 select.push(" ORDER BY position ASC LIMIT ").push_bind(limit);
                 select.build_query_scalar().fetch_all(pool).await?
             }
             Backend::Postgres(pool) => {
                 let mut select = QueryBuilder::<Postgres>::new("SELECT position");
-                push_filter!(select, org, query);
+                push_filter!(select, org, query, range);
                 select.push(" ORDER BY position ASC LIMIT ").push_bind(limit);
                 select.build_query_scalar().fetch_all(pool).await?
             }
@@ -358,8 +509,8 @@ impl AuditIndex {
                 Sqlite,
                 pool,
                 rows,
-                "INSERT INTO audit_index_counts (org_id, action, count) VALUES (?, ?, ?) \
-                 ON CONFLICT (org_id, action) DO UPDATE SET count = audit_index_counts.count + excluded.count",
+                "INSERT INTO audit_index_counts (org, action, count) VALUES (?, ?, ?) \
+                 ON CONFLICT (org, action) DO UPDATE SET count = audit_index_counts.count + excluded.count",
                 "UPDATE audit_index_head SET position = MAX(position, ?) WHERE id = 1",
                 up_to
             ),
@@ -367,8 +518,8 @@ impl AuditIndex {
                 Postgres,
                 pool,
                 rows,
-                "INSERT INTO audit_index_counts (org_id, action, count) VALUES ($1, $2, $3) \
-                 ON CONFLICT (org_id, action) DO UPDATE SET count = audit_index_counts.count + excluded.count",
+                "INSERT INTO audit_index_counts (org, action, count) VALUES ($1, $2, $3) \
+                 ON CONFLICT (org, action) DO UPDATE SET count = audit_index_counts.count + excluded.count",
                 "UPDATE audit_index_head SET position = GREATEST(position, $1) WHERE id = 1",
                 up_to
             ),
