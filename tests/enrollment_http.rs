@@ -241,6 +241,9 @@ async fn a_second_decision_is_a_conflict_and_a_denied_agent_never_exists() {
             .await;
         assert_eq!(status, StatusCode::CONFLICT, "{decision} after deny");
     }
+    // Decided, it is no longer kept in memory: the list reads it from its stream in the log.
+    let listed = enrollments(&api, &human).await;
+    assert_eq!((listed.len(), listed[0]["status"].as_str()), (1, Some("denied")));
     let (_, agents) = api.call("GET", "/v1/agents", Some(&human), None).await;
     assert_eq!(agents["agents"], json!([]));
 
@@ -256,6 +259,20 @@ async fn a_second_decision_is_a_conflict_and_a_denied_agent_never_exists() {
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    // Nor can one whose organization verified an address, looking it up in the log.
+    let mallory = api.signup_verified(&unique_email("mallory"), "correct horse").await;
+    assert!(enrollments(&api, &mallory).await.is_empty());
+    for decision in ["approve", "deny"] {
+        let (status, _) = api
+            .call(
+                "POST",
+                &format!("/v1/agents/enrollments/{id}/{decision}"),
+                Some(&mallory),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{decision} by another organization");
+    }
 }
 
 #[tokio::test]

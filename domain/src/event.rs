@@ -30,6 +30,10 @@ pub struct Metadata {
     pub actor_id: Option<String>,
     pub org_id: Option<Uuid>,
     pub client_ip: Option<IpAddr>,
+    /// Left out of the stored JSON when absent, as most requests send none: every audited
+    /// read would store `"request_id":null` (docs/cost.md, "Disk"). Older events that
+    /// stored the null read the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
     /// When the command was decided (the clock of the request, not of the store).
     pub timestamp: DateTime<Utc>,
@@ -157,5 +161,15 @@ mod tests {
         assert_eq!(event.payload, r#"{"n":1}"#);
         let back: Metadata = serde_json::from_str(&event.metadata).unwrap();
         assert_eq!(back, metadata);
+    }
+
+    #[test]
+    fn metadata_without_a_request_id_leaves_it_out_and_reads_the_stored_null_as_before() {
+        let metadata = Metadata::system(DateTime::from_timestamp_micros(1_700_000_000_000_000).unwrap());
+        let stored = serde_json::to_string(&metadata).unwrap();
+        assert!(!stored.contains("request_id"), "{stored}");
+        let older = r#"{"actor_type":"system","actor_id":null,"org_id":null,"client_ip":null,"request_id":null,"timestamp":"2023-11-14T22:13:20Z"}"#;
+        assert_eq!(serde_json::from_str::<Metadata>(older).unwrap(), metadata);
+        assert_eq!(serde_json::from_str::<Metadata>(&stored).unwrap(), metadata);
     }
 }

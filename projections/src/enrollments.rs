@@ -14,13 +14,89 @@ use domain::{EnrollmentId, MailId, OrgId, RecordedEvent};
 
 use crate::DomainModel;
 
+/// The enrollments that await a decision, and what caps them. A decided enrollment is
+/// dropped at its decision and an expired one at the next sweep: those are read from their
+/// streams in the log ([`EnrollmentHistory`]), so what is kept follows what waits, not
+/// every enrollment ever requested (docs/cost.md).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Enrollments {
-    enrollments: HashMap<EnrollmentId, Enrollment>,
-    /// The version of every enrollment stream, for decisions' expected versions.
+    awaiting: HashMap<EnrollmentId, Enrollment>,
+    /// The version of every stream of enrollments naming an address, and of the own
+    /// stream of each link-only enrollment kept: decisions' expected versions.
     stream_versions: HashMap<String, u64>,
     /// What awaits a decision, by what caps it.
     waiting: Waiting,
+}
+
+/// Enrollments folded from their streams as the log holds them, decided and expired ones
+/// included: what the lists and the approval page read of those [`Enrollments`] no longer
+/// keeps. Folded by the same steps as the live model.
+#[derive(Debug, Clone, Default)]
+pub struct EnrollmentHistory {
+    enrollments: HashMap<EnrollmentId, Enrollment>,
+    stream_versions: HashMap<String, u64>,
+}
+
+impl EnrollmentHistory {
+    /// Folds one event of an enrollment stream, in log order.
+    pub fn apply(&mut self, recorded: &RecordedEvent, event: &Event) {
+        if fold(&mut self.enrollments, recorded, event).is_some() {
+            self.stream_versions
+                .insert(recorded.stream_id.as_str().to_owned(), recorded.stream_version);
+        }
+    }
+
+    /// The enrollment and the version of the stream it lives in.
+    pub fn with_version(&self, id: EnrollmentId) -> Option<(&Enrollment, u64)> {
+        let enrollment = self.enrollments.get(&id)?;
+        Some((enrollment, version_of(&self.stream_versions, enrollment)))
+    }
+
+    pub fn into_enrollments(self) -> impl Iterator<Item = Enrollment> {
+        self.enrollments.into_values()
+    }
+}
+
+/// What an enrollment event changes in `enrollments`: the enrollment it requested or
+/// decided, whose id is returned; None for any other event, or a decision of an enrollment
+/// `enrollments` does not hold.
+fn fold(
+    enrollments: &mut HashMap<EnrollmentId, Enrollment>,
+    recorded: &RecordedEvent,
+    event: &Event,
+) -> Option<EnrollmentId> {
+    let at = recorded.recorded_at;
+    let (id, decision) = match event {
+        Event::EnrollmentRequested(requested) => {
+            enrollments.insert(requested.enrollment_id, Enrollment::requested(requested, at));
+            return Some(requested.enrollment_id);
+        }
+        Event::EnrollmentApproved(EnrollmentApproved {
+            enrollment_id,
+            org_id,
+            approved_by,
+            agent_id,
+        }) => (
+            *enrollment_id,
+            Decision::Approved {
+                by: *approved_by,
+                org: *org_id,
+                agent: *agent_id,
+                at,
+            },
+        ),
+        Event::EnrollmentDenied(EnrollmentDenied {
+            enrollment_id,
+            denied_by,
+        }) => (*enrollment_id, Decision::Denied { by: *denied_by, at }),
+        _ => return None,
+    };
+    enrollments.get_mut(&id)?.decision = Some(decision);
+    Some(id)
+}
+
+fn version_of(stream_versions: &HashMap<String, u64>, enrollment: &Enrollment) -> u64 {
+    stream_versions.get(enrollment.stream.as_str()).copied().unwrap_or(0)
 }
 
 /// Enrollments awaiting a decision, by the network they were requested from and the
@@ -62,7 +138,6 @@ impl Waiting {
             self.by_email.entry(email.clone()).or_default().push(entry);
             self.entries += 1;
         }
-        self.sweep(at);
     }
 
     fn decided(&mut self, enrollment: &Enrollment) {
@@ -79,9 +154,9 @@ impl Waiting {
     /// that expired and the namings whose cooldown ended, well before `at`: neither is
     /// counted any more, so forgetting them changes no answer. `at` is the recorded time
     /// of the event being folded, so a rebuild sweeps exactly as the first fold did.
-    fn sweep(&mut self, at: DateTime<Utc>) {
+    fn sweep(&mut self, at: DateTime<Utc>) -> bool {
         if self.entries < self.sweep_at {
-            return;
+            return false;
         }
         let cutoff = at - FORGET_EXPIRED_AFTER;
         let mut entries = forget_expired(&mut self.by_network, cutoff) + forget_expired(&mut self.by_email, cutoff);
@@ -93,6 +168,7 @@ impl Waiting {
         });
         self.entries = entries;
         self.sweep_at = (2 * entries).max(SWEEP_MIN);
+        true
     }
 }
 
@@ -137,19 +213,15 @@ fn pending_at(list: Option<&Vec<(EnrollmentId, DateTime<Utc>)>>, now: DateTime<U
 }
 
 impl Enrollments {
+    /// An enrollment that awaits a decision (or expired since the last sweep).
     pub fn get(&self, id: EnrollmentId) -> Option<&Enrollment> {
-        self.enrollments.get(&id)
+        self.awaiting.get(&id)
     }
 
-    /// The enrollment and the version of the stream it lives in.
+    /// The enrollment, if it awaits a decision, and the version of the stream it lives in.
     pub fn with_version(&self, id: EnrollmentId) -> Option<(&Enrollment, u64)> {
-        let enrollment = self.enrollments.get(&id)?;
-        let version = self
-            .stream_versions
-            .get(enrollment.stream.as_str())
-            .copied()
-            .unwrap_or(0);
-        Some((enrollment, version))
+        let enrollment = self.awaiting.get(&id)?;
+        Some((enrollment, version_of(&self.stream_versions, enrollment)))
     }
 
     /// The version of the stream of the enrollments naming `email` (0 if none ever did).
@@ -173,73 +245,67 @@ impl Enrollments {
         self.waiting.last_named.get(email)?.get(&network).copied()
     }
 
-    /// The enrollments naming `email`, oldest first, and the version of their stream.
+    /// The enrollments naming `email` that await a decision (or expired since the last
+    /// sweep), oldest first, and the version of their stream.
     pub fn naming(&self, email: &Email) -> (Vec<&Enrollment>, u64) {
         let mut named: Vec<&Enrollment> = self
-            .enrollments
-            .values()
-            .filter(|e| e.human_email.as_ref() == Some(email))
+            .waiting
+            .by_email
+            .get(email)
+            .into_iter()
+            .flatten()
+            .filter_map(|(id, _)| self.awaiting.get(id))
             .collect();
         named.sort_by_key(|e| (e.requested_at, e.id));
         (named, self.email_stream_version(email))
     }
 
-    /// The enrollments an organization sees: those naming one of `member_emails` (the
-    /// addresses its members verified), and those approved into it. Newest first.
-    pub fn of_org(&self, org: OrgId, member_emails: &[&Email]) -> Vec<&Enrollment> {
-        let mut found: Vec<&Enrollment> = self
-            .enrollments
-            .values()
-            .filter(|e| {
-                e.org() == Some(org)
-                    || e.human_email
-                        .as_ref()
-                        .is_some_and(|email| member_emails.contains(&email))
-            })
-            .collect();
-        found.sort_by(|a, b| b.requested_at.cmp(&a.requested_at).then(b.id.cmp(&a.id)));
-        found
-    }
-
-    fn decide(&mut self, id: EnrollmentId, decision: Decision) {
-        if let Some(enrollment) = self.enrollments.get_mut(&id) {
-            enrollment.decision = Some(decision);
-            self.waiting.decided(enrollment);
+    /// Forgets `id`, decided or expired: its caps' entries, and the version of its own
+    /// stream if it has one (a stream naming an address is shared and stays).
+    fn forget(&mut self, id: EnrollmentId) {
+        let Some(enrollment) = self.awaiting.remove(&id) else {
+            return;
+        };
+        self.waiting.decided(&enrollment);
+        if enrollment.human_email.is_none() {
+            self.stream_versions.remove(enrollment.stream.as_str());
         }
     }
 }
 
 impl DomainModel for Enrollments {
     fn apply(&mut self, recorded: &RecordedEvent, event: &Event) {
+        let Some(id) = fold(&mut self.awaiting, recorded, event) else {
+            return;
+        };
+        let Some(enrollment) = self.awaiting.get(&id) else {
+            return;
+        };
         let at = recorded.recorded_at;
-        match event {
-            Event::EnrollmentRequested(requested) => {
-                let enrollment = Enrollment::requested(requested, at);
-                self.waiting.requested(&enrollment, at);
-                self.enrollments.insert(requested.enrollment_id, enrollment);
-            }
-            Event::EnrollmentApproved(EnrollmentApproved {
-                enrollment_id,
-                org_id,
-                approved_by,
-                agent_id,
-            }) => self.decide(
-                *enrollment_id,
-                Decision::Approved {
-                    by: *approved_by,
-                    org: *org_id,
-                    agent: *agent_id,
-                    at,
-                },
-            ),
-            Event::EnrollmentDenied(EnrollmentDenied {
-                enrollment_id,
-                denied_by,
-            }) => self.decide(*enrollment_id, Decision::Denied { by: *denied_by, at }),
-            _ => return,
+        let (decided, names_an_address) = (enrollment.decision.is_some(), enrollment.human_email.is_some());
+        if !decided {
+            self.waiting.requested(enrollment, at);
         }
-        self.stream_versions
-            .insert(recorded.stream_id.as_str().to_owned(), recorded.stream_version);
+        // A stream naming an address is shared by every enrollment naming it, and the next
+        // one expects its version; a link-only enrollment's own stream is forgotten with it.
+        if names_an_address || !decided {
+            self.stream_versions
+                .insert(recorded.stream_id.as_str().to_owned(), recorded.stream_version);
+        }
+        if decided {
+            self.forget(id);
+        } else if self.waiting.sweep(at) {
+            let cutoff = at - FORGET_EXPIRED_AFTER;
+            let expired: Vec<EnrollmentId> = self
+                .awaiting
+                .values()
+                .filter(|enrollment| enrollment.expires_at <= cutoff)
+                .map(|enrollment| enrollment.id)
+                .collect();
+            for id in expired {
+                self.forget(id);
+            }
+        }
     }
 }
 
@@ -307,7 +373,7 @@ mod tests {
     use chrono::Duration;
     use domain::UserId;
     use domain::email::Email;
-    use domain::enrollment::{self, Backlog, Decider, RequestEnrollment};
+    use domain::enrollment::{self, Backlog, Decider, EnrollmentStatus, RequestEnrollment};
 
     use super::*;
     use crate::test_log::Log;
@@ -411,5 +477,51 @@ mod tests {
                 + waiting.last_named.values().map(HashMap::len).sum::<usize>()
         );
         assert!(waiting.by_network.len() < 3_000 && waiting.last_named.len() < 3_000);
+        let kept = log.models.enrollments.awaiting.len();
+        assert!(kept < 3_000, "{kept} of 6000 enrollments kept");
+        assert!(log.models.enrollments.stream_versions.len() < 3_000 + 3_000);
+    }
+
+    #[test]
+    fn a_decided_enrollment_is_forgotten_and_its_stream_gives_it_back() {
+        let mut log = Log::default();
+        let ada = Email::parse("ada@example.com").unwrap();
+        let link_only = request(&mut log, "203.0.113.7", None);
+        let named = request(&mut log, "198.51.100.1", Some("ada@example.com"));
+        let waiting = request(&mut log, "192.0.2.1", Some("ada@example.com"));
+        let decider = Decider {
+            user: UserId::new(),
+            org: OrgId::new(),
+            email_holder_org: None,
+            code: Some("code".into()),
+        };
+        for id in [link_only, named] {
+            let (enrollment, version) = log.models.enrollments.with_version(id).unwrap();
+            let denied = enrollment::deny(enrollment, version, &decider, log.now()).unwrap();
+            log.append(vec![denied]);
+        }
+        let enrollments = &log.models.enrollments;
+        assert!(enrollments.get(link_only).is_none() && enrollments.get(named).is_none());
+        assert_eq!(
+            enrollments.naming(&ada).0.iter().map(|e| e.id).collect::<Vec<_>>(),
+            [waiting]
+        );
+        // The address's stream moved with the decision: the next request naming it expects it.
+        assert_eq!(enrollments.email_stream_version(&ada), 3);
+        assert_eq!(
+            enrollments.stream_versions.len(),
+            1,
+            "the link-only stream is forgotten"
+        );
+
+        let mut history = EnrollmentHistory::default();
+        for recorded in &log.recorded {
+            history.apply(recorded, &Event::decode(recorded).unwrap().unwrap());
+        }
+        let (denied, version) = history.with_version(link_only).unwrap();
+        assert_eq!((denied.status(log.now()), version), (EnrollmentStatus::Denied, 2));
+        let (denied, version) = history.with_version(named).unwrap();
+        assert_eq!((denied.status(log.now()), version), (EnrollmentStatus::Denied, 3));
+        assert_eq!(history.with_version(waiting).unwrap().0.decision, None);
     }
 }

@@ -14,6 +14,8 @@ use crate::ReadModels;
 #[derive(Default)]
 pub struct Log {
     pub models: ReadModels,
+    /// Every event appended, in order.
+    pub recorded: Vec<RecordedEvent>,
 }
 
 impl Log {
@@ -34,7 +36,7 @@ impl Log {
             for (offset, event) in (1..).zip(change.events) {
                 let position = self.models.position() + 1;
                 let new = event.to_new_event(&Metadata::system(self.now())).unwrap();
-                self.models.apply(&RecordedEvent {
+                let recorded = RecordedEvent {
                     position,
                     event_id: new.event_id,
                     stream_id: change.stream.clone(),
@@ -46,7 +48,9 @@ impl Log {
                     recorded_at: DateTime::UNIX_EPOCH + Duration::minutes(position as i64),
                     prev_hash: ChainHash::GENESIS,
                     hash: ChainHash::GENESIS,
-                });
+                };
+                self.models.apply(&recorded);
+                self.recorded.push(recorded);
             }
         }
     }

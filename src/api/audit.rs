@@ -250,7 +250,7 @@ fn org_reason(reason: &BreakReason) -> String {
 
 /// Waits for the audit index to reach what the read models had when the request came, so
 /// the caller's own writes are in it; 503 if it does not within [`INDEX_WAIT`].
-async fn index_caught_up(state: &AppState) -> Result<(), ApiError> {
+pub(crate) async fn index_caught_up(state: &AppState) -> Result<(), ApiError> {
     let seen = state.projector.position();
     if !state.audit_index.caught_up_to(seen, INDEX_WAIT).await {
         return Err(ApiError::Unavailable {

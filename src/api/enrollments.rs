@@ -1,6 +1,9 @@
 //! Agent self-enrollment over HTTP: the public request, and the human's side as JSON (the
 //! approval page in `crate::web` decides through the same [`decide`]).
 
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -11,8 +14,10 @@ use domain::email::Email;
 use domain::enrollment::{self, Decider, Decision, Enrollment, EnrollmentStatus, RequestEnrollment};
 use domain::events::Event;
 use domain::network::NetworkPrefix;
-use domain::{ActorType, AgentId, EnrollmentId, OrgId};
+use domain::{ActorType, AgentId, EnrollmentId, OrgId, StreamId};
 use projections::ReadModels;
+use projections::audit::AuditQuery;
+use projections::enrollments::EnrollmentHistory;
 use serde::{Deserialize, Serialize};
 use url::Url;
 use uuid::Uuid;
@@ -174,24 +179,104 @@ pub struct EnrollmentList {
 }
 
 /// The enrollments of the caller's organization: those naming an address one of its
-/// members verified, and those approved into it. Newest first.
-pub fn of_org(state: &AppState, org: OrgId, now: DateTime<Utc>) -> Vec<EnrollmentView> {
+/// members verified, and those approved into it. Newest first. Read from their streams in
+/// the log, since the read models keep only what awaits a decision (docs/cost.md): the
+/// streams of the members' addresses, and those of the approvals the org's audit trail
+/// holds. The work follows the org's enrollments, not the log.
+pub async fn of_org(state: &AppState, org: OrgId, now: DateTime<Utc>) -> Result<Vec<EnrollmentView>, ApiError> {
+    let emails = member_emails(state, org);
+    let mut streams: Vec<StreamId> = emails.iter().map(enrollment::email_enrollments_stream).collect();
+    super::audit::index_caught_up(state).await?;
+    let approvals = AuditQuery {
+        action: Some(APPROVAL_ACTION.into()),
+        ..AuditQuery::default()
+    };
+    let (positions, _) = state
+        .audit_index
+        .query(&*state.store, org, &approvals, 0, usize::MAX)
+        .await
+        .map_err(ApiError::internal)?;
+    for position in positions {
+        let approval = state
+            .store
+            .read_all(position - 1, 1)
+            .await
+            .map_err(ApiError::internal)?;
+        streams.extend(approval.into_iter().map(|recorded| recorded.stream_id));
+    }
+    let mut found: Vec<Enrollment> = from_streams(state, streams)
+        .await?
+        .into_enrollments()
+        .filter(|e| e.org() == Some(org) || e.human_email.as_ref().is_some_and(|email| emails.contains(email)))
+        .collect();
+    found.sort_by(|a, b| b.requested_at.cmp(&a.requested_at).then(b.id.cmp(&a.id)));
+    Ok(found
+        .iter()
+        .map(|enrollment| EnrollmentView::new(enrollment, now))
+        .collect())
+}
+
+/// The audit action of an approval (projections::audit).
+const APPROVAL_ACTION: &str = "agent.enroll_approve";
+
+/// The addresses `org`'s members verified.
+fn member_emails(state: &AppState, org: OrgId) -> Vec<Email> {
     state.projector.read(|models| {
-        let emails: Vec<&Email> = models.directory.verified_member_emails(org);
         models
-            .enrollments
-            .of_org(org, &emails)
+            .directory
+            .verified_member_emails(org)
             .into_iter()
-            .map(|enrollment| EnrollmentView::new(enrollment, now))
+            .cloned()
             .collect()
     })
 }
 
+/// The enrollments `streams` hold, folded from the log in its order.
+async fn from_streams(state: &AppState, streams: Vec<StreamId>) -> Result<EnrollmentHistory, ApiError> {
+    let streams: BTreeSet<String> = streams.into_iter().map(|stream| stream.as_str().to_owned()).collect();
+    let mut events = Vec::new();
+    for stream in streams {
+        let stream = StreamId::parse(stream).map_err(ApiError::internal)?;
+        events.extend(
+            state
+                .store
+                .read_stream(&stream, 0, usize::MAX)
+                .await
+                .map_err(ApiError::internal)?,
+        );
+    }
+    events.sort_by_key(|recorded| recorded.position);
+    let mut history = EnrollmentHistory::default();
+    for recorded in &events {
+        if let Some(Ok(event)) = Event::decode(recorded) {
+            history.apply(recorded, &event);
+        }
+    }
+    Ok(history)
+}
+
+/// Enrollment `id` as the log holds it, with the version of its stream, if it is one a
+/// member of `org` could be shown: link-only (its own stream; the link's code is checked by
+/// whoever asks), or naming an address a member verified. For those the read models no
+/// longer keep: decided, or expired and swept.
+pub async fn stored(state: &AppState, org: OrgId, id: EnrollmentId) -> Result<Option<(Enrollment, u64)>, ApiError> {
+    let mut streams = vec![enrollment::link_enrollment_stream(id)];
+    streams.extend(
+        member_emails(state, org)
+            .iter()
+            .map(enrollment::email_enrollments_stream),
+    );
+    let history = from_streams(state, streams).await?;
+    Ok(history
+        .with_version(id)
+        .map(|(enrollment, version)| (enrollment.clone(), version)))
+}
+
 /// GET /v1/agents/enrollments
-pub async fn list(State(state): State<AppState>, session: HumanSession) -> Json<EnrollmentList> {
-    Json(EnrollmentList {
-        enrollments: of_org(&state, session.user.org_id, session.context.now),
-    })
+pub async fn list(State(state): State<AppState>, session: HumanSession) -> Result<Json<EnrollmentList>, ApiError> {
+    Ok(Json(EnrollmentList {
+        enrollments: of_org(&state, session.user.org_id, session.context.now).await?,
+    }))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,31 +318,52 @@ pub async fn decide(
     let now = session.context.now;
     let (api_key, kept) = new_key()?;
     let agent_id = AgentId::new();
-    let (_, mail) = state
-        .commands
-        .decide_with(&session.metadata(), |models| {
-            let (enrollment, version) = models
-                .enrollments
-                .with_version(id)
-                .ok_or(domain::change::DomainError::NotFound("enrollment"))?;
-            let decider = decider(models, session, enrollment, code.clone());
-            match verdict {
-                Verdict::Deny => Ok((vec![enrollment::deny(enrollment, version, &decider, now)?], None)),
-                Verdict::Allow => {
-                    let mut changes = enrollment::approve(enrollment, version, &decider, agent_id, kept.clone(), now)?;
-                    let mail = mail::agent_api_key(
-                        session.user.email.clone(),
-                        session.user.org_id,
-                        agent_id,
-                        &enrollment.settings.name,
-                        api_key.expose_secret(),
-                    );
-                    changes.push(mail.queued());
-                    Ok((changes, Some(mail)))
+    // The read models keep only what awaits a decision: one they do not have is looked
+    // up in the log, once, so that deciding it again is refused as decided (or expired),
+    // not as unknown.
+    let mut stored: Option<(Enrollment, u64)> = None;
+    let mut looked_up = false;
+    let (_, mail) = loop {
+        let missing = AtomicBool::new(false);
+        let decided = state
+            .commands
+            .decide_with(&session.metadata(), |models| {
+                let (enrollment, version) = models
+                    .enrollments
+                    .with_version(id)
+                    .or_else(|| stored.as_ref().map(|(enrollment, version)| (enrollment, *version)))
+                    .ok_or_else(|| {
+                        missing.store(true, Ordering::Relaxed);
+                        domain::change::DomainError::NotFound("enrollment")
+                    })?;
+                let decider = decider(models, session, enrollment, code.clone());
+                match verdict {
+                    Verdict::Deny => Ok((vec![enrollment::deny(enrollment, version, &decider, now)?], None)),
+                    Verdict::Allow => {
+                        let mut changes =
+                            enrollment::approve(enrollment, version, &decider, agent_id, kept.clone(), now)?;
+                        let mail = mail::agent_api_key(
+                            session.user.email.clone(),
+                            session.user.org_id,
+                            agent_id,
+                            &enrollment.settings.name,
+                            api_key.expose_secret(),
+                        );
+                        changes.push(mail.queued());
+                        Ok((changes, Some(mail)))
+                    }
                 }
+            })
+            .await;
+        if missing.load(Ordering::Relaxed) && !looked_up {
+            looked_up = true;
+            stored = self::stored(state, session.user.org_id, id).await?;
+            if stored.is_some() {
+                continue;
             }
-        })
-        .await?;
+        }
+        break decided?;
+    };
     let Some(mail) = mail else {
         return Ok(Decided::Denied);
     };

@@ -209,11 +209,19 @@ async fn enrollment_page(
         }
         return sign_in_first(&here);
     };
-    let enrollment = state.projector.read(|models| {
-        let enrollment = models.enrollments.get(id)?;
-        enrollments::decider(models, &session.human, enrollment, query.code.clone())
-            .may_decide(enrollment)
-            .then(|| enrollment.clone())
+    let awaiting = state.projector.read(|models| models.enrollments.get(id).cloned());
+    let found = match awaiting {
+        Some(enrollment) => Some(enrollment),
+        // Decided, or expired: the log has it.
+        None => match enrollments::stored(&state, session.human.user.org_id, id).await {
+            Ok(stored) => stored.map(|(enrollment, _)| enrollment),
+            Err(error) => return error_page(error),
+        },
+    };
+    let enrollment = found.filter(|enrollment| {
+        state.projector.read(|models| {
+            enrollments::decider(models, &session.human, enrollment, query.code.clone()).may_decide(enrollment)
+        })
     });
     let Some(enrollment) = enrollment else {
         return error_page(ApiError::NotFound(
@@ -368,7 +376,10 @@ async fn home(
     let Some(session) = PageSession::from_headers(&state, &headers, context).await else {
         return sign_in_first("/");
     };
-    let views = enrollments::of_org(&state, session.human.user.org_id, now);
+    let views = match enrollments::of_org(&state, session.human.user.org_id, now).await {
+        Ok(views) => views,
+        Err(error) => return error_page(error),
+    };
     let rows: String = views
         .iter()
         .map(|view| {
