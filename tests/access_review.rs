@@ -244,6 +244,7 @@ fn the_migrations_index_exactly_the_events_shaping_access() {
     let condition = store::event_type_in(AccessModels::SHAPING_EVENTS);
     for migration in [
         include_str!("../migrations/sqlite/0003_events_shaping_access.sql"),
+        include_str!("../migrations/sqlite/0004_streams_as_numbers.sql"),
         include_str!("../migrations/postgres/0005_events_shaping_access.sql"),
     ] {
         assert!(migration.contains(&format!("WHERE {condition};")), "{migration}");

@@ -233,10 +233,9 @@ fn member_emails(state: &AppState, org: OrgId) -> Vec<Email> {
 
 /// The enrollments `streams` hold, folded from the log in its order.
 async fn from_streams(state: &AppState, streams: Vec<StreamId>) -> Result<EnrollmentHistory, ApiError> {
-    let streams: BTreeSet<String> = streams.into_iter().map(|stream| stream.as_str().to_owned()).collect();
+    let streams: BTreeSet<StreamId> = streams.into_iter().collect();
     let mut events = Vec::new();
     for stream in streams {
-        let stream = StreamId::parse(stream).map_err(ApiError::internal)?;
         events.extend(
             state
                 .store

@@ -6,6 +6,7 @@
 
 mod reader;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -14,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use domain::{RecordedEvent, StreamId};
-use rusqlite::{OpenFlags, TransactionBehavior};
+use rusqlite::{OpenFlags, OptionalExtension, TransactionBehavior};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use sqlx::{Connection, SqliteConnection};
 use tokio::sync::watch;
@@ -94,27 +95,47 @@ impl SqliteLog {
     /// Plans and inserts a batch inside `transaction`, which holds the write lock.
     fn write(transaction: &rusqlite::Transaction<'_>, appends: Vec<PendingAppend>) -> Result<BatchPlan, StoreError> {
         let head = read_head(transaction)?;
+        // Each stream's number and version: one seek in `streams`, one in the stream index.
+        let mut numbers: HashMap<String, i64> = HashMap::new();
         let versions = {
-            // One index seek per stream.
-            let mut version_of =
-                transaction.prepare_cached("SELECT MAX(stream_version) FROM events WHERE stream_id = ?1")?;
-            batch::stored_versions(
-                batch::streams_touched(&appends)
-                    .into_iter()
-                    .map(|stream| version_of.query_row([&stream], |row| row.get(0)).map(|v| (stream, v))),
-            )?
+            let mut number_and_version = transaction.prepare_cached(
+                "SELECT s.id, (SELECT MAX(stream_version) FROM events WHERE stream = s.id) \
+                 FROM streams s WHERE s.name = ?1",
+            )?;
+            let mut stored = Vec::new();
+            for stream in batch::streams_touched(&appends) {
+                let found: Option<(i64, Option<i64>)> = number_and_version
+                    .query_row([&stream], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()?;
+                if let Some((number, version)) = found {
+                    numbers.insert(stream.clone(), number);
+                    stored.push(Ok::<_, StoreError>((stream, version)));
+                }
+            }
+            batch::stored_versions(stored.into_iter())?
         };
         let plan = batch::plan(head, versions, appends, Utc::now());
         let mut insert = transaction.prepare_cached(
-            "INSERT INTO events (position, event_id, stream_id, stream_version, event_type, \
+            "INSERT INTO events (position, event_id, stream, stream_version, event_type, \
              schema_version, payload, metadata, recorded_at, prev_hash, hash) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )?;
+        let mut number_new_stream =
+            transaction.prepare_cached("INSERT INTO streams (name) VALUES (?1) RETURNING id")?;
         for row in &plan.rows {
+            let name = row.stream_id.as_str();
+            let number = match numbers.get(name) {
+                Some(number) => *number,
+                None => {
+                    let number: i64 = number_new_stream.query_row([name], |row| row.get(0))?;
+                    numbers.insert(name.to_owned(), number);
+                    number
+                }
+            };
             insert.execute((
                 to_i64(row.position),
                 row.event_id.as_bytes().as_slice(),
-                row.stream_id.as_str(),
+                number,
                 to_i64(row.stream_version),
                 row.event_type.as_str(),
                 i64::from(row.schema_version),

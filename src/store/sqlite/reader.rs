@@ -10,8 +10,12 @@ use rusqlite::OpenFlags;
 
 use crate::store::{LogHead, StoreError, StoredRow, event_type_in, to_i64};
 
-const SELECT_EVENTS: &str = "SELECT position, event_id, stream_id, stream_version, event_type, schema_version, \
-     payload, metadata, recorded_at, prev_hash, hash FROM events";
+/// Events with their stream's name, which the log stores once, in `streams`, and names by
+/// number (migration 0004). CROSS JOIN keeps the log the outer loop: reads go in position
+/// or stream-version order, each event's stream found by its number.
+const SELECT_EVENTS: &str = "SELECT e.position, e.event_id, s.name, e.stream_version, e.event_type, \
+     e.schema_version, e.payload, e.metadata, e.recorded_at, e.prev_hash, e.hash \
+     FROM events e CROSS JOIN streams s ON s.id = e.stream";
 
 /// Read-only connections to the log file, reused across reads.
 #[derive(Clone)]
@@ -79,7 +83,7 @@ impl Readers {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         self.with_connection(move |connection| {
-            let query = format!("{SELECT_EVENTS} WHERE {condition}position > ?1 ORDER BY position LIMIT ?2");
+            let query = format!("{SELECT_EVENTS} WHERE {condition}e.position > ?1 ORDER BY e.position LIMIT ?2");
             let mut statement = connection.prepare_cached(&query)?;
             let rows = statement.query((to_i64(after_position), to_i64(limit as u64)))?;
             decode_all(rows, limit)
@@ -95,7 +99,8 @@ impl Readers {
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         self.with_connection(move |connection| {
             let query = format!(
-                "{SELECT_EVENTS} WHERE stream_id = ?1 AND stream_version > ?2 ORDER BY stream_version LIMIT ?3"
+                "{SELECT_EVENTS} WHERE e.stream = (SELECT id FROM streams WHERE name = ?1) \
+                 AND e.stream_version > ?2 ORDER BY e.stream_version LIMIT ?3"
             );
             let mut statement = connection.prepare_cached(&query)?;
             let rows = statement.query((stream, to_i64(after_version), to_i64(limit as u64)))?;
