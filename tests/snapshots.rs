@@ -464,3 +464,92 @@ async fn replicas_on_postgres_start_from_a_snapshot_they_verify_against_the_shar
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("matches a fold of the log"), "{out}");
 }
+
+/// A week of two agents' transactions, one every half hour, each broadcast or failed but
+/// one left unsettled for good, as the log records them.
+fn a_week_of_transactions() -> Vec<domain::RecordedEvent> {
+    use domain::events::{Event, TransactionBroadcast, TransactionFailed, TransactionSigned};
+    use domain::transaction::transaction_stream;
+    let start = chrono::DateTime::parse_from_rfc3339("2026-11-22T00:00:00Z")
+        .unwrap()
+        .to_utc();
+    let mut events = Vec::new();
+    let mut append = |at: chrono::DateTime<chrono::Utc>, stream: domain::StreamId, event: Event| {
+        let new = event.to_new_event(&domain::Metadata::system(at)).unwrap();
+        events.push(domain::RecordedEvent {
+            position: events.len() as u64 + 1,
+            event_id: new.event_id,
+            stream_id: stream,
+            stream_version: 1,
+            event_type: new.event_type,
+            schema_version: new.schema_version,
+            payload: new.payload,
+            metadata: new.metadata,
+            recorded_at: at,
+            prev_hash: domain::ChainHash::GENESIS,
+            hash: domain::ChainHash::GENESIS,
+        });
+    };
+    for n in 0..7 * 48u64 {
+        let at = start + chrono::Duration::minutes(30 * n as i64);
+        let agent_id = domain::AgentId(uuid::Uuid::from_u128(1 + u128::from(n % 2)));
+        let tx_id = uuid::Uuid::from_u128(1000 + u128::from(n));
+        let signed = TransactionSigned {
+            tx_id,
+            agent_id,
+            chain: "anvil".into(),
+            chain_id: 31337,
+            from: "0xaa".into(),
+            to: "0xdef".into(),
+            value_wei: domain::wei::Wei::from_wei(u128::from(n)),
+            max_fee_wei: domain::wei::Wei::from_wei(21_000),
+            nonce: n,
+            tx_hash: String::new(),
+            signed_tx: String::new(),
+            signing_key_path: "keys/anvil-signer".into(),
+            idempotency_key: Some(format!("k{}", n % 5)),
+            request_digest: None,
+            sign_only: false,
+        };
+        append(
+            at,
+            domain::agent::agent_stream(agent_id),
+            Event::TransactionSigned(signed),
+        );
+        let outcome = match n % 7 {
+            _ if n == 3 => continue,
+            0 => Event::TransactionFailed(TransactionFailed {
+                tx_id,
+                agent_id,
+                error: "refused".into(),
+            }),
+            _ => Event::TransactionBroadcast(TransactionBroadcast { tx_id, agent_id }),
+        };
+        append(at, transaction_stream(tx_id), outcome);
+    }
+    events
+}
+
+#[test]
+fn a_snapshot_anywhere_in_a_week_of_transactions_plus_its_tail_forgets_as_the_whole_log() {
+    let events = a_week_of_transactions();
+    let whole = fold(&events);
+    let agent = domain::AgentId(uuid::Uuid::from_u128(1));
+    let kept = whole.transactions.history(agent).records().len();
+    assert!(kept < 60, "a window's worth kept of a week's 168: {kept}");
+    assert_eq!(whole.transactions.unsettled().count(), 1, "the unsettled one, days old");
+    for cut in 1..events.len() {
+        let head = fold(&events[..cut]);
+        let bytes = snapshot::encode(&head, events[cut - 1].hash);
+        let mut loaded = snapshot::decode(&bytes).unwrap().models;
+        assert_eq!(loaded, head, "a snapshot at {cut} decodes to the models it encoded");
+        for event in &events[cut..] {
+            loaded.apply(event);
+        }
+        assert!(
+            loaded == whole,
+            "snapshot at {cut} plus its tail differs: {:?}",
+            snapshot::differences(&whole, &loaded, 5)
+        );
+    }
+}

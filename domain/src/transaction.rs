@@ -3,7 +3,7 @@
 //! expected version, and nonces under their sender's stream's (agents may share a key),
 //! so concurrent submissions cannot overspend or reuse a nonce.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Duration, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -140,6 +140,25 @@ impl TransactionRecord {
 /// How long an Idempotency-Key is remembered.
 pub const IDEMPOTENCY_WINDOW: Duration = Duration::hours(24);
 
+/// How far before the newest event's time a decision's `now` may fall: a request reads
+/// its clock when it arrives, the store stamps `recorded_at` when it commits (never
+/// earlier than the last commit), so a request's `now` may be behind the newest
+/// transaction's time, by its own latency or a replica's clock. Transactions are kept
+/// this much past the windows so that every answer for such a `now` stays exact.
+pub const CLOCK_SKEW_MARGIN: Duration = Duration::hours(1);
+
+/// The moment at and before which a finished transaction is forgotten, once an event
+/// recorded at `at` was folded: every window a decision sums (the spend and fee window,
+/// the Idempotency-Key's, and the UTC day, which began less than 24 hours before its
+/// `now`) starts after it for any `now` no more than [`CLOCK_SKEW_MARGIN`] before `at`.
+pub fn forgotten_at_or_before(at: DateTime<Utc>) -> DateTime<Utc> {
+    at - SPEND_WINDOW.max(IDEMPOTENCY_WINDOW) - CLOCK_SKEW_MARGIN
+}
+
+/// A history is compacted only once the part past the windows is at least half of it
+/// and at least this many records: the rebuild it costs is paid for by what it drops.
+const COMPACT_MIN: usize = 16;
+
 /// What a request to sign a transaction asked, hashed: SHA-256 of an unambiguous encoding
 /// of its fields (intents' `submission::Request`), as lowercase hex. A repeat of an
 /// Idempotency-Key gets the earlier answer only if it asks the same.
@@ -161,10 +180,59 @@ impl RequestDigest {
 
 /// The nonces one sender's live transactions hold on one chain, and those failed
 /// broadcasts released.
+///
+/// The nonces of transactions forgotten once past the windows (see
+/// [`TransactionHistory::compact`]) are kept as ranges, not one by one: a sender's nonces
+/// follow one another, so they make one range, plus one per gap an explicit nonce left.
+/// A single high-water mark ("every nonce at or below the highest forgotten one is held
+/// unless released") would be smaller still, but it would also hold the gaps an explicit
+/// nonce skipped, which no transaction ever held: a request for one of them would be
+/// refused where the whole history accepts it. The ranges answer exactly as the whole
+/// history does.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct SenderNonces {
+    /// Held by transactions kept in memory.
     held: BTreeSet<u64>,
+    /// Released by failed broadcasts and not held since: the gaps to fill first. A nonce
+    /// held again leaves it, so it keeps gaps only.
     released: BTreeSet<u64>,
+    /// Held by forgotten transactions, as ranges: first nonce to last, inclusive.
+    forgotten: BTreeMap<u64, u64>,
+}
+
+impl SenderNonces {
+    fn holds(&self, nonce: u64) -> bool {
+        self.held.contains(&nonce) || self.holds_forgotten(nonce)
+    }
+
+    /// The highest nonce held, by a transaction kept or forgotten.
+    fn highest(&self) -> Option<u64> {
+        let forgotten = self.forgotten.last_key_value().map(|(_, last)| *last);
+        self.held.last().copied().max(forgotten)
+    }
+
+    /// Adds `nonce` to the forgotten ranges, merging it with its neighbours.
+    fn forget(&mut self, nonce: u64) {
+        if self.holds_forgotten(nonce) {
+            return;
+        }
+        let before = self
+            .forgotten
+            .range(..nonce)
+            .next_back()
+            .filter(|(_, last)| last.checked_add(1) == Some(nonce))
+            .map(|(first, _)| *first);
+        let after = nonce.checked_add(1).and_then(|next| self.forgotten.remove(&next));
+        let first = before.unwrap_or(nonce);
+        self.forgotten.insert(first, after.unwrap_or(nonce));
+    }
+
+    fn holds_forgotten(&self, nonce: u64) -> bool {
+        self.forgotten
+            .range(..=nonce)
+            .next_back()
+            .is_some_and(|(_, last)| *last >= nonce)
+    }
 }
 
 /// The nonces every agent's transactions hold or released, per chain and sender: what a
@@ -180,6 +248,7 @@ impl NonceBook {
         let nonces = self.senders.entry(sender(record.chain_id, &record.from)).or_default();
         if record.holds_nonce() {
             nonces.held.insert(record.nonce);
+            nonces.released.remove(&record.nonce);
         } else {
             nonces.released.insert(record.nonce);
         }
@@ -190,6 +259,16 @@ impl NonceBook {
         let nonces = self.senders.entry(sender(record.chain_id, &record.from)).or_default();
         nonces.held.remove(&record.nonce);
         nonces.released.insert(record.nonce);
+    }
+
+    /// `record` is forgotten (past the windows, settled): the nonce it holds stays held.
+    pub fn forget(&mut self, record: &TransactionRecord) {
+        if !record.holds_nonce() {
+            return;
+        }
+        let nonces = self.senders.entry(sender(record.chain_id, &record.from)).or_default();
+        nonces.held.remove(&record.nonce);
+        nonces.forget(record.nonce);
     }
 
     fn of(&self, chain_id: u64, from: &str) -> Option<&SenderNonces> {
@@ -207,12 +286,20 @@ impl<'r> FromIterator<&'r TransactionRecord> for NonceBook {
     }
 }
 
-/// One agent's transactions in signing order, indexed for the questions decisions ask:
-/// by id and by Idempotency-Key. Records' `signed_at`
-/// never decreases along the log, so the spend window is a suffix.
+/// One agent's recent transactions in signing order, indexed for the questions decisions
+/// ask: by id and by Idempotency-Key. Records' `signed_at` never decreases along the log,
+/// so the spend window is a suffix.
+///
+/// Only what a decision needs is kept: the transactions signed since
+/// [`forgotten_at_or_before`] the newest one (see [`Self::compact`]), and those older still
+/// unsettled, which the broadcast workers send again whatever their age. Everything older
+/// is read from the log on demand.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TransactionHistory {
     records: Vec<TransactionRecord>,
+    /// Unsettled transactions signed before the windows kept in `records`: found by id,
+    /// counted in no window (each began after them), forgotten once their outcome is in.
+    unsettled_past_windows: HashMap<Uuid, TransactionRecord>,
     by_id: HashMap<Uuid, usize>,
     by_idempotency_key: HashMap<String, usize>,
     /// What each record holds against the daily limit, in record order: its value.
@@ -244,12 +331,64 @@ impl TimedSums {
 }
 
 impl TransactionHistory {
+    /// The transactions kept in the windows, oldest first.
     pub fn records(&self) -> &[TransactionRecord] {
         &self.records
     }
 
     pub fn get(&self, id: Uuid) -> Option<&TransactionRecord> {
-        self.by_id.get(&id).map(|&at| &self.records[at])
+        self.by_id
+            .get(&id)
+            .map(|&at| &self.records[at])
+            .or_else(|| self.unsettled_past_windows.get(&id))
+    }
+
+    /// Its transactions signed for broadcast whose outcome is not in the log, whatever
+    /// their age.
+    pub fn unsettled(&self) -> impl Iterator<Item = &TransactionRecord> {
+        self.records
+            .iter()
+            .filter(|record| record.status == TxStatus::Signed)
+            .chain(self.unsettled_past_windows.values())
+    }
+
+    /// Whether it keeps nothing.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty() && self.unsettled_past_windows.is_empty()
+    }
+
+    /// Forgets the transactions signed at or before `cutoff` (see [`forgotten_at_or_before`])
+    /// once they are at least half of those kept and at least [`COMPACT_MIN`], and rebuilds
+    /// the indexes and sums from the rest: amortized, each record is rebuilt a bounded
+    /// number of times. Unsettled ones are set aside, findable by id and counted in no
+    /// window. The records forgotten, whose nonces their sender's book must still hold.
+    ///
+    /// `cutoff` must come from the time of the event being folded, never a clock, so that
+    /// a rebuild from the log, or a snapshot and its tail, forgets exactly as this fold did.
+    pub fn compact(&mut self, cutoff: DateTime<Utc>) -> Vec<TransactionRecord> {
+        let past = self.records.partition_point(|record| record.signed_at <= cutoff);
+        if past < COMPACT_MIN || 2 * past < self.records.len() {
+            return Vec::new();
+        }
+        let mut kept = std::mem::take(&mut self.records);
+        let past: Vec<TransactionRecord> = kept.drain(..past).collect();
+        let unsettled_past_windows = std::mem::take(&mut self.unsettled_past_windows);
+        *self = Self {
+            unsettled_past_windows,
+            ..Self::default()
+        };
+        for record in kept {
+            self.push(record);
+        }
+        let mut forgotten = Vec::new();
+        for record in past {
+            if record.status == TxStatus::Signed {
+                self.unsettled_past_windows.insert(record.id, record);
+            } else {
+                forgotten.push(record);
+            }
+        }
+        forgotten
     }
 
     pub fn push(&mut self, record: TransactionRecord) {
@@ -266,22 +405,32 @@ impl TransactionHistory {
         self.records.push(record);
     }
 
-    pub fn mark_broadcast(&mut self, id: Uuid) {
+    /// The node took it. A transaction past the windows is settled now, so forgotten: it
+    /// is returned, for its sender's book to keep its nonce held.
+    pub fn mark_broadcast(&mut self, id: Uuid) -> Option<TransactionRecord> {
         if let Some(&at) = self.by_id.get(&id) {
             self.records[at].status = TxStatus::Broadcast;
+            return None;
         }
+        let mut forgotten = self.unsettled_past_windows.remove(&id)?;
+        forgotten.status = TxStatus::Broadcast;
+        Some(forgotten)
     }
 
     /// The node refused it: its nonce is released, its value stays held. A refusal proves
     /// nothing about later: the same signed bytes may be valid tomorrow (the key topped up,
     /// the base fee fallen), sent by the node that refused them or by anyone who read them.
-    pub fn mark_failed(&mut self, id: Uuid, error: &str) {
-        let Some(&at) = self.by_id.get(&id) else {
-            return;
+    /// The record as failed, if it was known; one past the windows is forgotten now.
+    pub fn mark_failed(&mut self, id: Uuid, error: &str) -> Option<TransactionRecord> {
+        let record = match self.by_id.get(&id) {
+            Some(&at) => &mut self.records[at],
+            None => self.unsettled_past_windows.get_mut(&id)?,
         };
-        let record = &mut self.records[at];
         record.status = TxStatus::Failed;
         record.error = Some(error.to_owned());
+        let failed = record.clone();
+        self.unsettled_past_windows.remove(&id);
+        Some(failed)
     }
 }
 
@@ -373,9 +522,7 @@ impl<'a> Ledger<'a> {
 
     /// Whether a live transaction from `from` on `chain_id` holds `nonce`.
     pub fn holds_nonce(self, chain_id: u64, from: &str, nonce: u64) -> bool {
-        self.nonces
-            .of(chain_id, from)
-            .is_some_and(|nonces| nonces.held.contains(&nonce))
+        self.nonces.of(chain_id, from).is_some_and(|nonces| nonces.holds(nonce))
             || self.of_sender_this_turn(chain_id, from).any(|r| r.nonce == nonce)
     }
 
@@ -387,9 +534,9 @@ impl<'a> Ledger<'a> {
     pub fn next_nonce(self, chain_id: u64, from: &str, chain_pending: u64) -> u64 {
         let logged = self.nonces.of(chain_id, from);
         let after_held = logged
-            .and_then(|nonces| nonces.held.last())
+            .and_then(SenderNonces::highest)
             .into_iter()
-            .chain(self.of_sender_this_turn(chain_id, from).map(|r| &r.nonce))
+            .chain(self.of_sender_this_turn(chain_id, from).map(|r| r.nonce))
             .max()
             .map_or(0, |highest| highest.saturating_add(1));
         let fresh = after_held.max(chain_pending);
@@ -652,6 +799,118 @@ mod tests {
         assert_eq!(
             Ledger::new(&logged, &nonces_of(logged.records()), &[]).next_nonce(31337, "0xabc", 0),
             3
+        );
+    }
+
+    /// `count` broadcast transactions a minute apart from `start`, nonces from `first_nonce`.
+    fn broadcast_from(start: DateTime<Utc>, first_nonce: u64, count: u64) -> Vec<TransactionRecord> {
+        (0..count)
+            .map(|n| {
+                record(
+                    first_nonce + n,
+                    TxStatus::Broadcast,
+                    "1",
+                    start + Duration::minutes(n as i64),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_unsettled_transaction_past_the_windows_stays_findable_and_counts_in_no_window() {
+        let long_ago = now() - Duration::days(3);
+        let mut old = broadcast_from(long_ago, 0, 20);
+        old[3].status = TxStatus::Signed;
+        let stuck = old[3].id;
+        let mut logged = history(&old);
+        let mut book = nonces_of(&old);
+        let recent = broadcast_from(now(), 20, 2);
+        for record in &recent {
+            book.record(record);
+            logged.push(record.clone());
+        }
+        let forgotten = logged.compact(forgotten_at_or_before(now()));
+        assert_eq!(forgotten.len(), 19, "all but the unsettled one");
+        for record in &forgotten {
+            book.forget(record);
+        }
+        assert_eq!(logged.records(), &recent[..]);
+        assert_eq!(logged.get(stuck).map(|r| r.nonce), Some(3));
+        assert_eq!(logged.unsettled().map(|r| r.id).collect::<Vec<_>>(), vec![stuck]);
+        assert_eq!(logged.get(old[4].id), None);
+        let ledger = Ledger::new(&logged, &book, &[]);
+        assert_eq!(
+            ledger.spent_before(now()),
+            Wei::from_eth_str("2").unwrap(),
+            "counted once, now"
+        );
+        assert_eq!(ledger.signed_today(now()), 2);
+        assert_eq!(ledger.next_nonce(31337, "0xabc", 0), 22);
+        assert!(ledger.holds_nonce(31337, "0xabc", 3) && ledger.holds_nonce(31337, "0xabc", 0));
+
+        let settled = logged.mark_broadcast(stuck).unwrap();
+        book.forget(&settled);
+        assert_eq!(logged.get(stuck), None, "settled past the windows: forgotten");
+        assert_eq!(logged.unsettled().count(), 0);
+        assert!(Ledger::new(&logged, &book, &[]).holds_nonce(31337, "0xabc", 3));
+        assert_eq!(
+            logged.compact(forgotten_at_or_before(now())),
+            vec![],
+            "too little past the windows"
+        );
+    }
+
+    #[test]
+    fn an_unsettled_transaction_that_fails_past_the_windows_releases_its_nonce() {
+        let long_ago = now() - Duration::days(3);
+        let mut old = broadcast_from(long_ago, 0, 20);
+        old[3].status = TxStatus::Signed;
+        let mut logged = history(&old);
+        let mut book = nonces_of(&old);
+        for record in logged.compact(forgotten_at_or_before(now())) {
+            book.forget(&record);
+        }
+        let failed = logged.mark_failed(old[3].id, "nonce too low").unwrap();
+        assert_eq!(
+            (failed.status, failed.error.as_deref()),
+            (TxStatus::Failed, Some("nonce too low"))
+        );
+        book.release(&failed);
+        assert_eq!(logged.get(old[3].id), None);
+        let ledger = Ledger::new(&logged, &book, &[]);
+        assert!(!ledger.holds_nonce(31337, "0xabc", 3));
+        assert_eq!(ledger.next_nonce(31337, "0xabc", 0), 3, "the gap is filled first");
+    }
+
+    #[test]
+    fn forgotten_nonces_stay_held_but_a_gap_an_explicit_nonce_skipped_stays_free() {
+        let mut records = broadcast_from(now() - Duration::days(3), 0, 5);
+        records.push(record(8, TxStatus::Broadcast, "1", now() - Duration::days(3)));
+        records.push(record(5, TxStatus::Failed, "1", now() - Duration::days(3)));
+        let mut book = nonces_of(&records);
+        for record in &records {
+            book.forget(record);
+        }
+        let empty = TransactionHistory::default();
+        let ledger = Ledger::new(&empty, &book, &[]);
+        let held: Vec<u64> = (0..10).filter(|n| ledger.holds_nonce(31337, "0xABC", *n)).collect();
+        assert_eq!(held, [0, 1, 2, 3, 4, 8]);
+        assert_eq!(ledger.next_nonce(31337, "0xabc", 0), 5, "the released one first");
+        assert_eq!(ledger.next_nonce(31337, "0xabc", 6), 9, "past the highest forgotten");
+        let sender = book.of(31337, "0xabc").unwrap();
+        assert_eq!(sender.forgotten, BTreeMap::from([(0, 4), (8, 8)]));
+        assert!(sender.held.is_empty());
+
+        let refilled = record(5, TxStatus::Broadcast, "1", now());
+        book.record(&refilled);
+        assert!(
+            book.of(31337, "0xabc").unwrap().released.is_empty(),
+            "a nonce held again is no gap"
+        );
+        book.forget(&refilled);
+        assert_eq!(
+            book.of(31337, "0xabc").unwrap().forgotten,
+            BTreeMap::from([(0, 5), (8, 8)])
         );
     }
 

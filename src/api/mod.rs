@@ -26,6 +26,7 @@ pub(crate) mod shares;
 mod signatures;
 mod signing_keys;
 mod simulations;
+mod transaction_log;
 mod transactions;
 mod vaults;
 

@@ -27,6 +27,7 @@ use super::secrets::{Purpose, may_read, read_value};
 use super::session::{AgentSession, Caller};
 use super::signing_keys;
 use super::simulations::{SimulationStatus, simulate};
+use super::transaction_log;
 
 /// A plain transfer's gas; calls are estimated by the node.
 const TRANSFER_GAS: u64 = 21_000;
@@ -652,15 +653,18 @@ pub async fn list(
     QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Json<TransactionListResponse>, ApiError> {
     agent_or_its_humans(&state, &caller, agent_id)?;
-    let transactions = state.projector.read(|models| {
-        models
-            .transactions
-            .of(agent_id)
-            .iter()
-            .rev()
-            .map(|record| TransactionResponse::new(record, query.include_signed_tx()))
-            .collect()
-    });
+    // The read models keep only recent and unsettled transactions: the whole history is
+    // the log's, read up to what the models have applied.
+    let applied = state.projector.position();
+    let history = transaction_log::history(&*state.store, agent_id, applied)
+        .await
+        .map_err(ApiError::internal)?;
+    let transactions = history
+        .records()
+        .iter()
+        .rev()
+        .map(|record| TransactionResponse::new(record, query.include_signed_tx()))
+        .collect();
     Ok(Json(TransactionListResponse { transactions }))
 }
 
@@ -672,14 +676,18 @@ pub async fn get(
     QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Json<TransactionResponse>, ApiError> {
     agent_or_its_humans(&state, &caller, agent_id)?;
-    state
-        .projector
-        .read(|models| {
-            models
-                .transactions
-                .get(agent_id, tx_id)
-                .map(|record| TransactionResponse::new(record, query.include_signed_tx()))
-        })
-        .map(Json)
+    let (kept, applied) = state.projector.read(|models| {
+        let kept = models.transactions.get(agent_id, tx_id).cloned();
+        (kept, models.position())
+    });
+    // Forgotten by the read models once past the windows: the log still has it.
+    let record = match kept {
+        Some(record) => Some(record),
+        None => transaction_log::transaction(&*state.store, agent_id, tx_id, applied)
+            .await
+            .map_err(ApiError::internal)?,
+    };
+    record
+        .map(|record| Json(TransactionResponse::new(&record, query.include_signed_tx())))
         .ok_or_else(|| ApiError::NotFound("transaction not found".into()))
 }
