@@ -118,6 +118,15 @@ fn filters(trail: &[&AuditRecord]) -> Vec<AuditQuery> {
             action: Some(record.action.into()),
             ..Default::default()
         });
+        filters.push(AuditQuery {
+            resource_id: Some(record.resource_id.clone()),
+            ..Default::default()
+        });
+        filters.push(AuditQuery {
+            actor_id: record.actor_id.clone(),
+            action: Some(record.action.into()),
+            ..Default::default()
+        });
     }
     let (early, late) = (times[times.len() / 4], times[3 * times.len() / 4]);
     filters.push(AuditQuery {

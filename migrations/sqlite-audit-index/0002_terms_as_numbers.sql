@@ -26,13 +26,15 @@ CREATE INDEX audit_index_by_action ON audit_index (org, action, position);
 CREATE INDEX audit_index_by_actor ON audit_index (org, actor, position);
 CREATE INDEX audit_index_by_resource ON audit_index (org, resource, position);
 
--- How many rows each organization has of each action: the total of an unfiltered query,
--- or one by action, without counting an organization's whole history.
+-- How many rows each organization has of each action, actor and resource: the total of an
+-- unfiltered query (the sum over its actions), or one filtered on one of them, without
+-- counting an organization's whole history. Kept per term, so it follows the state.
 CREATE TABLE audit_index_counts (
     org    INTEGER NOT NULL,
-    action INTEGER NOT NULL,
+    field  INTEGER NOT NULL, -- 1 action, 2 actor, 3 resource
+    term   INTEGER NOT NULL,
     count  INTEGER NOT NULL,
-    PRIMARY KEY (org, action)
+    PRIMARY KEY (org, field, term)
 ) WITHOUT ROWID;
 
 UPDATE audit_index_head SET position = 0 WHERE id = 1;

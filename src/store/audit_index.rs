@@ -233,23 +233,27 @@ macro_rules! page_and_count {
             .push_bind($limit)
             .push(" OFFSET ")
             .push_bind($offset);
-        let mut count = if counted_by_action($query) {
-            let mut count = QueryBuilder::<$db>::new(
-                "SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM audit_index_counts WHERE org = ",
-            );
-            count.push(TERM).push_bind($org.to_string()).push(")");
-            if let Some(action) = &$query.action {
+        let mut count = match CountedField::of($query) {
+            Some((field, term)) => {
+                let mut count = QueryBuilder::<$db>::new(
+                    "SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM audit_index_counts WHERE org = ",
+                );
+                count.push(TERM).push_bind($org.to_string()).push(")");
+                count.push(" AND field = ").push_bind(field as i64);
+                if let Some(term) = term {
+                    count
+                        .push(" AND term = ")
+                        .push(TERM)
+                        .push_bind(term.to_owned())
+                        .push(")");
+                }
                 count
-                    .push(" AND action = ")
-                    .push(TERM)
-                    .push_bind(action.clone())
-                    .push(")");
             }
-            count
-        } else {
-            let mut count = QueryBuilder::<$db>::new("SELECT COUNT(*)");
-            push_filter!(count, $org, $query, $range);
-            count
+            None => {
+                let mut count = QueryBuilder::<$db>::new("SELECT COUNT(*)");
+                push_filter!(count, $org, $query, $range);
+                count
+            }
         };
         let rows = page.build().fetch_all($pool).await?;
         let total: i64 = count.build().fetch_one($pool).await?.try_get(0)?;
@@ -271,7 +275,7 @@ macro_rules! write_batch {
                 reason: format!("the audit index could not number the term {term:?}"),
             })
         };
-        let mut inserted: HashMap<(i64, i64), i64> = HashMap::new();
+        let mut inserted: HashMap<(i64, CountedField, i64), i64> = HashMap::new();
         for rows in $rows.chunks(ROWS_PER_STATEMENT) {
             let numbered = rows
                 .iter()
@@ -297,15 +301,27 @@ macro_rules! write_batch {
                     .push_bind(resource);
             });
             // Another replica may have indexed the same positions: only new rows count.
-            insert.push(" ON CONFLICT (position) DO NOTHING RETURNING org, action");
+            insert.push(" ON CONFLICT (position) DO NOTHING RETURNING org, action, actor, resource");
             for row in insert.build().fetch_all(&mut *transaction).await? {
-                *inserted.entry((row.try_get(0)?, row.try_get(1)?)).or_default() += 1;
+                let org: i64 = row.try_get(0)?;
+                let actor: Option<i64> = row.try_get(2)?;
+                let counted = [
+                    (CountedField::Action, Some(row.try_get(1)?)),
+                    (CountedField::Actor, actor),
+                    (CountedField::Resource, Some(row.try_get(3)?)),
+                ];
+                for (field, term) in counted {
+                    if let Some(term) = term {
+                        *inserted.entry((org, field, term)).or_default() += 1;
+                    }
+                }
             }
         }
-        for ((org, action), rows) in inserted {
+        for ((org, field, term), rows) in inserted {
             sqlx::query($add_count)
                 .bind(org)
-                .bind(action)
+                .bind(field as i64)
+                .bind(term)
                 .bind(rows)
                 .execute(&mut *transaction)
                 .await?;
@@ -315,9 +331,31 @@ macro_rules! write_batch {
     }};
 }
 
-/// Whether a query's total is what the counts table holds: no filter, or one by action.
-fn counted_by_action(query: &AuditQuery) -> bool {
-    query.actor_id.is_none() && query.resource_id.is_none() && query.from.is_none() && query.to.is_none()
+/// The columns whose values `audit_index_counts` counts rows of, per organization, as
+/// stored in its `field` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum CountedField {
+    Action = 1,
+    Actor = 2,
+    Resource = 3,
+}
+
+impl CountedField {
+    /// Where a query's total is in the counts table: the field and the term it filters on
+    /// (an unfiltered query's is the sum over every action); None for a query filtered on
+    /// time or on more than one field, whose total is counted in the index.
+    fn of(query: &AuditQuery) -> Option<(Self, Option<&str>)> {
+        if query.from.is_some() || query.to.is_some() {
+            return None;
+        }
+        match (&query.action, &query.actor_id, &query.resource_id) {
+            (None, None, None) => Some((Self::Action, None)),
+            (Some(action), None, None) => Some((Self::Action, Some(action))),
+            (None, Some(actor), None) => Some((Self::Actor, Some(actor))),
+            (None, None, Some(resource)) => Some((Self::Resource, Some(resource))),
+            _ => None,
+        }
+    }
 }
 
 impl AuditIndex {
@@ -509,8 +547,8 @@ impl AuditIndex {
                 Sqlite,
                 pool,
                 rows,
-                "INSERT INTO audit_index_counts (org, action, count) VALUES (?, ?, ?) \
-                 ON CONFLICT (org, action) DO UPDATE SET count = audit_index_counts.count + excluded.count",
+                "INSERT INTO audit_index_counts (org, field, term, count) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (org, field, term) DO UPDATE SET count = audit_index_counts.count + excluded.count",
                 "UPDATE audit_index_head SET position = MAX(position, ?) WHERE id = 1",
                 up_to
             ),
@@ -518,8 +556,8 @@ impl AuditIndex {
                 Postgres,
                 pool,
                 rows,
-                "INSERT INTO audit_index_counts (org, action, count) VALUES ($1, $2, $3) \
-                 ON CONFLICT (org, action) DO UPDATE SET count = audit_index_counts.count + excluded.count",
+                "INSERT INTO audit_index_counts (org, field, term, count) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (org, field, term) DO UPDATE SET count = audit_index_counts.count + excluded.count",
                 "UPDATE audit_index_head SET position = GREATEST(position, $1) WHERE id = 1",
                 up_to
             ),
