@@ -11,6 +11,7 @@ pub mod commands;
 pub mod config;
 pub mod crypto;
 pub mod mail;
+pub mod mcp;
 pub mod platform_admin;
 pub mod projector;
 pub mod replay;

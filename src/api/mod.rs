@@ -78,7 +78,16 @@ pub struct AppState {
     pub known_addresses: Arc<intents::KnownAddresses<(domain::SecretId, u64)>>,
 }
 
+/// The whole HTTP surface: the REST API and pages, and MCP at `/mcp` (src/mcp), whose
+/// tools call that same REST API in process.
 pub fn router(state: AppState) -> Router {
+    let public_url = state.config.public_url.clone();
+    let api = rest_router(state);
+    let mcp = crate::mcp::service(api.clone(), &public_url);
+    Router::new().nest_service("/mcp", mcp).merge(api)
+}
+
+fn rest_router(state: AppState) -> Router {
     Router::new()
         .route("/v1/health", get(health::health))
         .route("/metrics", get(scrape::metrics))

@@ -1,0 +1,296 @@
+//! The tools, as 1claw's MCP server names them, each mapped onto the REST API.
+
+use std::fmt;
+
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode};
+use rmcp::model::{JsonObject, Tool};
+use serde_json::{Map, Value, json};
+
+use super::rest::{Answer, Rest};
+
+/// The header a hosted MCP client names its vault in, when a tool is not given `vault_id`.
+const VAULT_HEADER: &str = "x-vault-id";
+
+/// Every tool, with its parameters as JSON Schema.
+pub fn catalog() -> Vec<Tool> {
+    let vault = json!({"type": "string", "description": "The vault's id; the X-Vault-ID header's if absent."});
+    let path = json!({"type": "string", "description": "The secret's path, such as api-keys/openai."});
+    let tool = |name: &'static str, description: &'static str, properties: Value, required: &[&str]| {
+        let mut properties = properties.as_object().cloned().unwrap_or_default();
+        properties.insert("vault_id".into(), vault.clone());
+        let schema: JsonObject = serde_json::from_value(json!({
+            "type": "object",
+            "properties": properties,
+            "required": required,
+        }))
+        .unwrap_or_default();
+        Tool::new(name, description, schema)
+    };
+    vec![
+        tool(
+            "list_secrets",
+            "List the secrets of a vault the agent may see: metadata only, never values.",
+            json!({"prefix": {"type": "string", "description": "Only paths starting with this."}}),
+            &[],
+        ),
+        tool(
+            "get_secret",
+            "Fetch a secret's decrypted value by path (audited).",
+            json!({"path": path}),
+            &["path"],
+        ),
+        tool(
+            "put_secret",
+            "Create or update a secret: a new version at the path.",
+            json!({
+                "path": path,
+                "value": {"type": "string"},
+                "type": {"type": "string", "description": "api_key, password, private_key, certificate, note, ..."},
+                "metadata": {"type": "object"},
+                "expires_at": {"type": "string", "format": "date-time"},
+                "max_access_count": {"type": "integer", "minimum": 1},
+            }),
+            &["path", "value"],
+        ),
+        tool(
+            "delete_secret",
+            "Delete a secret: its keys are destroyed, its history stays in the audit trail.",
+            json!({"path": path}),
+            &["path"],
+        ),
+        tool(
+            "describe_secret",
+            "A secret's metadata (type, version, dates) without its value.",
+            json!({"path": path}),
+            &["path"],
+        ),
+        tool(
+            "rotate_and_store",
+            "Generate a new random value for an existing secret and store it as its next version; the value is not returned.",
+            json!({
+                "path": path,
+                "length": {"type": "integer"},
+                "charset": {"type": "string", "enum": ["alphanumeric", "hex", "base64", "printable"]},
+            }),
+            &["path"],
+        ),
+        tool(
+            "get_env_bundle",
+            "Fetch a secret holding KEY=VALUE lines and return them as a JSON object (audited).",
+            json!({"path": path}),
+            &["path"],
+        ),
+        tool("list_vaults", "List the vaults the caller may see.", json!({}), &[]),
+        tool(
+            "create_vault",
+            "Create a vault (humans only).",
+            json!({"name": {"type": "string"}, "description": {"type": "string"}}),
+            &["name"],
+        ),
+    ]
+}
+
+/// Why a tool call did not succeed: what the REST API answered, or what was missing.
+#[derive(Debug)]
+pub struct Refusal {
+    status: Option<StatusCode>,
+    detail: String,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.status {
+            Some(status) => write!(
+                f,
+                "{} {}: {}",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("error"),
+                self.detail
+            ),
+            None => f.write_str(&self.detail),
+        }
+    }
+}
+
+impl Refusal {
+    fn invalid(detail: impl Into<String>) -> Self {
+        Self {
+            status: None,
+            detail: detail.into(),
+        }
+    }
+
+    /// The API's refusal, in its own words (the problem document's `detail`).
+    fn of(answer: &Answer) -> Self {
+        let detail = answer.body["detail"]
+            .as_str()
+            .or(answer.body["title"].as_str())
+            .unwrap_or("the request was refused")
+            .to_owned();
+        Self {
+            status: Some(answer.status),
+            detail,
+        }
+    }
+}
+
+/// Runs tool `name` with `arguments` as the sender of `carrier`; the text of its result.
+pub async fn call(rest: &Rest, carrier: &Parts, name: &str, arguments: &JsonObject) -> Result<String, Refusal> {
+    let argument = |key: &str| arguments.get(key).and_then(Value::as_str);
+    let required = |key: &str| argument(key).ok_or_else(|| Refusal::invalid(format!("{key} is required")));
+    let vault = || -> Result<String, Refusal> {
+        let from_header = carrier.headers.get(VAULT_HEADER).and_then(|v| v.to_str().ok());
+        let vault = argument("vault_id")
+            .or(from_header)
+            .ok_or_else(|| Refusal::invalid("no vault: pass vault_id or send the X-Vault-ID header"))?;
+        uuid::Uuid::parse_str(vault)
+            .map(|id| id.to_string())
+            .map_err(|_| Refusal::invalid("vault_id is not a UUID"))
+    };
+    let secret_url = |route: &str| -> Result<String, Refusal> {
+        Ok(format!(
+            "/v1/vaults/{}/{route}/{}",
+            vault()?,
+            encode_path(required("path")?)
+        ))
+    };
+    let ok = |answer: Answer| {
+        if answer.status.is_success() {
+            Ok(answer.body)
+        } else {
+            Err(Refusal::of(&answer))
+        }
+    };
+    let body = match name {
+        "list_secrets" => {
+            let listed = ok(rest
+                .call(carrier, Method::GET, &format!("/v1/vaults/{}/secrets", vault()?), None)
+                .await)?;
+            let prefix = argument("prefix").unwrap_or("");
+            let secrets: Vec<&Value> = listed["secrets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|secret| secret["path"].as_str().is_some_and(|path| path.starts_with(prefix)))
+                .collect();
+            json!({ "secrets": secrets })
+        }
+        "get_secret" => ok(rest.call(carrier, Method::GET, &secret_url("secrets")?, None).await)?,
+        "put_secret" => {
+            let mut body = Map::new();
+            for key in ["value", "type", "metadata", "expires_at", "max_access_count"] {
+                if let Some(value) = arguments.get(key) {
+                    body.insert(key.into(), value.clone());
+                }
+            }
+            required("value")?;
+            ok(rest
+                .call(carrier, Method::PUT, &secret_url("secrets")?, Some(Value::Object(body)))
+                .await)?
+        }
+        "delete_secret" => {
+            ok(rest.call(carrier, Method::DELETE, &secret_url("secrets")?, None).await)?;
+            json!({ "deleted": required("path")? })
+        }
+        "describe_secret" => {
+            let path = required("path")?;
+            let listed = ok(rest
+                .call(carrier, Method::GET, &format!("/v1/vaults/{}/secrets", vault()?), None)
+                .await)?;
+            listed["secrets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|secret| secret["path"] == path)
+                .cloned()
+                .ok_or_else(|| Refusal {
+                    status: Some(StatusCode::NOT_FOUND),
+                    detail: "no secret at this path that the caller may see".into(),
+                })?
+        }
+        "rotate_and_store" => {
+            let mut body = Map::new();
+            for key in ["length", "charset"] {
+                if let Some(value) = arguments.get(key) {
+                    body.insert(key.into(), value.clone());
+                }
+            }
+            ok(rest
+                .call(
+                    carrier,
+                    Method::POST,
+                    &secret_url("secret-rotate")?,
+                    Some(Value::Object(body)),
+                )
+                .await)?
+        }
+        "get_env_bundle" => {
+            let secret = ok(rest.call(carrier, Method::GET, &secret_url("secrets")?, None).await)?;
+            Value::Object(env_bundle(secret["value"].as_str().unwrap_or("")))
+        }
+        "list_vaults" => ok(rest.call(carrier, Method::GET, "/v1/vaults", None).await)?,
+        "create_vault" => {
+            let mut body = Map::new();
+            body.insert("name".into(), json!(required("name")?));
+            if let Some(description) = argument("description") {
+                body.insert("description".into(), json!(description));
+            }
+            ok(rest
+                .call(carrier, Method::POST, "/v1/vaults", Some(Value::Object(body)))
+                .await)?
+        }
+        other => return Err(Refusal::invalid(format!("no tool named {other}"))),
+    };
+    Ok(body.to_string())
+}
+
+/// `KEY=VALUE` lines as an object; blank lines and `#` comments skipped, an `export `
+/// prefix and quotes around a value dropped.
+fn env_bundle(text: &str) -> Map<String, Value> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(|line| line.strip_prefix("export ").unwrap_or(line).split_once('='))
+        .map(|(key, value)| {
+            let value = value.trim();
+            let unquoted = [('"', '"'), ('\'', '\'')]
+                .into_iter()
+                .find_map(|(open, close)| value.strip_prefix(open)?.strip_suffix(close))
+                .unwrap_or(value);
+            (key.trim().to_owned(), Value::String(unquoted.to_owned()))
+        })
+        .collect()
+}
+
+/// A secret path for a URL: each segment percent-encoded but for unreserved characters.
+fn encode_path(path: &str) -> String {
+    let mut encoded = String::with_capacity(path.len());
+    for byte in path.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => encoded.push(byte as char),
+            _ => encoded.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    encoded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_env_bundle_reads_keys_and_values_and_skips_the_rest() {
+        let bundle =
+            env_bundle("# db\nexport DB_URL=\"postgres://x\"\n\nAPI_KEY = abc=def\nnot a pair\nQUOTED='a b'\n");
+        assert_eq!(
+            Value::Object(bundle),
+            json!({"DB_URL": "postgres://x", "API_KEY": "abc=def", "QUOTED": "a b"})
+        );
+    }
+
+    #[test]
+    fn a_path_is_encoded_per_segment() {
+        assert_eq!(encode_path("api-keys/open ai?x#y%"), "api-keys/open%20ai%3Fx%23y%25");
+    }
+}

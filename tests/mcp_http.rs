@@ -1,0 +1,277 @@
+//! MCP at /mcp (src/mcp), driven by the official Python MCP client (PyPI `mcp`): a session
+//! initializes and lists the tools; an agent's tool calls read, list, describe and bundle
+//! what its policy grants, audited as its REST reads are; what the policy does not grant is
+//! a tool error naming the status, without a value; and an agent deactivated in the middle
+//! of a session is refused at its next call.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+
+use common::{Api, TestDb};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+fn python() -> String {
+    std::env::var("KEYWARD_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!(
+            "KEYWARD_TEST_PYTHON is not set: this test drives MCP with the official Python client, which \
+             scripts/test installs into .tools/venv. Run it as `scripts/test -E 'binary(mcp_http)'`."
+        )
+    })
+}
+
+/// A human's vault with two secrets, and an agent allowed to read `api-keys/*` only.
+struct Vault {
+    api: Api,
+    human: String,
+    vault: String,
+    agent_id: String,
+    agent: String,
+}
+
+async fn vault(db: &TestDb) -> Vault {
+    let api = Api::start(db).await;
+    let human = api.signup_verified("ada@example.com", "correct horse").await;
+    let (_, vault) = api
+        .call("POST", "/v1/vaults", Some(&human), Some(json!({"name": "prod"})))
+        .await;
+    let vault = vault["id"].as_str().unwrap().to_owned();
+    for (path, value) in [
+        ("api-keys/openai", "sk-live-123"),
+        ("api-keys/env", "# app\nDB_URL=postgres://db\nexport TOKEN=\"t 1\"\n"),
+        ("other/root", "never-shown"),
+    ] {
+        let (status, body) = api
+            .call(
+                "PUT",
+                &format!("/v1/vaults/{vault}/secrets/{path}"),
+                Some(&human),
+                Some(json!({"value": value})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (_, created) = api
+        .call("POST", "/v1/agents", Some(&human), Some(json!({"name": "bot"})))
+        .await;
+    let agent_id = created["agent"]["id"].as_str().unwrap().to_owned();
+    let (status, body) = api
+        .call(
+            "POST",
+            &format!("/v1/vaults/{vault}/policies"),
+            Some(&human),
+            Some(json!({
+                "secret_path_pattern": "api-keys/*",
+                "principal_type": "agent",
+                "principal_id": agent_id,
+                "permissions": ["read"],
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let agent = api.agent_token(created["api_key"].as_str().unwrap()).await;
+    Vault {
+        api,
+        human,
+        vault,
+        agent_id,
+        agent,
+    }
+}
+
+/// A session of the Python client with `token`, running each batch of calls in turn; before
+/// each batch after the first, `between` runs (the test changing the world mid-session).
+async fn session(world: &Vault, token: &str, batches: &[Value], mut between: Vec<impl AsyncFnMut()>) -> Vec<Value> {
+    let headers = json!({"Authorization": format!("Bearer {token}"), "X-Vault-ID": world.vault});
+    let mut client = Command::new(python())
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mcp/client.py"))
+        .arg(world.api.server.url("/mcp"))
+        .arg(headers.to_string())
+        .args(batches.iter().map(Value::to_string))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = client.stdin.take().unwrap();
+    let mut lines = BufReader::new(client.stdout.take().unwrap()).lines();
+    let mut answers = Vec::new();
+    for n in 0..batches.len() {
+        if n > 0 {
+            between[n - 1]().await;
+            writeln!(stdin, "go").unwrap();
+        }
+        let Some(Ok(line)) = lines.next() else {
+            let output = client.wait_with_output().unwrap();
+            panic!("the MCP client stopped: {}", String::from_utf8_lossy(&output.stderr));
+        };
+        answers.push(serde_json::from_str(&line).unwrap());
+    }
+    drop(stdin);
+    assert!(client.wait().unwrap().success());
+    answers
+}
+
+fn call(answer: &Value, n: usize) -> (&str, bool, Value) {
+    let call = &answer["calls"][n];
+    let text = call["text"].as_str().unwrap();
+    (
+        call["name"].as_str().unwrap(),
+        call["is_error"].as_bool().unwrap(),
+        serde_json::from_str(text).unwrap_or_else(|_| json!(text)),
+    )
+}
+
+#[tokio::test]
+async fn an_agent_reads_what_its_policy_grants_through_mcp_and_nothing_else() {
+    let db = TestDb::sqlite();
+    let world = vault(&db).await;
+    let calls = json!([
+        ["list_secrets", {}],
+        ["get_secret", {"path": "api-keys/openai"}],
+        ["describe_secret", {"path": "api-keys/openai"}],
+        ["get_env_bundle", {"path": "api-keys/env"}],
+        ["get_secret", {"path": "other/root"}],
+        ["put_secret", {"path": "api-keys/new", "value": "x"}],
+        ["get_secret", {"path": "api-keys/openai", "vault_id": "00000000-0000-0000-0000-000000000000"}],
+    ]);
+    let answers = session(
+        &world,
+        &world.agent,
+        &[calls],
+        Vec::<fn() -> std::future::Ready<()>>::new(),
+    )
+    .await;
+    let answer = &answers[0];
+    let tools: Vec<&str> = answer["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    for tool in [
+        "list_secrets",
+        "get_secret",
+        "put_secret",
+        "delete_secret",
+        "describe_secret",
+        "rotate_and_store",
+        "get_env_bundle",
+        "list_vaults",
+        "create_vault",
+    ] {
+        assert!(tools.contains(&tool), "{tool} in {tools:?}");
+    }
+
+    let (_, failed, listed) = call(answer, 0);
+    assert!(!failed, "{listed}");
+    let paths: Vec<&str> = listed["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["path"].as_str().unwrap())
+        .collect();
+    assert!(paths.contains(&"api-keys/openai"), "{listed}");
+    assert!(!listed.to_string().contains("sk-live-123"), "a list carries no values");
+
+    let (_, failed, read) = call(answer, 1);
+    assert_eq!((failed, read["value"].as_str()), (false, Some("sk-live-123")), "{read}");
+    let (_, failed, described) = call(answer, 2);
+    assert!(!failed && described["path"] == "api-keys/openai", "{described}");
+    assert!(described.get("value").is_none(), "{described}");
+    let (_, failed, bundle) = call(answer, 3);
+    assert_eq!(
+        (failed, bundle),
+        (false, json!({"DB_URL": "postgres://db", "TOKEN": "t 1"}))
+    );
+
+    // Refusals are tool errors naming the status, carrying no value.
+    for n in [4, 5, 6] {
+        let (name, failed, text) = call(answer, n);
+        assert!(failed, "{name}: {text}");
+        let text = text.as_str().unwrap().to_owned();
+        assert!(
+            text.starts_with("403 Forbidden:") || text.starts_with("404 Not Found:"),
+            "{name}: {text}"
+        );
+        assert!(!text.contains("never-shown") && !text.contains("sk-live"), "{text}");
+    }
+
+    // The reads are the agent's, in the audit trail, as REST reads are.
+    let (_, trail) = world
+        .api
+        .call("GET", "/v1/audit/events?action=secret.read", Some(&world.human), None)
+        .await;
+    let reads: Vec<&Value> = trail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["actor_id"] == world.agent_id.as_str())
+        .collect();
+    assert_eq!(reads.len(), 2, "get_secret and get_env_bundle: {trail}");
+    let (_, denied) = world
+        .api
+        .call(
+            "GET",
+            "/v1/audit/events?action=secret.read_denied",
+            Some(&world.human),
+            None,
+        )
+        .await;
+    assert!(
+        denied["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["actor_id"] == world.agent_id.as_str()),
+        "{denied}"
+    );
+}
+
+#[tokio::test]
+async fn an_agent_deactivated_mid_session_is_refused_at_its_next_call() {
+    let db = TestDb::sqlite();
+    let world = vault(&db).await;
+    let read = json!([["get_secret", {"path": "api-keys/openai"}]]);
+    let deactivate = async || {
+        let (status, body) = world
+            .api
+            .call(
+                "DELETE",
+                &format!("/v1/agents/{}", world.agent_id),
+                Some(&world.human),
+                None,
+            )
+            .await;
+        assert!(status.is_success(), "{body}");
+    };
+    let answers = session(&world, &world.agent, &[read.clone(), read], vec![deactivate]).await;
+    let (_, failed, before) = call(&answers[0], 0);
+    assert!(!failed, "{before}");
+    let (_, failed, after) = call(&answers[1], 0);
+    assert!(failed, "{after}");
+    assert!(after.as_str().unwrap().starts_with("401 Unauthorized:"), "{after}");
+}
+
+#[tokio::test]
+async fn a_call_without_credentials_learns_nothing() {
+    let db = TestDb::sqlite();
+    let world = vault(&db).await;
+    let calls = json!([["list_secrets", {}], ["list_vaults", {}]]);
+    let answers = session(
+        &world,
+        "not-a-token",
+        &[calls],
+        Vec::<fn() -> std::future::Ready<()>>::new(),
+    )
+    .await;
+    for n in 0..2 {
+        let (name, failed, text) = call(&answers[0], n);
+        assert!(
+            failed && text.as_str().unwrap().starts_with("401 Unauthorized:"),
+            "{name}: {text}"
+        );
+    }
+}
