@@ -60,6 +60,26 @@ enum Command {
     /// Platform administration, decided by an operator on the server.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Serve MCP over stdio for a local client, as an agent of the keyward at --url
+    /// (docs/mcp.md).
+    Mcp(McpArgs),
+}
+
+/// 1claw's variables for its local MCP server, so a client's configuration carries over.
+#[derive(Debug, Args)]
+struct McpArgs {
+    /// The keyward to call.
+    #[arg(long, env = "ONECLAW_BASE_URL", default_value = "http://127.0.0.1:8080")]
+    url: url::Url,
+    /// The agent's API key (ocv_…), exchanged for short-lived tokens.
+    #[arg(long, env = "ONECLAW_AGENT_API_KEY", hide_env_values = true)]
+    api_key: String,
+    /// The agent's id, when its key should be checked against it.
+    #[arg(long, env = "ONECLAW_AGENT_ID")]
+    agent_id: Option<String>,
+    /// The vault tools use when not given `vault_id`.
+    #[arg(long, env = "ONECLAW_VAULT_ID")]
+    vault_id: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -152,6 +172,17 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Bench(command) => return run_bench(command).await.map(|()| ExitCode::SUCCESS),
+        Command::Mcp(args) => {
+            // Stdout is the protocol's: nothing else may be written there.
+            crate::mcp::stdio::serve(crate::mcp::stdio::AgentCredentials {
+                base_url: args.url,
+                agent_id: args.agent_id,
+                api_key: zeroize::Zeroizing::new(args.api_key),
+                vault_id: args.vault_id,
+            })
+            .await?;
+            return Ok(ExitCode::SUCCESS);
+        }
         Command::Serve
         | Command::Migrate
         | Command::Verify(_)
@@ -190,7 +221,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Export(args) => run_export(store, args).await,
         Command::Admin(command) => run_admin(&*store, command).await,
-        Command::Bench(_) => unreachable!("handled before the configuration is loaded"),
+        Command::Bench(_) | Command::Mcp(_) => unreachable!("handled before the configuration is loaded"),
     }
 }
 

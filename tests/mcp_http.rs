@@ -1,8 +1,8 @@
-//! MCP at /mcp (src/mcp), driven by the official Python MCP client (PyPI `mcp`): a session
-//! initializes and lists the tools; an agent's tool calls read, list, describe and bundle
-//! what its policy grants, audited as its REST reads are; what the policy does not grant is
-//! a tool error naming the status, without a value; and an agent deactivated in the middle
-//! of a session is refused at its next call.
+//! MCP (src/mcp, docs/mcp.md), driven by the official Python MCP client (PyPI `mcp`), at
+//! /mcp and through `keyward mcp` over stdio: a session initializes and lists the tools; an
+//! agent's tool calls read, list, describe and bundle what its policy grants, audited as its
+//! REST reads are; what the policy does not grant is a tool error naming the status, without
+//! a value; and an agent deactivated in the middle of a session is refused at its next call.
 
 mod common;
 
@@ -29,6 +29,7 @@ struct Vault {
     vault: String,
     agent_id: String,
     agent: String,
+    api_key: String,
 }
 
 async fn vault(db: &TestDb) -> Vault {
@@ -71,24 +72,55 @@ async fn vault(db: &TestDb) -> Vault {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let agent = api.agent_token(created["api_key"].as_str().unwrap()).await;
+    let api_key = created["api_key"].as_str().unwrap().to_owned();
+    let agent = api.agent_token(&api_key).await;
     Vault {
         api,
         human,
         vault,
         agent_id,
         agent,
+        api_key,
     }
 }
 
-/// A session of the Python client with `token`, running each batch of calls in turn; before
-/// each batch after the first, `between` runs (the test changing the world mid-session).
-async fn session(world: &Vault, token: &str, batches: &[Value], mut between: Vec<impl AsyncFnMut()>) -> Vec<Value> {
-    let headers = json!({"Authorization": format!("Bearer {token}"), "X-Vault-ID": world.vault});
+/// How the Python client reaches keyward's MCP server.
+enum Transport<'a> {
+    /// The hosted endpoint, with this agent token and the world's vault in the headers.
+    Http(&'a str),
+    /// `keyward mcp`, signing in with this agent API key, the world's vault in its environment.
+    Stdio(&'a str),
+}
+
+/// A session of the Python client over `transport`, running each batch of calls in turn;
+/// before each batch after the first, `between` runs (the test changing the world
+/// mid-session).
+async fn session(
+    world: &Vault,
+    transport: Transport<'_>,
+    batches: &[Value],
+    mut between: Vec<impl AsyncFnMut()>,
+) -> Vec<Value> {
+    let (kind, target, settings) = match transport {
+        Transport::Http(token) => (
+            "http",
+            world.api.server.url("/mcp"),
+            json!({"Authorization": format!("Bearer {token}"), "X-Vault-ID": world.vault}),
+        ),
+        Transport::Stdio(api_key) => (
+            "stdio",
+            format!("{} mcp", env!("CARGO_BIN_EXE_keyward")),
+            json!({
+                "ONECLAW_BASE_URL": world.api.server.url("/"),
+                "ONECLAW_AGENT_API_KEY": api_key,
+                "ONECLAW_VAULT_ID": world.vault,
+                "KEYWARD_LOG": "warn",
+            }),
+        ),
+    };
     let mut client = Command::new(python())
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mcp/client.py"))
-        .arg(world.api.server.url("/mcp"))
-        .arg(headers.to_string())
+        .args([kind, target.as_str(), settings.to_string().as_str()])
         .args(batches.iter().map(Value::to_string))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -114,6 +146,11 @@ async fn session(world: &Vault, token: &str, batches: &[Value], mut between: Vec
     answers
 }
 
+/// Nothing changes between batches.
+fn no_changes() -> Vec<fn() -> std::future::Ready<()>> {
+    Vec::new()
+}
+
 fn call(answer: &Value, n: usize) -> (&str, bool, Value) {
     let call = &answer["calls"][n];
     let text = call["text"].as_str().unwrap();
@@ -137,13 +174,7 @@ async fn an_agent_reads_what_its_policy_grants_through_mcp_and_nothing_else() {
         ["put_secret", {"path": "api-keys/new", "value": "x"}],
         ["get_secret", {"path": "api-keys/openai", "vault_id": "00000000-0000-0000-0000-000000000000"}],
     ]);
-    let answers = session(
-        &world,
-        &world.agent,
-        &[calls],
-        Vec::<fn() -> std::future::Ready<()>>::new(),
-    )
-    .await;
+    let answers = session(&world, Transport::Http(&world.agent), &[calls], no_changes()).await;
     let answer = &answers[0];
     let tools: Vec<&str> = answer["tools"]
         .as_array()
@@ -247,7 +278,13 @@ async fn an_agent_deactivated_mid_session_is_refused_at_its_next_call() {
             .await;
         assert!(status.is_success(), "{body}");
     };
-    let answers = session(&world, &world.agent, &[read.clone(), read], vec![deactivate]).await;
+    let answers = session(
+        &world,
+        Transport::Http(&world.agent),
+        &[read.clone(), read],
+        vec![deactivate],
+    )
+    .await;
     let (_, failed, before) = call(&answers[0], 0);
     assert!(!failed, "{before}");
     let (_, failed, after) = call(&answers[1], 0);
@@ -260,13 +297,7 @@ async fn a_call_without_credentials_learns_nothing() {
     let db = TestDb::sqlite();
     let world = vault(&db).await;
     let calls = json!([["list_secrets", {}], ["list_vaults", {}]]);
-    let answers = session(
-        &world,
-        "not-a-token",
-        &[calls],
-        Vec::<fn() -> std::future::Ready<()>>::new(),
-    )
-    .await;
+    let answers = session(&world, Transport::Http("not-a-token"), &[calls], no_changes()).await;
     for n in 0..2 {
         let (name, failed, text) = call(&answers[0], n);
         assert!(
@@ -274,4 +305,61 @@ async fn a_call_without_credentials_learns_nothing() {
             "{name}: {text}"
         );
     }
+}
+
+#[tokio::test]
+async fn keyward_mcp_over_stdio_signs_in_as_the_agent_and_is_decided_by_the_server() {
+    let db = TestDb::sqlite();
+    let world = vault(&db).await;
+    let calls = json!([
+        ["get_secret", {"path": "api-keys/openai"}],
+        ["get_secret", {"path": "other/root"}],
+    ]);
+    let read = json!([["get_secret", {"path": "api-keys/openai"}]]);
+    let deactivate = async || {
+        let (status, body) = world
+            .api
+            .call(
+                "DELETE",
+                &format!("/v1/agents/{}", world.agent_id),
+                Some(&world.human),
+                None,
+            )
+            .await;
+        assert!(status.is_success(), "{body}");
+    };
+    let answers = session(
+        &world,
+        Transport::Stdio(&world.api_key),
+        &[calls, read],
+        vec![deactivate],
+    )
+    .await;
+    assert!(answers[0]["tools"].as_array().unwrap().len() >= 9, "{}", answers[0]);
+    let (_, failed, read) = call(&answers[0], 0);
+    assert_eq!((failed, read["value"].as_str()), (false, Some("sk-live-123")), "{read}");
+    let (_, failed, refused) = call(&answers[0], 1);
+    assert!(
+        failed && refused.as_str().unwrap().starts_with("403 Forbidden:"),
+        "{refused}"
+    );
+    assert!(!refused.to_string().contains("never-shown"), "{refused}");
+    // Deactivated, the agent's token is refused at once, and so is its key.
+    let (_, failed, after) = call(&answers[1], 0);
+    assert!(
+        failed && after.as_str().unwrap().starts_with("401 Unauthorized:"),
+        "{after}"
+    );
+
+    // A wrong key is refused at the first call, by the server.
+    let answers = session(&world, Transport::Stdio("ocv_not-a-key"), &[read_once()], no_changes()).await;
+    let (_, failed, refused) = call(&answers[0], 0);
+    assert!(
+        failed && refused.as_str().unwrap().starts_with("401 Unauthorized:"),
+        "{refused}"
+    );
+}
+
+fn read_once() -> Value {
+    json!([["get_secret", {"path": "api-keys/openai"}]])
 }

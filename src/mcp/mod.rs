@@ -1,14 +1,16 @@
-//! keyward as a Model Context Protocol server: streamable HTTP at `/mcp`, for the agent
-//! frameworks that reach vaults through MCP (docs/mcp.md).
+//! keyward as a Model Context Protocol server, for the agent frameworks that reach vaults
+//! through MCP (docs/mcp.md): streamable HTTP at `/mcp`, and `keyward mcp` over stdio in
+//! front of a keyward reached over HTTP ([`stdio`]).
 //!
-//! Every tool is one or two requests to the REST API, made in process through the same
-//! router, with the caller's own `Authorization` header and client address. So a tool call
+//! Every tool is one or two requests to the REST API: at `/mcp` made in process through the
+//! same router, with the caller's own `Authorization` header and client address. So a tool call
 //! is authorized, limited and audited exactly as the REST request it stands for: the four
 //! layers, scopes, the vault binding, the audit trail. There is no second path to a secret.
 //! A refusal comes back as a tool error carrying the status and the API's own `detail`,
 //! never a stack trace or a value.
 
 mod rest;
+pub mod stdio;
 mod tools;
 
 use std::sync::Arc;
@@ -25,14 +27,16 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use url::Url;
 
-use rest::Rest;
+use rest::{Caller, Rest};
+use stdio::AgentLogin;
 
 /// The MCP endpoint's service, answering tool calls through `api` (the REST router).
 /// `public_url` is where keyward is reached: its host is accepted besides loopback ones (the
 /// transport refuses other `Host` headers, against DNS rebinding).
 pub fn service(api: Router, public_url: &Url) -> StreamableHttpService<VaultTools, LocalSessionManager> {
     let tools = VaultTools {
-        rest: Arc::new(Rest::new(api)),
+        rest: Arc::new(Rest::InProcess(api)),
+        source: Source::Http,
     };
     let mut allowed_hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
     if let Some(host) = public_url.host_str() {
@@ -42,10 +46,20 @@ pub fn service(api: Router, public_url: &Url) -> StreamableHttpService<VaultTool
     StreamableHttpService::new(move || Ok(tools.clone()), Arc::default(), config)
 }
 
-/// The tools: each call runs as the HTTP request that carried it.
+/// The tools, calling `rest` as whoever `source` says each call comes from.
 #[derive(Clone)]
 pub struct VaultTools {
     rest: Arc<Rest>,
+    source: Source,
+}
+
+/// Whom a tool call is made for.
+#[derive(Clone)]
+enum Source {
+    /// The sender of the HTTP request that carried it.
+    Http,
+    /// The agent `keyward mcp` signed in as.
+    Agent(Arc<AgentLogin>),
 }
 
 impl ServerHandler for VaultTools {
@@ -66,14 +80,24 @@ impl ServerHandler for VaultTools {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let Some(carrier) = context.extensions.get::<Parts>() else {
-            return Err(ErrorData::internal_error(
-                "the call came without its HTTP request",
-                None,
-            ));
+        let caller = match &self.source {
+            Source::Http => match context.extensions.get::<Parts>() {
+                Some(request) => Ok(Caller::of(request)),
+                None => {
+                    return Err(ErrorData::internal_error(
+                        "the call came without its HTTP request",
+                        None,
+                    ));
+                }
+            },
+            Source::Agent(login) => login.caller().await,
         };
         let arguments = request.arguments.unwrap_or_default();
-        let result = match tools::call(&self.rest, carrier, &request.name, &arguments).await {
+        let outcome = match caller {
+            Ok(caller) => tools::call(&self.rest, &caller, &request.name, &arguments).await,
+            Err(refusal) => Err(refusal),
+        };
+        let result = match outcome {
             Ok(text) => CallToolResult::success(vec![ContentBlock::text(text)]),
             Err(refusal) => CallToolResult::error(vec![ContentBlock::text(refusal.to_string())]),
         };

@@ -2,15 +2,11 @@
 
 use std::fmt;
 
-use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use rmcp::model::{JsonObject, Tool};
 use serde_json::{Map, Value, json};
 
-use super::rest::{Answer, Rest};
-
-/// The header a hosted MCP client names its vault in, when a tool is not given `vault_id`.
-const VAULT_HEADER: &str = "x-vault-id";
+use super::rest::{Answer, Caller, Rest};
 
 /// Every tool, with its parameters as JSON Schema.
 pub fn catalog() -> Vec<Tool> {
@@ -114,7 +110,7 @@ impl fmt::Display for Refusal {
 }
 
 impl Refusal {
-    fn invalid(detail: impl Into<String>) -> Self {
+    pub fn invalid(detail: impl Into<String>) -> Self {
         Self {
             status: None,
             detail: detail.into(),
@@ -122,7 +118,7 @@ impl Refusal {
     }
 
     /// The API's refusal, in its own words (the problem document's `detail`).
-    fn of(answer: &Answer) -> Self {
+    pub fn of(answer: &Answer) -> Self {
         let detail = answer.body["detail"]
             .as_str()
             .or(answer.body["title"].as_str())
@@ -135,14 +131,13 @@ impl Refusal {
     }
 }
 
-/// Runs tool `name` with `arguments` as the sender of `carrier`; the text of its result.
-pub async fn call(rest: &Rest, carrier: &Parts, name: &str, arguments: &JsonObject) -> Result<String, Refusal> {
+/// Runs tool `name` with `arguments` as `caller`; the text of its result.
+pub async fn call(rest: &Rest, caller: &Caller, name: &str, arguments: &JsonObject) -> Result<String, Refusal> {
     let argument = |key: &str| arguments.get(key).and_then(Value::as_str);
     let required = |key: &str| argument(key).ok_or_else(|| Refusal::invalid(format!("{key} is required")));
     let vault = || -> Result<String, Refusal> {
-        let from_header = carrier.headers.get(VAULT_HEADER).and_then(|v| v.to_str().ok());
         let vault = argument("vault_id")
-            .or(from_header)
+            .or(caller.vault.as_deref())
             .ok_or_else(|| Refusal::invalid("no vault: pass vault_id or send the X-Vault-ID header"))?;
         uuid::Uuid::parse_str(vault)
             .map(|id| id.to_string())
@@ -165,7 +160,7 @@ pub async fn call(rest: &Rest, carrier: &Parts, name: &str, arguments: &JsonObje
     let body = match name {
         "list_secrets" => {
             let listed = ok(rest
-                .call(carrier, Method::GET, &format!("/v1/vaults/{}/secrets", vault()?), None)
+                .call(caller, Method::GET, &format!("/v1/vaults/{}/secrets", vault()?), None)
                 .await)?;
             let prefix = argument("prefix").unwrap_or("");
             let secrets: Vec<&Value> = listed["secrets"]
@@ -176,7 +171,7 @@ pub async fn call(rest: &Rest, carrier: &Parts, name: &str, arguments: &JsonObje
                 .collect();
             json!({ "secrets": secrets })
         }
-        "get_secret" => ok(rest.call(carrier, Method::GET, &secret_url("secrets")?, None).await)?,
+        "get_secret" => ok(rest.call(caller, Method::GET, &secret_url("secrets")?, None).await)?,
         "put_secret" => {
             let mut body = Map::new();
             for key in ["value", "type", "metadata", "expires_at", "max_access_count"] {
@@ -186,17 +181,17 @@ pub async fn call(rest: &Rest, carrier: &Parts, name: &str, arguments: &JsonObje
             }
             required("value")?;
             ok(rest
-                .call(carrier, Method::PUT, &secret_url("secrets")?, Some(Value::Object(body)))
+                .call(caller, Method::PUT, &secret_url("secrets")?, Some(Value::Object(body)))
                 .await)?
         }
         "delete_secret" => {
-            ok(rest.call(carrier, Method::DELETE, &secret_url("secrets")?, None).await)?;
+            ok(rest.call(caller, Method::DELETE, &secret_url("secrets")?, None).await)?;
             json!({ "deleted": required("path")? })
         }
         "describe_secret" => {
             let path = required("path")?;
             let listed = ok(rest
-                .call(carrier, Method::GET, &format!("/v1/vaults/{}/secrets", vault()?), None)
+                .call(caller, Method::GET, &format!("/v1/vaults/{}/secrets", vault()?), None)
                 .await)?;
             listed["secrets"]
                 .as_array()
@@ -218,7 +213,7 @@ pub async fn call(rest: &Rest, carrier: &Parts, name: &str, arguments: &JsonObje
             }
             ok(rest
                 .call(
-                    carrier,
+                    caller,
                     Method::POST,
                     &secret_url("secret-rotate")?,
                     Some(Value::Object(body)),
@@ -226,10 +221,10 @@ pub async fn call(rest: &Rest, carrier: &Parts, name: &str, arguments: &JsonObje
                 .await)?
         }
         "get_env_bundle" => {
-            let secret = ok(rest.call(carrier, Method::GET, &secret_url("secrets")?, None).await)?;
+            let secret = ok(rest.call(caller, Method::GET, &secret_url("secrets")?, None).await)?;
             Value::Object(env_bundle(secret["value"].as_str().unwrap_or("")))
         }
-        "list_vaults" => ok(rest.call(carrier, Method::GET, "/v1/vaults", None).await)?,
+        "list_vaults" => ok(rest.call(caller, Method::GET, "/v1/vaults", None).await)?,
         "create_vault" => {
             let mut body = Map::new();
             body.insert("name".into(), json!(required("name")?));
@@ -237,7 +232,7 @@ pub async fn call(rest: &Rest, carrier: &Parts, name: &str, arguments: &JsonObje
                 body.insert("description".into(), json!(description));
             }
             ok(rest
-                .call(carrier, Method::POST, "/v1/vaults", Some(Value::Object(body)))
+                .call(caller, Method::POST, "/v1/vaults", Some(Value::Object(body)))
                 .await)?
         }
         other => return Err(Refusal::invalid(format!("no tool named {other}"))),
