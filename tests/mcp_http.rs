@@ -363,3 +363,59 @@ async fn keyward_mcp_over_stdio_signs_in_as_the_agent_and_is_decided_by_the_serv
 fn read_once() -> Value {
     json!([["get_secret", {"path": "api-keys/openai"}]])
 }
+
+#[tokio::test]
+async fn an_agent_shares_back_to_its_human_and_only_a_human_grants_access() {
+    let db = TestDb::sqlite();
+    let world = vault(&db).await;
+    let agent_calls = json!([
+        ["share_secret", {"path": "api-keys/openai"}],
+        ["share_secret", {"path": "other/root"}],
+        ["grant_access", {"secret_path_pattern": "other/*", "principal_type": "agent", "principal_id": world.agent_id}],
+    ]);
+    let answers = session(&world, Transport::Http(&world.agent), &[agent_calls], no_changes()).await;
+    let (_, failed, share) = call(&answers[0], 0);
+    assert!(!failed, "{share}");
+    assert!(
+        !share.to_string().contains("sk-live-123"),
+        "a share's answer carries no value: {share}"
+    );
+    let (status, opened) = world
+        .api
+        .call(
+            "GET",
+            &format!("/v1/share/{}", share["id"].as_str().unwrap()),
+            Some(&world.human),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, opened["value"].as_str()),
+        (StatusCode::OK, Some("sk-live-123")),
+        "{opened}"
+    );
+    for n in [1, 2] {
+        let (name, failed, text) = call(&answers[0], n);
+        assert!(failed, "{name} outside what the agent may do: {text}");
+        assert!(!text.to_string().contains("never-shown"), "{text}");
+    }
+
+    // The human grants through MCP too; the agent then reads what it could not.
+    let grant = json!([
+        ["grant_access", {"secret_path_pattern": "other/*", "principal_type": "agent", "principal_id": world.agent_id}],
+    ]);
+    let answers = session(&world, Transport::Http(&world.human), &[grant], no_changes()).await;
+    let (_, failed, policy) = call(&answers[0], 0);
+    assert!(!failed, "{policy}");
+    // A token's scopes are fixed when it is issued: the wider grant needs a new one.
+    let renewed = world.api.agent_token(&world.api_key).await;
+    let answers = session(
+        &world,
+        Transport::Http(&renewed),
+        &[json!([["get_secret", {"path": "other/root"}]])],
+        no_changes(),
+    )
+    .await;
+    let (_, failed, read) = call(&answers[0], 0);
+    assert_eq!((failed, read["value"].as_str()), (false, Some("never-shown")), "{read}");
+}

@@ -77,6 +77,33 @@ pub fn catalog() -> Vec<Tool> {
             json!({"path": path}),
             &["path"],
         ),
+        tool(
+            "share_secret",
+            "Share a secret: by default back to the human who created the agent, for a day.",
+            json!({
+                "path": path,
+                "recipient_type": {"type": "string", "enum": ["creator", "user", "agent", "external_email", "anyone_with_link"]},
+                "recipient_id": {"type": "string"},
+                "email": {"type": "string"},
+                "expires_at": {"type": "string", "format": "date-time"},
+                "max_access_count": {"type": "integer", "minimum": 1},
+                "passphrase": {"type": "string"},
+                "ip_allowlist": {"type": "array", "items": {"type": "string"}},
+            }),
+            &["path"],
+        ),
+        tool(
+            "grant_access",
+            "Grant a principal access to the secrets matching a path pattern (a policy; humans only).",
+            json!({
+                "secret_path_pattern": {"type": "string", "description": "A glob, such as api-keys/*."},
+                "principal_type": {"type": "string", "enum": ["agent", "user"]},
+                "principal_id": {"type": "string"},
+                "permissions": {"type": "array", "items": {"type": "string", "enum": ["read", "write"]}},
+                "conditions": {"type": "object"},
+            }),
+            &["secret_path_pattern", "principal_type", "principal_id"],
+        ),
         tool("list_vaults", "List the vaults the caller may see.", json!({}), &[]),
         tool(
             "create_vault",
@@ -173,13 +200,11 @@ pub async fn call(rest: &Rest, caller: &Caller, name: &str, arguments: &JsonObje
         }
         "get_secret" => ok(rest.call(caller, Method::GET, &secret_url("secrets")?, None).await)?,
         "put_secret" => {
-            let mut body = Map::new();
-            for key in ["value", "type", "metadata", "expires_at", "max_access_count"] {
-                if let Some(value) = arguments.get(key) {
-                    body.insert(key.into(), value.clone());
-                }
-            }
             required("value")?;
+            let body = copied(
+                arguments,
+                &["value", "type", "metadata", "expires_at", "max_access_count"],
+            );
             ok(rest
                 .call(caller, Method::PUT, &secret_url("secrets")?, Some(Value::Object(body)))
                 .await)?
@@ -188,29 +213,53 @@ pub async fn call(rest: &Rest, caller: &Caller, name: &str, arguments: &JsonObje
             ok(rest.call(caller, Method::DELETE, &secret_url("secrets")?, None).await)?;
             json!({ "deleted": required("path")? })
         }
-        "describe_secret" => {
-            let path = required("path")?;
-            let listed = ok(rest
-                .call(caller, Method::GET, &format!("/v1/vaults/{}/secrets", vault()?), None)
-                .await)?;
-            listed["secrets"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|secret| secret["path"] == path)
-                .cloned()
-                .ok_or_else(|| Refusal {
-                    status: Some(StatusCode::NOT_FOUND),
-                    detail: "no secret at this path that the caller may see".into(),
-                })?
+        "describe_secret" => visible_secret(rest, caller, &vault()?, required("path")?).await?,
+        "share_secret" => {
+            let secret = visible_secret(rest, caller, &vault()?, required("path")?).await?;
+            let id = secret["id"].as_str().unwrap_or_default();
+            let mut body = copied(
+                arguments,
+                &[
+                    "recipient_type",
+                    "recipient_id",
+                    "email",
+                    "max_access_count",
+                    "expires_at",
+                    "passphrase",
+                    "ip_allowlist",
+                ],
+            );
+            // Back to the human who created the agent, for a day, unless asked otherwise.
+            body.entry("recipient_type").or_insert_with(|| json!("creator"));
+            body.entry("expires_at")
+                .or_insert_with(|| json!(chrono::Utc::now() + chrono::Duration::days(1)));
+            ok(rest
+                .call(
+                    caller,
+                    Method::POST,
+                    &format!("/v1/secrets/{id}/share"),
+                    Some(Value::Object(body)),
+                )
+                .await)?
+        }
+        "grant_access" => {
+            let mut body = copied(
+                arguments,
+                &["principal_type", "principal_id", "permissions", "conditions"],
+            );
+            body.insert("secret_path_pattern".into(), json!(required("secret_path_pattern")?));
+            body.entry("permissions").or_insert_with(|| json!(["read"]));
+            ok(rest
+                .call(
+                    caller,
+                    Method::POST,
+                    &format!("/v1/vaults/{}/policies", vault()?),
+                    Some(Value::Object(body)),
+                )
+                .await)?
         }
         "rotate_and_store" => {
-            let mut body = Map::new();
-            for key in ["length", "charset"] {
-                if let Some(value) = arguments.get(key) {
-                    body.insert(key.into(), value.clone());
-                }
-            }
+            let body = copied(arguments, &["length", "charset"]);
             ok(rest
                 .call(
                     caller,
@@ -226,11 +275,8 @@ pub async fn call(rest: &Rest, caller: &Caller, name: &str, arguments: &JsonObje
         }
         "list_vaults" => ok(rest.call(caller, Method::GET, "/v1/vaults", None).await)?,
         "create_vault" => {
-            let mut body = Map::new();
-            body.insert("name".into(), json!(required("name")?));
-            if let Some(description) = argument("description") {
-                body.insert("description".into(), json!(description));
-            }
+            required("name")?;
+            let body = copied(arguments, &["name", "description"]);
             ok(rest
                 .call(caller, Method::POST, "/v1/vaults", Some(Value::Object(body)))
                 .await)?
@@ -238,6 +284,33 @@ pub async fn call(rest: &Rest, caller: &Caller, name: &str, arguments: &JsonObje
         other => return Err(Refusal::invalid(format!("no tool named {other}"))),
     };
     Ok(body.to_string())
+}
+
+/// The metadata of the secret at `path` in `vault`, if the caller may see it.
+async fn visible_secret(rest: &Rest, caller: &Caller, vault: &str, path: &str) -> Result<Value, Refusal> {
+    let listed = rest
+        .call(caller, Method::GET, &format!("/v1/vaults/{vault}/secrets"), None)
+        .await;
+    if !listed.status.is_success() {
+        return Err(Refusal::of(&listed));
+    }
+    listed.body["secrets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|secret| secret["path"] == path)
+        .cloned()
+        .ok_or_else(|| Refusal {
+            status: Some(StatusCode::NOT_FOUND),
+            detail: "no secret at this path that the caller may see".into(),
+        })
+}
+
+/// The arguments named `keys` that were given, for a request's body.
+fn copied(arguments: &JsonObject, keys: &[&str]) -> Map<String, Value> {
+    keys.iter()
+        .filter_map(|key| Some(((*key).to_owned(), arguments.get(*key)?.clone())))
+        .collect()
 }
 
 /// `KEY=VALUE` lines as an object; blank lines and `#` comments skipped, an `export `
