@@ -9,6 +9,7 @@ mod common;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
+use common::world::{World, world};
 use common::{Api, TestDb};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -84,6 +85,30 @@ async fn vault(db: &TestDb) -> Vault {
     }
 }
 
+/// A running keyward and the vault MCP sessions name.
+trait Reaches {
+    fn api(&self) -> &Api;
+    fn vault(&self) -> &str;
+}
+
+impl Reaches for Vault {
+    fn api(&self) -> &Api {
+        &self.api
+    }
+    fn vault(&self) -> &str {
+        &self.vault
+    }
+}
+
+impl Reaches for World {
+    fn api(&self) -> &Api {
+        &self.api
+    }
+    fn vault(&self) -> &str {
+        &self.vault
+    }
+}
+
 /// How the Python client reaches keyward's MCP server.
 enum Transport<'a> {
     /// The hosted endpoint, with this agent token and the world's vault in the headers.
@@ -96,7 +121,7 @@ enum Transport<'a> {
 /// before each batch after the first, `between` runs (the test changing the world
 /// mid-session).
 async fn session(
-    world: &Vault,
+    world: &impl Reaches,
     transport: Transport<'_>,
     batches: &[Value],
     mut between: Vec<impl AsyncFnMut()>,
@@ -104,16 +129,16 @@ async fn session(
     let (kind, target, settings) = match transport {
         Transport::Http(token) => (
             "http",
-            world.api.server.url("/mcp"),
-            json!({"Authorization": format!("Bearer {token}"), "X-Vault-ID": world.vault}),
+            world.api().server.url("/mcp"),
+            json!({"Authorization": format!("Bearer {token}"), "X-Vault-ID": world.vault()}),
         ),
         Transport::Stdio(api_key) => (
             "stdio",
             format!("{} mcp", env!("CARGO_BIN_EXE_keyward")),
             json!({
-                "ONECLAW_BASE_URL": world.api.server.url("/"),
+                "ONECLAW_BASE_URL": world.api().server.url("/"),
                 "ONECLAW_AGENT_API_KEY": api_key,
-                "ONECLAW_VAULT_ID": world.vault,
+                "ONECLAW_VAULT_ID": world.vault(),
                 "KEYWARD_LOG": "warn",
             }),
         ),
@@ -418,4 +443,72 @@ async fn an_agent_shares_back_to_its_human_and_only_a_human_grants_access() {
     .await;
     let (_, failed, read) = call(&answers[0], 0);
     assert_eq!((failed, read["value"].as_str()), (false, Some("never-shown")), "{read}");
+}
+
+#[tokio::test]
+async fn an_agent_transacts_on_anvil_through_mcp_under_its_guardrails() {
+    let world = world(TestDb::sqlite(), json!({"tx_max_value_eth": "0.5"}), &[]).await;
+    let transfer = |value: &str| json!({"chain": "anvil", "to": world.recipient, "value": value});
+    let calls = json!([
+        ["simulate_transaction", transfer("0.1")],
+        ["submit_transaction", transfer("0.1")],
+        ["submit_transaction", transfer("0.6")],
+        ["list_transactions", {}],
+        ["get_balance", {"chain": "anvil"}],
+    ]);
+    let answers = session(&world, Transport::Http(&world.agent), &[calls], no_changes()).await;
+    let (_, failed, simulated) = call(&answers[0], 0);
+    assert!(!failed, "{simulated}");
+    let (_, failed, sent) = call(&answers[0], 1);
+    assert_eq!((failed, sent["status"].as_str()), (false, Some("broadcast")), "{sent}");
+    let (_, failed, refused) = call(&answers[0], 2);
+    let refused = refused.as_str().unwrap().to_owned();
+    assert!(failed && refused.starts_with("403 Forbidden:"), "{refused}");
+    assert!(
+        refused.contains("tx_max_value_eth"),
+        "the refusal names its rule: {refused}"
+    );
+    let (_, failed, listed) = call(&answers[0], 3);
+    assert!(!failed, "{listed}");
+    assert_eq!(listed["transactions"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed["transactions"][0]["id"], sent["id"]);
+    // This agent signs with a key from the vault, not a provisioned one: the tool answers
+    // what the REST API answers, in its words.
+    let (_, failed, balance) = call(&answers[0], 4);
+    let (status, direct) = world
+        .api
+        .call(
+            "GET",
+            &format!("/v1/agents/{}/signing-keys/anvil/balance", world.agent_id),
+            Some(&world.agent),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (failed, balance.as_str().unwrap().to_owned()),
+        (
+            true,
+            format!(
+                "{} {}: {}",
+                status.as_u16(),
+                status.canonical_reason().unwrap(),
+                direct["detail"].as_str().unwrap()
+            )
+        )
+    );
+
+    // A human's token is no agent's: the Intents tools act for the calling agent only.
+    let calls = json!([["submit_transaction", transfer("0.1")]]);
+    let answers = session(&world, Transport::Http(&world.human), &[calls], no_changes()).await;
+    let (_, failed, text) = call(&answers[0], 0);
+    assert!(failed, "{text}");
+    assert_eq!(
+        common::world::transactions_listed(&world, &world.human)
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "nothing more was signed"
+    );
 }

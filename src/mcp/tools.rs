@@ -104,6 +104,37 @@ pub fn catalog() -> Vec<Tool> {
             }),
             &["secret_path_pattern", "principal_type", "principal_id"],
         ),
+        tool(
+            "submit_transaction",
+            "Sign and broadcast an EVM transaction with the agent's key, under its guardrails \
+             (recipient allowlist, per-transaction cap, daily limit, allowed chains).",
+            transaction(),
+            &["to", "value", "chain"],
+        ),
+        tool(
+            "simulate_transaction",
+            "Simulate a transaction against the chain without signing it.",
+            transaction(),
+            &["to", "value", "chain"],
+        ),
+        tool(
+            "sign_transaction",
+            "Sign a transaction under the same guardrails, without broadcasting it.",
+            transaction(),
+            &["to", "value", "chain"],
+        ),
+        tool(
+            "list_transactions",
+            "The agent's transactions, newest first.",
+            json!({}),
+            &[],
+        ),
+        tool(
+            "get_balance",
+            "The balance of the agent's signing key on a chain.",
+            json!({"chain": {"type": "string"}}),
+            &["chain"],
+        ),
         tool("list_vaults", "List the vaults the caller may see.", json!({}), &[]),
         tool(
             "create_vault",
@@ -113,6 +144,36 @@ pub fn catalog() -> Vec<Tool> {
         ),
     ]
 }
+
+/// The parameters of a transaction intent (the spec's SubmitTransactionRequest, EVM part).
+fn transaction() -> Value {
+    json!({
+        "to": {"type": "string", "description": "The recipient's address."},
+        "value": {"type": "string", "description": "In ether, such as 0.01."},
+        "chain": {"type": "string", "description": "The chain's name, such as base or anvil."},
+        "data": {"type": "string", "description": "Calldata, 0x-prefixed hex."},
+        "signing_key_path": {"type": "string"},
+        "nonce": {"type": "integer"},
+        "gas_limit": {"type": "integer"},
+        "max_fee_per_gas": {"type": "string"},
+        "max_priority_fee_per_gas": {"type": "string"},
+        "simulate_first": {"type": "boolean"},
+    })
+}
+
+/// The arguments of a transaction intent that its REST request takes.
+const TRANSACTION_FIELDS: [&str; 10] = [
+    "to",
+    "value",
+    "chain",
+    "data",
+    "signing_key_path",
+    "nonce",
+    "gas_limit",
+    "max_fee_per_gas",
+    "max_priority_fee_per_gas",
+    "simulate_first",
+];
 
 /// Why a tool call did not succeed: what the REST API answered, or what was missing.
 #[derive(Debug)]
@@ -273,6 +334,41 @@ pub async fn call(rest: &Rest, caller: &Caller, name: &str, arguments: &JsonObje
             let secret = ok(rest.call(caller, Method::GET, &secret_url("secrets")?, None).await)?;
             Value::Object(env_bundle(secret["value"].as_str().unwrap_or("")))
         }
+        "submit_transaction" | "simulate_transaction" | "sign_transaction" => {
+            let route = match name {
+                "submit_transaction" => "transactions",
+                "simulate_transaction" => "transactions/simulate",
+                _ => "transactions/sign",
+            };
+            let agent = calling_agent(rest, caller).await?;
+            let body = copied(arguments, &TRANSACTION_FIELDS);
+            ok(rest
+                .call(
+                    caller,
+                    Method::POST,
+                    &format!("/v1/agents/{agent}/{route}"),
+                    Some(Value::Object(body)),
+                )
+                .await)?
+        }
+        "list_transactions" => {
+            let agent = calling_agent(rest, caller).await?;
+            ok(rest
+                .call(caller, Method::GET, &format!("/v1/agents/{agent}/transactions"), None)
+                .await)?
+        }
+        "get_balance" => {
+            let agent = calling_agent(rest, caller).await?;
+            let chain = encode_path(required("chain")?).replace('/', "%2F");
+            ok(rest
+                .call(
+                    caller,
+                    Method::GET,
+                    &format!("/v1/agents/{agent}/signing-keys/{chain}/balance"),
+                    None,
+                )
+                .await)?
+        }
         "list_vaults" => ok(rest.call(caller, Method::GET, "/v1/vaults", None).await)?,
         "create_vault" => {
             required("name")?;
@@ -304,6 +400,19 @@ async fn visible_secret(rest: &Rest, caller: &Caller, vault: &str, path: &str) -
             status: Some(StatusCode::NOT_FOUND),
             detail: "no secret at this path that the caller may see".into(),
         })
+}
+
+/// The id of the agent `caller` is, as the API knows it (`GET /v1/agents/me`): the
+/// Intents tools act for the caller only.
+async fn calling_agent(rest: &Rest, caller: &Caller) -> Result<String, Refusal> {
+    let me = rest.call(caller, Method::GET, "/v1/agents/me", None).await;
+    if !me.status.is_success() {
+        return Err(Refusal::of(&me));
+    }
+    me.body["id"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| Refusal::invalid("the API did not name the calling agent"))
 }
 
 /// The arguments named `keys` that were given, for a request's body.
