@@ -449,10 +449,12 @@ async fn an_agent_shares_back_to_its_human_and_only_a_human_grants_access() {
 async fn an_agent_transacts_on_anvil_through_mcp_under_its_guardrails() {
     let world = world(TestDb::sqlite(), json!({"tx_max_value_eth": "0.5"}), &[]).await;
     let transfer = |value: &str| json!({"chain": "anvil", "to": world.recipient, "value": value});
+    let once = json!({"chain": "anvil", "to": world.recipient, "value": "0.1", "idempotency_key": "pay-1"});
     let calls = json!([
         ["simulate_transaction", transfer("0.1")],
-        ["submit_transaction", transfer("0.1")],
+        ["submit_transaction", once],
         ["submit_transaction", transfer("0.6")],
+        ["submit_transaction", once],
         ["list_transactions", {}],
         ["get_balance", {"chain": "anvil"}],
     ]);
@@ -468,13 +470,16 @@ async fn an_agent_transacts_on_anvil_through_mcp_under_its_guardrails() {
         refused.contains("tx_max_value_eth"),
         "the refusal names its rule: {refused}"
     );
-    let (_, failed, listed) = call(&answers[0], 3);
+    // The retry with the same Idempotency-Key is the first transaction again.
+    let (_, failed, retried) = call(&answers[0], 3);
+    assert_eq!((failed, &retried["id"]), (false, &sent["id"]), "{retried}");
+    let (_, failed, listed) = call(&answers[0], 4);
     assert!(!failed, "{listed}");
     assert_eq!(listed["transactions"].as_array().unwrap().len(), 1, "{listed}");
     assert_eq!(listed["transactions"][0]["id"], sent["id"]);
     // This agent signs with a key from the vault, not a provisioned one: the tool answers
     // what the REST API answers, in its words.
-    let (_, failed, balance) = call(&answers[0], 4);
+    let (_, failed, balance) = call(&answers[0], 5);
     let (status, direct) = world
         .api
         .call(

@@ -56,6 +56,15 @@ impl Caller {
         }
     }
 
+    /// The same caller, its requests also carrying `name: value` (dropped if not a valid
+    /// header value).
+    pub fn with_header(mut self, name: HeaderName, value: &str) -> Self {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            self.headers.insert(name, value);
+        }
+        self
+    }
+
     /// A caller presenting `token`, in `vault` if named.
     pub fn bearer(token: &str, vault: Option<String>) -> Self {
         let mut headers = HeaderMap::new();

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderName, Method, StatusCode};
 use rmcp::model::{JsonObject, Tool};
 use serde_json::{Map, Value, json};
 
@@ -158,6 +158,10 @@ fn transaction() -> Value {
         "max_fee_per_gas": {"type": "string"},
         "max_priority_fee_per_gas": {"type": "string"},
         "simulate_first": {"type": "boolean"},
+        "idempotency_key": {
+            "type": "string",
+            "description": "Sent as Idempotency-Key: a retry with the same key gets the first call's transaction.",
+        },
     })
 }
 
@@ -342,9 +346,16 @@ pub async fn call(rest: &Rest, caller: &Caller, name: &str, arguments: &JsonObje
             };
             let agent = calling_agent(rest, caller).await?;
             let body = copied(arguments, &TRANSACTION_FIELDS);
+            // A retried call with the same key gets the first call's transaction, not a second.
+            let caller = match argument("idempotency_key") {
+                Some(key) => caller
+                    .clone()
+                    .with_header(HeaderName::from_static("idempotency-key"), key),
+                None => caller.clone(),
+            };
             ok(rest
                 .call(
-                    caller,
+                    &caller,
                     Method::POST,
                     &format!("/v1/agents/{agent}/{route}"),
                     Some(Value::Object(body)),
