@@ -171,6 +171,20 @@ async fn session(
     answers
 }
 
+/// The agent's human deactivates it.
+async fn deactivate_agent(world: &Vault) {
+    let (status, body) = world
+        .api
+        .call(
+            "DELETE",
+            &format!("/v1/agents/{}", world.agent_id),
+            Some(&world.human),
+            None,
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+}
+
 /// Nothing changes between batches.
 fn no_changes() -> Vec<fn() -> std::future::Ready<()>> {
     Vec::new()
@@ -291,18 +305,7 @@ async fn an_agent_deactivated_mid_session_is_refused_at_its_next_call() {
     let db = TestDb::sqlite();
     let world = vault(&db).await;
     let read = json!([["get_secret", {"path": "api-keys/openai"}]]);
-    let deactivate = async || {
-        let (status, body) = world
-            .api
-            .call(
-                "DELETE",
-                &format!("/v1/agents/{}", world.agent_id),
-                Some(&world.human),
-                None,
-            )
-            .await;
-        assert!(status.is_success(), "{body}");
-    };
+    let deactivate = async || deactivate_agent(&world).await;
     let answers = session(
         &world,
         Transport::Http(&world.agent),
@@ -341,18 +344,7 @@ async fn keyward_mcp_over_stdio_signs_in_as_the_agent_and_is_decided_by_the_serv
         ["get_secret", {"path": "other/root"}],
     ]);
     let read = json!([["get_secret", {"path": "api-keys/openai"}]]);
-    let deactivate = async || {
-        let (status, body) = world
-            .api
-            .call(
-                "DELETE",
-                &format!("/v1/agents/{}", world.agent_id),
-                Some(&world.human),
-                None,
-            )
-            .await;
-        assert!(status.is_success(), "{body}");
-    };
+    let deactivate = async || deactivate_agent(&world).await;
     let answers = session(
         &world,
         Transport::Stdio(&world.api_key),

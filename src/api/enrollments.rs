@@ -29,6 +29,7 @@ use super::extract::{Body, PathParams, RequestContext};
 use super::problem::ApiError;
 use super::session::HumanSession;
 use crate::mail;
+use crate::store::{read_at, read_stream_up_to};
 
 #[derive(Deserialize)]
 pub struct EnrollRequest {
@@ -197,12 +198,8 @@ pub async fn of_org(state: &AppState, org: OrgId, now: DateTime<Utc>) -> Result<
         .await
         .map_err(ApiError::internal)?;
     for position in positions {
-        let approval = state
-            .store
-            .read_all(position - 1, 1)
-            .await
-            .map_err(ApiError::internal)?;
-        streams.extend(approval.into_iter().map(|recorded| recorded.stream_id));
+        let approval = read_at(&*state.store, position).await.map_err(ApiError::internal)?;
+        streams.extend(approval.map(|recorded| recorded.stream_id));
     }
     let mut found: Vec<Enrollment> = from_streams(state, streams)
         .await?
@@ -237,9 +234,7 @@ async fn from_streams(state: &AppState, streams: Vec<StreamId>) -> Result<Enroll
     let mut events = Vec::new();
     for stream in streams {
         events.extend(
-            state
-                .store
-                .read_stream(&stream, 0, usize::MAX)
+            read_stream_up_to(&*state.store, &stream, u64::MAX)
                 .await
                 .map_err(ApiError::internal)?,
         );

@@ -7,13 +7,10 @@
 use domain::agent::agent_stream;
 use domain::events::Event;
 use domain::transaction::{TransactionHistory, TransactionRecord, transaction_stream};
-use domain::{AgentId, RecordedEvent, StreamId};
+use domain::{AgentId, RecordedEvent};
 use uuid::Uuid;
 
-use crate::store::{EventStore, StoreError};
-
-/// Events read from a stream at a time.
-const PAGE: usize = 1000;
+use crate::store::{EventStore, StoreError, read_stream_up_to};
 
 /// Every transaction `agent` signed in the log up to `applied`, oldest first, with the
 /// outcomes recorded up to there.
@@ -23,7 +20,11 @@ pub(super) async fn history(
     applied: u64,
 ) -> Result<TransactionHistory, StoreError> {
     let mut history = TransactionHistory::default();
-    for record in signed(&read_to(store, &agent_stream(agent), applied).await?, agent, |_| true) {
+    for record in signed(
+        &read_stream_up_to(store, &agent_stream(agent), applied).await?,
+        agent,
+        |_| true,
+    ) {
         history.push(record);
     }
     let unsettled: Vec<Uuid> = history.unsettled().map(|record| record.id).collect();
@@ -38,7 +39,7 @@ pub(super) async fn transaction(
     tx_id: Uuid,
     applied: u64,
 ) -> Result<Option<TransactionRecord>, StoreError> {
-    let events = read_to(store, &agent_stream(agent), applied).await?;
+    let events = read_stream_up_to(store, &agent_stream(agent), applied).await?;
     let Some(record) = signed(&events, agent, |id| id == tx_id).next() else {
         return Ok(None);
     };
@@ -73,7 +74,7 @@ async fn settle(
     applied: u64,
 ) -> Result<(), StoreError> {
     for id in ids {
-        for recorded in read_to(store, &transaction_stream(*id), applied).await? {
+        for recorded in read_stream_up_to(store, &transaction_stream(*id), applied).await? {
             match Event::decode(&recorded) {
                 Some(Ok(Event::TransactionBroadcast(broadcast))) if broadcast.tx_id == *id => {
                     history.mark_broadcast(broadcast.tx_id);
@@ -86,23 +87,4 @@ async fn settle(
         }
     }
     Ok(())
-}
-
-/// Every event of `stream` at a position up to `applied`, in stream order.
-async fn read_to(store: &dyn EventStore, stream: &StreamId, applied: u64) -> Result<Vec<RecordedEvent>, StoreError> {
-    let mut events = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = store.read_stream(stream, after, PAGE).await?;
-        let full = page.len() == PAGE;
-        let Some(last) = page.last() else {
-            return Ok(events);
-        };
-        after = last.stream_version;
-        let past_applied = page.iter().any(|event| event.position > applied);
-        events.extend(page.into_iter().filter(|event| event.position <= applied));
-        if !full || past_applied {
-            return Ok(events);
-        }
-    }
 }

@@ -517,14 +517,10 @@ impl AuditIndex {
     pub async fn records(store: &dyn EventStore, positions: &[u64]) -> Result<Vec<AuditRecord>, StoreError> {
         let mut records = Vec::with_capacity(positions.len());
         for &position in positions {
-            let event = store.read_all(position.saturating_sub(1), 1).await?;
-            let record = event
-                .first()
-                .filter(|event| event.position == position)
-                .and_then(|recorded| {
-                    let event = Event::decode(recorded)?.ok()?;
-                    AuditRecord::of(recorded, &event)
-                });
+            let record = super::read_at(store, position).await?.and_then(|recorded| {
+                let event = Event::decode(&recorded)?.ok()?;
+                AuditRecord::of(&recorded, &event)
+            });
             records.extend(record);
         }
         Ok(records)

@@ -182,6 +182,39 @@ pub async fn open(database_url: &str) -> Result<Arc<dyn EventStore>, StoreError>
     }
 }
 
+/// The event at `position`, if the log has one there.
+pub async fn read_at(store: &dyn EventStore, position: u64) -> Result<Option<RecordedEvent>, StoreError> {
+    let events = store.read_all(position.saturating_sub(1), 1).await?;
+    Ok(events.into_iter().next().filter(|event| event.position == position))
+}
+
+/// Every event of `stream` at a position up to `up_to`, in stream order, read a page at a
+/// time: for reads of a whole stream that must not show what the read models have not
+/// applied yet (pass `u64::MAX` for everything committed).
+pub async fn read_stream_up_to(
+    store: &dyn EventStore,
+    stream: &StreamId,
+    up_to: u64,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    /// Events read from the stream at a time.
+    const PAGE: usize = 1000;
+    let mut events = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.read_stream(stream, after, PAGE).await?;
+        let full = page.len() == PAGE;
+        let Some(last) = page.last() else {
+            return Ok(events);
+        };
+        after = last.stream_version;
+        let past = page.iter().any(|event| event.position > up_to);
+        events.extend(page.into_iter().filter(|event| event.position <= up_to));
+        if !full || past {
+            return Ok(events);
+        }
+    }
+}
+
 /// Starts a tail of the log after `after_position`.
 pub fn subscribe(store: Arc<dyn EventStore>, after_position: u64) -> Subscription {
     Subscription::new(store, after_position)
