@@ -1749,3 +1749,33 @@ async fn two_replicas_sending_one_unsettled_transaction_record_one_outcome() {
     assert_eq!(*sends.borrow(), 3, "each replica sent it again before hearing back");
     assert_eq!(chain::balance(&recipient).await, ETH / 4);
 }
+
+/// The history read from the log is shown only to the agent and its own humans: another
+/// organization's human, and another organization's agent, learn nothing of it, not even
+/// that the transaction exists.
+#[tokio::test]
+async fn another_organizations_human_or_agent_sees_none_of_an_agents_transactions() {
+    let world = world(TestDb::sqlite(), json!({}), &[]).await;
+    let (status, tx) = submit(&world, transfer(&world, "0.1")).await;
+    assert_eq!(status, StatusCode::CREATED, "{tx}");
+    let eve = world.api.signup("eve@example.com", "correct horse").await;
+    let (_, created) = world
+        .api
+        .call("POST", "/v1/agents", Some(&eve), Some(json!({"name": "eve-bot"})))
+        .await;
+    let eves_agent = world.api.agent_token(created["api_key"].as_str().unwrap()).await;
+    let list = format!("/v1/agents/{}/transactions", world.agent_id);
+    let one = format!("{list}/{}?include_signed_tx=true", tx["id"].as_str().unwrap());
+    for outsider in [&eve, &eves_agent] {
+        for path in [&list, &one] {
+            let (status, body) = world.api.call("GET", path, Some(outsider), None).await;
+            assert!(
+                status == StatusCode::NOT_FOUND || status == StatusCode::FORBIDDEN,
+                "{path}: {status} {body}"
+            );
+            assert!(!body.to_string().contains(tx["tx_hash"].as_str().unwrap()), "{body}");
+        }
+    }
+    // Its own human still sees it.
+    assert_eq!(transactions_listed(&world, &world.human).await[0]["id"], tx["id"]);
+}
