@@ -2,7 +2,8 @@
 //! /mcp and through `keyward mcp` over stdio: a session initializes and lists the tools; an
 //! agent's tool calls read, list, describe and bundle what its policy grants, audited as its
 //! REST reads are; what the policy does not grant is a tool error naming the status, without
-//! a value; and an agent deactivated in the middle of a session is refused at its next call.
+//! a value; an agent deactivated in the middle of a session is refused at its next call; and
+//! the endpoint answers only its own host and origin, and keeps no session.
 
 mod common;
 
@@ -508,4 +509,52 @@ async fn an_agent_transacts_on_anvil_through_mcp_under_its_guardrails() {
         1,
         "nothing more was signed"
     );
+}
+
+/// A raw `initialize` at /mcp with these extra headers: its status and headers.
+async fn initialize_with(api: &Api, headers: &[(&str, &str)]) -> (StatusCode, reqwest::header::HeaderMap) {
+    let mut request = api
+        .client
+        .post(api.server.url("/mcp"))
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "probe", "version": "0"},
+            },
+        }));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    (response.status(), response.headers().clone())
+}
+
+#[tokio::test]
+async fn the_endpoint_answers_only_its_own_host_and_origin_and_keeps_no_session() {
+    let db = TestDb::sqlite();
+    let api = Api::start_with(&db, &[("KEYWARD_PUBLIC_URL", "http://vault.example")]).await;
+    for allowed in [
+        vec![],
+        vec![("host", "vault.example")],
+        vec![("origin", "http://vault.example")],
+    ] {
+        let (status, headers) = initialize_with(&api, &allowed).await;
+        assert_eq!(status, StatusCode::OK, "{allowed:?}");
+        assert!(!headers.contains_key("mcp-session-id"), "{allowed:?}: {headers:?}");
+    }
+    // A page of another site, or a name rebound to this server's address, is refused.
+    for refused in [
+        vec![("host", "attacker.example")],
+        vec![("origin", "http://attacker.example")],
+        vec![("origin", "http://vault.example:8080")],
+        vec![("origin", "null")],
+    ] {
+        let (status, _) = initialize_with(&api, &refused).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{refused:?}");
+    }
 }

@@ -31,18 +31,35 @@ use rest::{Caller, Rest};
 use stdio::AgentLogin;
 
 /// The MCP endpoint's service, answering tool calls through `api` (the REST router).
-/// `public_url` is where keyward is reached: its host is accepted besides loopback ones (the
-/// transport refuses other `Host` headers, against DNS rebinding).
+///
+/// It keeps no sessions: every request is served on its own (rmcp's stateless mode), since
+/// each one carries its caller's credentials and is authorized again anyway. So a client,
+/// signed in or not, leaves nothing behind in memory, however many times it initializes.
+///
+/// `public_url` is where keyward is reached. Its host is accepted besides loopback ones, and
+/// a browser's `Origin` must be its origin: the transport refuses anything else, against DNS
+/// rebinding and pages of other sites.
 pub fn service(api: Router, public_url: &Url) -> StreamableHttpService<VaultTools, LocalSessionManager> {
     let tools = VaultTools {
         rest: Arc::new(Rest::InProcess(api)),
         source: Source::Http,
     };
     let mut allowed_hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
+    let mut allowed_origins = Vec::new();
     if let Some(host) = public_url.host_str() {
         allowed_hosts.push(host.to_owned());
+        // With its port spelt out, even the scheme's default: an origin without one would
+        // match any port.
+        if let Some(port) = public_url.port_or_known_default() {
+            allowed_origins.push(format!("{}://{host}:{port}", public_url.scheme()));
+        }
     }
-    let config = StreamableHttpServerConfig::default().with_allowed_hosts(allowed_hosts);
+    let config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(false)
+        .with_json_response(true)
+        .with_allowed_hosts(allowed_hosts)
+        .with_allowed_origins(allowed_origins)
+        .enforce_origin_validation();
     StreamableHttpService::new(move || Ok(tools.clone()), Arc::default(), config)
 }
 
