@@ -12,7 +12,7 @@ use domain::mail::MailKind;
 use domain::network::NetworkPrefix;
 use domain::{EnrollmentId, MailId, OrgId, RecordedEvent};
 
-use crate::DomainModel;
+use crate::{DomainModel, StreamCatalog};
 
 /// The enrollments that await a decision, and what caps them. A decided enrollment is
 /// dropped at its decision and an expired one at the next sweep: those are read from their
@@ -21,9 +21,10 @@ use crate::DomainModel;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Enrollments {
     awaiting: HashMap<EnrollmentId, Enrollment>,
-    /// The version of every stream of enrollments naming an address, and of the own
-    /// stream of each link-only enrollment kept: decisions' expected versions.
-    stream_versions: HashMap<String, u64>,
+    /// The version of the own stream of each link-only enrollment kept: its decision's
+    /// expected version. The stream of the enrollments naming an address is shared, and
+    /// its version is the [`StreamCatalog`]'s.
+    own_stream_versions: HashMap<EnrollmentId, u64>,
     /// What awaits a decision, by what caps it.
     waiting: Waiting,
 }
@@ -49,7 +50,8 @@ impl EnrollmentHistory {
     /// The enrollment and the version of the stream it lives in.
     pub fn with_version(&self, id: EnrollmentId) -> Option<(&Enrollment, u64)> {
         let enrollment = self.enrollments.get(&id)?;
-        Some((enrollment, version_of(&self.stream_versions, enrollment)))
+        let version = self.stream_versions.get(enrollment.stream.as_str()).copied();
+        Some((enrollment, version.unwrap_or(0)))
     }
 
     pub fn into_enrollments(self) -> impl Iterator<Item = Enrollment> {
@@ -93,10 +95,6 @@ fn fold(
     };
     enrollments.get_mut(&id)?.decision = Some(decision);
     Some(id)
-}
-
-fn version_of(stream_versions: &HashMap<String, u64>, enrollment: &Enrollment) -> u64 {
-    stream_versions.get(enrollment.stream.as_str()).copied().unwrap_or(0)
 }
 
 /// Enrollments awaiting a decision, by the network they were requested from and the
@@ -218,16 +216,15 @@ impl Enrollments {
         self.awaiting.get(&id)
     }
 
-    /// The enrollment, if it awaits a decision, and the version of the stream it lives in.
-    pub fn with_version(&self, id: EnrollmentId) -> Option<(&Enrollment, u64)> {
+    /// The enrollment, if it awaits a decision, and the version of the stream it lives in,
+    /// `streams`' if it is shared.
+    pub fn with_version(&self, id: EnrollmentId, streams: &StreamCatalog) -> Option<(&Enrollment, u64)> {
         let enrollment = self.awaiting.get(&id)?;
-        Some((enrollment, version_of(&self.stream_versions, enrollment)))
-    }
-
-    /// The version of the stream of the enrollments naming `email` (0 if none ever did).
-    pub fn email_stream_version(&self, email: &Email) -> u64 {
-        let stream = domain::enrollment::email_enrollments_stream(email);
-        self.stream_versions.get(stream.as_str()).copied().unwrap_or(0)
+        let version = match &enrollment.human_email {
+            Some(_) => streams.version(&enrollment.stream),
+            None => self.own_stream_versions.get(&id).copied().unwrap_or(0),
+        };
+        Some((enrollment, version))
     }
 
     /// The enrollments requested from `network` that await a decision at `now`.
@@ -246,8 +243,8 @@ impl Enrollments {
     }
 
     /// The enrollments naming `email` that await a decision (or expired since the last
-    /// sweep), oldest first, and the version of their stream.
-    pub fn naming(&self, email: &Email) -> (Vec<&Enrollment>, u64) {
+    /// sweep), oldest first, and the version of their stream, `streams`'.
+    pub fn naming(&self, email: &Email, streams: &StreamCatalog) -> (Vec<&Enrollment>, u64) {
         let mut named: Vec<&Enrollment> = self
             .waiting
             .by_email
@@ -257,19 +254,20 @@ impl Enrollments {
             .filter_map(|(id, _)| self.awaiting.get(id))
             .collect();
         named.sort_by_key(|e| (e.requested_at, e.id));
-        (named, self.email_stream_version(email))
+        (
+            named,
+            streams.version(&domain::enrollment::email_enrollments_stream(email)),
+        )
     }
 
     /// Forgets `id`, decided or expired: its caps' entries, and the version of its own
-    /// stream if it has one (a stream naming an address is shared and stays).
+    /// stream if it has one.
     fn forget(&mut self, id: EnrollmentId) {
         let Some(enrollment) = self.awaiting.remove(&id) else {
             return;
         };
         self.waiting.decided(&enrollment);
-        if enrollment.human_email.is_none() {
-            self.stream_versions.remove(enrollment.stream.as_str());
-        }
+        self.own_stream_versions.remove(&id);
     }
 }
 
@@ -282,15 +280,12 @@ impl DomainModel for Enrollments {
             return;
         };
         let at = recorded.recorded_at;
-        let (decided, names_an_address) = (enrollment.decision.is_some(), enrollment.human_email.is_some());
+        let decided = enrollment.decision.is_some();
         if !decided {
             self.waiting.requested(enrollment, at);
-        }
-        // A stream naming an address is shared by every enrollment naming it, and the next
-        // one expects its version; a link-only enrollment's own stream is forgotten with it.
-        if names_an_address || !decided {
-            self.stream_versions
-                .insert(recorded.stream_id.as_str().to_owned(), recorded.stream_version);
+            if enrollment.human_email.is_none() {
+                self.own_stream_versions.insert(id, recorded.stream_version);
+            }
         }
         if decided {
             self.forget(id);
@@ -423,7 +418,7 @@ mod tests {
         assert!(enrollments.last_named_from(&ada, network("192.0.2.1")).is_none());
 
         // A decision frees its place at once; expiry frees the rest.
-        let (link_only, version) = log.models.enrollments.with_version(first).unwrap();
+        let (link_only, version) = log.models.enrollments.with_version(first, &log.models.streams).unwrap();
         let decider = Decider {
             user: UserId::new(),
             org: OrgId::new(),
@@ -479,7 +474,8 @@ mod tests {
         assert!(waiting.by_network.len() < 3_000 && waiting.last_named.len() < 3_000);
         let kept = log.models.enrollments.awaiting.len();
         assert!(kept < 3_000, "{kept} of 6000 enrollments kept");
-        assert!(log.models.enrollments.stream_versions.len() < 3_000 + 3_000);
+        let own_versions = log.models.enrollments.own_stream_versions.len();
+        assert!(own_versions < 3_000, "{own_versions} link-only streams' versions kept");
     }
 
     #[test]
@@ -496,22 +492,19 @@ mod tests {
             code: Some("code".into()),
         };
         for id in [link_only, named] {
-            let (enrollment, version) = log.models.enrollments.with_version(id).unwrap();
+            let (enrollment, version) = log.models.enrollments.with_version(id, &log.models.streams).unwrap();
             let denied = enrollment::deny(enrollment, version, &decider, log.now()).unwrap();
             log.append(vec![denied]);
         }
-        let enrollments = &log.models.enrollments;
+        let (enrollments, streams) = (&log.models.enrollments, &log.models.streams);
         assert!(enrollments.get(link_only).is_none() && enrollments.get(named).is_none());
-        assert_eq!(
-            enrollments.naming(&ada).0.iter().map(|e| e.id).collect::<Vec<_>>(),
-            [waiting]
-        );
+        let (still_named, version) = enrollments.naming(&ada, streams);
+        assert_eq!(still_named.iter().map(|e| e.id).collect::<Vec<_>>(), [waiting]);
         // The address's stream moved with the decision: the next request naming it expects it.
-        assert_eq!(enrollments.email_stream_version(&ada), 3);
-        assert_eq!(
-            enrollments.stream_versions.len(),
-            1,
-            "the link-only stream is forgotten"
+        assert_eq!(version, 3);
+        assert!(
+            enrollments.own_stream_versions.is_empty(),
+            "the link-only stream's version is forgotten"
         );
 
         let mut history = EnrollmentHistory::default();

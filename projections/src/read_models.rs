@@ -175,7 +175,7 @@ impl ReadModels {
     pub fn summary(&self) -> Vec<(&'static str, u64)> {
         vec![
             ("events", self.streams.event_count()),
-            ("streams", self.streams.stream_count() as u64),
+            ("streams", self.streams.stream_count()),
             ("event types", self.streams.event_type_count() as u64),
             ("users", self.directory.user_count() as u64),
             ("agents", self.directory.agent_count() as u64),
@@ -200,7 +200,7 @@ impl ReadModels {
             agents: directory.agents_of(user.org_id),
             // Only an address its holder verified is theirs to decide for.
             enrollments: if user.email_verified {
-                self.enrollments.naming(&user.email)
+                self.enrollments.naming(&user.email, &self.streams)
             } else {
                 (Vec::new(), 0)
             },
@@ -231,7 +231,9 @@ impl ReadModels {
             })
             .unwrap_or_default();
         Backlog {
-            email_stream_version: enrollments.email_stream_version(email),
+            email_stream_version: self
+                .streams
+                .version(&domain::enrollment::email_enrollments_stream(email)),
             last_from_network: enrollments.last_named_from(email, network),
             from_network,
             naming_email: enrollments.pending_naming(email, now),

@@ -1,39 +1,47 @@
-//! Which streams exist, how far each has grown, and how often each kind of event occurred.
+//! How many streams and events the log holds, how often each kind of event occurred, and
+//! how far each shared stream has grown.
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
 use domain::{RecordedEvent, StreamId};
 
 use crate::ReadModel;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StreamEntry {
-    pub version: u64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
+/// The categories of streams that many decisions write to, so each must name the version it
+/// read: an org's membership, the claim of an address and the enrollments naming it, and a
+/// sender's nonces. They follow orgs, addresses and signing keys, never the log's length.
+/// Every other stream belongs to one entity, whose model keeps its version while it lives
+/// (docs/cost.md), so the catalog keeps none of them.
+const SHARED_CATEGORIES: [&str; 4] = ["org", "email", "enrollments", "sender"];
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamCatalog {
-    streams: HashMap<String, StreamEntry>,
+    /// The version of every stream of [`SHARED_CATEGORIES`].
+    shared_versions: HashMap<String, u64>,
     events_by_type: HashMap<String, u64>,
     events: u64,
+    streams: u64,
 }
 
 impl StreamCatalog {
-    pub fn stream(&self, stream_id: &str) -> Option<&StreamEntry> {
-        self.streams.get(stream_id)
-    }
-
     /// The version of `stream`'s last event; 0 for a stream with none.
+    ///
+    /// # Panics
+    /// For a stream outside [`SHARED_CATEGORIES`], whose version the catalog does not keep:
+    /// answering 0 would let a decision expect a stream to be empty when it is not.
     pub fn version(&self, stream: &StreamId) -> u64 {
-        self.stream(stream.as_str()).map_or(0, |entry| entry.version)
+        assert!(
+            is_shared(stream.category()),
+            "the catalog keeps no version of {}",
+            stream.as_str()
+        );
+        self.shared_versions.get(stream.as_str()).copied().unwrap_or(0)
     }
 
-    pub fn stream_count(&self) -> usize {
-        self.streams.len()
+    /// How many streams have an event.
+    pub fn stream_count(&self) -> u64 {
+        self.streams
     }
 
     pub fn event_count(&self) -> u64 {
@@ -49,9 +57,16 @@ impl StreamCatalog {
     }
 }
 
+fn is_shared(category: &str) -> bool {
+    SHARED_CATEGORIES.contains(&category)
+}
+
 impl ReadModel for StreamCatalog {
     fn apply(&mut self, event: &RecordedEvent) {
         self.events += 1;
+        if event.stream_version == 1 {
+            self.streams += 1;
+        }
         // Look up by &str first: replay touches existing entries far more often than it
         // creates new ones, and this spares an allocation per event.
         match self.events_by_type.get_mut(event.event_type.as_str()) {
@@ -60,20 +75,14 @@ impl ReadModel for StreamCatalog {
                 self.events_by_type.insert(event.event_type.clone(), 1);
             }
         }
-        match self.streams.get_mut(event.stream_id.as_str()) {
-            Some(entry) => {
-                entry.version = event.stream_version;
-                entry.updated_at = event.recorded_at;
-            }
+        if !is_shared(event.stream_id.category()) {
+            return;
+        }
+        match self.shared_versions.get_mut(event.stream_id.as_str()) {
+            Some(version) => *version = event.stream_version,
             None => {
-                self.streams.insert(
-                    event.stream_id.as_str().to_owned(),
-                    StreamEntry {
-                        version: event.stream_version,
-                        created_at: event.recorded_at,
-                        updated_at: event.recorded_at,
-                    },
-                );
+                self.shared_versions
+                    .insert(event.stream_id.as_str().to_owned(), event.stream_version);
             }
         }
     }
@@ -81,7 +90,9 @@ impl ReadModel for StreamCatalog {
 
 #[cfg(test)]
 mod tests {
-    use domain::{ChainHash, StreamId};
+    use chrono::DateTime;
+    use domain::email::Email;
+    use domain::{ChainHash, OrgId};
     use uuid::Uuid;
 
     use super::*;
@@ -103,20 +114,43 @@ mod tests {
     }
 
     #[test]
-    fn catalog_tracks_stream_versions_and_event_types() {
+    fn catalog_counts_streams_and_event_types_and_keeps_shared_versions_only() {
         let mut catalog = StreamCatalog::default();
         catalog.apply(&event(1, "vault-1", 1, "vault.created"));
-        catalog.apply(&event(2, "vault-2", 1, "vault.created"));
-        catalog.apply(&event(3, "vault-1", 2, "vault.deleted"));
+        catalog.apply(&event(2, "org-1", 1, "org.created"));
+        catalog.apply(&event(3, "vault-2", 1, "vault.created"));
+        catalog.apply(&event(4, "org-1", 2, "org.renamed"));
+        catalog.apply(&event(5, "vault-1", 2, "vault.deleted"));
 
-        assert_eq!(catalog.event_count(), 3);
-        assert_eq!(catalog.stream_count(), 2);
+        assert_eq!(catalog.event_count(), 5);
+        assert_eq!(catalog.stream_count(), 3);
         assert_eq!(catalog.events_of_type("vault.created"), 2);
         assert_eq!(catalog.events_of_type("vault.deleted"), 1);
         assert_eq!(catalog.events_of_type("vault.renamed"), 0);
-        let vault_1 = catalog.stream("vault-1").unwrap();
-        assert_eq!(vault_1.version, 2);
-        assert_eq!(vault_1.created_at, DateTime::from_timestamp(1, 0).unwrap());
-        assert_eq!(vault_1.updated_at, DateTime::from_timestamp(3, 0).unwrap());
+        assert_eq!(catalog.version(&StreamId::parse("org-1").unwrap()), 2);
+        assert_eq!(catalog.version(&StreamId::parse("org-2").unwrap()), 0);
+        assert_eq!(catalog.shared_versions.len(), 1, "{:?}", catalog.shared_versions);
+    }
+
+    #[test]
+    #[should_panic(expected = "the catalog keeps no version of vault-1")]
+    fn a_version_the_catalog_does_not_keep_is_never_answered_as_zero() {
+        let mut catalog = StreamCatalog::default();
+        catalog.apply(&event(1, "vault-1", 1, "vault.created"));
+        catalog.version(&StreamId::parse("vault-1").unwrap());
+    }
+
+    /// The shared categories are spelt as the domain names its streams.
+    #[test]
+    fn the_shared_categories_are_the_domains_shared_streams() {
+        let email = Email::parse("ada@example.com").unwrap();
+        let shared = [
+            domain::user::org_stream(OrgId(Uuid::nil())),
+            domain::user::email_stream(&email),
+            domain::enrollment::email_enrollments_stream(&email),
+            domain::transaction::sender_stream(1, "0xabc"),
+        ];
+        let categories: Vec<&str> = shared.iter().map(StreamId::category).collect();
+        assert_eq!(categories, SHARED_CATEGORIES);
     }
 }

@@ -1,10 +1,12 @@
 //! The log in memory, for the read models' tests.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Duration, Utc};
 use domain::change::Change;
 use domain::email::Email;
 use domain::user::{self, SignUp};
-use domain::{ChainHash, ExpectedVersion, Metadata, OrgId, RecordedEvent, UserId};
+use domain::{ChainHash, ExpectedVersion, Metadata, OrgId, RecordedEvent, StreamId, UserId};
 use uuid::Uuid;
 
 use crate::ReadModels;
@@ -16,6 +18,8 @@ pub struct Log {
     pub models: ReadModels,
     /// Every event appended, in order.
     pub recorded: Vec<RecordedEvent>,
+    /// Every stream's version, as the store keeps it.
+    versions: HashMap<StreamId, u64>,
 }
 
 impl Log {
@@ -25,7 +29,7 @@ impl Log {
 
     pub fn append(&mut self, changes: Vec<Change>) {
         for change in changes {
-            let version = self.models.streams.stream(change.stream.as_str()).map(|s| s.version);
+            let version = self.versions.get(&change.stream).copied();
             match change.expected {
                 ExpectedVersion::NoStream => assert_eq!(version, None, "{}", change.stream.as_str()),
                 ExpectedVersion::Exact(expected) => {
@@ -49,6 +53,7 @@ impl Log {
                     prev_hash: ChainHash::GENESIS,
                     hash: ChainHash::GENESIS,
                 };
+                self.versions.insert(change.stream.clone(), recorded.stream_version);
                 self.models.apply(&recorded);
                 self.recorded.push(recorded);
             }

@@ -324,7 +324,7 @@ pub async fn decide(
             .decide_with(&session.metadata(), |models| {
                 let (enrollment, version) = models
                     .enrollments
-                    .with_version(id)
+                    .with_version(id, &models.streams)
                     .or_else(|| stored.as_ref().map(|(enrollment, version)| (enrollment, *version)))
                     .ok_or_else(|| {
                         missing.store(true, Ordering::Relaxed);
