@@ -3,6 +3,8 @@
 
 mod common;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{Api, TestDb};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -76,6 +78,42 @@ async fn a_registered_agent_exchanges_its_key_for_a_token_carrying_its_limits() 
         api.call("GET", "/v1/vaults", Some(access), None).await.0,
         StatusCode::FORBIDDEN
     );
+}
+
+/// 1claw's integrations sign in with the key alone and take the agent and its default vault
+/// from this answer (tests/langchain_http.rs).
+#[tokio::test]
+async fn the_agent_token_answer_names_the_agent_and_the_vaults_its_token_is_bound_to() {
+    let db = TestDb::sqlite();
+    let api = Api::start(&db).await;
+    let (human, vault_id, agent_id, api_key) = human_with_agent(&api, json!({"name": "bot"})).await;
+    let (status, token) = agent_token(&api, &api_key).await;
+    assert_eq!(status, StatusCode::OK, "{token}");
+    assert_eq!(
+        (&token["agent_id"], &token["vault_ids"]),
+        (&json!(agent_id), &json!([])),
+        "unbound: every vault of the org, none named"
+    );
+
+    let (status, body) = api
+        .call(
+            "PATCH",
+            &format!("/v1/agents/{agent_id}"),
+            Some(&human),
+            Some(json!({"vault_ids": [vault_id]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, token) = agent_token(&api, &api_key).await;
+    assert_eq!(status, StatusCode::OK, "{token}");
+    assert_eq!(
+        (&token["agent_id"], &token["vault_ids"]),
+        (&json!(agent_id), &json!([vault_id]))
+    );
+    // The answer says what the token carries.
+    let payload = token["access_token"].as_str().unwrap().split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    assert_eq!(claims["vault_ids"], json!([vault_id]), "{claims}");
 }
 
 #[tokio::test]

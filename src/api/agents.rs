@@ -568,12 +568,16 @@ pub struct AgentTokenRequest {
     agent_id: Option<AgentId>,
 }
 
+/// The spec's `TokenResponse`, with the agent and the vaults its token is bound to (the
+/// token's `vault_ids` claim, empty for every vault of the org): what 1claw's integrations
+/// signing in with the key alone take as their agent and default vault (tests/langchain_http.rs).
 #[derive(Serialize)]
 pub struct AgentTokenResponse {
     access_token: String,
     token_type: &'static str,
     expires_in: i64,
     agent_id: AgentId,
+    vault_ids: Vec<VaultId>,
 }
 
 /// POST /v1/auth/agent-token: an agent's API key for a short-lived token carrying its
@@ -636,5 +640,6 @@ pub async fn token(
         token_type: "Bearer",
         expires_in: ttl.num_seconds(),
         agent_id: agent.id,
+        vault_ids: settings.vault_ids.clone(),
     }))
 }
