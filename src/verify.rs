@@ -46,6 +46,11 @@ pub async fn verify(store: &dyn EventStore, mut progress: impl FnMut(u64)) -> Re
         let events = match store.read_all(verifier.verified(), READ_BATCH).await {
             Ok(events) => events,
             Err(StoreError::Corrupt { position, reason }) => {
+                // The batch's events before the unreadable one are checked still, so the
+                // count says how far the chain holds.
+                if let Some(chain_break) = check_before(store, &mut verifier, position).await? {
+                    return Ok(broken(&verifier, BreakReason::Chain(chain_break)));
+                }
                 return Ok(broken(&verifier, BreakReason::Unreadable { position, reason }));
             }
             Err(other) => return Err(other),
@@ -65,6 +70,33 @@ pub async fn verify(store: &dyn EventStore, mut progress: impl FnMut(u64)) -> Re
         Ok(events) => Verdict::Intact { events },
         Err(chain_break) => broken(&verifier, BreakReason::Chain(chain_break)),
     })
+}
+
+/// Checks the events after those `verifier` verified and before `unreadable`, the position
+/// of an event that cannot be read: the first break among them, if any.
+async fn check_before(
+    store: &dyn EventStore,
+    verifier: &mut ChainVerifier,
+    unreadable: i64,
+) -> Result<Option<ChainBreak>, StoreError> {
+    let before = u64::try_from(unreadable)
+        .unwrap_or(0)
+        .saturating_sub(verifier.verified() + 1);
+    if before == 0 {
+        return Ok(None);
+    }
+    let events = match store.read_all(verifier.verified(), before as usize).await {
+        Ok(events) => events,
+        // Events missing before it brought the unreadable one into this read too.
+        Err(StoreError::Corrupt { .. }) => return Ok(None),
+        Err(other) => return Err(other),
+    };
+    for event in events.iter().take_while(|event| (event.position as i64) < unreadable) {
+        if let Err(chain_break) = verifier.check(event) {
+            return Ok(Some(chain_break));
+        }
+    }
+    Ok(None)
 }
 
 /// Checks the events at `positions` (ascending, none past the recorded head `head`) each

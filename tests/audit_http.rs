@@ -229,7 +229,7 @@ async fn verify_through_the_api_names_a_tampered_event() {
     let third = store.read_all(2, 1).await.unwrap().remove(0);
     drop(store);
     let changed = db
-        .execute_sql("UPDATE events SET payload = replace(payload, '\"type\"', '\"typf\"') WHERE position = 3")
+        .tamper_with_payload(3, |payload| payload.replace("\"type\"", "\"typf\""))
         .await;
     assert_eq!(changed, 1);
     let (_, verdict) = api.call("GET", "/v1/audit/verify", Some(&admin), None).await;

@@ -121,7 +121,7 @@ async fn wrapped_key(db: &TestDb, key_id: &str) -> Vec<u8> {
 }
 
 /// What an attacker with the database gets: for SQLite the files themselves (database,
-/// WAL, shared memory); for Postgres the key table and the log, raw and as text.
+/// WAL, shared memory) and the events unpacked; for Postgres the key table and the log, raw and as text.
 async fn database_contents(db: &TestDb) -> Vec<u8> {
     let mut contents = Vec::new();
     match db {
@@ -132,6 +132,13 @@ async fn database_contents(db: &TestDb) -> Vec<u8> {
                 if let Ok(bytes) = std::fs::read(&file) {
                     contents.extend_from_slice(&bytes);
                 }
+            }
+            // The log packs events (src/store/sqlite/packing.rs), which no byte search sees
+            // into: the events as they unpack too.
+            let store = keyward::store::open(&db.url()).await.unwrap();
+            for event in store.read_all(0, 100_000).await.unwrap() {
+                contents.extend_from_slice(event.payload.as_bytes());
+                contents.extend_from_slice(event.metadata.as_bytes());
             }
         }
         TestDb::Postgres { .. } => {

@@ -137,9 +137,7 @@ async fn a_changed_event_breaks_its_own_orgs_verify_and_no_other() {
     mails_sent(&api, &ada, 1).await;
     let (position, event_id) = stored_event(&db, "vault.created", &vault).await;
     let changed = db
-        .execute_sql(&format!(
-            "UPDATE events SET payload = replace(payload, '\"prod\"', '\"qrod\"') WHERE position = {position}"
-        ))
+        .tamper_with_payload(position, |payload| payload.replace("\"prod\"", "\"qrod\""))
         .await;
     assert_eq!(changed, 1);
 

@@ -41,7 +41,7 @@ async fn intact_log_verifies(db: TestDb) {
 async fn one_changed_payload_byte_is_named(db: TestDb) {
     let ids = seeded(&db).await;
     let changed = db
-        .execute_sql("UPDATE events SET payload = replace(payload, '\"type\":', '\"typf\":') WHERE position = 17")
+        .tamper_with_payload(17, |payload| payload.replace("\"type\":", "\"typf\":"))
         .await;
     assert_eq!(changed, 1);
     let (code, stdout) = verify(&db);
@@ -96,6 +96,25 @@ async fn swapping_two_events_is_named_at_the_first(db: TestDb) {
         stdout.contains(&format!("event {} at position 10", ids[10])),
         "{stdout}"
     );
+}
+
+/// SQLite packs payload and metadata (src/store/sqlite/packing.rs): bytes cut from a packed
+/// event leave nothing to check a hash against, and verify names the event as unreadable.
+#[tokio::test]
+async fn a_damaged_packed_event_is_named_unreadable() {
+    let db = TestDb::sqlite();
+    seeded(&db).await;
+    let changed = db
+        .execute_sql("UPDATE events SET payload = substr(payload, 1, length(payload) - 4) WHERE position = 17")
+        .await;
+    assert_eq!(changed, 1);
+    let (code, stdout) = verify(&db);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("event at position 17 is unreadable: its packed payload and metadata do not unpack"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("16 events before the break verified"), "{stdout}");
 }
 
 macro_rules! on_both_backends {

@@ -97,6 +97,8 @@ pub enum StoreError {
     Closed,
     #[error("file error: {0}")]
     Io(Arc<std::io::Error>),
+    #[error("compression failed: {0}")]
+    Compression(String),
 }
 
 impl From<sqlx::Error> for StoreError {

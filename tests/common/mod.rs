@@ -88,6 +88,22 @@ impl TestDb {
             }
         }
     }
+
+    /// Changes the payload of the event at `position` as an attacker with database access
+    /// would: `change` gets its JSON and says what to store instead. Stored as JSON text in
+    /// both columns, the layout every keyward reads, whether it packs events or not.
+    pub async fn tamper_with_payload(&self, position: u64, change: impl FnOnce(&str) -> String) -> u64 {
+        let store = keyward::store::open(&self.url()).await.expect("open the store");
+        let event = store.read_all(position - 1, 1).await.expect("read").remove(0);
+        drop(store);
+        let quoted = |text: &str| format!("'{}'", text.replace('\'', "''"));
+        self.execute_sql(&format!(
+            "UPDATE events SET payload = {}, metadata = {} WHERE position = {position}",
+            quoted(&change(&event.payload)),
+            quoted(&event.metadata)
+        ))
+        .await
+    }
 }
 
 impl Drop for TestDb {

@@ -4,6 +4,7 @@
 //! thread instead of each taking a hop to sqlx's worker and back, and rows are decoded
 //! straight from SQLite's buffers. sqlx only runs the migrations.
 
+mod packing;
 mod reader;
 
 use std::collections::HashMap;
@@ -20,6 +21,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use sqlx::{Connection, SqliteConnection};
 use tokio::sync::watch;
 
+use packing::Packer;
+
 use super::batch::{self, BatchPlan, PendingAppend};
 use super::group_commit::{GroupCommitStore, LogBackend};
 use super::{LogHead, StoreError, to_i64};
@@ -34,8 +37,14 @@ impl From<rusqlite::Error> for StoreError {
 
 pub(super) struct SqliteLog {
     /// Taken only by the group-commit task's commits, one at a time.
-    writer: Arc<Mutex<rusqlite::Connection>>,
+    writer: Arc<Mutex<Writer>>,
     readers: reader::Readers,
+}
+
+/// The one connection that writes, and what packs the events it writes.
+struct Writer {
+    connection: rusqlite::Connection,
+    packer: Packer,
 }
 
 pub(super) async fn open(database_url: &str) -> Result<GroupCommitStore<SqliteLog>, StoreError> {
@@ -49,9 +58,13 @@ pub(super) async fn open(database_url: &str) -> Result<GroupCommitStore<SqliteLo
     let path = options.get_filename().to_owned();
     let writer = {
         let path = path.clone();
-        tokio::task::spawn_blocking(move || open_writer(&path))
-            .await
-            .map_err(|_| StoreError::Closed)??
+        tokio::task::spawn_blocking(move || {
+            let connection = open_writer(&path)?;
+            let packer = Packer::load(&connection)?;
+            Ok::<_, StoreError>(Writer { connection, packer })
+        })
+        .await
+        .map_err(|_| StoreError::Closed)??
     };
     let log = SqliteLog {
         writer: Arc::new(Mutex::new(writer)),
@@ -92,8 +105,12 @@ fn read_head(connection: &rusqlite::Connection) -> Result<LogHead, StoreError> {
 }
 
 impl SqliteLog {
-    /// Plans and inserts a batch inside `transaction`, which holds the write lock.
-    fn write(transaction: &rusqlite::Transaction<'_>, appends: Vec<PendingAppend>) -> Result<BatchPlan, StoreError> {
+    /// Plans, packs and inserts a batch inside `transaction`, which holds the write lock.
+    fn write(
+        transaction: &rusqlite::Transaction<'_>,
+        packer: &mut Packer,
+        appends: Vec<PendingAppend>,
+    ) -> Result<BatchPlan, StoreError> {
         let head = read_head(transaction)?;
         // Each stream's number and version: one seek in `streams`, one in the stream index.
         let mut numbers: HashMap<String, i64> = HashMap::new();
@@ -132,6 +149,9 @@ impl SqliteLog {
                     number
                 }
             };
+            // Payload and metadata go packed into `payload`, `metadata` left empty
+            // (migration 0005).
+            let packed = packer.pack(number, &row.payload, &row.metadata)?;
             insert.execute((
                 to_i64(row.position),
                 row.event_id.as_bytes().as_slice(),
@@ -139,8 +159,8 @@ impl SqliteLog {
                 to_i64(row.stream_version),
                 row.event_type.as_str(),
                 i64::from(row.schema_version),
-                row.payload.as_str(),
-                row.metadata.as_str(),
+                packed.as_slice(),
+                [0u8; 0].as_slice(),
                 row.recorded_at.timestamp_micros(),
                 row.prev_hash.0.as_slice(),
                 row.hash.0.as_slice(),
@@ -159,6 +179,23 @@ impl SqliteLog {
     }
 }
 
+impl SqliteLog {
+    fn commit_batch(
+        connection: &mut rusqlite::Connection,
+        packer: &mut Packer,
+        appends: Vec<PendingAppend>,
+    ) -> Result<BatchPlan, StoreError> {
+        // IMMEDIATE takes the write lock up front, so another process writing the same
+        // file waits instead of failing half-way through the batch. Dropped without a
+        // commit, the transaction rolls back.
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        packer.renew_dictionary(&transaction)?;
+        let plan = Self::write(&transaction, packer, appends)?;
+        transaction.commit()?;
+        Ok(plan)
+    }
+}
+
 #[async_trait]
 impl LogBackend for SqliteLog {
     // One process owns the file: its own commits are all there is.
@@ -167,14 +204,14 @@ impl LogBackend for SqliteLog {
     async fn commit(&self, appends: Vec<PendingAppend>) -> Result<BatchPlan, StoreError> {
         let writer = self.writer.clone();
         tokio::task::spawn_blocking(move || {
-            let mut connection = writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            // IMMEDIATE takes the write lock up front, so another process writing the same
-            // file waits instead of failing half-way through the batch. Dropped without a
-            // commit, the transaction rolls back.
-            let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let plan = Self::write(&transaction, appends)?;
-            transaction.commit()?;
-            Ok(plan)
+            let mut writer = writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let Writer { connection, packer } = &mut *writer;
+            let committed = Self::commit_batch(connection, packer, appends);
+            if committed.is_err() {
+                // A dictionary made for the batch went with its rollback.
+                *packer = Packer::load(connection)?;
+            }
+            committed
         })
         .await
         .map_err(|_| StoreError::Closed)?

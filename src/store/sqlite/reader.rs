@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use domain::RecordedEvent;
 use rusqlite::OpenFlags;
+use rusqlite::types::ValueRef;
 
+use super::packing::{Dictionaries, Unpacker};
 use crate::store::{LogHead, StoreError, StoredRow, event_type_in, to_i64};
 
 /// Events with their stream's name, which the log stores once, in `streams`, and names by
@@ -21,7 +23,14 @@ const SELECT_EVENTS: &str = "SELECT e.position, e.event_id, s.name, e.stream_ver
 #[derive(Clone)]
 pub(super) struct Readers {
     path: PathBuf,
-    idle: Arc<Mutex<Vec<rusqlite::Connection>>>,
+    idle: Arc<Mutex<Vec<Reader>>>,
+    dictionaries: Dictionaries,
+}
+
+/// A read-only connection, and what unpacks the events it reads.
+struct Reader {
+    connection: rusqlite::Connection,
+    unpacker: Unpacker,
 }
 
 impl Readers {
@@ -29,13 +38,14 @@ impl Readers {
         Self {
             path,
             idle: Arc::default(),
+            dictionaries: Dictionaries::default(),
         }
     }
 
-    /// Runs `read` on an idle connection (or a new one) on a blocking thread.
+    /// Runs `read` on an idle reader (or a new one) on a blocking thread.
     async fn with_connection<T: Send + 'static>(
         &self,
-        read: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
+        read: impl FnOnce(&rusqlite::Connection, &mut Unpacker) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let readers = self.clone();
         tokio::task::spawn_blocking(move || {
@@ -44,16 +54,19 @@ impl Readers {
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .pop();
-            let connection = match idle {
-                Some(connection) => connection,
-                None => super::connect(&readers.path, OpenFlags::SQLITE_OPEN_READ_ONLY)?,
+            let mut reader = match idle {
+                Some(reader) => reader,
+                None => Reader {
+                    connection: super::connect(&readers.path, OpenFlags::SQLITE_OPEN_READ_ONLY)?,
+                    unpacker: Unpacker::new(readers.dictionaries.clone())?,
+                },
             };
-            let result = read(&connection);
+            let result = read(&reader.connection, &mut reader.unpacker);
             readers
                 .idle
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .push(connection);
+                .push(reader);
             result
         })
         .await
@@ -82,11 +95,11 @@ impl Readers {
         after_position: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.with_connection(move |connection| {
+        self.with_connection(move |connection, unpacker| {
             let query = format!("{SELECT_EVENTS} WHERE {condition}e.position > ?1 ORDER BY e.position LIMIT ?2");
             let mut statement = connection.prepare_cached(&query)?;
             let rows = statement.query((to_i64(after_position), to_i64(limit as u64)))?;
-            decode_all(rows, limit)
+            decode_all(rows, limit, connection, unpacker)
         })
         .await
     }
@@ -97,24 +110,32 @@ impl Readers {
         after_version: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.with_connection(move |connection| {
+        self.with_connection(move |connection, unpacker| {
             let query = format!(
                 "{SELECT_EVENTS} WHERE e.stream = (SELECT id FROM streams WHERE name = ?1) \
                  AND e.stream_version > ?2 ORDER BY e.stream_version LIMIT ?3"
             );
             let mut statement = connection.prepare_cached(&query)?;
             let rows = statement.query((stream, to_i64(after_version), to_i64(limit as u64)))?;
-            decode_all(rows, limit)
+            decode_all(rows, limit, connection, unpacker)
         })
         .await
     }
 
     pub(super) async fn head(&self) -> Result<LogHead, StoreError> {
-        self.with_connection(super::read_head).await
+        self.with_connection(|connection, _| super::read_head(connection)).await
     }
 }
 
-fn decode_all(mut rows: rusqlite::Rows<'_>, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+/// The events in `rows`, read on `connection`. A row whose payload is a blob holds the
+/// payload and metadata packed (migration 0005); one whose payload is text was stored
+/// before, as JSON in both columns.
+fn decode_all(
+    mut rows: rusqlite::Rows<'_>,
+    limit: usize,
+    connection: &rusqlite::Connection,
+    unpacker: &mut Unpacker,
+) -> Result<Vec<RecordedEvent>, StoreError> {
     let mut events = Vec::with_capacity(limit.min(10_000));
     while let Some(row) = rows.next()? {
         let position: i64 = row.get(0)?;
@@ -124,6 +145,19 @@ fn decode_all(mut rows: rusqlite::Rows<'_>, limit: usize) -> Result<Vec<Recorded
         };
         let event_id_bytes = row.get_ref(1)?.as_blob().map_err(|_| not_a_uuid())?;
         let event_id = uuid::Uuid::from_slice(event_id_bytes).map_err(|_| not_a_uuid())?;
+        let (payload, metadata) = match row.get_ref(6)? {
+            ValueRef::Blob(packed) => unpacker.unpack(connection, position, packed)?,
+            // Stored before packing (migration 0005): text, unless something rewrote it.
+            _ => {
+                let text = |column: usize, name: &str| {
+                    row.get::<_, String>(column).map_err(|_| StoreError::Corrupt {
+                        position,
+                        reason: format!("its {name} is neither packed nor UTF-8 text"),
+                    })
+                };
+                (text(6, "payload")?, text(7, "metadata")?)
+            }
+        };
         let stored = StoredRow {
             position,
             event_id,
@@ -131,8 +165,8 @@ fn decode_all(mut rows: rusqlite::Rows<'_>, limit: usize) -> Result<Vec<Recorded
             stream_version: row.get(3)?,
             event_type: row.get(4)?,
             schema_version: row.get(5)?,
-            payload: row.get(6)?,
-            metadata: row.get(7)?,
+            payload,
+            metadata,
             recorded_at: row.get(8)?,
             prev_hash: row.get(9)?,
             hash: row.get(10)?,
