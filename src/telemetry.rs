@@ -1,4 +1,4 @@
-//! Prometheus metrics (README, "Metrics"): what an operator watches of a running keyward.
+//! Prometheus metrics (docs/operations/metrics.md): what an operator watches of a running keyward.
 //! Recorded through the `metrics` facade into one process-wide recorder, which `GET
 //! /metrics` renders in the Prometheus text format for whoever holds the metrics token.
 //!

@@ -1,4 +1,4 @@
-//! Prometheus metrics at GET /metrics (README, "Metrics"): served only when a token is
+//! Prometheus metrics at GET /metrics (docs/operations/metrics.md): served only when a token is
 //! configured, and only to whoever presents it; an exposition that Prometheus's own Python
 //! parser reads, whose counters move with the requests made, and whose labels name route
 //! templates, never the ids or paths a request carried.
