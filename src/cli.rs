@@ -13,8 +13,8 @@ use domain::{SecretPath, VaultId};
 use indicatif::{ProgressBar, ProgressStyle};
 use projections::Until;
 
+use crate::app::commands::Commands;
 use crate::auth::{SigningKeys, TOKEN_AUDIENCE, TokenIssuer};
-use crate::commands::Commands;
 use crate::config::{self, Config};
 use crate::crypto::{Envelope, KeyTable, MasterKey};
 use crate::mail::Mailer;

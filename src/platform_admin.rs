@@ -7,7 +7,7 @@ use domain::email::Email;
 use domain::events::Event;
 use domain::{Metadata, OrgId, UserId, platform_admin, user};
 
-use crate::commands::{CommandError, encode};
+use crate::app::commands::{CommandError, encode};
 use crate::store::{EventStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]

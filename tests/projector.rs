@@ -5,21 +5,10 @@ mod common;
 
 use std::time::Duration;
 
-use chrono::Utc;
-use common::TestDb;
-use domain::{ExpectedVersion, Metadata, NewEvent, StreamId};
+use common::{TestDb, test_event};
+use domain::{ExpectedVersion, StreamId};
 use keyward::projector::Projector;
 use keyward::store;
-
-fn event() -> NewEvent {
-    NewEvent::new(
-        "test.happened",
-        1,
-        &serde_json::json!({}),
-        &Metadata::system(Utc::now()),
-    )
-    .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_is_in_the_read_models_once_caught_up_to_its_position() {
@@ -27,7 +16,7 @@ async fn a_write_is_in_the_read_models_once_caught_up_to_its_position() {
     let store = store::open(&db.url()).await.unwrap();
     let vault = StreamId::parse("vault-1").unwrap();
     store
-        .append(&vault, ExpectedVersion::NoStream, vec![event()])
+        .append(&vault, ExpectedVersion::NoStream, vec![test_event(0)])
         .await
         .unwrap();
 
@@ -35,7 +24,7 @@ async fn a_write_is_in_the_read_models_once_caught_up_to_its_position() {
     assert_eq!(projector.position(), 1, "start-up rebuilds from the log");
 
     let appended = store
-        .append(&vault, ExpectedVersion::Exact(1), vec![event(), event()])
+        .append(&vault, ExpectedVersion::Exact(1), vec![test_event(0), test_event(0)])
         .await
         .unwrap();
     tokio::time::timeout(Duration::from_secs(10), projector.caught_up_to(appended.position))
@@ -59,7 +48,7 @@ async fn a_replica_sees_writes_made_through_another_on_postgres() {
         .append(
             &StreamId::parse("agent-1").unwrap(),
             ExpectedVersion::NoStream,
-            vec![event()],
+            vec![test_event(0)],
         )
         .await
         .unwrap();

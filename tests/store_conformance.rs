@@ -6,21 +6,10 @@ mod common;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use chrono::Utc;
-use common::TestDb;
-use domain::{ChainVerifier, ExpectedVersion, Metadata, NewEvent, StreamId};
+use common::{TestDb, test_event};
+use domain::{ChainVerifier, ExpectedVersion, StreamId};
 use keyward::store::{self, AppendError, EventStore, StreamAppend};
 use uuid::Uuid;
-
-fn event(n: u64) -> NewEvent {
-    NewEvent::new(
-        "test.happened",
-        1,
-        &serde_json::json!({ "n": n }),
-        &Metadata::system(Utc::now()),
-    )
-    .unwrap()
-}
 
 fn stream(name: &str) -> StreamId {
     StreamId::parse(name).unwrap()
@@ -44,15 +33,15 @@ async fn appends_are_read_back_per_stream_and_globally(store: Arc<dyn EventStore
     let a = stream("account-a");
     let b = stream("account-b");
     let first = store
-        .append(&a, ExpectedVersion::NoStream, vec![event(1), event(2)])
+        .append(&a, ExpectedVersion::NoStream, vec![test_event(1), test_event(2)])
         .await
         .unwrap();
     let second = store
-        .append(&b, ExpectedVersion::NoStream, vec![event(3)])
+        .append(&b, ExpectedVersion::NoStream, vec![test_event(3)])
         .await
         .unwrap();
     let third = store
-        .append(&a, ExpectedVersion::Exact(2), vec![event(4)])
+        .append(&a, ExpectedVersion::Exact(2), vec![test_event(4)])
         .await
         .unwrap();
     assert_eq!((first.stream_version(), first.position), (2, 2));
@@ -78,7 +67,7 @@ async fn appends_are_read_back_per_stream_and_globally(store: Arc<dyn EventStore
 async fn a_wrong_expected_version_is_a_typed_conflict_that_writes_nothing(store: Arc<dyn EventStore>) {
     let a = stream("account-a");
     store
-        .append(&a, ExpectedVersion::NoStream, vec![event(1)])
+        .append(&a, ExpectedVersion::NoStream, vec![test_event(1)])
         .await
         .unwrap();
     for expected in [
@@ -86,7 +75,7 @@ async fn a_wrong_expected_version_is_a_typed_conflict_that_writes_nothing(store:
         ExpectedVersion::Exact(0),
         ExpectedVersion::Exact(2),
     ] {
-        match store.append(&a, expected, vec![event(2)]).await {
+        match store.append(&a, expected, vec![test_event(2)]).await {
             Err(AppendError::WrongExpectedVersion { stream, actual, .. }) => {
                 assert_eq!((stream, actual), (a.clone(), 1));
             }
@@ -102,7 +91,7 @@ async fn an_atomic_append_writes_every_stream_or_none(store: Arc<dyn EventStore>
     let part = |name: &str, expected, n| StreamAppend {
         stream: stream(name),
         expected,
-        events: vec![event(n)],
+        events: vec![test_event(n)],
     };
     let signup = vec![
         part("email-a", ExpectedVersion::NoStream, 1),
@@ -139,7 +128,7 @@ async fn sixteen_writers_racing_on_one_stream_get_one_winner_per_version(store: 
                 let mut conflicts = 0;
                 let mut seen = 0;
                 while (won.len() as u64) < PER_WRITER {
-                    let new = event(writer * 1000 + won.len() as u64);
+                    let new = test_event(writer * 1000 + won.len() as u64);
                     let id = new.event_id;
                     match store.append(&contended, ExpectedVersion::Exact(seen), vec![new]).await {
                         Ok(appended) => {
@@ -196,7 +185,7 @@ async fn read_all_returns_events_in_commit_order(store: Arc<dyn EventStore>) {
                 let stream = stream(&format!("account-{writer}"));
                 let mut acknowledged = Vec::new();
                 for n in 0..25 {
-                    let batch: Vec<_> = (0..=n % 3).map(|i| event(writer * 100 + n * 3 + i)).collect();
+                    let batch: Vec<_> = (0..=n % 3).map(|i| test_event(writer * 100 + n * 3 + i)).collect();
                     let ids: Vec<Uuid> = batch.iter().map(|e| e.event_id).collect();
                     let appended = store.append(&stream, ExpectedVersion::Any, batch).await.unwrap();
                     let first = appended.position + 1 - ids.len() as u64;
@@ -230,7 +219,7 @@ async fn read_all_returns_events_in_commit_order(store: Arc<dyn EventStore>) {
 /// A tail started before a burst of concurrent appends sees every event exactly once.
 async fn a_tail_sees_every_event_exactly_once(store: Arc<dyn EventStore>) {
     let head_before = store
-        .append(&stream("account-early"), ExpectedVersion::Any, vec![event(0)])
+        .append(&stream("account-early"), ExpectedVersion::Any, vec![test_event(0)])
         .await
         .unwrap();
     let mut tail = store::subscribe(store.clone(), 0);
@@ -240,7 +229,7 @@ async fn a_tail_sees_every_event_exactly_once(store: Arc<dyn EventStore>) {
             tokio::spawn(async move {
                 let mut ids = Vec::new();
                 for n in 0..30 {
-                    let new = event(writer * 100 + n);
+                    let new = test_event(writer * 100 + n);
                     ids.push(new.event_id);
                     store
                         .append(&stream(&format!("account-{writer}")), ExpectedVersion::Any, vec![new])
@@ -290,7 +279,7 @@ async fn a_reopened_store_continues_the_log(url: String) {
             .append(
                 &stream("account-a"),
                 ExpectedVersion::NoStream,
-                vec![event(1), event(2)],
+                vec![test_event(1), test_event(2)],
             )
             .await
             .unwrap();
@@ -298,7 +287,7 @@ async fn a_reopened_store_continues_the_log(url: String) {
     let store = store::open(&url).await.unwrap();
     assert_eq!(store.head().await.unwrap().position, 2);
     let appended = store
-        .append(&stream("account-a"), ExpectedVersion::Exact(2), vec![event(3)])
+        .append(&stream("account-a"), ExpectedVersion::Exact(2), vec![test_event(3)])
         .await
         .unwrap();
     assert_eq!((appended.stream_version(), appended.position), (3, 3));
@@ -380,7 +369,7 @@ async fn postgres_processes_sharing_a_database_write_one_chain_and_see_each_othe
         } else {
             (&second, "account-second")
         };
-        let new = event(n);
+        let new = test_event(n);
         written.push(new.event_id);
         writer
             .append(&stream(name), ExpectedVersion::Any, vec![new])
@@ -399,12 +388,12 @@ async fn postgres_processes_sharing_a_database_write_one_chain_and_see_each_othe
     assert_eq!(verify_chain(&*second).await, 20);
     let contended = stream("account-shared");
     first
-        .append(&contended, ExpectedVersion::NoStream, vec![event(100)])
+        .append(&contended, ExpectedVersion::NoStream, vec![test_event(100)])
         .await
         .unwrap();
     assert!(matches!(
         second
-            .append(&contended, ExpectedVersion::NoStream, vec![event(101)])
+            .append(&contended, ExpectedVersion::NoStream, vec![test_event(101)])
             .await,
         Err(AppendError::WrongExpectedVersion { actual: 1, .. })
     ));

@@ -27,6 +27,7 @@ use super::extract::{Body, RequestContext};
 use super::problem::ApiError;
 use super::session::{HumanCredential, HumanSession};
 use super::vaults;
+use crate::app::commands::Attempt;
 use crate::auth::{self, ApiKeyHash, PrincipalType, TokenRequest, TokenUse};
 
 /// How long a human's access token lives (the web pages' too).
@@ -458,34 +459,39 @@ pub async fn delete_me(
     }
     confirm_password(&state, &session, &headers, "account deletion").await?;
     let (user_id, now) = (session.user.id, session.context.now);
-    let mut shredded = HashSet::new();
-    for _ in 0..vaults::SHRED_ATTEMPTS {
-        // Decided before any key goes, since shredding cannot be undone: a refusal (the
-        // organization has other members) destroys nothing.
-        let (_, vaults) = state.projector.read(|models| account_deletion(models, user_id, now))?;
-        let unshredded: Vec<VaultId> = vaults.into_iter().filter(|id| !shredded.contains(id)).collect();
-        vaults::shred(&state, unshredded.iter().copied()).await?;
-        shredded.extend(unshredded);
-        let (_, complete) = state
-            .commands
-            .decide_with(&session.metadata(), |models| {
-                let (changes, vaults) = account_deletion(models, user_id, now)?;
-                // A vault created since its keys went: nothing is appended, and the
-                // deletion starts over to shred its keys too.
+    let (metadata, state) = (session.metadata(), &state);
+    let shredded = std::sync::Mutex::new(HashSet::new());
+    let shredded = &shredded;
+    state
+        .commands
+        .run::<_, _, ApiError, _>(
+            // Decided before any key goes, since shredding cannot be undone: a refusal
+            // (the organization has other members) destroys nothing.
+            || async move {
+                let (_, vaults) = state.projector.read(|models| account_deletion(models, user_id, now))?;
+                let unshredded: Vec<VaultId> = {
+                    let shredded = shredded.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    vaults.into_iter().filter(|id| !shredded.contains(id)).collect()
+                };
+                vaults::shred(state, unshredded.iter().copied()).await?;
+                let mut shredded = shredded.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                shredded.extend(unshredded);
+                Ok(shredded.clone())
+            },
+            |shredded| {
+                let (changes, vaults) = state.projector.read(|models| account_deletion(models, user_id, now))?;
+                // A vault created since its keys went: its keys go too, then it is decided again.
                 if vaults.iter().all(|id| shredded.contains(id)) {
-                    Ok((changes, true))
+                    Ok(Attempt::changes(changes, &metadata, ())?)
                 } else {
-                    Ok((Vec::new(), false))
+                    Ok(Attempt::Stale(
+                        "vaults kept being created while the account was being deleted",
+                    ))
                 }
-            })
-            .await?;
-        if complete {
-            return Ok(StatusCode::NO_CONTENT);
-        }
-    }
-    Err(ApiError::Conflict(
-        "vaults kept being created while the account was being deleted; retry".into(),
-    ))
+            },
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The decision to delete `user`'s account on `models`, and the vaults it deletes.
@@ -676,7 +682,7 @@ pub async fn refresh(
             }));
         }
         Ok((_, None)) => "a used refresh token was presented again; its sign-in is revoked",
-        Err(crate::commands::CommandError::Domain(DomainError::NotFound(_))) => {
+        Err(crate::app::commands::CommandError::Domain(DomainError::NotFound(_))) => {
             "unknown, expired or revoked refresh token"
         }
         Err(other) => return Err(other.into()),

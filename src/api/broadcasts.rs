@@ -24,7 +24,7 @@ use super::AppState;
 use super::chains::enabled_chains;
 use super::lanes::{Drain, Lanes};
 use super::problem::ApiError;
-use crate::commands::CommandError;
+use crate::app::commands::CommandError;
 use crate::store::{AppendError, StreamAppend};
 
 /// A reserved transaction, signed, and what its outcome is recorded with.
@@ -343,7 +343,7 @@ fn outcome_events(outcomes: &[Outcome], skipped: &HashSet<StreamId>) -> Result<V
                 .into(),
             };
             let change = Change::new(stream, ExpectedVersion::NoStream, event);
-            crate::commands::encode(change, &outgoing.metadata).map_err(ApiError::from)
+            crate::app::commands::encode(change, &outgoing.metadata).map_err(ApiError::from)
         })
         .collect()
 }

@@ -2,7 +2,6 @@
 //! approval page in `crate::web` decides through the same [`decide`]).
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Json;
 use axum::extract::State;
@@ -10,6 +9,7 @@ use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
+use domain::change::DomainError;
 use domain::email::Email;
 use domain::enrollment::{self, Decider, Decision, Enrollment, EnrollmentStatus, RequestEnrollment};
 use domain::events::Event;
@@ -28,6 +28,7 @@ use super::agents::{AgentCreatedResponse, AgentResponse, new_key};
 use super::extract::{Body, PathParams, RequestContext};
 use super::problem::ApiError;
 use super::session::HumanSession;
+use crate::app::commands::Attempt;
 use crate::mail;
 use crate::store::{read_at, read_stream_up_to};
 
@@ -312,52 +313,59 @@ pub async fn decide(
     let now = session.context.now;
     let (api_key, kept) = new_key()?;
     let agent_id = AgentId::new();
+    let metadata = session.metadata();
     // The read models keep only what awaits a decision: one they do not have is looked
     // up in the log, once, so that deciding it again is refused as decided (or expired),
     // not as unknown.
-    let mut stored: Option<(Enrollment, u64)> = None;
-    let mut looked_up = false;
-    let (_, mail) = loop {
-        let missing = AtomicBool::new(false);
-        let decided = state
-            .commands
-            .decide_with(&session.metadata(), |models| {
-                let (enrollment, version) = models
-                    .enrollments
-                    .with_version(id, &models.streams)
-                    .or_else(|| stored.as_ref().map(|(enrollment, version)| (enrollment, *version)))
-                    .ok_or_else(|| {
-                        missing.store(true, Ordering::Relaxed);
-                        domain::change::DomainError::NotFound("enrollment")
-                    })?;
-                let decider = decider(models, session, enrollment, code.clone());
-                match verdict {
-                    Verdict::Deny => Ok((vec![enrollment::deny(enrollment, version, &decider, now)?], None)),
-                    Verdict::Allow => {
-                        let mut changes =
-                            enrollment::approve(enrollment, version, &decider, agent_id, kept.clone(), now)?;
-                        let mail = mail::agent_api_key(
-                            session.user.email.clone(),
-                            session.user.org_id,
-                            agent_id,
-                            &enrollment.settings.name,
-                            api_key.expose_secret(),
-                        );
-                        changes.push(mail.queued());
-                        Ok((changes, Some(mail)))
-                    }
+    let looked_up: tokio::sync::Mutex<Option<Option<(Enrollment, u64)>>> = tokio::sync::Mutex::new(None);
+    let (looked_up, code) = (&looked_up, &code);
+    let (_, mail) = state
+        .commands
+        .run::<_, _, ApiError, _>(
+            || async move {
+                let awaiting = state
+                    .projector
+                    .read(|models| models.enrollments.with_version(id, &models.streams).is_some());
+                if awaiting {
+                    return Ok(None);
                 }
-            })
-            .await;
-        if missing.load(Ordering::Relaxed) && !looked_up {
-            looked_up = true;
-            stored = self::stored(state, session.user.org_id, id).await?;
-            if stored.is_some() {
-                continue;
-            }
-        }
-        break decided?;
-    };
+                let mut looked_up = looked_up.lock().await;
+                if looked_up.is_none() {
+                    *looked_up = Some(self::stored(state, session.user.org_id, id).await?);
+                }
+                Ok(looked_up.clone().flatten())
+            },
+            |stored| {
+                let (changes, mail) = state.projector.read(|models| {
+                    let (enrollment, version) = models
+                        .enrollments
+                        .with_version(id, &models.streams)
+                        .or_else(|| stored.as_ref().map(|(enrollment, version)| (enrollment, *version)))
+                        .ok_or(DomainError::NotFound("enrollment"))?;
+                    let decider = decider(models, session, enrollment, code.clone());
+                    match verdict {
+                        Verdict::Deny => {
+                            Ok::<_, DomainError>((vec![enrollment::deny(enrollment, version, &decider, now)?], None))
+                        }
+                        Verdict::Allow => {
+                            let mut changes =
+                                enrollment::approve(enrollment, version, &decider, agent_id, kept.clone(), now)?;
+                            let mail = mail::agent_api_key(
+                                session.user.email.clone(),
+                                session.user.org_id,
+                                agent_id,
+                                &enrollment.settings.name,
+                                api_key.expose_secret(),
+                            );
+                            changes.push(mail.queued());
+                            Ok((changes, Some(mail)))
+                        }
+                    }
+                })?;
+                Ok(Attempt::changes(changes, &metadata, mail)?)
+            },
+        )
+        .await?;
     let Some(mail) = mail else {
         return Ok(Decided::Denied);
     };

@@ -42,8 +42,8 @@ pub use problem::{ApiError, Problem};
 pub use rate_limit::RateLimits;
 pub use reservations::Reservations;
 
+use crate::app::commands::Commands;
 use crate::auth::TokenIssuer;
-use crate::commands::Commands;
 use crate::config::Config;
 use crate::crypto::Envelope;
 use crate::mail::Mailer;

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use domain::change::DomainError;
 use serde::Serialize;
 
-use crate::commands::CommandError;
+use crate::app::commands::CommandError;
 use crate::store::AppendError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -140,6 +140,7 @@ impl From<CommandError> for ApiError {
             CommandError::Append(AppendError::WrongExpectedVersion { .. }) => {
                 ApiError::Conflict("the resource was changed by a concurrent request; retry".into())
             }
+            CommandError::KeptChanging(what) => ApiError::Conflict(format!("{what}; retry")),
             other => ApiError::internal(other),
         }
     }

@@ -27,8 +27,8 @@ use super::AppState;
 use super::broadcasts::{self, Outgoing, Receipt};
 use super::lanes::{Drain, Lanes};
 use super::problem::ApiError;
-use crate::commands::{ATTEMPTS, CommandError};
-use crate::store::{AppendError, StreamAppend};
+use crate::app::commands::{Attempt, CommandError};
+use crate::store::StreamAppend;
 
 /// One submission waiting for its agent's turn, with all its decision needs.
 pub struct Ticket {
@@ -140,20 +140,17 @@ async fn decide_turn(
     agent_id: AgentId,
     tickets: &[Ticket],
 ) -> Result<Vec<Result<Made, Refusal>>, ApiError> {
-    let mut attempt = 1;
-    loop {
-        let (parts, outcomes) = decide_all(state, agent_id, tickets)?;
-        if parts.is_empty() {
-            return Ok(outcomes);
-        }
-        match state.commands.append(parts).await {
-            Err(CommandError::Append(AppendError::WrongExpectedVersion { .. })) if attempt < ATTEMPTS => {
-                attempt += 1;
-                state.commands.catch_up_after_conflict().await?;
-            }
-            appended => return appended.map(|_| outcomes).map_err(ApiError::from),
-        }
-    }
+    let (_, outcomes) = state
+        .commands
+        .run::<_, _, ApiError, _>(
+            || std::future::ready(Ok(())),
+            |()| {
+                let (parts, outcomes) = decide_all(state, agent_id, tickets)?;
+                Ok(Attempt::Append(parts, outcomes))
+            },
+        )
+        .await?;
+    Ok(outcomes)
 }
 
 type Decisions = (Vec<StreamAppend>, Vec<Result<Made, Refusal>>);

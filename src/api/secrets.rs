@@ -30,14 +30,12 @@ use super::AppState;
 use super::extract::{Body, PathParams};
 use super::problem::ApiError;
 use super::session::{Caller, SecretCaller, TokenReach};
-use super::vaults::SHRED_ATTEMPTS;
+use crate::app::commands::Attempt;
 use crate::crypto::{CryptoError, SealedValue};
 
 /// The largest value keyward stores: secrets, certificates and env bundles, not files of
 /// any size.
 const MAX_VALUE_BYTES: usize = 256 * 1024;
-/// A write is retried this often when another write to the path came first.
-const WRITE_ATTEMPTS: usize = 3;
 
 #[derive(Deserialize)]
 pub struct PutSecretRequest {
@@ -323,46 +321,44 @@ async fn write_version(
 ) -> Result<SecretMetadataResponse, ApiError> {
     let metadata = caller.metadata();
     let new_id = SecretId::new();
-    let mut attempt = 1;
-    loop {
-        let (current, stream_version) = state.projector.read(|models| {
-            (
-                models.secrets.secret(vault_id, path).cloned(),
-                models.secrets.stream_version(vault_id, path),
-            )
-        });
-        let terms = terms(current.as_ref())?;
-        let version = secret::next_version(current.as_ref());
-        let sealed = state
-            .envelope
-            .seal(vault_id, path.as_str(), version, value)
-            .await
-            .map_err(ApiError::internal)?;
-        let command = secret::WriteSecret {
-            vault_id,
-            path: path.clone(),
-            secret_type: terms.secret_type,
-            sealed: to_event_form(&sealed)?,
-            metadata: terms.metadata,
-            expires_at: terms.expires_at,
-            max_access_count: terms.max_access_count,
-            written_by: caller.principal(),
-        };
-        let change = secret::write(current.as_ref(), stream_version, command, new_id, caller.context().now)?;
-        match state.commands.execute(vec![change], &metadata).await {
-            Err(crate::commands::CommandError::Append(crate::store::AppendError::WrongExpectedVersion { .. }))
-                if attempt < WRITE_ATTEMPTS =>
-            {
-                attempt += 1;
-                let head = state.store.head().await.map_err(ApiError::internal)?;
-                state.projector.caught_up_to(head.position).await;
-            }
-            outcome => {
-                outcome?;
-                break;
-            }
-        }
-    }
+    let terms = &terms;
+    state
+        .commands
+        .run::<_, _, ApiError, _>(
+            // The value is sealed for the version it becomes, so each attempt reads the
+            // secret as it stands and seals again; the append expects what it read.
+            || async move {
+                let (current, stream_version) = state.projector.read(|models| {
+                    (
+                        models.secrets.secret(vault_id, path).cloned(),
+                        models.secrets.stream_version(vault_id, path),
+                    )
+                });
+                let terms = terms(current.as_ref())?;
+                let version = secret::next_version(current.as_ref());
+                let sealed = state
+                    .envelope
+                    .seal(vault_id, path.as_str(), version, value)
+                    .await
+                    .map_err(ApiError::internal)?;
+                Ok((current, stream_version, terms, sealed))
+            },
+            |(current, stream_version, terms, sealed)| {
+                let command = secret::WriteSecret {
+                    vault_id,
+                    path: path.clone(),
+                    secret_type: terms.secret_type,
+                    sealed: to_event_form(&sealed)?,
+                    metadata: terms.metadata,
+                    expires_at: terms.expires_at,
+                    max_access_count: terms.max_access_count,
+                    written_by: caller.principal(),
+                };
+                let change = secret::write(current.as_ref(), stream_version, command, new_id, caller.context().now)?;
+                Ok(Attempt::changes(vec![change], &metadata, ())?)
+            },
+        )
+        .await?;
     state
         .projector
         .read(|models| models.secrets.secret(vault_id, path).map(SecretMetadataResponse::from))
@@ -662,39 +658,43 @@ pub async fn delete(
     {
         return Err(ApiError::NotFound("secret not found".into()));
     }
-    let by = caller.principal();
-    for _ in 0..SHRED_ATTEMPTS {
-        // Keys first: once the log says deleted, no value may be recoverable, whatever
-        // happens after. A write appended since the versions were read brought a key the
-        // shredding may not have seen: then nothing is appended, and the keys go again.
-        let shredded_through = state
-            .projector
-            .read(|models| models.secrets.stream_version(vault_id, &path));
-        state
-            .envelope
-            .shred_secret(vault_id, path.as_str())
-            .await
-            .map_err(ApiError::internal)?;
-        let (_, deleted) = state
-            .commands
-            .decide_with(&caller.metadata(), |models| {
-                let secret = models
-                    .secrets
-                    .secret(vault_id, &path)
-                    .ok_or(DomainError::NotFound("secret"))?;
-                if models.secrets.stream_version(vault_id, &path) != shredded_through {
-                    return Ok((Vec::new(), false));
+    let (by, metadata, path, state) = (caller.principal(), caller.metadata(), &path, &state);
+    state
+        .commands
+        .run::<_, _, ApiError, _>(
+            // Keys first: once the log says deleted, no value may be recoverable, whatever
+            // happens after. A write appended since the versions were read brought a key
+            // the shredding may not have seen: then the keys go again.
+            || async move {
+                let shredded_through = state
+                    .projector
+                    .read(|models| models.secrets.stream_version(vault_id, path));
+                state
+                    .envelope
+                    .shred_secret(vault_id, path.as_str())
+                    .await
+                    .map_err(ApiError::internal)?;
+                Ok(shredded_through)
+            },
+            |shredded_through| {
+                let change = state.projector.read(|models| {
+                    let secret = models
+                        .secrets
+                        .secret(vault_id, path)
+                        .ok_or(DomainError::NotFound("secret"))?;
+                    let written_since = models.secrets.stream_version(vault_id, path) != shredded_through;
+                    Ok::<_, DomainError>((!written_since).then(|| secret::delete(secret, by)))
+                })?;
+                match change {
+                    Some(change) => Ok(Attempt::changes(vec![change], &metadata, ())?),
+                    None => Ok(Attempt::Stale(
+                        "the secret kept being written while it was being deleted",
+                    )),
                 }
-                Ok((vec![secret::delete(secret, by)], true))
-            })
-            .await?;
-        if deleted {
-            return Ok(StatusCode::NO_CONTENT);
-        }
-    }
-    Err(ApiError::Conflict(
-        "the secret kept being written while it was being deleted; retry".into(),
-    ))
+            },
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// GET /v1/vaults/{id}/secrets: metadata of the secrets the caller may read or write,

@@ -126,10 +126,6 @@ pub async fn delete(
 
 const ONLY_THE_OWNER_DELETES: &str = "only the vault's owner can delete it";
 
-/// How often a deletion destroys keys again because something whose keys it must destroy
-/// appeared while it did (a vault, a secret's version), before it gives up (409).
-pub(super) const SHRED_ATTEMPTS: usize = 8;
-
 /// Destroys the keys of `vaults`, which must happen before the log says they are deleted:
 /// from then on none of their values may be recoverable, whatever happens after. Their
 /// ciphertexts stay in the log for good. Shredding cannot be undone, so whoever calls this

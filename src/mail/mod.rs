@@ -27,7 +27,7 @@ use zeroize::Zeroizing;
 pub use messages::{agent_api_key, email_verification, enrollment_approval, share_accessed, share_invitation};
 pub use transport::{Transport, TransportError, outbox_dir};
 
-use crate::commands::Commands;
+use crate::app::commands::Commands;
 use crate::config::Config;
 use crate::projector::Projector;
 

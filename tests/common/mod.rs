@@ -13,6 +13,18 @@ use std::path::PathBuf;
 
 use sqlx::Connection;
 
+/// An event of no aggregate, numbered `n` in its payload: what the tests of the store,
+/// the projector and the command runner append.
+pub fn test_event(n: u64) -> domain::NewEvent {
+    domain::NewEvent::new(
+        "test.happened",
+        1,
+        &serde_json::json!({ "n": n }),
+        &domain::Metadata::system(chrono::Utc::now()),
+    )
+    .expect("encode a test event")
+}
+
 /// The Postgres server the tests create their databases on; `scripts/test` exports it.
 pub fn postgres_server_url() -> String {
     std::env::var("KEYWARD_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())

@@ -10,11 +10,10 @@ use projections::ReadModels;
 use crate::projector::Projector;
 use crate::store::{AppendError, Appended, EventStore, StreamAppend};
 
-/// Decisions are retried this often when another request changed a stream between
-/// reading the state and appending. Every conflict means another request got through, so
-/// contention resolves; the bound only guards against a livelock bug. It must exceed the
-/// contenders of one stream (20 concurrent reads of a secret allowed 5 reads get 5 values
-/// and 15 clean refusals, not conflicts).
+/// Attempts at one decision before it gives up. Every conflict or stale preparation means
+/// another request got through, so contention resolves; the bound only guards against a
+/// livelock bug. It must exceed the contenders of one stream (20 concurrent reads of a
+/// secret allowed 5 reads get 5 values and 15 clean refusals, not conflicts).
 pub const ATTEMPTS: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +24,26 @@ pub enum CommandError {
     Append(#[from] AppendError),
     #[error("cannot encode an event: {0}")]
     Encoding(#[from] serde_json::Error),
+    /// Every attempt found its preparation overtaken: says by what.
+    #[error("{0}")]
+    KeptChanging(&'static str),
+}
+
+/// What one attempt at a decision came to.
+pub enum Attempt<T> {
+    /// Append these parts, all or none (none is allowed), and answer `T`.
+    Append(Vec<StreamAppend>, T),
+    /// The state moved past what the attempt prepared (a key shredded before a newer
+    /// version appeared): prepare and decide again. Says what kept moving, for the error
+    /// should every attempt find it so.
+    Stale(&'static str),
+}
+
+impl<T> Attempt<T> {
+    /// Appends `changes`, each event with `metadata`, and answers `answer`.
+    pub fn changes(changes: Vec<Change>, metadata: &Metadata, answer: T) -> Result<Self, CommandError> {
+        Ok(Self::Append(encode_all(changes, metadata)?, answer))
+    }
 }
 
 #[derive(Clone)]
@@ -40,11 +59,7 @@ impl Commands {
 
     /// Appends `changes` in one transaction and waits for the read models to include them.
     pub async fn execute(&self, changes: Vec<Change>, metadata: &Metadata) -> Result<Appended, CommandError> {
-        let parts = changes
-            .into_iter()
-            .map(|change| encode(change, metadata))
-            .collect::<Result<Vec<_>, _>>()?;
-        self.append(parts).await
+        self.append(encode_all(changes, metadata)?).await
     }
 
     /// Appends events already encoded, each with its own metadata (decisions taken for
@@ -83,17 +98,58 @@ impl Commands {
         metadata: &Metadata,
         decision: impl Fn(&ReadModels) -> Result<(Vec<Change>, T), DomainError>,
     ) -> Result<(Appended, T), CommandError> {
-        let mut attempt = 1;
-        loop {
-            let (changes, seen) = self.projector.read(&decision)?;
-            match self.execute(changes, metadata).await {
+        self.run(
+            || std::future::ready(Ok(())),
+            |()| {
+                let (changes, seen) = self.projector.read(&decision)?;
+                Attempt::changes(changes, metadata, seen)
+            },
+        )
+        .await
+    }
+
+    /// The one retry loop of a decision. Each attempt first `prepare`s what takes IO and
+    /// must come before the append (sealing a value, shredding keys, reading the state it
+    /// prepares for), then `decide`s, without awaiting, what to append, and appends it.
+    /// When the append finds a stream moved on (another request, another replica), the
+    /// read models catch up with the log and the next attempt starts over on the newer
+    /// state; so does an attempt whose decision finds its preparation overtaken
+    /// ([`Attempt::Stale`]). At most [`ATTEMPTS`] attempts.
+    pub async fn run<P, T, E, Prepared>(
+        &self,
+        mut prepare: impl FnMut() -> Prepared,
+        mut decide: impl FnMut(P) -> Result<Attempt<T>, E>,
+    ) -> Result<(Appended, T), E>
+    where
+        Prepared: Future<Output = Result<P, E>>,
+        E: From<CommandError>,
+    {
+        let mut overtaken_by = "the state";
+        for attempt in 1..=ATTEMPTS {
+            let prepared = prepare().await?;
+            let (parts, answer) = match decide(prepared)? {
+                Attempt::Append(parts, answer) => (parts, answer),
+                Attempt::Stale(by) => {
+                    overtaken_by = by;
+                    continue;
+                }
+            };
+            if parts.is_empty() {
+                // Nothing to write, nor to wait for: the read models include what was decided on.
+                let unchanged = Appended {
+                    stream_versions: Vec::new(),
+                    position: self.projector.position(),
+                };
+                return Ok((unchanged, answer));
+            }
+            match self.append(parts).await {
                 Err(CommandError::Append(AppendError::WrongExpectedVersion { .. })) if attempt < ATTEMPTS => {
-                    attempt += 1;
                     self.catch_up_after_conflict().await?;
                 }
-                outcome => return outcome.map(|appended| (appended, seen)),
+                outcome => return Ok((outcome?, answer)),
             }
         }
+        Err(CommandError::KeptChanging(overtaken_by).into())
     }
 }
 
@@ -110,4 +166,8 @@ pub fn encode(change: Change, metadata: &Metadata) -> Result<StreamAppend, Comma
         expected: change.expected,
         events,
     })
+}
+
+fn encode_all(changes: Vec<Change>, metadata: &Metadata) -> Result<Vec<StreamAppend>, CommandError> {
+    changes.into_iter().map(|change| encode(change, metadata)).collect()
 }
