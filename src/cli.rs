@@ -303,7 +303,7 @@ async fn serve(config: Config, store: Arc<dyn EventStore>) -> anyhow::Result<Exi
         );
     }
     let (projector, log) = (state.projector.clone(), state.store.clone());
-    let app = api::router(state);
+    let app = crate::router::router(state);
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),

@@ -16,6 +16,7 @@ pub mod mcp;
 pub mod platform_admin;
 pub mod projector;
 pub mod replay;
+pub mod router;
 pub mod store;
 pub mod telemetry;
 pub mod verify;

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
+use domain::agent::Agent;
 use domain::authz::{Policy, Principal};
 use domain::events::Event;
 use domain::{PolicyId, RecordedEvent, VaultId};
@@ -42,6 +43,24 @@ impl Access {
             .flat_map(BTreeMap::values)
             .map(|g| &g.policy)
             .filter(move |p| p.principal == *principal)
+    }
+
+    /// The scope ceiling of a token issued to `agent` at `now`: the agent's own scopes if
+    /// it has any, else the path patterns of the unexpired policies naming it, each once,
+    /// sorted. Neither → no scopes → no access.
+    pub fn token_scopes(&self, agent: &Agent, now: DateTime<Utc>) -> Vec<String> {
+        if !agent.settings.scopes.is_empty() {
+            return agent.settings.scopes.iter().map(|s| s.as_str().to_owned()).collect();
+        }
+        let principal = Principal::agent(agent.id);
+        let mut patterns: Vec<String> = self
+            .policies_for(&principal)
+            .filter(|policy| !policy.is_expired_at(now))
+            .map(|policy| policy.pattern.as_str().to_owned())
+            .collect();
+        patterns.sort();
+        patterns.dedup();
+        patterns
     }
 
     pub fn policy_count(&self) -> usize {

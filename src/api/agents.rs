@@ -478,28 +478,9 @@ pub async fn rotate_key(
     }))
 }
 
-/// The scope ceiling of a new token: the agent's own scopes if it has any, else the path
-/// patterns of the policies that name it now. Neither → no scopes → no access.
+/// The scope ceiling of a new token (`Access::token_scopes`), on the read models as they stand.
 pub(super) fn token_scopes(state: &AppState, agent: &Agent, now: DateTime<Utc>) -> Vec<String> {
-    state.projector.read(|models| scopes_at(models, agent, now))
-}
-
-/// [`token_scopes`], on one snapshot of the read models: what a token issued to `agent` at
-/// `now` would carry.
-pub(super) fn scopes_at(models: &ReadModels, agent: &Agent, now: DateTime<Utc>) -> Vec<String> {
-    if !agent.settings.scopes.is_empty() {
-        return agent.settings.scopes.iter().map(|s| s.as_str().to_owned()).collect();
-    }
-    let principal = domain::authz::Principal::agent(agent.id);
-    let mut patterns: Vec<String> = models
-        .access
-        .policies_for(&principal)
-        .filter(|policy| !policy.is_expired_at(now))
-        .map(|policy| policy.pattern.as_str().to_owned())
-        .collect();
-    patterns.sort();
-    patterns.dedup();
-    patterns
+    state.projector.read(|models| models.access.token_scopes(agent, now))
 }
 
 /// An agent of the caller's org; any other is a 404.

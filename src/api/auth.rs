@@ -22,13 +22,13 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::AppState;
-use super::email_verification::VerificationToken;
 use super::extract::{Body, RequestContext};
 use super::problem::ApiError;
 use super::session::{HumanCredential, HumanSession};
 use super::vaults;
 use crate::app::commands::Attempt;
-use crate::auth::{self, ApiKeyHash, PrincipalType, TokenRequest, TokenUse};
+use crate::auth::{self, ApiKeyHash, PrincipalType, TokenRequest, TokenUse, VerificationToken};
+use crate::mail;
 
 /// How long a human's access token lives (the web pages' too).
 const SESSION_TTL: chrono::Duration = chrono::Duration::hours(1);
@@ -71,10 +71,11 @@ pub async fn signup(
     let password_hash = hash_password(request.password).await?;
     let (user_id, org_id) = (UserId::new(), OrgId::new());
     let metadata = context.metadata(ActorType::Anonymous, Some(user_id.to_string()), Some(org_id));
-    let verification = VerificationToken::new(user_id)?;
+    let verification = VerificationToken::new(user_id).map_err(ApiError::internal)?;
     // The answer's token belongs to a sign-in like any other's, ended the same ways.
     let sign_in = Uuid::now_v7();
-    let verification_mail = verification.mail(&state, email.clone(), org_id);
+    let page = verification.page(&state.config.public_url);
+    let verification_mail = mail::email_verification(email.clone(), org_id, &page, &verification.token);
     let mail_queued = verification_mail.queued();
     state
         .commands

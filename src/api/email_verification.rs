@@ -5,14 +5,11 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use domain::ActorType;
 use domain::change::DomainError;
 use domain::email_verification;
 use domain::user::User;
-use domain::{ActorType, OrgId, UserId};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::AppState;
@@ -20,55 +17,9 @@ use super::auth::{self, SessionTokens};
 use super::extract::{Body, RequestContext};
 use super::problem::ApiError;
 use super::session::HumanSession;
-use crate::auth::ApiKeyHash;
-use crate::mail::{self, Mail};
-
-/// A verification token: it names its account, so that it is checked against that
-/// account's last token only, and carries 32 random bytes. Only its hash is kept.
-pub struct VerificationToken {
-    pub token: Zeroizing<String>,
-    pub hash: String,
-}
-
-const PREFIX: &str = "ev_";
-
-impl VerificationToken {
-    pub fn new(user: UserId) -> Result<Self, ApiError> {
-        let mut random = Zeroizing::new([0u8; 32]);
-        getrandom::fill(random.as_mut_slice()).map_err(ApiError::internal)?;
-        let token = Zeroizing::new(format!(
-            "{PREFIX}{}.{}",
-            user.0,
-            URL_SAFE_NO_PAD.encode(random.as_slice())
-        ));
-        let hash = hash(&token);
-        Ok(Self { token, hash })
-    }
-
-    /// The mail that carries the token to the account's address.
-    pub fn mail(&self, state: &AppState, to: domain::email::Email, org: OrgId) -> Mail {
-        let page = state
-            .config
-            .public_url
-            .join("verify-email")
-            .map(|mut url| {
-                url.query_pairs_mut().append_pair("token", &self.token);
-                url.to_string()
-            })
-            .unwrap_or_default();
-        mail::email_verification(to, org, &page, &self.token)
-    }
-}
-
-fn hash(token: &str) -> String {
-    ApiKeyHash::of(token).as_str().to_owned()
-}
-
-/// The account a presented token names, if it names one at all.
-fn named_user(token: &str) -> Option<UserId> {
-    let (user, _) = token.strip_prefix(PREFIX)?.split_once('.')?;
-    Uuid::parse_str(user).ok().map(UserId)
-}
+use crate::auth::VerificationToken;
+use crate::auth::verification_token;
+use crate::mail;
 
 #[derive(Deserialize)]
 pub struct VerifyEmailRequest {
@@ -90,12 +41,12 @@ pub async fn verify(
 /// Appends the verification the token proves; the account as it is now.
 pub(crate) async fn verified_user(state: &AppState, context: &RequestContext, token: &str) -> Result<User, ApiError> {
     let refused = || DomainError::Invalid(email_verification::INVALID_TOKEN.into());
-    let user_id = named_user(token).ok_or_else(refused)?;
+    let user_id = verification_token::named_user(token).ok_or_else(refused)?;
     let org = state
         .projector
         .read(|models| models.directory.user(user_id).map(|user| user.org_id))
         .ok_or_else(refused)?;
-    let presented = hash(token);
+    let presented = verification_token::hash(token);
     // Whoever holds the token acts for the account it names.
     let metadata = context.metadata(ActorType::User, Some(user_id.to_string()), Some(org));
     state
@@ -124,9 +75,10 @@ pub async fn resend(
     session: HumanSession,
 ) -> Result<(StatusCode, Json<ResendResponse>), ApiError> {
     let user = &session.user;
-    let token = VerificationToken::new(user.id)?;
+    let token = VerificationToken::new(user.id).map_err(ApiError::internal)?;
     let change = email_verification::issue(user, token.hash.clone(), session.context.now)?;
-    let mail = token.mail(&state, user.email.clone(), user.org_id);
+    let page = token.page(&state.config.public_url);
+    let mail = mail::email_verification(user.email.clone(), user.org_id, &page, &token.token);
     state
         .commands
         .execute(vec![change, mail.queued()], &session.metadata())
@@ -139,21 +91,4 @@ pub async fn resend(
             email: user.email.to_string(),
         }),
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_token_names_its_account_and_nothing_else_does() {
-        let user = UserId::new();
-        let token = VerificationToken::new(user).unwrap();
-        assert_eq!(named_user(&token.token), Some(user));
-        assert_eq!(token.hash, hash(&token.token));
-        assert_ne!(VerificationToken::new(user).unwrap().hash, token.hash, "random");
-        for garbage in ["", "ev_", "ev_x.y", "sc_abc", &format!("ev_{}", user.0)] {
-            assert_eq!(named_user(garbage), None, "{garbage:?}");
-        }
-    }
 }

@@ -1,5 +1,5 @@
-//! The HTTP API (axum): routes, the per-request tracing span, and the fallbacks that keep
-//! every error in problem+json.
+//! The JSON API (axum): its routes, the state every handler reaches, and errors as
+//! problem+json. src/router.rs serves it beside the pages and MCP.
 
 mod agents;
 mod api_keys;
@@ -12,6 +12,7 @@ pub(crate) mod enrollments;
 mod explain;
 pub(crate) mod extract;
 mod health;
+mod intent;
 mod lanes;
 mod openapi;
 mod org;
@@ -33,12 +34,9 @@ mod vaults;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::{HeaderName, Request};
 use axum::routing::{get, post};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
 
-pub use problem::{ApiError, Problem};
+pub use problem::{ApiError, Problem, method_not_allowed, not_found};
 pub use rate_limit::RateLimits;
 pub use reservations::Reservations;
 
@@ -50,8 +48,6 @@ use crate::mail::Mailer;
 use crate::projector::Projector;
 use crate::store::EventStore;
 use crate::store::audit_index::AuditIndex;
-
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -78,16 +74,8 @@ pub struct AppState {
     pub known_addresses: Arc<intents::KnownAddresses<(domain::SecretId, u64)>>,
 }
 
-/// The whole HTTP surface: the REST API and pages, and MCP at `/mcp` (src/mcp), whose
-/// tools call that same REST API in process.
-pub fn router(state: AppState) -> Router {
-    let public_url = state.config.public_url.clone();
-    let api = rest_router(state);
-    let mcp = crate::mcp::service(api.clone(), &public_url);
-    Router::new().nest_service("/mcp", mcp).merge(api)
-}
-
-fn rest_router(state: AppState) -> Router {
+/// The JSON API's routes; [`crate::router`] serves them beside the pages and MCP.
+pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/health", get(health::health))
         .route("/metrics", get(scrape::metrics))
@@ -216,20 +204,4 @@ fn rest_router(state: AppState) -> Router {
             "/v1/vaults/{vault_id}/policies/{policy_id}",
             axum::routing::put(policies::update).delete(policies::delete),
         )
-        .merge(crate::web::routes(state.clone()))
-        .fallback(problem::not_found)
-        .method_not_allowed_fallback(problem::method_not_allowed)
-        .with_state(state)
-        .layer(axum::middleware::from_fn(crate::telemetry::track))
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-            let request_id = request
-                .headers()
-                .get(&REQUEST_ID)
-                .and_then(|id| id.to_str().ok())
-                .unwrap_or("");
-            // The path only: query strings can carry share passphrases and tokens.
-            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
-        }))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }

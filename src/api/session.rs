@@ -290,7 +290,7 @@ impl AgentReach {
     fn now(models: &ReadModels, agent: &Agent, now: DateTime<Utc>) -> Self {
         Self {
             vault_ids: agent.settings.vault_ids.clone(),
-            scopes: parse_scopes(&super::agents::scopes_at(models, agent, now)),
+            scopes: parse_scopes(&models.access.token_scopes(agent, now)),
         }
     }
 }

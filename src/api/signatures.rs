@@ -18,9 +18,10 @@ use serde_json::Value;
 use super::AppState;
 use super::chains::enabled_chain;
 use super::extract::{Body, PathParams};
+use super::intent::{Intent, check_agent, key_for};
 use super::problem::ApiError;
 use super::session::{AgentSession, Caller};
-use super::transactions::{Intent, SubmitRequest, check_agent, key_for, sign_only};
+use super::transactions::{SubmitRequest, sign_only};
 
 #[derive(Deserialize)]
 pub struct SignIntentRequest {

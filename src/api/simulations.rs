@@ -18,9 +18,9 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::extract::{Body, PathParams};
+use super::intent::{Intent, Prepared, check_agent, prepare};
 use super::problem::ApiError;
 use super::session::{AgentSession, Caller};
-use super::transactions::{Intent, Prepared, check_agent, prepare};
 
 /// What may go in one bundle; a bundle is one request to the node.
 const MAX_BUNDLE: usize = 32;

@@ -6,6 +6,7 @@
 //! - [`password`]: argon2id hashing of user passwords and the policy a new password must meet.
 //! - [`api_key`]: the long-lived `ocv_` (agent) and `1ck_` (user) keys that are exchanged for
 //!   tokens, stored only as SHA-256 hashes.
+//! - [`verification_token`]: the token mailed to prove an account's email address.
 //!
 //! Nothing here does IO except reading or creating the signing key file, and nothing reads
 //! the clock: the time a token is issued or checked at comes in as an argument. Whether a
@@ -18,6 +19,7 @@
 pub mod api_key;
 pub mod jwt;
 pub mod password;
+pub mod verification_token;
 
 use std::path::PathBuf;
 
@@ -26,6 +28,7 @@ pub use jwt::{Claims, JwtPublicKey, PrincipalType, SigningKeys, TOKEN_AUDIENCE, 
 pub use password::{
     PasswordPolicy, check_password_policy, dummy_verify, hash_passphrase, hash_password, verify_password,
 };
+pub use verification_token::VerificationToken;
 
 /// Failures of the server's own auth machinery: a 500 to a client, except for
 /// [`AuthError::PasswordRejected`], which is the caller's bad input (a 400).
