@@ -10,7 +10,7 @@ use anyhow::Context;
 use chrono::Utc;
 use domain::authz::Principal;
 use domain::events::{AgentAuthenticated, Event, SecretRead, SecretReadDenied};
-use domain::{ActorType, AgentId, ExpectedVersion, Metadata, NewEvent, SecretId, SecretPath, StreamId, VaultId};
+use domain::{ActorType, AgentId, ExpectedVersion, Metadata, NewEvent, OrgId, SecretId, SecretPath, StreamId, VaultId};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -104,8 +104,14 @@ async fn spawn_ack_writer(path: PathBuf) -> anyhow::Result<mpsc::UnboundedSender
 
 /// Fills a log with `events` realistic events (secret reads and refusals, agent sign-ins
 /// and failed ones, spread over many streams, orgs and vaults), for measuring replay,
-/// verification and point-in-time reviews. Appends go in batches, as imports do.
-pub async fn seed(store: Arc<dyn EventStore>, events: u64, mut progress: impl FnMut(u64)) -> anyhow::Result<()> {
+/// verification and point-in-time reviews. Appends go in batches, as imports do. The events
+/// belong to `org`, or, without one, each writer's to an organization of its own.
+pub async fn seed(
+    store: Arc<dyn EventStore>,
+    events: u64,
+    org: Option<OrgId>,
+    mut progress: impl FnMut(u64),
+) -> anyhow::Result<()> {
     const WRITERS: u64 = 16;
     const BATCH: u64 = 250;
     const STREAMS_PER_WRITER: u64 = 500;
@@ -114,7 +120,11 @@ pub async fn seed(store: Arc<dyn EventStore>, events: u64, mut progress: impl Fn
         .map(|writer| {
             let (store, written) = (store.clone(), written.clone());
             let share = events / WRITERS + u64::from(writer < events % WRITERS);
-            let (org, vault, agent) = (Uuid::now_v7(), VaultId::new(), AgentId::new());
+            let (org, vault, agent) = (
+                org.map_or_else(Uuid::now_v7, |org| org.0),
+                VaultId::new(),
+                AgentId::new(),
+            );
             tokio::spawn(async move {
                 let mut done = 0;
                 while done < share {

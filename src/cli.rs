@@ -9,7 +9,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use domain::email::Email;
-use domain::{SecretPath, VaultId};
+use domain::{OrgId, SecretPath, VaultId};
 use indicatif::{ProgressBar, ProgressStyle};
 use projections::Until;
 
@@ -153,6 +153,10 @@ enum BenchCommand {
         database_url: String,
         #[arg(long, default_value_t = 1_000_000)]
         events: u64,
+        /// The organization every seeded event belongs to (an existing one, so that its
+        /// humans query a large history); by default each of 16 writers makes up its own.
+        #[arg(long, value_name = "ORG_ID")]
+        org: Option<OrgId>,
     },
 }
 
@@ -560,11 +564,15 @@ async fn run_bench(command: BenchCommand) -> anyhow::Result<()> {
                 );
             }
         }
-        BenchCommand::Seed { database_url, events } => {
+        BenchCommand::Seed {
+            database_url,
+            events,
+            org,
+        } => {
             let store = bench::open(&database_url).await?;
             let bar = progress_bar(events, "seeding");
             let started = Instant::now();
-            bench::seed(store, events, |written| bar.set_position(written)).await?;
+            bench::seed(store, events, org, |written| bar.set_position(written)).await?;
             bar.finish_and_clear();
             say!("seeded {events} events in {:.2}s", started.elapsed().as_secs_f64());
         }

@@ -19,7 +19,9 @@ use uuid::Uuid;
 const ORGS: usize = 3;
 const AGENTS_PER_ORG: usize = 3;
 const APPENDS: u64 = 60;
-const EVENTS_PER_APPEND: u64 = 7;
+/// Enough for the history to span several of the index's blocks of counts (4096
+/// positions), so that time windows start and end inside blocks and span others whole.
+const EVENTS_PER_APPEND: u64 = 250;
 
 /// The `n`th event an agent of an org causes: reads, refusals and sign-ins, over ten
 /// secrets, and now and then a sign-in failure no org owns.
@@ -143,6 +145,27 @@ fn filters(trail: &[&AuditRecord]) -> Vec<AuditQuery> {
         action: Some("secret.read".into()),
         ..Default::default()
     });
+    let someone = trail[trail.len() / 2];
+    filters.push(AuditQuery {
+        from: Some(early),
+        to: Some(late),
+        action: Some(someone.action.into()),
+        actor_id: someone.actor_id.clone(),
+        ..Default::default()
+    });
+    filters.push(AuditQuery {
+        from: Some(early),
+        resource_id: Some(someone.resource_id.clone()),
+        actor_id: someone.actor_id.clone(),
+        ..Default::default()
+    });
+    filters.push(AuditQuery {
+        to: Some(late),
+        action: Some(someone.action.into()),
+        actor_id: someone.actor_id.clone(),
+        resource_id: Some(someone.resource_id.clone()),
+        ..Default::default()
+    });
     // Windows at the history's edges and past them, empty or inverted; an actor and a
     // resource the index never named.
     let (first, last) = (times[0], times[times.len() - 1]);
@@ -186,7 +209,7 @@ async fn the_index_answers_as_the_whole_trail(db: TestDb) {
     assert!(replicas.caught_up_to(head, Duration::from_secs(30)).await);
 
     let mut trail = AuditTrail::default();
-    for recorded in store.read_all(0, 10_000).await.unwrap() {
+    for recorded in store.read_all(0, 100_000).await.unwrap() {
         trail.apply(&recorded, &Event::decode(&recorded).unwrap().unwrap());
     }
     let mut compared = 0;

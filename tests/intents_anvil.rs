@@ -338,6 +338,71 @@ async fn two_agents_signing_with_one_key_at_once_never_take_the_same_nonce() {
     assert_eq!(chain::balance(&world.recipient).await, u128::from(2 * each) * ETH / 100);
 }
 
+/// An agent's transactions come a page at a time, newest first, with how many there are in
+/// all; another agent of the same org, sharing the key, sees only its own, even when it
+/// names one of the first agent's transactions under its own path.
+#[tokio::test]
+async fn an_agents_transactions_are_listed_a_page_at_a_time_and_only_its_own() {
+    let world = world(TestDb::sqlite(), json!({}), &[]).await;
+    let (second_id, second_token) = agent_sharing_the_key(&world).await;
+    let mut sent = vec![];
+    for _ in 0..5 {
+        let (status, tx) = submit(&world, transfer(&world, "0.01")).await;
+        assert_eq!(status, StatusCode::CREATED, "{tx}");
+        sent.push(tx["id"].as_str().unwrap().to_owned());
+    }
+    let second_url = format!("/v1/agents/{second_id}/transactions");
+    let (status, theirs) = world
+        .api
+        .call("POST", &second_url, Some(&second_token), Some(transfer(&world, "0.01")))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{theirs}");
+
+    let api = &world.api;
+    let page = |query: &str, token: &str, agent: &str| {
+        let url = format!("/v1/agents/{agent}/transactions{query}");
+        let token = token.to_owned();
+        async move { api.call("GET", &url, Some(&token), None).await }
+    };
+    let ids = |listed: &Value| -> Vec<String> {
+        listed["transactions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|tx| tx["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let newest_first: Vec<String> = sent.iter().rev().cloned().collect();
+    for (query, expected) in [
+        ("", &newest_first[..]),
+        ("?limit=2", &newest_first[..2]),
+        ("?limit=2&offset=2", &newest_first[2..4]),
+        ("?limit=2&offset=4", &newest_first[4..]),
+        ("?offset=5", &[][..]),
+    ] {
+        let (status, listed) = page(query, &world.agent, &world.agent_id).await;
+        assert_eq!(status, StatusCode::OK, "{query}: {listed}");
+        assert_eq!(ids(&listed), expected, "{query}");
+        assert_eq!(listed["count"], 5, "{query}: {listed}");
+    }
+    for query in ["?limit=0", "?limit=1001", "?offset=-1"] {
+        let (status, _) = page(query, &world.agent, &world.agent_id).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
+    }
+
+    let (_, listed) = page("", &second_token, &second_id).await;
+    assert_eq!(ids(&listed), [theirs["id"].as_str().unwrap()], "{listed}");
+    assert_eq!(listed["count"], 1);
+    let (status, _) = page("", &second_token, &world.agent_id).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "another agent's list");
+    let (status, _) = page(&format!("/{}", sent[0]), &second_token, &second_id).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "another agent's transaction under its own path"
+    );
+}
+
 /// The attack of docs/security.md's "Spending past a limit": a transfer the node refuses
 /// (the key cannot pay it yet) must not hand the agent bytes it could send itself once the
 /// key is topped up, nor give its value back to spend again through keyward.

@@ -172,20 +172,17 @@ async fn proxy_versus_direct_transactions_per_second() {
         }
     }
     // Those answered before the node was: every one was broadcast in the end.
-    let (_, listed) = api
-        .call(
-            "GET",
-            &format!("/v1/agents/{agent_id}/transactions"),
-            Some(&token),
-            None,
-        )
-        .await;
-    let unsent: Vec<&serde_json::Value> = listed["transactions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|tx| tx["status"] != "broadcast")
-        .collect();
+    let mut listed = vec![];
+    loop {
+        let page = format!("/v1/agents/{agent_id}/transactions?limit=1000&offset={}", listed.len());
+        let (_, answer) = api.call("GET", &page, Some(&token), None).await;
+        let count = answer["count"].as_u64().unwrap() as usize;
+        listed.extend(answer["transactions"].as_array().unwrap().iter().cloned());
+        if listed.len() >= count {
+            break;
+        }
+    }
+    let unsent: Vec<&serde_json::Value> = listed.iter().filter(|tx| tx["status"] != "broadcast").collect();
     assert!(unsent.is_empty(), "{unsent:?}");
 
     let per_second = |seconds: f64| transactions as f64 / seconds;

@@ -16,13 +16,12 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::extract::QueryParams;
+use super::page::Page;
 use super::problem::ApiError;
 use super::session::HumanSession;
 use crate::store::audit_index::AuditIndex;
 use crate::verify::{self, BreakReason, Verdict};
 
-const DEFAULT_LIMIT: usize = 100;
-const MAX_LIMIT: usize = 1000;
 /// How long a query waits for the audit index to reach what the caller has seen.
 const INDEX_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -80,10 +79,7 @@ pub async fn events(
     session: HumanSession,
     QueryParams(query): QueryParams<EventsQuery>,
 ) -> Result<Json<AuditEventsResponse>, ApiError> {
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::BadRequest(format!("limit must be between 1 and {MAX_LIMIT}")));
-    }
+    let page = Page::of(query.limit, query.offset)?;
     let filter = AuditQuery {
         action: query.action,
         actor_id: query.actor_id,
@@ -93,10 +89,9 @@ pub async fn events(
     };
     // The caller reads their own writes.
     index_caught_up(&state).await?;
-    let offset = query.offset.unwrap_or(0);
     let (positions, count) = state
         .audit_index
-        .query(&*state.store, session.user.org_id, &filter, offset, limit)
+        .query(&*state.store, session.user.org_id, &filter, page.offset, page.limit)
         .await
         .map_err(ApiError::internal)?;
     let records = AuditIndex::records(&*state.store, &positions)

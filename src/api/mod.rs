@@ -16,6 +16,7 @@ mod intent;
 mod lanes;
 mod openapi;
 mod org;
+mod page;
 mod policies;
 mod problem;
 mod rate_limit;

@@ -502,7 +502,23 @@ fn own_parameters() -> Vec<(&'static str, &'static str, Value)> {
         ),
         "schema": {"type": "string"},
     });
-    vec![
+    let transactions_page = [
+        json!({
+            "name": "limit",
+            "in": "query",
+            "required": false,
+            "description": "keyward: how many transactions, newest first (1 to 1000; 100 if not given). The answer's `count` is how many the agent signed in all.",
+            "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+        }),
+        json!({
+            "name": "offset",
+            "in": "query",
+            "required": false,
+            "description": "keyward: how many of the newest transactions to skip.",
+            "schema": {"type": "integer", "minimum": 0, "default": 0},
+        }),
+    ];
+    let mut parameters = vec![
         ("post", "/v1/agents", raw_signing_confirmation.clone()),
         ("patch", "/v1/agents/{agent_id}", raw_signing_confirmation),
         (
@@ -536,7 +552,11 @@ fn own_parameters() -> Vec<(&'static str, &'static str, Value)> {
                 "schema": {"type": "string"},
             }),
         ),
-    ]
+    ];
+    for parameter in transactions_page {
+        parameters.push(("get", "/v1/agents/{agent_id}/transactions", parameter));
+    }
+    parameters
 }
 
 /// Responses keyward gives on 1claw's operations that 1claw's document leaves out or

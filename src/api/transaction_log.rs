@@ -1,46 +1,68 @@
-//! An agent's transactions as the log holds them, for the reads that want its whole
-//! history: the read models keep only the recent and the unsettled ones (docs/cost.md).
-//! What is read is folded as the read model folds it, so the answers are the same, and
-//! only up to the position the read models have applied, so a read never shows a
-//! transaction, or an outcome, that a decision has not seen yet.
+//! An agent's transactions as the log holds them, for the reads that want more than the
+//! read models keep (they keep only the recent and the unsettled ones: docs/cost.md).
+//! Each signature is found through the audit index, where it is recorded as
+//! `transaction.sign` by its agent with the transaction as its resource, so the work
+//! follows the page asked for, not the agent's history. What is read is folded as the
+//! read model folds it, so the answers are the same, and only up to the position the read
+//! models have applied, so a read never shows a transaction, or an outcome, that a
+//! decision has not seen yet.
 
-use domain::agent::agent_stream;
 use domain::events::Event;
 use domain::transaction::{TransactionHistory, TransactionRecord, transaction_stream};
-use domain::{AgentId, RecordedEvent};
+use domain::{AgentId, OrgId, RecordedEvent};
+use projections::audit::AuditQuery;
 use uuid::Uuid;
 
-use crate::store::{EventStore, StoreError, read_stream_up_to};
+use crate::store::audit_index::AuditIndex;
+use crate::store::{EventStore, StoreError, read_at, read_stream_up_to};
 
-/// Every transaction `agent` signed in the log up to `applied`, oldest first, with the
-/// outcomes recorded up to there.
-pub(super) async fn history(
+/// The audit action of a signature.
+const SIGNED: &str = "transaction.sign";
+
+/// The transactions `agent` of `org` signed in the log up to `applied`, newest first,
+/// after skipping `offset`, at most `limit`, with the outcomes recorded up to there; and
+/// how many it signed in all. The index must have reached `applied`.
+pub(super) async fn page(
     store: &dyn EventStore,
-    agent: AgentId,
+    index: &AuditIndex,
+    (org, agent): (OrgId, AgentId),
     applied: u64,
-) -> Result<TransactionHistory, StoreError> {
+    offset: usize,
+    limit: usize,
+) -> Result<(Vec<TransactionRecord>, usize), StoreError> {
+    let by_agent = AuditQuery {
+        action: Some(SIGNED.into()),
+        actor_id: Some(agent.to_string()),
+        ..AuditQuery::default()
+    };
+    let (positions, total) = index
+        .query_up_to(store, org, &by_agent, Some(applied), offset, limit)
+        .await?;
     let mut history = TransactionHistory::default();
-    for record in signed(
-        &read_stream_up_to(store, &agent_stream(agent), applied).await?,
-        agent,
-        |_| true,
-    ) {
+    for record in signed_at(store, &positions, agent, |_| true).await?.into_iter().rev() {
         history.push(record);
     }
     let unsettled: Vec<Uuid> = history.unsettled().map(|record| record.id).collect();
     settle(store, &mut history, &unsettled, applied).await?;
-    Ok(history)
+    Ok((history.records().iter().rev().cloned().collect(), total))
 }
 
-/// The transaction `tx_id` of `agent` as the log has it up to `applied`, if any.
+/// The transaction `tx_id` of `agent` of `org` as the log has it up to `applied`, if any.
+/// The index must have reached `applied`.
 pub(super) async fn transaction(
     store: &dyn EventStore,
-    agent: AgentId,
+    index: &AuditIndex,
+    (org, agent): (OrgId, AgentId),
     tx_id: Uuid,
     applied: u64,
 ) -> Result<Option<TransactionRecord>, StoreError> {
-    let events = read_stream_up_to(store, &agent_stream(agent), applied).await?;
-    let Some(record) = signed(&events, agent, |id| id == tx_id).next() else {
+    let by_id = AuditQuery {
+        action: Some(SIGNED.into()),
+        resource_id: Some(tx_id.to_string()),
+        ..AuditQuery::default()
+    };
+    let (positions, _) = index.query_up_to(store, org, &by_id, Some(applied), 0, 1).await?;
+    let Some(record) = signed_at(store, &positions, agent, |id| id == tx_id).await?.pop() else {
         return Ok(None);
     };
     let mut history = TransactionHistory::default();
@@ -51,18 +73,30 @@ pub(super) async fn transaction(
     Ok(history.get(tx_id).cloned())
 }
 
-/// The records of the transactions `agent` signed among `events`, whose id `wanted`.
-fn signed<'e>(
-    events: &'e [RecordedEvent],
+/// The records of the transactions `agent` signed at `positions`, whose id is `wanted`, in
+/// the same order.
+async fn signed_at(
+    store: &dyn EventStore,
+    positions: &[u64],
     agent: AgentId,
-    wanted: impl Fn(Uuid) -> bool + 'e,
-) -> impl Iterator<Item = TransactionRecord> + 'e {
-    events.iter().filter_map(move |recorded| match Event::decode(recorded) {
+    wanted: impl Fn(Uuid) -> bool,
+) -> Result<Vec<TransactionRecord>, StoreError> {
+    let mut records = Vec::with_capacity(positions.len());
+    for &position in positions {
+        if let Some(recorded) = read_at(store, position).await? {
+            records.extend(signed(&recorded, agent, &wanted));
+        }
+    }
+    Ok(records)
+}
+
+fn signed(recorded: &RecordedEvent, agent: AgentId, wanted: impl Fn(Uuid) -> bool) -> Option<TransactionRecord> {
+    match Event::decode(recorded) {
         Some(Ok(Event::TransactionSigned(signed))) if signed.agent_id == agent && wanted(signed.tx_id) => {
             Some(TransactionRecord::signed(&signed, recorded.recorded_at))
         }
         _ => None,
-    })
+    }
 }
 
 /// Marks each of `ids`, signed for broadcast, with its outcome, if the log has it up to

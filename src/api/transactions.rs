@@ -16,9 +16,11 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::agents::agent_or_its_humans;
+use super::audit::index_caught_up;
 use super::broadcasts::Delivery;
 use super::extract::{Body, PathParams, QueryParams};
 use super::intent::{Intent, Prepared, check_agent, parse_intent, with_key};
+use super::page::Page;
 use super::problem::ApiError;
 use super::reservations::{self, Reserved, Ticket};
 use super::session::{AgentSession, Caller};
@@ -472,23 +474,31 @@ fn recorded(state: &AppState, agent_id: AgentId, tx_id: Uuid) -> Result<Transact
 }
 
 #[derive(Deserialize)]
-pub struct ListQuery {
-    /// Only the literal `true` or `1` include it; any other value leaves it out.
+pub struct TransactionQuery {
     include_signed_tx: Option<String>,
 }
 
-impl ListQuery {
-    fn include_signed_tx(&self) -> bool {
-        matches!(self.include_signed_tx.as_deref(), Some("true" | "1"))
-    }
+#[derive(Deserialize)]
+pub struct ListQuery {
+    include_signed_tx: Option<String>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+/// Whether the answer carries the signed transaction: only for the literal `true` or `1`
+/// of `include_signed_tx`, any other value leaves it out.
+fn includes_signed_tx(include_signed_tx: Option<&str>) -> bool {
+    matches!(include_signed_tx, Some("true" | "1"))
 }
 
 #[derive(Serialize)]
 pub struct TransactionListResponse {
     transactions: Vec<TransactionResponse>,
+    /// How many the agent signed in all: `limit` and `offset` page through them.
+    count: usize,
 }
 
-/// GET /v1/agents/{agent_id}/transactions: newest first.
+/// GET /v1/agents/{agent_id}/transactions: newest first, a page at a time.
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -496,19 +506,26 @@ pub async fn list(
     QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Json<TransactionListResponse>, ApiError> {
     agent_or_its_humans(&state, &caller, agent_id)?;
+    let page = Page::of(query.limit, query.offset)?;
     // The read models keep only recent and unsettled transactions: the whole history is
     // the log's, read up to what the models have applied.
     let applied = state.projector.position();
-    let history = transaction_log::history(&*state.store, agent_id, applied)
-        .await
-        .map_err(ApiError::internal)?;
-    let transactions = history
-        .records()
+    index_caught_up(&state).await?;
+    let (records, count) = transaction_log::page(
+        &*state.store,
+        &state.audit_index,
+        (caller.org_id(), agent_id),
+        applied,
+        page.offset,
+        page.limit,
+    )
+    .await
+    .map_err(ApiError::internal)?;
+    let transactions = records
         .iter()
-        .rev()
-        .map(|record| TransactionResponse::new(record, query.include_signed_tx()))
+        .map(|record| TransactionResponse::new(record, includes_signed_tx(query.include_signed_tx.as_deref())))
         .collect();
-    Ok(Json(TransactionListResponse { transactions }))
+    Ok(Json(TransactionListResponse { transactions, count }))
 }
 
 /// GET /v1/agents/{agent_id}/transactions/{tx_id}
@@ -516,7 +533,7 @@ pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
     PathParams((agent_id, tx_id)): PathParams<(AgentId, Uuid)>,
-    QueryParams(query): QueryParams<ListQuery>,
+    QueryParams(query): QueryParams<TransactionQuery>,
 ) -> Result<Json<TransactionResponse>, ApiError> {
     agent_or_its_humans(&state, &caller, agent_id)?;
     let (kept, applied) = state.projector.read(|models| {
@@ -526,11 +543,25 @@ pub async fn get(
     // Forgotten by the read models once past the windows: the log still has it.
     let record = match kept {
         Some(record) => Some(record),
-        None => transaction_log::transaction(&*state.store, agent_id, tx_id, applied)
+        None => {
+            index_caught_up(&state).await?;
+            transaction_log::transaction(
+                &*state.store,
+                &state.audit_index,
+                (caller.org_id(), agent_id),
+                tx_id,
+                applied,
+            )
             .await
-            .map_err(ApiError::internal)?,
+            .map_err(ApiError::internal)?
+        }
     };
     record
-        .map(|record| Json(TransactionResponse::new(&record, query.include_signed_tx())))
+        .map(|record| {
+            Json(TransactionResponse::new(
+                &record,
+                includes_signed_tx(query.include_signed_tx.as_deref()),
+            ))
+        })
         .ok_or_else(|| ApiError::NotFound("transaction not found".into()))
 }

@@ -233,28 +233,46 @@ macro_rules! page_and_count {
             .push_bind($limit)
             .push(" OFFSET ")
             .push_bind($offset);
-        let mut count = match CountedField::of($query) {
-            Some((field, term)) => {
-                let mut count = QueryBuilder::<$db>::new(
-                    "SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM audit_index_counts WHERE org = ",
-                );
-                count.push(TERM).push_bind($org.to_string()).push(")");
-                count.push(" AND field = ").push_bind(field as i64);
-                if let Some(term) = term {
-                    count
-                        .push(" AND term = ")
-                        .push(TERM)
-                        .push_bind(term.to_owned())
-                        .push(")");
-                }
-                count
-            }
-            None => {
-                let mut count = QueryBuilder::<$db>::new("SELECT COUNT(*)");
-                push_filter!(count, $org, $query, $range);
-                count
-            }
+        let plan = CountPlan::of($range, BLOCK);
+        let mut count = QueryBuilder::<$db>::new("SELECT CAST((SELECT COALESCE(SUM(count), 0)");
+        count
+            .push(" FROM audit_index_counts WHERE org = ")
+            .push(TERM)
+            .push_bind($org.to_string())
+            .push(") AND facet = ")
+            .push_bind(i64::from(Facet::of($query).0));
+        for (column, filter) in [
+            ("action", &$query.action),
+            ("actor", &$query.actor_id),
+            ("resource", &$query.resource_id),
+        ] {
+            count.push(format_args!(" AND {column} = "));
+            match filter {
+                Some(term) => count.push(TERM).push_bind(term.clone()).push(")"),
+                None => count.push("0"),
+            };
+        }
+        match plan.blocks {
+            Blocks::WholeHistory => count.push(" AND block = ").push_bind(WHOLE_HISTORY),
+            Blocks::From(first) => count.push(" AND block >= ").push_bind(first),
+            Blocks::Between(first, last) => count
+                .push(" AND block BETWEEN ")
+                .push_bind(first)
+                .push(" AND ")
+                .push_bind(last),
+            Blocks::None => count.push(" AND FALSE"),
         };
+        count.push(")");
+        for (first, last) in plan.edges {
+            count.push(" + (SELECT COUNT(*)");
+            let edge = PositionRange {
+                first: Some(first),
+                last: Some(last),
+            };
+            push_filter!(count, $org, $query, edge);
+            count.push(")");
+        }
+        count.push(" AS BIGINT)");
         let rows = page.build().fetch_all($pool).await?;
         let total: i64 = count.build().fetch_one($pool).await?.try_get(0)?;
         let positions: Vec<i64> = rows.iter().map(|row| row.try_get(0)).collect::<Result<_, _>>()?;
@@ -262,10 +280,10 @@ macro_rules! page_and_count {
     }};
 }
 
-/// Inserts `$rows`, adds the new ones to the counts with `$add_count`, and raises the head
-/// with `$raise_head` (bound to `$up_to`), in one transaction on `$db`.
+/// Inserts `$rows`, adds the new ones to the counts, and raises the head with `$raise_head`
+/// (bound to `$up_to`), in one transaction on `$db`.
 macro_rules! write_batch {
-    ($db:ty, $pool:expr, $rows:expr, $add_count:expr, $raise_head:expr, $up_to:expr) => {{
+    ($db:ty, $pool:expr, $rows:expr, $raise_head:expr, $up_to:expr) => {{
         let mut transaction = $pool.begin().await?;
         let distinct: BTreeSet<&str> = $rows.iter().flat_map(IndexRow::terms).collect();
         let numbers = number_terms!($db, transaction, distinct.into_iter().collect());
@@ -275,7 +293,7 @@ macro_rules! write_batch {
                 reason: format!("the audit index could not number the term {term:?}"),
             })
         };
-        let mut inserted: HashMap<(i64, CountedField, i64), i64> = HashMap::new();
+        let mut inserted: HashMap<CountKey, i64> = HashMap::new();
         for rows in $rows.chunks(ROWS_PER_STATEMENT) {
             let numbered = rows
                 .iter()
@@ -301,60 +319,168 @@ macro_rules! write_batch {
                     .push_bind(resource);
             });
             // Another replica may have indexed the same positions: only new rows count.
-            insert.push(" ON CONFLICT (position) DO NOTHING RETURNING org, action, actor, resource");
+            insert.push(" ON CONFLICT (position) DO NOTHING RETURNING position, org, action, actor, resource");
             for row in insert.build().fetch_all(&mut *transaction).await? {
-                let org: i64 = row.try_get(0)?;
-                let actor: Option<i64> = row.try_get(2)?;
-                let counted = [
-                    (CountedField::Action, Some(row.try_get(1)?)),
-                    (CountedField::Actor, actor),
-                    (CountedField::Resource, Some(row.try_get(3)?)),
-                ];
-                for (field, term) in counted {
-                    if let Some(term) = term {
-                        *inserted.entry((org, field, term)).or_default() += 1;
-                    }
+                let keys = CountKey::of_row(
+                    row.try_get(0)?,
+                    row.try_get(1)?,
+                    row.try_get(2)?,
+                    row.try_get(3)?,
+                    row.try_get(4)?,
+                );
+                for key in keys {
+                    *inserted.entry(key).or_default() += 1;
                 }
             }
         }
-        for ((org, field, term), rows) in inserted {
-            sqlx::query($add_count)
-                .bind(org)
-                .bind(field as i64)
-                .bind(term)
-                .bind(rows)
-                .execute(&mut *transaction)
-                .await?;
+        let inserted: Vec<(CountKey, i64)> = inserted.into_iter().collect();
+        for counts in inserted.chunks(ROWS_PER_STATEMENT / 2) {
+            let mut add = QueryBuilder::<$db>::new(
+                "INSERT INTO audit_index_counts (org, facet, action, actor, resource, block, count) ",
+            );
+            add.push_values(counts, |mut values, (key, count)| {
+                values
+                    .push_bind(key.org)
+                    .push_bind(i64::from(key.facet.0))
+                    .push_bind(key.action)
+                    .push_bind(key.actor)
+                    .push_bind(key.resource)
+                    .push_bind(key.block)
+                    .push_bind(*count);
+            });
+            add.push(
+                " ON CONFLICT (org, facet, action, actor, resource, block) \
+                 DO UPDATE SET count = audit_index_counts.count + excluded.count",
+            );
+            add.build().execute(&mut *transaction).await?;
         }
         sqlx::query($raise_head).bind($up_to).execute(&mut *transaction).await?;
         transaction.commit().await?;
     }};
 }
 
-/// The columns whose values `audit_index_counts` counts rows of, per organization, as
-/// stored in its `field` column.
+/// Positions per block of the counts: a time window's total reads the counts of the blocks
+/// it spans whole and counts index rows in at most one block at either edge.
+const BLOCK: i64 = 4096;
+/// The block of the counts standing for the whole history.
+const WHOLE_HISTORY: i64 = -1;
+
+/// The fields a query filters on, as a set: 1 action, 2 actor, 4 resource. The counts keep
+/// a total for every facet, so any query's is read, never counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum CountedField {
-    Action = 1,
-    Actor = 2,
-    Resource = 3,
+struct Facet(u8);
+
+impl Facet {
+    const ACTION: u8 = 1;
+    const ACTOR: u8 = 2;
+    const RESOURCE: u8 = 4;
+
+    fn of(query: &AuditQuery) -> Self {
+        let bit = |filtered: bool, bit: u8| if filtered { bit } else { 0 };
+        Self(
+            bit(query.action.is_some(), Self::ACTION)
+                | bit(query.actor_id.is_some(), Self::ACTOR)
+                | bit(query.resource_id.is_some(), Self::RESOURCE),
+        )
+    }
+
+    fn filters(self, field: u8) -> bool {
+        self.0 & field != 0
+    }
 }
 
-impl CountedField {
-    /// Where a query's total is in the counts table: the field and the term it filters on
-    /// (an unfiltered query's is the sum over every action); None for a query filtered on
-    /// time or on more than one field, whose total is counted in the index.
-    fn of(query: &AuditQuery) -> Option<(Self, Option<&str>)> {
-        if query.from.is_some() || query.to.is_some() {
-            return None;
+/// One row of `audit_index_counts`: an organization's events matching a facet's terms (0
+/// for a field it does not filter on) within a block of positions, or the whole history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct CountKey {
+    org: i64,
+    facet: Facet,
+    action: i64,
+    actor: i64,
+    resource: i64,
+    block: i64,
+}
+
+impl CountKey {
+    /// The counts an index row adds one to: those of every facet it matches (an event with
+    /// no actor matches none that filters on one), in its block and in the whole history.
+    fn of_row(position: i64, org: i64, action: i64, actor: Option<i64>, resource: i64) -> Vec<Self> {
+        let mut keys = Vec::with_capacity(16);
+        for facet in (0..8).map(Facet) {
+            let actor = match (facet.filters(Facet::ACTOR), actor) {
+                (false, _) => 0,
+                (true, Some(actor)) => actor,
+                (true, None) => continue,
+            };
+            for block in [position.div_euclid(BLOCK), WHOLE_HISTORY] {
+                keys.push(Self {
+                    org,
+                    facet,
+                    action: if facet.filters(Facet::ACTION) { action } else { 0 },
+                    actor,
+                    resource: if facet.filters(Facet::RESOURCE) { resource } else { 0 },
+                    block,
+                });
+            }
         }
-        match (&query.action, &query.actor_id, &query.resource_id) {
-            (None, None, None) => Some((Self::Action, None)),
-            (Some(action), None, None) => Some((Self::Action, Some(action))),
-            (None, Some(actor), None) => Some((Self::Actor, Some(actor))),
-            (None, None, Some(resource)) => Some((Self::Resource, Some(resource))),
-            _ => None,
-        }
+        keys
+    }
+}
+
+/// How a total over a range of positions is taken: from the counts of the blocks the range
+/// spans whole, plus index rows counted in the parts of the blocks at its edges.
+#[derive(Debug, PartialEq, Eq)]
+struct CountPlan {
+    blocks: Blocks,
+    /// Ranges of positions, first and last inclusive, whose rows are counted in the index:
+    /// fewer than two blocks' worth in all.
+    edges: Vec<(i64, i64)>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Blocks {
+    WholeHistory,
+    From(i64),
+    Between(i64, i64),
+    None,
+}
+
+impl CountPlan {
+    fn of(range: PositionRange, block: i64) -> Self {
+        let (first, last) = match (range.first, range.last) {
+            (None, None) => {
+                return Self {
+                    blocks: Blocks::WholeHistory,
+                    edges: vec![],
+                };
+            }
+            (first, last) => (first.unwrap_or(0).max(0), last),
+        };
+        // The first block that starts at or after `first`.
+        let first_whole = (first + block - 1).div_euclid(block);
+        let head_edge = (first, first_whole * block - 1);
+        let mut edges = vec![];
+        let blocks = match last {
+            None => {
+                edges.push(head_edge);
+                Blocks::From(first_whole)
+            }
+            Some(last) if last < first => Blocks::None,
+            Some(last) => {
+                // The last block that ends at or before `last`.
+                let last_whole = (last + 1).div_euclid(block) - 1;
+                if first_whole <= last_whole {
+                    edges.push(head_edge);
+                    edges.push(((last_whole + 1) * block, last));
+                    Blocks::Between(first_whole, last_whole)
+                } else {
+                    edges.push((first, last));
+                    Blocks::None
+                }
+            }
+        };
+        edges.retain(|(first, last)| first <= last);
+        Self { blocks, edges }
     }
 }
 
@@ -471,7 +597,23 @@ impl AuditIndex {
         offset: usize,
         limit: usize,
     ) -> Result<(Vec<u64>, usize), StoreError> {
-        let range = PositionRange::of(store, query, self.position()).await?;
+        self.query_up_to(store, org, query, None, offset, limit).await
+    }
+
+    /// As [`Self::query`], among the events up to position `up_to` only, if given.
+    pub async fn query_up_to(
+        &self,
+        store: &dyn EventStore,
+        org: OrgId,
+        query: &AuditQuery,
+        up_to: Option<u64>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<u64>, usize), StoreError> {
+        let mut range = PositionRange::of(store, query, self.position()).await?;
+        if let Some(up_to) = up_to.map(to_i64) {
+            range.last = Some(range.last.map_or(up_to, |last| last.min(up_to)));
+        }
         let (offset, limit) = (to_i64(offset as u64), to_i64(limit as u64));
         let (positions, total) = match &self.backend {
             Backend::Sqlite(pool) => page_and_count!(Sqlite, pool, org, query, range, offset, limit),
@@ -543,8 +685,6 @@ impl AuditIndex {
                 Sqlite,
                 pool,
                 rows,
-                "INSERT INTO audit_index_counts (org, field, term, count) VALUES (?, ?, ?, ?) \
-                 ON CONFLICT (org, field, term) DO UPDATE SET count = audit_index_counts.count + excluded.count",
                 "UPDATE audit_index_head SET position = MAX(position, ?) WHERE id = 1",
                 up_to
             ),
@@ -552,12 +692,70 @@ impl AuditIndex {
                 Postgres,
                 pool,
                 rows,
-                "INSERT INTO audit_index_counts (org, field, term, count) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (org, field, term) DO UPDATE SET count = audit_index_counts.count + excluded.count",
                 "UPDATE audit_index_head SET position = GREATEST(position, $1) WHERE id = 1",
                 up_to
             ),
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// How many times a plan counts each position of 0..`end`: once for each edge or block
+    /// holding it.
+    fn coverage(plan: &CountPlan, block: i64, end: i64) -> Vec<u32> {
+        (0..end)
+            .map(|position| {
+                let in_blocks = match plan.blocks {
+                    Blocks::WholeHistory => true,
+                    Blocks::From(first) => position.div_euclid(block) >= first,
+                    Blocks::Between(first, last) => (first..=last).contains(&position.div_euclid(block)),
+                    Blocks::None => false,
+                };
+                let in_edges = plan
+                    .edges
+                    .iter()
+                    .filter(|(first, last)| (*first..=*last).contains(&position))
+                    .count();
+                u32::from(in_blocks) + in_edges as u32
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_plan_counts_every_position_of_its_range_once_and_no_other() {
+        const BLOCK: i64 = 4;
+        const END: i64 = 6 * BLOCK;
+        let bounds = || std::iter::once(None).chain((0..END).map(Some));
+        for first in bounds() {
+            for last in bounds() {
+                let range = PositionRange { first, last };
+                let plan = CountPlan::of(range, BLOCK);
+                let expected: Vec<u32> = (0..END)
+                    .map(|p| u32::from(first.is_none_or(|f| p >= f) && last.is_none_or(|l| p <= l)))
+                    .collect();
+                assert_eq!(coverage(&plan, BLOCK, END), expected, "{range:?}: {plan:?}");
+                let counted_in_index: i64 = plan.edges.iter().map(|(from, to)| to - from + 1).sum();
+                assert!(counted_in_index < 2 * BLOCK, "at most two blocks' worth: {plan:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_row_counts_in_every_facet_it_matches_in_its_block_and_the_whole_history() {
+        let keys = CountKey::of_row(5000, 1, 2, Some(3), 4);
+        assert_eq!(keys.len(), 16);
+        assert!(keys.iter().all(|key| [1, WHOLE_HISTORY].contains(&key.block)));
+        let everything = keys.iter().find(|key| key.facet == Facet(7)).unwrap();
+        assert_eq!((everything.action, everything.actor, everything.resource), (2, 3, 4));
+        let by_resource = keys.iter().find(|key| key.facet == Facet(Facet::RESOURCE)).unwrap();
+        assert_eq!((by_resource.action, by_resource.actor, by_resource.resource), (0, 0, 4));
+
+        let without_actor = CountKey::of_row(5000, 1, 2, None, 4);
+        assert_eq!(without_actor.len(), 8);
+        assert!(without_actor.iter().all(|key| !key.facet.filters(Facet::ACTOR)));
     }
 }
