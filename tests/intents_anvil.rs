@@ -338,8 +338,7 @@ async fn two_agents_signing_with_one_key_at_once_never_take_the_same_nonce() {
     assert_eq!(chain::balance(&world.recipient).await, u128::from(2 * each) * ETH / 100);
 }
 
-/// An agent's transactions come a page at a time, newest first, with how many there are in
-/// all; another agent of the same org, sharing the key, sees only its own, even when it
+/// An agent's transactions come a page at a time, newest first; another agent of the same org, sharing the key, sees only its own, even when it
 /// names one of the first agent's transactions under its own path.
 #[tokio::test]
 async fn an_agents_transactions_are_listed_a_page_at_a_time_and_only_its_own() {
@@ -383,7 +382,6 @@ async fn an_agents_transactions_are_listed_a_page_at_a_time_and_only_its_own() {
         let (status, listed) = page(query, &world.agent, &world.agent_id).await;
         assert_eq!(status, StatusCode::OK, "{query}: {listed}");
         assert_eq!(ids(&listed), expected, "{query}");
-        assert_eq!(listed["count"], 5, "{query}: {listed}");
     }
     for query in ["?limit=0", "?limit=1001", "?offset=-1"] {
         let (status, _) = page(query, &world.agent, &world.agent_id).await;
@@ -392,7 +390,6 @@ async fn an_agents_transactions_are_listed_a_page_at_a_time_and_only_its_own() {
 
     let (_, listed) = page("", &second_token, &second_id).await;
     assert_eq!(ids(&listed), [theirs["id"].as_str().unwrap()], "{listed}");
-    assert_eq!(listed["count"], 1);
     let (status, _) = page("", &second_token, &world.agent_id).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "another agent's list");
     let (status, _) = page(&format!("/{}", sent[0]), &second_token, &second_id).await;

@@ -507,7 +507,7 @@ fn own_parameters() -> Vec<(&'static str, &'static str, Value)> {
             "name": "limit",
             "in": "query",
             "required": false,
-            "description": "keyward: how many transactions, newest first (1 to 1000; 100 if not given). The answer's `count` is how many the agent signed in all.",
+            "description": "keyward: how many transactions, newest first (1 to 1000; 100 if not given). A page shorter than this is the last.",
             "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
         }),
         json!({

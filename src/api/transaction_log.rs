@@ -20,8 +20,8 @@ use crate::store::{EventStore, StoreError, read_at, read_stream_up_to};
 const SIGNED: &str = "transaction.sign";
 
 /// The transactions `agent` of `org` signed in the log up to `applied`, newest first,
-/// after skipping `offset`, at most `limit`, with the outcomes recorded up to there; and
-/// how many it signed in all. The index must have reached `applied`.
+/// after skipping `offset`, at most `limit`, with the outcomes recorded up to there. The
+/// index must have reached `applied`.
 pub(super) async fn page(
     store: &dyn EventStore,
     index: &AuditIndex,
@@ -29,13 +29,13 @@ pub(super) async fn page(
     applied: u64,
     offset: usize,
     limit: usize,
-) -> Result<(Vec<TransactionRecord>, usize), StoreError> {
+) -> Result<Vec<TransactionRecord>, StoreError> {
     let by_agent = AuditQuery {
         action: Some(SIGNED.into()),
         actor_id: Some(agent.to_string()),
         ..AuditQuery::default()
     };
-    let (positions, total) = index
+    let (positions, _) = index
         .query_up_to(store, org, &by_agent, Some(applied), offset, limit)
         .await?;
     let mut history = TransactionHistory::default();
@@ -44,7 +44,7 @@ pub(super) async fn page(
     }
     let unsettled: Vec<Uuid> = history.unsettled().map(|record| record.id).collect();
     settle(store, &mut history, &unsettled, applied).await?;
-    Ok((history.records().iter().rev().cloned().collect(), total))
+    Ok(history.records().iter().rev().cloned().collect())
 }
 
 /// The transaction `tx_id` of `agent` of `org` as the log has it up to `applied`, if any.

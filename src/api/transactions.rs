@@ -491,11 +491,10 @@ fn includes_signed_tx(include_signed_tx: Option<&str>) -> bool {
     matches!(include_signed_tx, Some("true" | "1"))
 }
 
+/// As 1claw's document has it, with no total: a page shorter than `limit` is the last.
 #[derive(Serialize)]
 pub struct TransactionListResponse {
     transactions: Vec<TransactionResponse>,
-    /// How many the agent signed in all: `limit` and `offset` page through them.
-    count: usize,
 }
 
 /// GET /v1/agents/{agent_id}/transactions: newest first, a page at a time.
@@ -511,7 +510,7 @@ pub async fn list(
     // the log's, read up to what the models have applied.
     let applied = state.projector.position();
     index_caught_up(&state).await?;
-    let (records, count) = transaction_log::page(
+    let records = transaction_log::page(
         &*state.store,
         &state.audit_index,
         (caller.org_id(), agent_id),
@@ -525,7 +524,7 @@ pub async fn list(
         .iter()
         .map(|record| TransactionResponse::new(record, includes_signed_tx(query.include_signed_tx.as_deref())))
         .collect();
-    Ok(Json(TransactionListResponse { transactions, count }))
+    Ok(Json(TransactionListResponse { transactions }))
 }
 
 /// GET /v1/agents/{agent_id}/transactions/{tx_id}

@@ -333,7 +333,10 @@ macro_rules! write_batch {
                 }
             }
         }
-        let inserted: Vec<(CountKey, i64)> = inserted.into_iter().collect();
+        // In one order everywhere, so that replicas adding to the same counts never wait
+        // on each other in a cycle.
+        let mut inserted: Vec<(CountKey, i64)> = inserted.into_iter().collect();
+        inserted.sort_unstable();
         for counts in inserted.chunks(ROWS_PER_STATEMENT / 2) {
             let mut add = QueryBuilder::<$db>::new(
                 "INSERT INTO audit_index_counts (org, facet, action, actor, resource, block, count) ",
@@ -367,7 +370,7 @@ const WHOLE_HISTORY: i64 = -1;
 
 /// The fields a query filters on, as a set: 1 action, 2 actor, 4 resource. The counts keep
 /// a total for every facet, so any query's is read, never counted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct Facet(u8);
 
 impl Facet {
@@ -391,7 +394,7 @@ impl Facet {
 
 /// One row of `audit_index_counts`: an organization's events matching a facet's terms (0
 /// for a field it does not filter on) within a block of positions, or the whole history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct CountKey {
     org: i64,
     facet: Facet,
