@@ -293,7 +293,9 @@ macro_rules! write_batch {
                 reason: format!("the audit index could not number the term {term:?}"),
             })
         };
-        let mut inserted: HashMap<CountKey, i64> = HashMap::new();
+        // Rows by their terms and block first: a batch holds few distinct ones, each then
+        // spread over the counts it adds to.
+        let mut inserted_terms: HashMap<(i64, i64, i64, Option<i64>, i64), i64> = HashMap::new();
         for rows in $rows.chunks(ROWS_PER_STATEMENT) {
             let numbered = rows
                 .iter()
@@ -321,16 +323,21 @@ macro_rules! write_batch {
             // Another replica may have indexed the same positions: only new rows count.
             insert.push(" ON CONFLICT (position) DO NOTHING RETURNING position, org, action, actor, resource");
             for row in insert.build().fetch_all(&mut *transaction).await? {
-                let keys = CountKey::of_row(
-                    row.try_get(0)?,
+                let position: i64 = row.try_get(0)?;
+                let terms = (
+                    position.div_euclid(BLOCK),
                     row.try_get(1)?,
                     row.try_get(2)?,
                     row.try_get(3)?,
                     row.try_get(4)?,
                 );
-                for key in keys {
-                    *inserted.entry(key).or_default() += 1;
-                }
+                *inserted_terms.entry(terms).or_default() += 1;
+            }
+        }
+        let mut inserted: HashMap<CountKey, i64> = HashMap::new();
+        for ((block, org, action, actor, resource), rows) in inserted_terms {
+            for key in CountKey::of_row(block, org, action, actor, resource) {
+                *inserted.entry(key).or_default() += rows;
             }
         }
         // In one order everywhere, so that replicas adding to the same counts never wait
@@ -405,9 +412,10 @@ struct CountKey {
 }
 
 impl CountKey {
-    /// The counts an index row adds one to: those of every facet it matches (an event with
-    /// no actor matches none that filters on one), in its block and in the whole history.
-    fn of_row(position: i64, org: i64, action: i64, actor: Option<i64>, resource: i64) -> Vec<Self> {
+    /// The counts an index row in `block` adds one to: those of every facet it matches (an
+    /// event with no actor matches none that filters on one), in its block and in the whole
+    /// history.
+    fn of_row(block: i64, org: i64, action: i64, actor: Option<i64>, resource: i64) -> Vec<Self> {
         let mut keys = Vec::with_capacity(16);
         for facet in (0..8).map(Facet) {
             let actor = match (facet.filters(Facet::ACTOR), actor) {
@@ -415,7 +423,7 @@ impl CountKey {
                 (true, Some(actor)) => actor,
                 (true, None) => continue,
             };
-            for block in [position.div_euclid(BLOCK), WHOLE_HISTORY] {
+            for block in [block, WHOLE_HISTORY] {
                 keys.push(Self {
                     org,
                     facet,
@@ -749,7 +757,7 @@ mod tests {
 
     #[test]
     fn a_row_counts_in_every_facet_it_matches_in_its_block_and_the_whole_history() {
-        let keys = CountKey::of_row(5000, 1, 2, Some(3), 4);
+        let keys = CountKey::of_row(1, 1, 2, Some(3), 4);
         assert_eq!(keys.len(), 16);
         assert!(keys.iter().all(|key| [1, WHOLE_HISTORY].contains(&key.block)));
         let everything = keys.iter().find(|key| key.facet == Facet(7)).unwrap();
@@ -757,7 +765,7 @@ mod tests {
         let by_resource = keys.iter().find(|key| key.facet == Facet(Facet::RESOURCE)).unwrap();
         assert_eq!((by_resource.action, by_resource.actor, by_resource.resource), (0, 0, 4));
 
-        let without_actor = CountKey::of_row(5000, 1, 2, None, 4);
+        let without_actor = CountKey::of_row(1, 1, 2, None, 4);
         assert_eq!(without_actor.len(), 8);
         assert!(without_actor.iter().all(|key| !key.facet.filters(Facet::ACTOR)));
     }
