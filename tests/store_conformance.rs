@@ -214,6 +214,20 @@ async fn read_all_returns_events_in_commit_order(store: Arc<dyn EventStore>) {
         "recorded_at went backwards"
     );
     assert_eq!(verify_chain(&*store).await, all.len() as u64);
+
+    // Read by position: the same events, in commit order whatever the order asked; a
+    // position with no event is left out.
+    let asked = [
+        all[40].position,
+        all[3].position,
+        all.len() as u64 + 5,
+        all[77].position,
+    ];
+    let read = store.read_positions(&asked).await.unwrap();
+    assert_eq!(read, [all[3].clone(), all[40].clone(), all[77].clone()]);
+    let in_order = keyward::store::read_in_order(&*store, &asked).await.unwrap();
+    assert_eq!(in_order, [all[40].clone(), all[3].clone(), all[77].clone()]);
+    assert!(store.read_positions(&[]).await.unwrap().is_empty());
 }
 
 /// A tail started before a burst of concurrent appends sees every event exactly once.

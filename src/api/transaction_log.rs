@@ -14,7 +14,7 @@ use projections::audit::AuditQuery;
 use uuid::Uuid;
 
 use crate::store::audit_index::AuditIndex;
-use crate::store::{EventStore, StoreError, read_at, read_stream_up_to};
+use crate::store::{EventStore, StoreError, read_in_order, read_stream_up_to};
 
 /// The audit action of a signature.
 const SIGNED: &str = "transaction.sign";
@@ -81,13 +81,11 @@ async fn signed_at(
     agent: AgentId,
     wanted: impl Fn(Uuid) -> bool,
 ) -> Result<Vec<TransactionRecord>, StoreError> {
-    let mut records = Vec::with_capacity(positions.len());
-    for &position in positions {
-        if let Some(recorded) = read_at(store, position).await? {
-            records.extend(signed(&recorded, agent, &wanted));
-        }
-    }
-    Ok(records)
+    let events = read_in_order(store, positions).await?;
+    Ok(events
+        .iter()
+        .filter_map(|recorded| signed(recorded, agent, &wanted))
+        .collect())
 }
 
 fn signed(recorded: &RecordedEvent, agent: AgentId, wanted: impl Fn(Uuid) -> bool) -> Option<TransactionRecord> {

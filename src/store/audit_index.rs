@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -36,6 +36,8 @@ const ROWS_PER_STATEMENT: usize = 1000;
 /// most this much longer, and a steady trickle of events is written in fewer transactions.
 const LINGER: Duration = Duration::from_millis(50);
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Rows written before Postgres first samples the index's tables again.
+const FIRST_ANALYZE: usize = 100_000;
 /// The page cache of each of the index's SQLite connections (two at most).
 const SQLITE_CACHE_KIB: u32 = 16 * 1024;
 
@@ -43,6 +45,9 @@ pub struct AuditIndex {
     backend: Backend,
     /// Every event up to this position is indexed.
     indexed: watch::Sender<u64>,
+    /// Rows this process wrote, and how many it will have written when Postgres next
+    /// samples the index's tables: see [`AuditIndex::refresh_statistics`].
+    rows_written: Mutex<(usize, usize)>,
 }
 
 enum Backend {
@@ -532,6 +537,7 @@ impl AuditIndex {
         let index = Self {
             backend,
             indexed: watch::Sender::new(0),
+            rows_written: Mutex::new((0, FIRST_ANALYZE)),
         };
         let head = index.head().await?;
         index.indexed.send_replace(head);
@@ -580,6 +586,7 @@ impl AuditIndex {
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
                 index.indexed.send_replace(up_to);
+                index.refresh_statistics(rows.len()).await;
             }
         });
     }
@@ -668,15 +675,41 @@ impl AuditIndex {
 
     /// The records at `positions`, read from the log, in the same order.
     pub async fn records(store: &dyn EventStore, positions: &[u64]) -> Result<Vec<AuditRecord>, StoreError> {
-        let mut records = Vec::with_capacity(positions.len());
-        for &position in positions {
-            let record = super::read_at(store, position).await?.and_then(|recorded| {
-                let event = Event::decode(&recorded)?.ok()?;
-                AuditRecord::of(&recorded, &event)
-            });
-            records.extend(record);
+        let events = super::read_in_order(store, positions).await?;
+        Ok(events
+            .iter()
+            .filter_map(|recorded| {
+                let event = Event::decode(recorded)?.ok()?;
+                AuditRecord::of(recorded, &event)
+            })
+            .collect())
+    }
+
+    /// Has Postgres sample the index's tables each time this process has doubled the rows
+    /// it wrote, from [`FIRST_ANALYZE`] on: a rebuild writes millions before autovacuum
+    /// gets to them, and planned with the empty tables' statistics, a page of an
+    /// organization's newest events sorts all of them instead of walking the index
+    /// backwards, a hundred times slower. Past the rebuild, autovacuum keeps up.
+    async fn refresh_statistics(&self, written: usize) {
+        let Backend::Postgres(pool) = &self.backend else { return };
+        {
+            let mut rows = self
+                .rows_written
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let (total, next) = &mut *rows;
+            *total += written;
+            if *total < *next {
+                return;
+            }
+            *next = *total * 2;
         }
-        Ok(records)
+        if let Err(error) = sqlx::query("ANALYZE audit_index, audit_index_counts")
+            .execute(pool)
+            .await
+        {
+            tracing::warn!(%error, "cannot refresh the audit index's statistics");
+        }
     }
 
     async fn head(&self) -> Result<u64, StoreError> {

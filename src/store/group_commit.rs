@@ -39,6 +39,8 @@ pub(super) trait LogBackend: Send + Sync + 'static {
 
     async fn read_all(&self, after_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError>;
 
+    async fn read_positions(&self, positions: &[u64]) -> Result<Vec<RecordedEvent>, StoreError>;
+
     async fn read_of_types(
         &self,
         types: &'static [&'static str],
@@ -160,6 +162,10 @@ impl<B: LogBackend> EventStore for GroupCommitStore<B> {
 
     async fn read_all(&self, after_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
         self.backend.read_all(after_position, limit).await
+    }
+
+    async fn read_positions(&self, positions: &[u64]) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.backend.read_positions(positions).await
     }
 
     async fn read_of_types(

@@ -147,6 +147,11 @@ pub trait EventStore: Send + Sync + 'static {
     /// Up to `limit` events with a global position above `after_position`, in commit order.
     async fn read_all(&self, after_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError>;
 
+    /// The events at `positions` (at most a page's worth), in commit order; a position the
+    /// log has no event at is left out. One query, where one per position would cost a
+    /// round trip each to a database server.
+    async fn read_positions(&self, positions: &[u64]) -> Result<Vec<RecordedEvent>, StoreError>;
+
     /// Up to `limit` events of the given types with a position above `after_position`, in
     /// commit order.
     async fn read_of_types(
@@ -188,6 +193,21 @@ pub async fn open(database_url: &str) -> Result<Arc<dyn EventStore>, StoreError>
 pub async fn read_at(store: &dyn EventStore, position: u64) -> Result<Option<RecordedEvent>, StoreError> {
     let events = store.read_all(position.saturating_sub(1), 1).await?;
     Ok(events.into_iter().next().filter(|event| event.position == position))
+}
+
+/// The events at `positions`, in the order given; a position the log has no event at is
+/// left out.
+pub async fn read_in_order(store: &dyn EventStore, positions: &[u64]) -> Result<Vec<RecordedEvent>, StoreError> {
+    let mut by_position: std::collections::HashMap<u64, RecordedEvent> = store
+        .read_positions(positions)
+        .await?
+        .into_iter()
+        .map(|event| (event.position, event))
+        .collect();
+    Ok(positions
+        .iter()
+        .filter_map(|position| by_position.remove(position))
+        .collect())
 }
 
 /// Every event of `stream` at a position up to `up_to`, in stream order, read a page at a

@@ -225,6 +225,15 @@ impl LogBackend for PostgresLog {
         self.read_after("", after_position, limit).await
     }
 
+    async fn read_positions(&self, positions: &[u64]) -> Result<Vec<RecordedEvent>, StoreError> {
+        let positions: Vec<i64> = positions.iter().copied().map(to_i64).collect();
+        let rows = sqlx::query(&format!("{SELECT_EVENTS} WHERE position = ANY($1) ORDER BY position"))
+            .bind(positions)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(decode).collect()
+    }
+
     async fn read_of_types(
         &self,
         types: &'static [&'static str],

@@ -232,6 +232,10 @@ impl LogBackend for SqliteLog {
         self.readers.read_all(after_position, limit).await
     }
 
+    async fn read_positions(&self, positions: &[u64]) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.readers.read_positions(positions).await
+    }
+
     async fn read_of_types(
         &self,
         types: &'static [&'static str],

@@ -77,6 +77,23 @@ impl Readers {
         self.read_after(String::new(), after_position, limit).await
     }
 
+    pub(super) async fn read_positions(&self, positions: &[u64]) -> Result<Vec<RecordedEvent>, StoreError> {
+        // One statement whatever the number of positions, given as a JSON array.
+        let listed = serde_json::to_string(positions).map_err(|error| StoreError::Corrupt {
+            position: 0,
+            reason: format!("cannot list positions: {error}"),
+        })?;
+        let limit = positions.len();
+        self.with_connection(move |connection, unpacker| {
+            let query =
+                format!("{SELECT_EVENTS} WHERE e.position IN (SELECT value FROM json_each(?1)) ORDER BY e.position");
+            let mut statement = connection.prepare_cached(&query)?;
+            let rows = statement.query([listed])?;
+            decode_all(rows, limit, connection, unpacker)
+        })
+        .await
+    }
+
     pub(super) async fn read_of_types(
         &self,
         types: &'static [&'static str],
