@@ -217,7 +217,14 @@ async fn the_index_answers_as_the_whole_trail(db: TestDb) {
         let (everything, total) = trail.query(org, &AuditQuery::default(), 0, usize::MAX);
         assert!(total > 100, "{total}");
         for filter in filters(&everything) {
-            for (offset, limit) in [(0, 1000), (0, 1), (3, 10), (total - 5, 50), (total + 1, 10)] {
+            for (offset, limit) in [
+                (0, 1000),
+                (0, 1),
+                (3, 10),
+                (total / 2, 20),
+                (total - 5, 50),
+                (total + 1, 10),
+            ] {
                 let (expected, expected_total) = trail.query(org, &filter, offset, limit);
                 let (positions, indexed_total) = index.query(&*store, org, &filter, offset, limit).await.unwrap();
                 let records = AuditIndex::records(&*store, &positions).await.unwrap();

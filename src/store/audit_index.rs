@@ -229,18 +229,11 @@ macro_rules! number_terms {
     }};
 }
 
-/// A page of matching positions, newest first, and how many match in all, on `$db`.
-macro_rules! page_and_count {
-    ($db:ty, $pool:expr, $org:expr, $query:expr, $range:expr, $offset:expr, $limit:expr) => {{
-        let mut page = QueryBuilder::<$db>::new("SELECT position");
-        push_filter!(page, $org, $query, $range);
-        page.push(" ORDER BY position DESC LIMIT ")
-            .push_bind($limit)
-            .push(" OFFSET ")
-            .push_bind($offset);
-        let plan = CountPlan::of($range, BLOCK);
-        let mut count = QueryBuilder::<$db>::new("SELECT CAST((SELECT COALESCE(SUM(count), 0)");
-        count
+/// Pushes the condition naming the rows of `audit_index_counts` that count `$org`'s
+/// events matching `$query`'s action, actor and resource, with the table, onto `$builder`.
+macro_rules! push_counts_of {
+    ($builder:expr, $org:expr, $query:expr) => {{
+        $builder
             .push(" FROM audit_index_counts WHERE org = ")
             .push(TERM)
             .push_bind($org.to_string())
@@ -251,12 +244,83 @@ macro_rules! page_and_count {
             ("actor", &$query.actor_id),
             ("resource", &$query.resource_id),
         ] {
-            count.push(format_args!(" AND {column} = "));
+            $builder.push(format_args!(" AND {column} = "));
             match filter {
-                Some(term) => count.push(TERM).push_bind(term.clone()).push(")"),
-                None => count.push("0"),
+                Some(term) => $builder.push(TERM).push_bind(term.clone()).push(")"),
+                None => $builder.push("0"),
             };
         }
+    }};
+}
+
+/// Where a page `$offset` entries from the newest of `$range` starts, on `$db`: the
+/// range narrowed below the whole blocks the offset skips, and the offset left within it,
+/// so that a deep page walks at most a block's worth of index entries it does not return.
+macro_rules! skip_whole_blocks {
+    ($db:ty, $pool:expr, $org:expr, $query:expr, $range:expr, $offset:expr) => {{
+        let range: PositionRange = $range;
+        let blocks = match CountPlan::of(range, BLOCK).blocks {
+            Blocks::WholeHistory => Some((0, None)),
+            Blocks::From(first) => Some((first, None)),
+            Blocks::Between(first, last) => Some((first, Some(last))),
+            Blocks::None => None,
+        };
+        match blocks {
+            Some((first, last)) if $offset > 0 => {
+                // Newer than the last whole block: what the window holds of the block at
+                // its end, counted in the index.
+                let newer = match (last, range.last) {
+                    (Some(last_whole), Some(last)) => {
+                        let mut count = QueryBuilder::<$db>::new("SELECT COUNT(*)");
+                        let edge = PositionRange {
+                            first: Some((last_whole + 1) * BLOCK),
+                            last: Some(last),
+                        };
+                        push_filter!(count, $org, $query, edge);
+                        count.build().fetch_one($pool).await?.try_get::<i64, _>(0)?
+                    }
+                    _ => 0,
+                };
+                let mut counts = QueryBuilder::<$db>::new("SELECT block, count");
+                push_counts_of!(counts, $org, $query);
+                counts.push(" AND block >= ").push_bind(first);
+                if let Some(last) = last {
+                    counts.push(" AND block <= ").push_bind(last);
+                }
+                counts.push(" ORDER BY block DESC");
+                let mut newest_first = Vec::new();
+                for row in counts.build().fetch_all($pool).await? {
+                    newest_first.push((row.try_get::<i64, _>(0)?, row.try_get::<i64, _>(1)?));
+                }
+                match skipped_blocks($offset, newer, &newest_first) {
+                    Some((oldest_skipped, skipped)) => (
+                        PositionRange {
+                            first: range.first,
+                            last: Some(oldest_skipped * BLOCK - 1),
+                        },
+                        $offset - skipped,
+                    ),
+                    None => (range, $offset),
+                }
+            }
+            _ => (range, $offset),
+        }
+    }};
+}
+
+/// A page of matching positions, newest first, and how many match in all, on `$db`.
+macro_rules! page_and_count {
+    ($db:ty, $pool:expr, $org:expr, $query:expr, $range:expr, $offset:expr, $limit:expr) => {{
+        let (page_range, page_offset) = skip_whole_blocks!($db, $pool, $org, $query, $range, $offset);
+        let mut page = QueryBuilder::<$db>::new("SELECT position");
+        push_filter!(page, $org, $query, page_range);
+        page.push(" ORDER BY position DESC LIMIT ")
+            .push_bind($limit)
+            .push(" OFFSET ")
+            .push_bind(page_offset);
+        let plan = CountPlan::of($range, BLOCK);
+        let mut count = QueryBuilder::<$db>::new("SELECT CAST((SELECT COALESCE(SUM(count), 0)");
+        push_counts_of!(count, $org, $query);
         match plan.blocks {
             Blocks::WholeHistory => count.push(" AND block = ").push_bind(WHOLE_HISTORY),
             Blocks::From(first) => count.push(" AND block >= ").push_bind(first),
@@ -283,6 +347,23 @@ macro_rules! page_and_count {
         let positions: Vec<i64> = rows.iter().map(|row| row.try_get(0)).collect::<Result<_, _>>()?;
         (positions, total)
     }};
+}
+
+/// The whole blocks a page `offset` entries from the newest can skip: given the matching
+/// entries `newer` than the blocks, and the blocks' counts newest first (a block with
+/// none has no count), the oldest block skipped and how many entries are skipped in all
+/// (`newer` with them); None if the page starts before the newest block ends.
+fn skipped_blocks(offset: i64, newer: i64, newest_first: &[(i64, i64)]) -> Option<(i64, i64)> {
+    let mut skipped = newer;
+    let mut oldest_skipped = None;
+    for &(block, count) in newest_first {
+        if skipped + count > offset {
+            break;
+        }
+        skipped += count;
+        oldest_skipped = Some(block);
+    }
+    oldest_skipped.map(|block| (block, skipped))
 }
 
 /// Inserts `$rows`, adds the new ones to the counts, and raises the head with `$raise_head`
@@ -453,11 +534,16 @@ struct CountPlan {
     edges: Vec<(i64, i64)>,
 }
 
+/// The rows of `audit_index_counts` a total sums.
 #[derive(Debug, PartialEq, Eq)]
 enum Blocks {
+    /// The one kept for the whole history: a query with no time window.
     WholeHistory,
+    /// Every block from this one on: a window open at its end.
     From(i64),
+    /// The blocks from the first to the last given, both included.
     Between(i64, i64),
+    /// None: the window spans no block whole.
     None,
 }
 
@@ -786,6 +872,19 @@ mod tests {
                 assert!(counted_in_index < 2 * BLOCK, "at most two blocks' worth: {plan:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_deep_page_skips_the_whole_blocks_before_it_and_no_more() {
+        // Blocks 9, 7 and 6 hold 10, 5 and 20 matching entries; 3 are newer than block 9.
+        let blocks = [(9, 10), (7, 5), (6, 20)];
+        assert_eq!(skipped_blocks(2, 3, &blocks), None, "within the newer entries");
+        assert_eq!(skipped_blocks(12, 3, &blocks), None, "within block 9");
+        assert_eq!(skipped_blocks(13, 3, &blocks), Some((9, 13)), "block 9 skipped whole");
+        assert_eq!(skipped_blocks(17, 3, &blocks), Some((9, 13)));
+        assert_eq!(skipped_blocks(18, 3, &blocks), Some((7, 18)));
+        assert_eq!(skipped_blocks(38, 3, &blocks), Some((6, 38)), "past every entry");
+        assert_eq!(skipped_blocks(100, 3, &blocks), Some((6, 38)));
     }
 
     #[test]
