@@ -279,3 +279,61 @@ async fn an_index_dropped_is_rebuilt_from_the_log() {
         before
     );
 }
+
+/// A log with an event deleted (tampered with, which the audit API must still let an
+/// auditor look around) still answers time windows: the search for a window's bounds
+/// takes the next event's time for the missing one.
+#[tokio::test]
+async fn time_windows_are_found_in_a_log_with_an_event_missing() {
+    let db = TestDb::sqlite();
+    let store = keyward::store::open(&db.url()).await.unwrap();
+    let orgs = generate(&*store).await;
+    let head = store.head().await.unwrap().position;
+    let index = AuditIndex::open(&db.url()).await.unwrap();
+    index.start(store.clone());
+    assert!(index.caught_up_to(head, Duration::from_secs(30)).await);
+    // The first event of an append, whose time the rest of the append shares.
+    let missing = 5 * EVENTS_PER_APPEND + 1;
+    let at = store.read_positions(&[missing]).await.unwrap()[0].recorded_at;
+    assert_eq!(
+        db.execute_sql(&format!("DELETE FROM events WHERE position = {missing}"))
+            .await,
+        1
+    );
+    let present = store.read_all(0, 100_000).await.unwrap();
+    assert_eq!(present.len() as u64, head - 1);
+
+    let micro = chrono::Duration::microseconds(1);
+    for org in orgs {
+        for (from, to) in [
+            (Some(at), None),
+            (None, Some(at)),
+            (Some(at), Some(at)),
+            (Some(at + micro), None),
+            (None, Some(at - micro)),
+        ] {
+            let window = AuditQuery {
+                from,
+                to,
+                ..AuditQuery::default()
+            };
+            let (positions, _) = index.query(&*store, org, &window, 0, 100_000).await.unwrap();
+            let found: Vec<u64> = AuditIndex::records(&*store, &positions)
+                .await
+                .unwrap()
+                .iter()
+                .map(|record| record.position)
+                .collect();
+            let expected: Vec<u64> = present
+                .iter()
+                .rev()
+                .filter(|event| event.metadata().unwrap().org_id == Some(org.0))
+                .filter(|event| from.is_none_or(|from| event.recorded_at >= from))
+                .filter(|event| to.is_none_or(|to| event.recorded_at <= to))
+                .map(|event| event.position)
+                .collect();
+            assert!(!expected.is_empty() || to.is_some(), "{window:?}");
+            assert_eq!(found, expected, "{window:?}");
+        }
+    }
+}

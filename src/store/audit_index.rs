@@ -117,21 +117,47 @@ impl PositionRange {
     }
 }
 
+/// Positions read at each step of the search for a time window's bounds.
+const PROBES: u64 = 32;
+
 /// The first position in 1..=`head` whose event's recorded_at satisfies `reached` (which,
-/// once true, stays true along the log), or `head + 1` if none does.
+/// once true, stays true along the log), or `head + 1` if none does. A search in steps
+/// that each read [`PROBES`] evenly spaced events in one query: about log₃₂(head) reads,
+/// 5 for 10 million events, each a round trip to a database server.
 async fn first_position_where(
     store: &dyn EventStore,
     head: u64,
     reached: impl Fn(DateTime<Utc>) -> bool,
 ) -> Result<u64, StoreError> {
+    // The answer is within low..=high.
     let (mut low, mut high) = (1, head + 1);
     while low < high {
-        let middle = low + (high - low) / 2;
-        if recorded_at_or_after(store, middle).await?.is_none_or(&reached) {
-            high = middle;
+        let span = high - low;
+        let mut probes: Vec<u64> = if span <= PROBES {
+            (low..high).collect()
         } else {
-            low = middle + 1;
+            (1..=PROBES).map(|i| low + span * i / (PROBES + 1)).collect()
+        };
+        probes.dedup();
+        let read: HashMap<u64, DateTime<Utc>> = store
+            .read_positions(&probes)
+            .await?
+            .into_iter()
+            .map(|event| (event.position, event.recorded_at))
+            .collect();
+        let (mut below, mut at) = (low, high);
+        for probe in probes {
+            let recorded_at = match read.get(&probe) {
+                Some(&recorded_at) => Some(recorded_at),
+                None => recorded_at_or_after(store, probe).await?,
+            };
+            if recorded_at.is_none_or(&reached) {
+                at = probe;
+                break;
+            }
+            below = probe + 1;
         }
+        (low, high) = (below, at);
     }
     Ok(low)
 }
