@@ -99,8 +99,9 @@ struct PositionRange {
 }
 
 impl PositionRange {
-    /// Found by binary search over the log up to `head`, whose recorded_at never decreases:
-    /// about 2 log₂(head) reads of single events, whatever the window holds.
+    /// Found by searching the log up to `head`, whose recorded_at never decreases: about
+    /// log₃₂(head) reads for each bound (see [`first_position_where`]), whatever the
+    /// window holds.
     async fn of(store: &dyn EventStore, query: &AuditQuery, head: u64) -> Result<Self, StoreError> {
         let first = match query.from {
             Some(from) => Some(first_position_where(store, head, |at| at >= from).await?),
