@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -248,15 +249,22 @@ async fn the_index_answers_as_the_whole_trail_on_postgres() {
     the_index_answers_as_the_whole_trail(TestDb::postgres().await).await;
 }
 
-#[tokio::test]
-async fn an_index_dropped_is_rebuilt_from_the_log() {
-    let db = TestDb::sqlite();
+/// A generated history in `db` and an index caught up with it: the store, the orgs, the
+/// index and the log's head.
+async fn indexed_history(db: &TestDb) -> (Arc<dyn EventStore>, Vec<OrgId>, Arc<AuditIndex>, u64) {
     let store = keyward::store::open(&db.url()).await.unwrap();
     let orgs = generate(&*store).await;
     let head = store.head().await.unwrap().position;
     let index = AuditIndex::open(&db.url()).await.unwrap();
     index.start(store.clone());
     assert!(index.caught_up_to(head, Duration::from_secs(30)).await);
+    (store, orgs, index, head)
+}
+
+#[tokio::test]
+async fn an_index_dropped_is_rebuilt_from_the_log() {
+    let db = TestDb::sqlite();
+    let (store, orgs, index, head) = indexed_history(&db).await;
     let before = index
         .query(&*store, orgs[0], &AuditQuery::default(), 0, 1000)
         .await
@@ -286,12 +294,7 @@ async fn an_index_dropped_is_rebuilt_from_the_log() {
 #[tokio::test]
 async fn time_windows_are_found_in_a_log_with_an_event_missing() {
     let db = TestDb::sqlite();
-    let store = keyward::store::open(&db.url()).await.unwrap();
-    let orgs = generate(&*store).await;
-    let head = store.head().await.unwrap().position;
-    let index = AuditIndex::open(&db.url()).await.unwrap();
-    index.start(store.clone());
-    assert!(index.caught_up_to(head, Duration::from_secs(30)).await);
+    let (store, orgs, index, head) = indexed_history(&db).await;
     // The first event of an append, whose time the rest of the append shares.
     let missing = 5 * EVENTS_PER_APPEND + 1;
     let at = store.read_positions(&[missing]).await.unwrap()[0].recorded_at;

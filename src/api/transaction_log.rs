@@ -38,12 +38,8 @@ pub(super) async fn page(
     let (positions, _) = index
         .query_up_to(store, org, &by_agent, Some(applied), offset, limit)
         .await?;
-    let mut history = TransactionHistory::default();
-    for record in signed_at(store, &positions, agent, |_| true).await?.into_iter().rev() {
-        history.push(record);
-    }
-    let unsettled: Vec<Uuid> = history.unsettled().map(|record| record.id).collect();
-    settle(store, &mut history, &unsettled, applied).await?;
+    let newest_first = signed_at(store, &positions, agent, |_| true).await?;
+    let history = settled(store, newest_first.into_iter().rev(), applied).await?;
     Ok(history.records().iter().rev().cloned().collect())
 }
 
@@ -62,15 +58,25 @@ pub(super) async fn transaction(
         ..AuditQuery::default()
     };
     let (positions, _) = index.query_up_to(store, org, &by_id, Some(applied), 0, 1).await?;
-    let Some(record) = signed_at(store, &positions, agent, |id| id == tx_id).await?.pop() else {
-        return Ok(None);
-    };
-    let mut history = TransactionHistory::default();
-    history.push(record);
-    if history.unsettled().next().is_some() {
-        settle(store, &mut history, &[tx_id], applied).await?;
-    }
+    let found = signed_at(store, &positions, agent, |id| id == tx_id).await?;
+    let history = settled(store, found, applied).await?;
     Ok(history.get(tx_id).cloned())
+}
+
+/// The history of `records`, given oldest first, each signed for broadcast marked with
+/// its outcome if the log has it up to `applied`.
+async fn settled(
+    store: &dyn EventStore,
+    records: impl IntoIterator<Item = TransactionRecord>,
+    applied: u64,
+) -> Result<TransactionHistory, StoreError> {
+    let mut history = TransactionHistory::default();
+    for record in records {
+        history.push(record);
+    }
+    let unsettled: Vec<Uuid> = history.unsettled().map(|record| record.id).collect();
+    settle(store, &mut history, &unsettled, applied).await?;
+    Ok(history)
 }
 
 /// The records of the transactions `agent` signed at `positions`, whose id is `wanted`, in

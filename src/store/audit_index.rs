@@ -283,13 +283,14 @@ macro_rules! push_counts_of {
 /// Where a page `$offset` entries from the newest of `$range` starts, on `$db`: the
 /// range narrowed below the whole blocks the offset skips, and the offset left within it,
 /// so that a deep page walks at most a block's worth of index entries it does not return.
+/// `$blocks` are the range's whole blocks, as its count plan has them.
 macro_rules! skip_whole_blocks {
-    ($db:ty, $pool:expr, $org:expr, $query:expr, $range:expr, $offset:expr) => {{
+    ($db:ty, $pool:expr, $org:expr, $query:expr, $range:expr, $blocks:expr, $offset:expr) => {{
         let range: PositionRange = $range;
-        let blocks = match CountPlan::of(range, BLOCK).blocks {
+        let blocks = match $blocks {
             Blocks::WholeHistory => Some((0, None)),
-            Blocks::From(first) => Some((first, None)),
-            Blocks::Between(first, last) => Some((first, Some(last))),
+            Blocks::From(first) => Some((*first, None)),
+            Blocks::Between(first, last) => Some((*first, Some(*last))),
             Blocks::None => None,
         };
         match blocks {
@@ -338,14 +339,14 @@ macro_rules! skip_whole_blocks {
 /// A page of matching positions, newest first, and how many match in all, on `$db`.
 macro_rules! page_and_count {
     ($db:ty, $pool:expr, $org:expr, $query:expr, $range:expr, $offset:expr, $limit:expr) => {{
-        let (page_range, page_offset) = skip_whole_blocks!($db, $pool, $org, $query, $range, $offset);
+        let plan = CountPlan::of($range, BLOCK);
+        let (page_range, page_offset) = skip_whole_blocks!($db, $pool, $org, $query, $range, &plan.blocks, $offset);
         let mut page = QueryBuilder::<$db>::new("SELECT position");
         push_filter!(page, $org, $query, page_range);
         page.push(" ORDER BY position DESC LIMIT ")
             .push_bind($limit)
             .push(" OFFSET ")
             .push_bind(page_offset);
-        let plan = CountPlan::of($range, BLOCK);
         let mut count = QueryBuilder::<$db>::new("SELECT CAST((SELECT COALESCE(SUM(count), 0)");
         push_counts_of!(count, $org, $query);
         match plan.blocks {
