@@ -91,8 +91,18 @@ impl AuditRecord {
     /// The record of one stored event, as an auditor reads it; none if its metadata does
     /// not parse (a tampered row, which `verify` names).
     pub fn of(recorded: &RecordedEvent, event: &Event) -> Option<Self> {
+        Self::described(recorded, event, true)
+    }
+
+    /// [`Self::of`] with null details: for what keeps only who did what to what (the audit
+    /// index), which then does not build them for every event.
+    pub fn without_details(recorded: &RecordedEvent, event: &Event) -> Option<Self> {
+        Self::described(recorded, event, false)
+    }
+
+    fn described(recorded: &RecordedEvent, event: &Event, detailed: bool) -> Option<Self> {
         let metadata = recorded.metadata().ok()?;
-        let (action, resource_type, resource_id, details) = describe(event);
+        let (action, resource_type, resource_id, details) = describe(event, detailed);
         let Metadata {
             actor_type,
             actor_id,
@@ -117,119 +127,135 @@ impl AuditRecord {
 }
 
 /// The auditor's name for an event, the resource it is about, and its details.
-fn describe(event: &Event) -> (&'static str, &'static str, String, Value) {
+fn describe(event: &Event, detailed: bool) -> (&'static str, &'static str, String, Value) {
+    // Built only when asked for: what keeps who did what to what alone needs none.
+    macro_rules! details {
+        ($($json:tt)+) => {
+            if detailed { json!($($json)+) } else { Value::Null }
+        };
+    }
     match event {
-        Event::OrgCreated(e) => ("org.create", "org", e.org_id.to_string(), json!({"name": e.name})),
-        Event::EmailClaimed(e) => ("user.email_claim", "user", e.user_id.to_string(), json!({})),
-        Event::EmailReleased(e) => ("user.email_release", "user", e.user_id.to_string(), json!({})),
-        Event::UserSignedUp(e) => ("user.signup", "user", e.user_id.to_string(), json!({"email": e.email})),
+        Event::OrgCreated(e) => ("org.create", "org", e.org_id.to_string(), details!({"name": e.name})),
+        Event::EmailClaimed(e) => ("user.email_claim", "user", e.user_id.to_string(), details!({})),
+        Event::EmailReleased(e) => ("user.email_release", "user", e.user_id.to_string(), details!({})),
+        Event::UserSignedUp(e) => (
+            "user.signup",
+            "user",
+            e.user_id.to_string(),
+            details!({"email": e.email}),
+        ),
         Event::EmailVerificationIssued(e) => (
             "user.email_verification_sent",
             "user",
             e.user_id.to_string(),
-            json!({"expires_at": e.expires_at}),
+            details!({"expires_at": e.expires_at}),
         ),
         Event::EmailVerified(e) => (
             "user.email_verified",
             "user",
             e.user_id.to_string(),
-            json!({"email": e.email}),
+            details!({"email": e.email}),
         ),
         Event::PlatformAdminGranted(e) => (
             "platform.admin_grant",
             "user",
             e.user_id.to_string(),
-            json!({"email": e.email}),
+            details!({"email": e.email}),
         ),
         Event::PlatformAdminRevoked(e) => (
             "platform.admin_revoke",
             "user",
             e.user_id.to_string(),
-            json!({"email": e.email}),
+            details!({"email": e.email}),
         ),
         Event::UserAuthenticated(e) => (
             "auth.success",
             "user",
             e.user_id.to_string(),
-            json!({"method": e.method}),
+            details!({"method": e.method}),
         ),
         Event::SignedIn(e) => (
             "auth.sign_in",
             "user",
             e.user_id.to_string(),
-            json!({"sign_in_id": e.sign_in_id, "kind": e.kind, "expires_at": e.expires_at}),
+            details!({"sign_in_id": e.sign_in_id, "kind": e.kind, "expires_at": e.expires_at}),
         ),
         Event::AgentAuthenticated(e) => (
             "auth.success",
             "agent",
             e.agent_id.to_string(),
-            json!({"method": "api_key", "key_id": e.key_id}),
+            details!({"method": "api_key", "key_id": e.key_id}),
         ),
         Event::AuthenticationFailed(e) => (
             "auth.failure",
             e.principal.map_or("unknown", |p| p.kind.as_str()),
             e.principal.map(|p| p.id.to_string()).unwrap_or_default(),
-            json!({"method": e.method, "reason": e.reason}),
+            details!({"method": e.method, "reason": e.reason}),
         ),
-        Event::PasswordChanged(e) => ("user.change_password", "user", e.user_id.to_string(), json!({})),
+        Event::PasswordChanged(e) => ("user.change_password", "user", e.user_id.to_string(), details!({})),
         Event::ProfileUpdated(e) => (
             "user.update",
             "user",
             e.user_id.to_string(),
-            json!({"display_name": e.display_name}),
+            details!({"display_name": e.display_name}),
         ),
         Event::TokenRevoked(e) => (
             "auth.token_revoke",
             "user",
             e.user_id.to_string(),
-            json!({"token_id": e.token_id}),
+            details!({"token_id": e.token_id}),
         ),
         Event::RefreshTokenIssued(e) => (
             "auth.refresh_issue",
             "user",
             e.user_id.to_string(),
-            json!({"family_id": e.family_id}),
+            details!({"family_id": e.family_id}),
         ),
-        Event::RefreshTokenRedeemed(e) => ("auth.refresh", "user", e.user_id.to_string(), json!({})),
+        Event::RefreshTokenRedeemed(e) => ("auth.refresh", "user", e.user_id.to_string(), details!({})),
         Event::RefreshFamilyRevoked(e) => (
             "auth.refresh_reuse",
             "user",
             e.user_id.to_string(),
-            json!({"family_id": e.family_id}),
+            details!({"family_id": e.family_id}),
         ),
         Event::SignedOut(e) => (
             "auth.logout",
             "user",
             e.user_id.to_string(),
-            json!({"family_id": e.family_id}),
+            details!({"family_id": e.family_id}),
         ),
         Event::AccountDeleted(e) => (
             "user.delete",
             "user",
             e.user_id.to_string(),
-            json!({"org_id": e.org_id}),
+            details!({"org_id": e.org_id}),
         ),
         Event::MemberRoleChanged(e) => (
             "org.member_role_change",
             "user",
             e.user_id.to_string(),
-            json!({"org_id": e.org_id, "role": e.role, "by": e.by}),
+            details!({"org_id": e.org_id, "role": e.role, "by": e.by}),
         ),
         Event::MemberRemoved(e) => (
             "org.member_remove",
             "user",
             e.user_id.to_string(),
-            json!({"org_id": e.org_id, "by": e.by}),
+            details!({"org_id": e.org_id, "by": e.by}),
         ),
         Event::ApiKeyCreated(e) => (
             "api_key.create",
             "api_key",
             e.key_id.to_string(),
-            json!({"name": e.name, "key_prefix": e.key_prefix}),
+            details!({"name": e.name, "key_prefix": e.key_prefix}),
         ),
-        Event::ApiKeyRevoked(e) => ("api_key.revoke", "api_key", e.key_id.to_string(), json!({})),
-        Event::VaultCreated(e) => ("vault.create", "vault", e.vault_id.to_string(), json!({"name": e.name})),
-        Event::VaultDeleted(e) => ("vault.delete", "vault", e.vault_id.to_string(), json!({})),
+        Event::ApiKeyRevoked(e) => ("api_key.revoke", "api_key", e.key_id.to_string(), details!({})),
+        Event::VaultCreated(e) => (
+            "vault.create",
+            "vault",
+            e.vault_id.to_string(),
+            details!({"name": e.name}),
+        ),
+        Event::VaultDeleted(e) => ("vault.delete", "vault", e.vault_id.to_string(), details!({})),
         Event::PolicyGranted(e) => (
             "policy.create",
             "policy",
@@ -246,68 +272,68 @@ fn describe(event: &Event) -> (&'static str, &'static str, String, Value) {
             "policy.delete",
             "policy",
             e.policy_id.to_string(),
-            json!({"vault_id": e.vault_id}),
+            details!({"vault_id": e.vault_id}),
         ),
         Event::SecretWritten(e) => (
             "secret.write",
             "secret",
             e.secret_id.to_string(),
-            json!({"vault_id": e.vault_id, "path": e.path, "version": e.version, "type": e.secret_type}),
+            details!({"vault_id": e.vault_id, "path": e.path, "version": e.version, "type": e.secret_type}),
         ),
         Event::SecretRead(e) => (
             "secret.read",
             "secret",
             e.secret_id.to_string(),
-            json!({"vault_id": e.vault_id, "path": e.path, "version": e.version}),
+            details!({"vault_id": e.vault_id, "path": e.path, "version": e.version}),
         ),
         Event::SecretReadDenied(e) => (
             "secret.read_denied",
             "secret",
             format!("{}/{}", e.vault_id, e.path),
-            json!({"vault_id": e.vault_id, "path": e.path, "layer": e.layer, "reason": e.reason}),
+            details!({"vault_id": e.vault_id, "path": e.path, "layer": e.layer, "reason": e.reason}),
         ),
         Event::SecretDeleted(e) => (
             "secret.delete",
             "secret",
             e.secret_id.to_string(),
-            json!({"vault_id": e.vault_id, "path": e.path}),
+            details!({"vault_id": e.vault_id, "path": e.path}),
         ),
         Event::SecretVersionDisabled(e) => (
             "secret.version_disable",
             "secret",
             e.secret_id.to_string(),
-            json!({"vault_id": e.vault_id, "path": e.path, "version": e.version}),
+            details!({"vault_id": e.vault_id, "path": e.path, "version": e.version}),
         ),
         Event::AgentRegistered(e) => (
             "agent.register",
             "agent",
             e.agent_id.to_string(),
-            json!({"name": e.settings.name}),
+            details!({"name": e.settings.name}),
         ),
         Event::AgentUpdated(e) => (
             "agent.update",
             "agent",
             e.agent_id.to_string(),
-            json!({"is_active": e.is_active}),
+            details!({"is_active": e.is_active}),
         ),
         Event::AgentRawSigningEnabled(e) => (
             "agent.enable_raw_signing",
             "agent",
             e.agent_id.to_string(),
-            json!({"by": e.by}),
+            details!({"by": e.by}),
         ),
         Event::AgentKeyRotated(e) => (
             "agent.rotate_key",
             "agent",
             e.agent_id.to_string(),
-            json!({"key_prefix": e.key.key_prefix}),
+            details!({"key_prefix": e.key.key_prefix}),
         ),
-        Event::AgentDeactivated(e) => ("agent.deactivate", "agent", e.agent_id.to_string(), json!({})),
+        Event::AgentDeactivated(e) => ("agent.deactivate", "agent", e.agent_id.to_string(), details!({})),
         Event::TransactionSigned(e) => (
             "transaction.sign",
             "transaction",
             e.tx_id.to_string(),
-            json!({
+            details!({
                 "agent_id": e.agent_id, "chain": e.chain, "chain_id": e.chain_id, "from": e.from, "to": e.to,
                 "value_wei": e.value_wei.as_u128().to_string(), "nonce": e.nonce, "tx_hash": e.tx_hash,
                 "signing_key_path": e.signing_key_path,
@@ -317,25 +343,25 @@ fn describe(event: &Event) -> (&'static str, &'static str, String, Value) {
             "transaction.nonce_reserve",
             "transaction",
             e.tx_id.to_string(),
-            json!({"agent_id": e.agent_id, "chain_id": e.chain_id, "from": e.from, "nonce": e.nonce}),
+            details!({"agent_id": e.agent_id, "chain_id": e.chain_id, "from": e.from, "nonce": e.nonce}),
         ),
         Event::TransactionBroadcast(e) => (
             "transaction.broadcast",
             "transaction",
             e.tx_id.to_string(),
-            json!({"agent_id": e.agent_id}),
+            details!({"agent_id": e.agent_id}),
         ),
         Event::TransactionFailed(e) => (
             "transaction.fail",
             "transaction",
             e.tx_id.to_string(),
-            json!({"agent_id": e.agent_id, "error": e.error}),
+            details!({"agent_id": e.agent_id, "error": e.error}),
         ),
         Event::TransactionRejected(e) => (
             "transaction.reject",
             "agent",
             e.agent_id.to_string(),
-            json!({
+            details!({
                 "rule": e.rule, "detail": e.detail, "chain": e.chain, "to": e.to,
                 "value_wei": e.value_wei.as_u128().to_string(),
             }),
@@ -344,7 +370,7 @@ fn describe(event: &Event) -> (&'static str, &'static str, String, Value) {
             "transaction.simulate",
             "agent",
             e.agent_id.to_string(),
-            json!({
+            details!({
                 "chain": e.chain, "to": e.to, "value_wei": e.value_wei.as_u128().to_string(),
                 "succeeded": e.succeeded, "gas_used": e.gas_used, "revert_reason": e.revert_reason,
             }),
@@ -353,7 +379,7 @@ fn describe(event: &Event) -> (&'static str, &'static str, String, Value) {
             "message.sign",
             "agent",
             e.agent_id.to_string(),
-            json!({
+            details!({
                 "chain": e.chain, "chain_id": e.chain_id, "intent_type": e.intent_type, "from": e.from,
                 "hash": e.hash, "signing_key_path": e.signing_key_path,
             }),
@@ -362,7 +388,7 @@ fn describe(event: &Event) -> (&'static str, &'static str, String, Value) {
             "message.refuse",
             "agent",
             e.agent_id.to_string(),
-            json!({"chain": e.chain, "intent_type": e.intent_type, "rule": e.rule, "detail": e.detail}),
+            details!({"chain": e.chain, "intent_type": e.intent_type, "rule": e.rule, "detail": e.detail}),
         ),
         Event::SigningKeyProvisioned(e) => (
             match (e.imported, e.replaces.is_some()) {
@@ -372,7 +398,7 @@ fn describe(event: &Event) -> (&'static str, &'static str, String, Value) {
             },
             "agent",
             e.agent_id.to_string(),
-            json!({
+            details!({
                 "key_id": e.key_id, "chain": e.chain, "address": e.address,
                 "key_version": e.key_version, "replaces": e.replaces,
             }),
@@ -381,32 +407,32 @@ fn describe(event: &Event) -> (&'static str, &'static str, String, Value) {
             "signing_key.deactivate",
             "agent",
             e.agent_id.to_string(),
-            json!({"key_id": e.key_id, "chain": e.chain}),
+            details!({"key_id": e.key_id, "chain": e.chain}),
         ),
         Event::SigningKeyExported(e) => (
             "signing_key.export",
             "agent",
             e.agent_id.to_string(),
-            json!({"key_id": e.key_id, "chain": e.chain, "key_version": e.key_version, "by": e.by}),
+            details!({"key_id": e.key_id, "chain": e.chain, "key_version": e.key_version, "by": e.by}),
         ),
         Event::ChainAdded(e) => (
             "chain.create",
             "chain",
             e.id.to_string(),
-            json!({"settings": e.settings}),
+            details!({"settings": e.settings}),
         ),
         Event::ChainUpdated(e) => (
             "chain.update",
             "chain",
             e.id.to_string(),
-            json!({"settings": e.settings}),
+            details!({"settings": e.settings}),
         ),
-        Event::ChainRemoved(e) => ("chain.delete", "chain", e.id.to_string(), json!({})),
+        Event::ChainRemoved(e) => ("chain.delete", "chain", e.id.to_string(), details!({})),
         Event::ShareCreated(e) => (
             "share.create",
             "share",
             e.share_id.to_string(),
-            json!({
+            details!({
                 "secret_id": e.secret_id, "vault_id": e.vault_id, "path": e.path,
                 "recipient_type": e.recipient_type, "recipient": e.recipient,
                 "expires_at": e.expires_at, "max_access_count": e.max_access_count,
@@ -417,65 +443,65 @@ fn describe(event: &Event) -> (&'static str, &'static str, String, Value) {
             "share.access",
             "share",
             e.share_id.to_string(),
-            json!({"secret_id": e.secret_id, "version": e.version, "by": e.by}),
+            details!({"secret_id": e.secret_id, "version": e.version, "by": e.by}),
         ),
         Event::ShareAccessDenied(e) => (
             "share.access_denied",
             "share",
             e.share_id.to_string(),
-            json!({"by": e.by, "reason": e.reason, "wrong_passphrase": e.wrong_passphrase}),
+            details!({"by": e.by, "reason": e.reason, "wrong_passphrase": e.wrong_passphrase}),
         ),
         // The actor is whoever presented the guess that locked it.
         Event::ShareLocked(e) => (
             "share.locked",
             "share",
             e.share_id.to_string(),
-            json!({"wrong_passphrases": e.wrong_passphrases}),
+            details!({"wrong_passphrases": e.wrong_passphrases}),
         ),
-        Event::ShareRevoked(e) => ("share.revoke", "share", e.share_id.to_string(), json!({"by": e.by})),
-        Event::ShareAccepted(e) => ("share.accept", "share", e.share_id.to_string(), json!({"by": e.by})),
+        Event::ShareRevoked(e) => ("share.revoke", "share", e.share_id.to_string(), details!({"by": e.by})),
+        Event::ShareAccepted(e) => ("share.accept", "share", e.share_id.to_string(), details!({"by": e.by})),
         Event::ShareClaimed(e) => (
             "share.claim",
             "share",
             e.share_id.to_string(),
-            json!({"user_id": e.user_id}),
+            details!({"user_id": e.user_id}),
         ),
-        Event::ShareDeclined(e) => ("share.decline", "share", e.share_id.to_string(), json!({"by": e.by})),
+        Event::ShareDeclined(e) => ("share.decline", "share", e.share_id.to_string(), details!({"by": e.by})),
         Event::EnrollmentRequested(e) => (
             "agent.enroll",
             "enrollment",
             e.enrollment_id.to_string(),
-            json!({"name": e.settings.name, "human_email": e.human_email, "requested_from": e.requested_from}),
+            details!({"name": e.settings.name, "human_email": e.human_email, "requested_from": e.requested_from}),
         ),
         Event::EnrollmentApproved(e) => (
             "agent.enroll_approve",
             "enrollment",
             e.enrollment_id.to_string(),
-            json!({"agent_id": e.agent_id, "approved_by": e.approved_by}),
+            details!({"agent_id": e.agent_id, "approved_by": e.approved_by}),
         ),
         Event::EnrollmentDenied(e) => (
             "agent.enroll_deny",
             "enrollment",
             e.enrollment_id.to_string(),
-            json!({"denied_by": e.denied_by}),
+            details!({"denied_by": e.denied_by}),
         ),
         Event::MailQueued(e) => (
             "mail.queue",
             "mail",
             e.mail_id.to_string(),
-            json!({"to": e.to, "kind": e.kind, "subject": e.subject}),
+            details!({"to": e.to, "kind": e.kind, "subject": e.subject}),
         ),
         Event::MailSent(e) => (
             "mail.send",
             "mail",
             e.mail_id.to_string(),
-            json!({"attempts": e.attempts}),
+            details!({"attempts": e.attempts}),
         ),
         Event::MailFailed(e) => (
             "mail.failure",
             "mail",
             e.mail_id.to_string(),
-            json!({"attempts": e.attempts, "error": e.error}),
+            details!({"attempts": e.attempts, "error": e.error}),
         ),
     }
 }

@@ -8,8 +8,8 @@
 //! are numbers standing for terms kept once in `audit_terms`, and there is no time column,
 //! for positions follow time: a time window is found in the log as a range of positions.
 //!
-//! Every replica indexes; rows are keyed by position, so replicas sharing Postgres write
-//! the same rows and never conflict.
+//! Every replica indexes; rows are keyed by position, and a writer locks the index's head
+//! before it inserts the rows past it, so replicas sharing Postgres never write a row twice.
 
 use std::collections::{BTreeSet, HashMap};
 use std::str::FromStr;
@@ -32,6 +32,10 @@ use super::{EventStore, StoreError, to_i64, to_u64};
 const BATCH: usize = 5000;
 /// Rows (or terms) per statement, within both backends' limits on bound parameters.
 const ROWS_PER_STATEMENT: usize = 1000;
+/// Index rows per insert: a batch's full statements are all the same one, prepared once.
+const ROWS_PER_INSERT: usize = 128;
+/// Locks the index's head for the rest of the transaction, and reads it.
+const LOCK_HEAD: &str = "UPDATE audit_index_head SET position = position WHERE id = 1 RETURNING position";
 /// How long a batch waits for more events after its first: a query waits for the index at
 /// most this much longer, and a steady trickle of events is written in fewer transactions.
 const LINGER: Duration = Duration::from_millis(50);
@@ -394,12 +398,18 @@ fn skipped_blocks(offset: i64, newer: i64, newest_first: &[(i64, i64)]) -> Optio
     oldest_skipped.map(|block| (block, skipped))
 }
 
-/// Inserts `$rows`, adds the new ones to the counts, and raises the head with `$raise_head`
-/// (bound to `$up_to`), in one transaction on `$db`.
+/// Inserts the `$rows` past the index's head, adds them to the counts, and raises the head
+/// with `$raise_head` (bound to `$up_to`), in one transaction on `$db`.
 macro_rules! write_batch {
     ($db:ty, $pool:expr, $rows:expr, $raise_head:expr, $up_to:expr) => {{
         let mut transaction = $pool.begin().await?;
-        let distinct: BTreeSet<&str> = $rows.iter().flat_map(IndexRow::terms).collect();
+        // The head's row is locked first: another writer of the same index (a replica on
+        // Postgres, another process on the SQLite file) waits here until this one commits.
+        // Every position up to the head is indexed and none past it, so the rows past it
+        // are this writer's alone to insert and to count.
+        let head: i64 = sqlx::query_scalar(LOCK_HEAD).fetch_one(&mut *transaction).await?;
+        let rows: Vec<&IndexRow> = $rows.iter().filter(|row| row.position > head).collect();
+        let distinct: BTreeSet<&str> = rows.iter().copied().flat_map(IndexRow::terms).collect();
         let numbers = number_terms!($db, transaction, distinct.into_iter().collect());
         let number = |term: &str| {
             numbers.get(term).copied().ok_or_else(|| StoreError::Corrupt {
@@ -407,46 +417,40 @@ macro_rules! write_batch {
                 reason: format!("the audit index could not number the term {term:?}"),
             })
         };
+        let numbered = rows
+            .iter()
+            .map(|row| {
+                let actor = row.actor.as_deref().map(number).transpose()?;
+                Ok((
+                    row.position,
+                    number(&row.org)?,
+                    number(row.action)?,
+                    actor,
+                    number(&row.resource)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        // Statements of a fixed size are prepared once per connection and then reused.
+        for chunk in numbered.chunks(ROWS_PER_INSERT) {
+            let mut insert =
+                QueryBuilder::<$db>::new("INSERT INTO audit_index (position, org, action, actor, resource) ");
+            insert.push_values(chunk, |mut values, (position, org, action, actor, resource)| {
+                values
+                    .push_bind(*position)
+                    .push_bind(*org)
+                    .push_bind(*action)
+                    .push_bind(*actor)
+                    .push_bind(*resource);
+            });
+            insert.build().execute(&mut *transaction).await?;
+        }
         // Rows by their terms and block first: a batch holds few distinct ones, each then
         // spread over the counts it adds to.
         let mut inserted_terms: HashMap<(i64, i64, i64, Option<i64>, i64), i64> = HashMap::new();
-        for rows in $rows.chunks(ROWS_PER_STATEMENT) {
-            let numbered = rows
-                .iter()
-                .map(|row| {
-                    let actor = row.actor.as_deref().map(number).transpose()?;
-                    Ok((
-                        row.position,
-                        number(&row.org)?,
-                        number(row.action)?,
-                        actor,
-                        number(&row.resource)?,
-                    ))
-                })
-                .collect::<Result<Vec<_>, StoreError>>()?;
-            let mut insert =
-                QueryBuilder::<$db>::new("INSERT INTO audit_index (position, org, action, actor, resource) ");
-            insert.push_values(numbered, |mut values, (position, org, action, actor, resource)| {
-                values
-                    .push_bind(position)
-                    .push_bind(org)
-                    .push_bind(action)
-                    .push_bind(actor)
-                    .push_bind(resource);
-            });
-            // Another replica may have indexed the same positions: only new rows count.
-            insert.push(" ON CONFLICT (position) DO NOTHING RETURNING position, org, action, actor, resource");
-            for row in insert.build().fetch_all(&mut *transaction).await? {
-                let position: i64 = row.try_get(0)?;
-                let terms = (
-                    position.div_euclid(BLOCK),
-                    row.try_get(1)?,
-                    row.try_get(2)?,
-                    row.try_get(3)?,
-                    row.try_get(4)?,
-                );
-                *inserted_terms.entry(terms).or_default() += 1;
-            }
+        for (position, org, action, actor, resource) in numbered {
+            *inserted_terms
+                .entry((position.div_euclid(BLOCK), org, action, actor, resource))
+                .or_default() += 1;
         }
         let mut inserted: HashMap<CountKey, i64> = HashMap::new();
         for ((block, org, action, actor, resource), rows) in inserted_terms {
@@ -692,7 +696,7 @@ impl AuditIndex {
                     .iter()
                     .filter_map(|recorded| {
                         let event = Event::decode(recorded)?.ok()?;
-                        AuditRecord::of(recorded, &event).and_then(|record| IndexRow::of(&record))
+                        AuditRecord::without_details(recorded, &event).and_then(|record| IndexRow::of(&record))
                     })
                     .collect();
                 while let Err(error) = index.write(&rows, up_to).await {
