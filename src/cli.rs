@@ -13,15 +13,10 @@ use domain::{OrgId, SecretPath, VaultId};
 use indicatif::{ProgressBar, ProgressStyle};
 use projections::Until;
 
-use crate::app::commands::Commands;
-use crate::auth::{SigningKeys, TOKEN_AUDIENCE, TokenIssuer};
 use crate::config::{self, Config};
-use crate::crypto::{Envelope, KeyTable, MasterKey};
-use crate::mail::Mailer;
-use crate::store::audit_index::AuditIndex;
 use crate::store::snapshot;
 use crate::store::{self, EventStore};
-use crate::{api, bench, platform_admin, projector::Projector, replay, verify};
+use crate::{app, bench, platform_admin, replay, verify};
 
 /// Prints a line of output; a reader that closed stdout early (`keyward replay | head -1`)
 /// is not an error worth a panic.
@@ -245,67 +240,12 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn EventStore>> {
 async fn serve(config: Config, store: Arc<dyn EventStore>) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     crate::telemetry::install();
-    let snapshots = snapshot::open(&config.database_url)
-        .await
-        .context("cannot open the read-model snapshots")?
-        .map(|snapshots| (snapshots, config.snapshots));
-    let projector = Projector::start_with(store.clone(), snapshots)
-        .await
-        .context("cannot rebuild the read models")?;
-    tracing::info!(
-        log_position = projector.position(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "read models rebuilt"
-    );
-    let signing_keys = SigningKeys::load_or_generate(&config.data_dir).context("cannot load the token signing key")?;
-    let tokens = Arc::new(TokenIssuer::new(
-        signing_keys,
-        config.public_url.to_string(),
-        TOKEN_AUDIENCE.to_owned(),
-    ));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    tracing::info!(listen = %config.listen, public_url = %config.public_url, "keyward is serving");
-    // The master key stays out of Config: it is read from the environment or data_dir
-    // only here, where the envelope takes it over.
-    let configured_master_key = std::env::var("KEYWARD_MASTER_KEY").ok();
-    let master_key = MasterKey::load_or_generate(&config.data_dir, configured_master_key.as_deref())
-        .context("cannot load the master key")?;
-    let key_table = KeyTable::open(&config.database_url)
-        .await
-        .context("cannot open the key table")?;
-    let envelope = Arc::new(Envelope::new(master_key, key_table));
-    let audit_index = AuditIndex::open(&config.database_url)
-        .await
-        .context("cannot open the audit index")?;
-    audit_index.start(store.clone());
-    let commands = Commands::new(store.clone(), projector.clone());
-    let mailer = Mailer::start(&config, commands.clone(), projector.clone()).context("cannot set up mail")?;
-    let config = Arc::new(config);
-    let state = api::AppState {
-        config,
-        store,
-        projector,
-        commands,
-        tokens,
-        envelope,
-        mailer,
-        audit_index,
-        limits: Arc::new(api::RateLimits::default()),
-        rpc: intents::RpcPool::new().context("cannot set up the RPC client")?,
-        pending_nonces: Arc::new(intents::PendingNonces::new(std::time::Duration::from_secs(1))),
-        reservations: Arc::new(api::Reservations::default()),
-        broadcasts: Arc::default(),
-        known_addresses: Arc::default(),
-    };
-    let resumed = api::broadcasts::resume_unsettled(&state);
-    if resumed > 0 {
-        tracing::info!(
-            transactions = resumed,
-            "sending again the transactions signed before the last stop"
-        );
-    }
+    let (listen, public_url) = (config.listen, config.public_url.clone());
+    let state = app::AppState::start(config, store).await?;
+    tracing::info!(listen = %listen, public_url = %public_url, elapsed_ms = started.elapsed().as_millis() as u64, "keyward is serving");
     let (projector, log) = (state.projector.clone(), state.store.clone());
     let app = crate::router::router(state);
     axum::serve(

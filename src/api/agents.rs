@@ -20,11 +20,11 @@ use projections::ReadModels;
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
-use super::AppState;
 use super::auth::confirm_password;
 use super::extract::{Body, PathParams, RequestContext};
 use super::problem::ApiError;
 use super::session::{AgentSession, Caller, HumanSession};
+use crate::app::AppState;
 use crate::auth::{ApiKey, ApiKeyKind, PrincipalType, TokenRequest, TokenUse};
 
 /// The body of POST /v1/agents and of PATCH/PUT /v1/agents/{id}: on create, absent

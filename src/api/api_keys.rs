@@ -12,10 +12,10 @@ use domain::user::{self, UserApiKey};
 use domain::{ActorType, ApiKeyId, ExpectedVersion};
 use serde::{Deserialize, Serialize};
 
-use super::AppState;
 use super::extract::{Body, PathParams, RequestContext};
 use super::problem::ApiError;
 use super::session::HumanSession;
+use crate::app::AppState;
 use crate::auth::{ApiKey, ApiKeyKind, PrincipalType, TokenRequest, TokenUse};
 
 /// How long a token exchanged for an API key lives.

@@ -14,11 +14,11 @@ use projections::{AccessModels, Until};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::AppState;
 use super::extract::QueryParams;
 use super::page::Page;
 use super::problem::ApiError;
 use super::session::HumanSession;
+use crate::app::AppState;
 use crate::store::audit_index::AuditIndex;
 use crate::verify::{self, BreakReason, Verdict};
 

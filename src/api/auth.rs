@@ -21,11 +21,11 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use super::AppState;
 use super::extract::{Body, RequestContext};
 use super::problem::ApiError;
 use super::session::{HumanCredential, HumanSession};
 use super::vaults;
+use crate::app::AppState;
 use crate::app::commands::Attempt;
 use crate::auth::{self, ApiKeyHash, PrincipalType, TokenRequest, TokenUse, VerificationToken};
 use crate::mail;
@@ -209,7 +209,7 @@ fn user_metadata(context: &RequestContext, user: &User) -> Metadata {
 /// The account these credentials belong to. Every failure is the same 401, audited, after
 /// the same amount of hashing work, so neither the answer nor its timing says whether the
 /// email exists. The client's leave for the check is taken before it runs
-/// ([`RateLimits::password_check`](super::RateLimits::password_check)): guesses sent at
+/// ([`RateLimits::password_check`](crate::app::rate_limit::RateLimits::password_check)): guesses sent at
 /// once are counted as they start, so a client out of refusals gets a 429 and no answer.
 async fn verify_credentials(
     state: &AppState,

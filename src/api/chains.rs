@@ -10,36 +10,12 @@ use domain::evm_chain::{self, ChainSettings, EvmChain};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::AppState;
 use super::extract::{Body, PathParams};
 use super::problem::ApiError;
 use super::session::{Caller, HumanSession};
+use crate::app::AppState;
 
-/// The chains of the configuration file, the registry's base.
-fn configured(state: &AppState) -> Vec<ChainSettings> {
-    state.config.chains.iter().map(|chain| chain.settings()).collect()
-}
-
-/// The chains in force: the configured ones with administrators' changes on top.
-pub fn registry(state: &AppState) -> Vec<EvmChain> {
-    let configured = configured(state);
-    state.projector.read(|models| models.chains.effective(&configured))
-}
-
-/// The chains agents may use: the registry's enabled ones.
-pub fn enabled_chains(state: &AppState) -> Vec<EvmChain> {
-    registry(state)
-        .into_iter()
-        .filter(|chain| chain.settings.is_enabled)
-        .collect()
-}
-
-/// The enabled chain `identifier` names (its name or decimal chain id), if any.
-pub fn enabled_chain(state: &AppState, identifier: &str) -> Option<EvmChain> {
-    enabled_chains(state)
-        .into_iter()
-        .find(|chain| chain.is_named(identifier))
-}
+pub use crate::app::chains::{configured, enabled_chain, enabled_chains, registry};
 
 #[derive(Serialize)]
 pub struct ChainResponse {

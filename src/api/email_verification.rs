@@ -12,11 +12,11 @@ use domain::user::User;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::AppState;
 use super::auth::{self, SessionTokens};
 use super::extract::{Body, RequestContext};
 use super::problem::ApiError;
 use super::session::HumanSession;
+use crate::app::AppState;
 use crate::auth::VerificationToken;
 use crate::auth::verification_token;
 use crate::mail;

@@ -23,11 +23,11 @@ use url::Url;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use super::AppState;
 use super::agents::{AgentCreatedResponse, AgentResponse, new_key};
 use super::extract::{Body, PathParams, RequestContext};
 use super::problem::ApiError;
 use super::session::HumanSession;
+use crate::app::AppState;
 use crate::app::commands::Attempt;
 use crate::mail;
 use crate::store::{read_at, read_stream_up_to};

@@ -11,12 +11,12 @@ use domain::{AgentId, SecretPath, UserId, VaultId};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::AppState;
 use super::extract::Body;
 use super::policies::managed_vault;
 use super::problem::ApiError;
 use super::secrets::authorize_in;
 use super::session::{HumanSession, TokenReach};
+use crate::app::AppState;
 
 #[derive(Deserialize)]
 pub struct ExplainRequest {

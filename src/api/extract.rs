@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use domain::{ActorType, Metadata, OrgId};
 use serde::de::DeserializeOwned;
 
-use super::AppState;
 use super::problem::ApiError;
+use crate::app::AppState;
 
 /// A JSON request body; a malformed one is a 400 problem that never echoes its values.
 pub struct Body<T>(pub T);

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
 
-use super::AppState;
+use crate::app::AppState;
 
 #[derive(Debug, Serialize)]
 pub struct Health {

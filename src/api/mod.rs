@@ -5,7 +5,6 @@ mod agents;
 mod api_keys;
 mod audit;
 pub(crate) mod auth;
-pub mod broadcasts;
 mod chains;
 pub(crate) mod email_verification;
 pub(crate) mod enrollments;
@@ -13,14 +12,11 @@ mod explain;
 pub(crate) mod extract;
 mod health;
 mod intent;
-mod lanes;
 mod openapi;
 mod org;
 mod page;
 mod policies;
 mod problem;
-mod rate_limit;
-mod reservations;
 mod scrape;
 mod secrets;
 pub(crate) mod session;
@@ -32,48 +28,12 @@ mod transaction_log;
 mod transactions;
 mod vaults;
 
-use std::sync::Arc;
+use crate::app::AppState;
 
 use axum::Router;
 use axum::routing::{get, post};
 
 pub use problem::{ApiError, Problem, method_not_allowed, not_found};
-pub use rate_limit::RateLimits;
-pub use reservations::Reservations;
-
-use crate::app::commands::Commands;
-use crate::auth::TokenIssuer;
-use crate::config::Config;
-use crate::crypto::Envelope;
-use crate::mail::Mailer;
-use crate::projector::Projector;
-use crate::store::EventStore;
-use crate::store::audit_index::AuditIndex;
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub store: Arc<dyn EventStore>,
-    pub projector: Arc<Projector>,
-    pub commands: Commands,
-    pub tokens: Arc<TokenIssuer>,
-    pub envelope: Arc<Envelope>,
-    pub mailer: Mailer,
-    /// The audit trail's index, kept current with the log in the background.
-    pub audit_index: Arc<AuditIndex>,
-    pub limits: Arc<RateLimits>,
-    /// Connections to chains' RPC nodes.
-    pub rpc: intents::RpcPool,
-    /// Each node's pending nonces, asked for at most once a second per signing address.
-    pub pending_nonces: Arc<intents::PendingNonces>,
-    /// Each agent's transaction reservations, decided in turns within this replica.
-    pub reservations: Arc<Reservations>,
-    /// Each sender's signed transactions, sent in nonce order within this replica.
-    pub broadcasts: Arc<broadcasts::Broadcasts>,
-    /// The address each private-key secret version signs for, derived once.
-    pub known_addresses: Arc<intents::KnownAddresses<(domain::SecretId, u64)>>,
-}
 
 /// The JSON API's routes; [`crate::router`] serves them beside the pages and MCP.
 pub fn routes() -> Router<AppState> {

@@ -11,10 +11,10 @@ use domain::user::User;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::AppState;
 use super::extract::{Body, PathParams};
 use super::problem::ApiError;
 use super::session::HumanSession;
+use crate::app::AppState;
 
 #[derive(Serialize)]
 pub struct OrgMemberResponse {

@@ -13,10 +13,10 @@ use projections::access::GrantedPolicy;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::AppState;
 use super::extract::{Body, PathParams};
 use super::problem::ApiError;
 use super::session::HumanSession;
+use crate::app::AppState;
 
 #[derive(Deserialize)]
 pub struct CreatePolicyRequest {

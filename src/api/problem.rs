@@ -6,8 +6,8 @@ use axum::response::{IntoResponse, Response};
 use domain::change::DomainError;
 use serde::Serialize;
 
+use crate::app::AppError;
 use crate::app::commands::CommandError;
-use crate::store::AppendError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
@@ -135,13 +135,24 @@ impl From<DomainError> for ApiError {
 
 impl From<CommandError> for ApiError {
     fn from(error: CommandError) -> Self {
+        AppError::from(error).into()
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(error: AppError) -> Self {
         match error {
-            CommandError::Domain(domain) => domain.into(),
-            CommandError::Append(AppendError::WrongExpectedVersion { .. }) => {
-                ApiError::Conflict("the resource was changed by a concurrent request; retry".into())
-            }
-            CommandError::KeptChanging(what) => ApiError::Conflict(format!("{what}; retry")),
-            other => ApiError::internal(other),
+            AppError::Domain(domain) => domain.into(),
+            AppError::Contended(what) => ApiError::Conflict(format!("{what}; retry")),
+            AppError::Throttled { retry_after_seconds } => ApiError::TooManyRequests { retry_after_seconds },
+            AppError::Unavailable {
+                detail,
+                retry_after_seconds,
+            } => ApiError::Unavailable {
+                detail,
+                retry_after_seconds,
+            },
+            AppError::Internal(cause) => ApiError::Internal(cause),
         }
     }
 }

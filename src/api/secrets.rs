@@ -26,10 +26,10 @@ use projections::ReadModels;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::AppState;
 use super::extract::{Body, PathParams};
 use super::problem::ApiError;
 use super::session::{Caller, SecretCaller, TokenReach};
+use crate::app::AppState;
 use crate::app::commands::Attempt;
 use crate::crypto::{CryptoError, SealedValue};
 

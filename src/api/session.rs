@@ -18,9 +18,9 @@ use domain::user::{User, UserApiKey};
 use domain::{ActorType, AgentId, Metadata, OrgId, UserId, VaultId};
 use projections::ReadModels;
 
-use super::AppState;
 use super::extract::RequestContext;
 use super::problem::ApiError;
+use crate::app::AppState;
 use crate::auth::{ApiKey, ApiKeyKind, Claims, PrincipalType, TokenUse};
 
 /// A signed-in human.

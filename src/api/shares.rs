@@ -22,12 +22,12 @@ use projections::ReadModels;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::AppState;
 use super::extract::{Body, PathParams, QueryParams, RequestContext};
 use super::policies::manages;
 use super::problem::ApiError;
 use super::secrets::{authorize_in, open, require};
 use super::session::{Caller, MaybeCaller, TokenReach};
+use crate::app::AppState;
 use crate::auth::password::PASSPHRASE_POLICY;
 use crate::auth::{ApiKeyHash, PasswordRejected};
 use crate::config::parse_net;
@@ -511,7 +511,7 @@ pub async fn access(
 
 /// Checks the passphrase presented for a share that has one. Every attempt is taken from
 /// the client's allowance and the share's before anything else (429 once either ran out,
-/// see src/api/rate_limit.rs), so of concurrent guesses only the allowance's worth is ever
+/// see src/app/rate_limit.rs), so of concurrent guesses only the allowance's worth is ever
 /// checked; a right one is given back. Checks (argon2) run a few at a time.
 async fn check_passphrase_of(
     state: &AppState,

@@ -17,7 +17,6 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use super::AppState;
 use super::agents::{agent_or_its_humans, visible_agent};
 use super::auth::confirm_password;
 use super::chains::{enabled_chain, enabled_chains};
@@ -25,6 +24,7 @@ use super::extract::{Body, PathParams, QueryParams};
 use super::problem::ApiError;
 use super::secrets::{from_event_form, to_event_form};
 use super::session::{Caller, HumanSession};
+use crate::app::AppState;
 
 #[derive(Deserialize)]
 pub struct CreateSigningKeyRequest {

@@ -16,11 +16,11 @@ use intents::{Address, Call, Rpc, RpcError, Simulated, U256};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::AppState;
 use super::extract::{Body, PathParams};
 use super::intent::{Intent, Prepared, check_agent, prepare};
 use super::problem::ApiError;
 use super::session::{AgentSession, Caller};
+use crate::app::AppState;
 
 /// What may go in one bundle; a bundle is one request to the node.
 const MAX_BUNDLE: usize = 32;

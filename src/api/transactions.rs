@@ -14,18 +14,18 @@ use intents::{Call, Fee, U256};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::AppState;
 use super::agents::agent_or_its_humans;
 use super::audit::index_caught_up;
-use super::broadcasts::Delivery;
 use super::extract::{Body, PathParams, QueryParams};
 use super::intent::{Intent, Prepared, check_agent, parse_intent, with_key};
 use super::page::Page;
 use super::problem::ApiError;
-use super::reservations::{self, Reserved, Ticket};
 use super::session::{AgentSession, Caller};
 use super::simulations::{SimulationStatus, simulate};
 use super::transaction_log;
+use crate::app::AppState;
+use crate::app::broadcasts::Delivery;
+use crate::app::reservations::{self, Reserved, Ticket};
 
 /// A plain transfer's gas; calls are estimated by the node.
 const TRANSFER_GAS: u64 = 21_000;

@@ -10,10 +10,10 @@ use domain::change::DomainError;
 use domain::vault::{self, Vault};
 use serde::{Deserialize, Serialize};
 
-use super::AppState;
 use super::extract::{Body, PathParams};
 use super::problem::ApiError;
 use super::session::HumanSession;
+use crate::app::AppState;
 
 #[derive(Deserialize)]
 pub struct CreateVaultRequest {

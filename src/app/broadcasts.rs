@@ -20,10 +20,10 @@ use intents::{Address, B256, Rpc, RpcError, SignedTx};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+use super::AppError;
 use super::AppState;
 use super::chains::enabled_chains;
 use super::lanes::{Drain, Lanes};
-use super::problem::ApiError;
 use crate::app::commands::CommandError;
 use crate::store::{AppendError, StreamAppend};
 
@@ -39,7 +39,7 @@ pub struct Outgoing {
 
 /// Answers once the broadcast's outcome (sent or failed) is in the read models, or once
 /// the node could not be asked whether it took the transaction.
-pub type Receipt = oneshot::Receiver<Result<Delivery, ApiError>>;
+pub type Receipt = oneshot::Receiver<Result<Delivery, AppError>>;
 
 /// How far a broadcast got when its receipt was answered.
 #[derive(Debug, Clone)]
@@ -59,7 +59,7 @@ pub enum Delivery {
 
 /// A transaction waiting to be sent, and the request waiting for its receipt (none for
 /// one sent again: its receipt was answered the first time).
-type Queued = (Outgoing, Option<oneshot::Sender<Result<Delivery, ApiError>>>);
+type Queued = (Outgoing, Option<oneshot::Sender<Result<Delivery, AppError>>>);
 
 /// The pause before an unanswered transaction is sent again, or outcomes the log refused
 /// are appended again, doubling up to the longest.
@@ -293,7 +293,7 @@ async fn record(state: AppState, mut outcomes: Vec<Outcome>) {
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(LONGEST_RETRY);
             }
-            appended => break appended.map(|_| ()).map_err(ApiError::from),
+            appended => break appended.map(|_| ()).map_err(AppError::from),
         }
     };
     match &recorded {
@@ -326,7 +326,7 @@ fn answer_unrecorded(outcomes: &mut [Outcome]) {
 
 /// Each transaction's outcome, as the event that starts its stream, but for the streams in
 /// `skipped`.
-fn outcome_events(outcomes: &[Outcome], skipped: &HashSet<StreamId>) -> Result<Vec<StreamAppend>, ApiError> {
+fn outcome_events(outcomes: &[Outcome], skipped: &HashSet<StreamId>) -> Result<Vec<StreamAppend>, AppError> {
     outcomes
         .iter()
         .map(|((outgoing, _), outcome)| (transaction_stream(outgoing.tx_id), outgoing, outcome))
@@ -343,7 +343,7 @@ fn outcome_events(outcomes: &[Outcome], skipped: &HashSet<StreamId>) -> Result<V
                 .into(),
             };
             let change = Change::new(stream, ExpectedVersion::NoStream, event);
-            crate::app::commands::encode(change, &outgoing.metadata).map_err(ApiError::from)
+            crate::app::commands::encode(change, &outgoing.metadata).map_err(AppError::from)
         })
         .collect()
 }

@@ -16,7 +16,7 @@ use domain::network::NetworkPrefix;
 use domain::{OrgId, ShareId, UserId};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use super::problem::ApiError;
+use super::AppError;
 
 /// Buckets are forgotten once full again; past this many keys, full ones are dropped.
 const PRUNE_AT: usize = 10_000;
@@ -45,7 +45,7 @@ impl<K: Eq + Hash> RateLimiter<K> {
     }
 
     /// Takes one token for `key`, or says how long until one is available (a 429).
-    pub fn check(&self, key: K, now: Instant) -> Result<(), ApiError> {
+    pub fn check(&self, key: K, now: Instant) -> Result<(), AppError> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if buckets.len() >= PRUNE_AT {
             buckets.retain(|_, bucket| self.refilled(*bucket, now) < self.burst);
@@ -75,12 +75,12 @@ impl<K: Eq + Hash> RateLimiter<K> {
         }
     }
 
-    fn available(&self, tokens: f64) -> Result<(), ApiError> {
+    fn available(&self, tokens: f64) -> Result<(), AppError> {
         if tokens >= 1.0 {
             return Ok(());
         }
         let wait = Duration::from_secs_f64((1.0 - tokens) / self.per_second);
-        Err(ApiError::TooManyRequests {
+        Err(AppError::Throttled {
             retry_after_seconds: wait.as_secs_f64().ceil().max(1.0) as u64,
         })
     }
@@ -175,22 +175,22 @@ pub fn client_key(ip: IpAddr) -> IpAddr {
 }
 
 impl RateLimits {
-    pub fn enroll_per_network(&self, network: NetworkPrefix) -> Result<(), ApiError> {
+    pub fn enroll_per_network(&self, network: NetworkPrefix) -> Result<(), AppError> {
         self.enroll_by_network.check(network, Instant::now())
     }
 
-    pub fn share_per_org(&self, org: OrgId) -> Result<(), ApiError> {
+    pub fn share_per_org(&self, org: OrgId) -> Result<(), AppError> {
         self.share_by_org.check(org, Instant::now())
     }
 
     /// Counts a client's refused credentials; 429 once they run out.
-    pub fn refused_credentials_of(&self, client: IpAddr) -> Result<(), ApiError> {
+    pub fn refused_credentials_of(&self, client: IpAddr) -> Result<(), AppError> {
         self.failure_by_ip.check(client_key(client), Instant::now())
     }
 
     /// Leave for one password check by `client`: a 429 if it has
     /// [`PASSWORD_CHECKS_PER_CLIENT`] running, or no refusal left to spend on this one.
-    pub fn password_check(&self, client: IpAddr) -> Result<PasswordCheck<'_>, ApiError> {
+    pub fn password_check(&self, client: IpAddr) -> Result<PasswordCheck<'_>, AppError> {
         let client = client_key(client);
         {
             let mut running = self
@@ -199,7 +199,7 @@ impl RateLimits {
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             let count = running.entry(client).or_insert(0);
             if *count >= PASSWORD_CHECKS_PER_CLIENT {
-                return Err(ApiError::TooManyRequests { retry_after_seconds: 1 });
+                return Err(AppError::Throttled { retry_after_seconds: 1 });
             }
             *count += 1;
         }
@@ -214,25 +214,25 @@ impl RateLimits {
         Ok(check)
     }
 
-    pub fn signup_per_ip(&self, client: IpAddr) -> Result<(), ApiError> {
+    pub fn signup_per_ip(&self, client: IpAddr) -> Result<(), AppError> {
         self.signup_by_ip.check(client_key(client), Instant::now())
     }
 
-    pub fn audit_verify_per_org(&self, org: OrgId) -> Result<(), ApiError> {
+    pub fn audit_verify_per_org(&self, org: OrgId) -> Result<(), AppError> {
         self.audit_verify_by_org.check(org, Instant::now())
     }
 
-    pub fn chain_walk_per_admin(&self, admin: UserId) -> Result<(), ApiError> {
+    pub fn chain_walk_per_admin(&self, admin: UserId) -> Result<(), AppError> {
         self.chain_walk_by_admin.check(admin, Instant::now())
     }
 
-    pub fn access_review_per_org(&self, org: OrgId) -> Result<(), ApiError> {
+    pub fn access_review_per_org(&self, org: OrgId) -> Result<(), AppError> {
         self.access_review_by_org.check(org, Instant::now())
     }
 
     /// Leave to walk the whole log, held until dropped; a 503 while [`LOG_WALKS`] run.
-    pub fn log_walk(&self) -> Result<SemaphorePermit<'_>, ApiError> {
-        self.log_walks.try_acquire().map_err(|_| ApiError::Unavailable {
+    pub fn log_walk(&self) -> Result<SemaphorePermit<'_>, AppError> {
+        self.log_walks.try_acquire().map_err(|_| AppError::Unavailable {
             detail: "the server is busy walking the log for other requests".into(),
             retry_after_seconds: 1,
         })
@@ -240,7 +240,7 @@ impl RateLimits {
 
     /// Takes one attempt at `share`'s passphrase from `client`'s allowance and the share's,
     /// before anything is checked; 429 if either ran out (and then neither is taken).
-    pub fn share_guess(&self, client: IpAddr, share: ShareId) -> Result<(), ApiError> {
+    pub fn share_guess(&self, client: IpAddr, share: ShareId) -> Result<(), AppError> {
         let (client, now) = (client_key(client), Instant::now());
         self.guess_by_ip.check(client, now)?;
         self.guess_by_share.check(share, now).inspect_err(|_| {
@@ -258,8 +258,8 @@ impl RateLimits {
 
     /// A turn to check a passphrase, waited for while [`CONCURRENT_PASSPHRASE_CHECKS`]
     /// others run.
-    pub async fn passphrase_check(&self) -> Result<SemaphorePermit<'_>, ApiError> {
-        self.passphrase_checks.acquire().await.map_err(ApiError::internal)
+    pub async fn passphrase_check(&self) -> Result<SemaphorePermit<'_>, AppError> {
+        self.passphrase_checks.acquire().await.map_err(AppError::internal)
     }
 }
 
@@ -311,7 +311,7 @@ mod tests {
         }
         assert!(matches!(
             limiter.check("203.0.113.7", start),
-            Err(ApiError::TooManyRequests { retry_after_seconds: 1 })
+            Err(AppError::Throttled { retry_after_seconds: 1 })
         ));
         assert!(
             limiter.check("198.51.100.1", start).is_ok(),
@@ -349,7 +349,7 @@ mod tests {
         let second = limits.password_check(client).unwrap();
         assert!(matches!(
             limits.password_check(client),
-            Err(ApiError::TooManyRequests { retry_after_seconds: 1 })
+            Err(AppError::Throttled { retry_after_seconds: 1 })
         ));
         assert!(
             limits.password_check("198.51.100.1".parse().unwrap()).is_ok(),
@@ -376,13 +376,13 @@ mod tests {
         limits.password_check(client).unwrap().accepted();
         let last = limits.password_check(client).unwrap();
         assert!(
-            matches!(limits.password_check(client), Err(ApiError::TooManyRequests { .. })),
+            matches!(limits.password_check(client), Err(AppError::Throttled { .. })),
             "the last refusal was taken when its check started"
         );
         drop(last);
         assert!(matches!(
             limits.password_check(client),
-            Err(ApiError::TooManyRequests { retry_after_seconds: 5 })
+            Err(AppError::Throttled { retry_after_seconds: 5 })
         ));
         assert!(
             limits.password_checks.lock().unwrap().is_empty(),

@@ -23,10 +23,10 @@ use intents::{Address, PrivateKey, Rpc, SignedTx};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+use super::AppError;
 use super::AppState;
 use super::broadcasts::{self, Outgoing, Receipt};
 use super::lanes::{Drain, Lanes};
-use super::problem::ApiError;
 use crate::app::commands::{Attempt, CommandError};
 use crate::store::StreamAppend;
 
@@ -55,7 +55,7 @@ pub enum Reserved {
     Repeat(Uuid),
 }
 
-type Answer = Result<Result<Reserved, Refusal>, ApiError>;
+type Answer = Result<Result<Reserved, Refusal>, AppError>;
 
 /// What a turn made of a ticket it did not refuse.
 enum Made {
@@ -77,7 +77,7 @@ pub async fn reserve(state: &AppState, agent_id: AgentId, ticket: Ticket) -> Ans
     }
     answered
         .await
-        .map_err(|_| ApiError::internal("a reservation turn ended without an answer"))?
+        .map_err(|_| AppError::internal("a reservation turn ended without an answer"))?
 }
 
 /// Takes turns until nobody waits. A turn's signed transactions go to the broadcaster
@@ -139,10 +139,10 @@ async fn decide_turn(
     state: &AppState,
     agent_id: AgentId,
     tickets: &[Ticket],
-) -> Result<Vec<Result<Made, Refusal>>, ApiError> {
+) -> Result<Vec<Result<Made, Refusal>>, AppError> {
     let (_, outcomes) = state
         .commands
-        .run::<_, _, ApiError, _>(
+        .run::<_, _, AppError, _>(
             || std::future::ready(Ok(())),
             |()| {
                 let (parts, outcomes) = decide_all(state, agent_id, tickets)?;
@@ -160,7 +160,7 @@ type Decisions = (Vec<StreamAppend>, Vec<Result<Made, Refusal>>);
 /// (at the versions the decision read: another agent signing with the same key, here or
 /// on another replica, makes the turn decide again), the refusals for its activity
 /// stream, and every ticket's outcome.
-fn decide_all(state: &AppState, agent_id: AgentId, tickets: &[Ticket]) -> Result<Decisions, ApiError> {
+fn decide_all(state: &AppState, agent_id: AgentId, tickets: &[Ticket]) -> Result<Decisions, AppError> {
     // Decided under the read models' lock, borrowing the agent's history.
     let (version, senders, decisions) = state.projector.read(|models| {
         let agent = models.directory.agent(agent_id).ok_or(DomainError::NotFound("agent"))?;
@@ -191,7 +191,7 @@ fn decide_all(state: &AppState, agent_id: AgentId, tickets: &[Ticket]) -> Result
             Ok(Decided::Reserved(reservation)) => {
                 // Never for a key that parsed; the nonces after it would leave a gap, so
                 // the whole turn fails and nothing is appended.
-                let (event, tx) = reservation.sign(&ticket.key).map_err(ApiError::internal)?;
+                let (event, tx) = reservation.sign(&ticket.key).map_err(AppError::internal)?;
                 nonces_held
                     .entry(sender)
                     .or_insert_with(|| (read_at, Vec::new()))
@@ -234,9 +234,9 @@ fn decide_all(state: &AppState, agent_id: AgentId, tickets: &[Ticket]) -> Result
     Ok((parts, outcomes))
 }
 
-fn encoded(event: impl Into<Event>, metadata: &Metadata) -> Result<NewEvent, ApiError> {
+fn encoded(event: impl Into<Event>, metadata: &Metadata) -> Result<NewEvent, AppError> {
     event
         .into()
         .to_new_event(metadata)
-        .map_err(|e| ApiError::from(CommandError::from(e)))
+        .map_err(|e| AppError::from(CommandError::from(e)))
 }

@@ -18,7 +18,8 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use super::error_page;
-use crate::api::{ApiError, AppState};
+use crate::api::ApiError;
+use crate::app::AppState;
 
 pub const COOKIE: &str = "keyward_csrf";
 /// The form field that must hold the cookie's value.

@@ -21,10 +21,11 @@ use domain::enrollment::{Enrollment, EnrollmentStatus};
 use domain::share::Accessor;
 use serde::Deserialize;
 
+use crate::api::ApiError;
 use crate::api::enrollments::{self, Decided, Verdict};
 use crate::api::extract::{PathParams, QueryParams, RequestContext};
 use crate::api::shares;
-use crate::api::{ApiError, AppState};
+use crate::app::AppState;
 use csrf::FormToken;
 use html::{escape, page};
 use session::PageSession;

@@ -5,9 +5,9 @@
 
 use axum::http::{HeaderMap, HeaderValue};
 
-use crate::api::AppState;
 use crate::api::extract::RequestContext;
 use crate::api::session::HumanSession;
+use crate::app::AppState;
 
 pub const COOKIE: &str = "keyward_session";
 

@@ -11,9 +11,9 @@ use zeroize::Zeroizing;
 use super::csrf::FormToken;
 use super::html::{escape, page};
 use super::{bad_form, error_page};
-use crate::api::AppState;
 use crate::api::email_verification::verified_user;
 use crate::api::extract::{QueryParams, RequestContext};
+use crate::app::AppState;
 
 #[derive(Deserialize)]
 pub struct TokenInput {
