@@ -5,24 +5,16 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-
-use axum::Router;
-use axum::body::Body;
-use axum::extract::ConnectInfo;
-use axum::http::{Method, Request};
+use axum::http::Method;
 use chrono::Utc;
 use common::TestDb;
+use common::in_process::InProcess;
 use domain::{ActorType, AgentId, Metadata};
 use intents::guardrails::Violation;
 use intents::submission::Request as TransactionRequest;
 use intents::{Address, Bytes, Fee, PrivateKey, Refusal, Submission, Wei};
-use keyward::app::AppState;
 use keyward::app::reservations::{self, Reserved, Ticket};
-use keyward::config::Config;
-use serde_json::{Value, json};
-use tower::ServiceExt;
+use serde_json::json;
 use uuid::Uuid;
 
 /// anvil's first account's key: any valid key serves, nothing is sent.
@@ -32,59 +24,18 @@ const CHAIN: &str = "anvil";
 const CHAIN_ID: u64 = 31337;
 const GAS_PRICE: u128 = 1_000_000_000;
 
-/// A process's services on a database of its own, and its HTTP surface in process.
-struct InProcess {
-    state: AppState,
-    router: Router,
-    _data_dir: tempfile::TempDir,
+/// What these tests add to a process in process: an agent that may sign, its tickets.
+trait Intents {
+    async fn agent(&self, max_eth: &str, daily_eth: &str) -> (AgentId, Uuid);
+    fn ticket(&self, agent: AgentId, org: Uuid, chain: (&str, u64), to: &str, eth: &str, key: Option<&str>) -> Ticket;
+    fn signed_nonces(&self, agent: AgentId) -> Vec<u64>;
 }
 
-impl InProcess {
-    async fn start(db: &TestDb) -> Self {
-        let data_dir = tempfile::tempdir().unwrap();
-        let env = HashMap::from([
-            ("KEYWARD_DATABASE_URL", db.url()),
-            ("KEYWARD_DATA_DIR", data_dir.path().display().to_string()),
-        ]);
-        let config = Config::load_with(None, |key| env.get(key).cloned()).unwrap();
-        let store = keyward::store::open(&config.database_url).await.unwrap();
-        let state = AppState::start(config, store).await.unwrap();
-        let router = keyward::router::router(state.clone());
-        Self {
-            state,
-            router,
-            _data_dir: data_dir,
-        }
-    }
-
-    /// One request through the router, as from 127.0.0.1; its JSON answer, which must be a
-    /// success.
-    async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Value) -> Value {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("content-type", "application/json");
-        if let Some(token) = token {
-            request = request.header("authorization", format!("Bearer {token}"));
-        }
-        let mut request = request.body(Body::from(body.to_string())).unwrap();
-        request
-            .extensions_mut()
-            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40_000))));
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
-        let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        assert!(status.is_success(), "{path}: {status} {answer}");
-        answer
-    }
-
+impl Intents for InProcess {
     /// A human and an agent of theirs that may sign on anvil, at most `max_eth` a
     /// transaction and `daily_eth` a day, to `ALLOWED` only: the agent and its org.
     async fn agent(&self, max_eth: &str, daily_eth: &str) -> (AgentId, Uuid) {
-        let signup = json!({"email": "ada@example.com", "password": "correct horse battery staple"});
-        let human = self.call(Method::POST, "/v1/auth/signup", None, signup).await;
-        let human = human["access_token"].as_str().unwrap().to_owned();
+        let human = self.human("ada@example.com").await;
         let settings = json!({
             "name": "trader",
             "intents_api_enabled": true,

@@ -14,9 +14,10 @@ use uuid::Uuid;
 use super::extract::Body;
 use super::policies::managed_vault;
 use super::problem::ApiError;
-use super::secrets::authorize_in;
-use super::session::{HumanSession, TokenReach};
+use super::session::HumanSession;
 use crate::app::AppState;
+use crate::app::reach::TokenReach;
+use crate::app::reach::authorize_in;
 
 #[derive(Deserialize)]
 pub struct ExplainRequest {

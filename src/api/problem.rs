@@ -4,6 +4,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use domain::change::DomainError;
+use domain::share::AccessRefused;
 use serde::Serialize;
 
 use crate::app::AppError;
@@ -144,6 +145,15 @@ impl From<AppError> for ApiError {
         match error {
             AppError::Domain(domain) => domain.into(),
             AppError::Contended(what) => ApiError::Conflict(format!("{what}; retry")),
+            AppError::ShareRefused(refusal) => match refusal {
+                // A share its sharer no longer stands behind is over, as a revoked one is.
+                // A locked share is not found either (`visible_to` in domain/src/share.rs).
+                AccessRefused::NotFound | AccessRefused::SharerWithdrawn => {
+                    ApiError::NotFound("share not found".into())
+                }
+                AccessRefused::Expired(_) | AccessRefused::UsedUp(_) => ApiError::Gone(refusal.to_string()),
+                AccessRefused::Passphrase | AccessRefused::Address => ApiError::Forbidden(refusal.to_string()),
+            },
             AppError::Throttled { retry_after_seconds } => ApiError::TooManyRequests { retry_after_seconds },
             AppError::Unavailable {
                 detail,

@@ -16,7 +16,7 @@ use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use domain::authz::{AccessRequest, Decision, Permission, VaultFacts, authorize};
+use domain::authz::{AccessRequest, Decision, Permission};
 use domain::change::{Change, DomainError};
 use domain::events::SecretReadDenied;
 use domain::secret::{self, Sealed, Secret, SecretType, SecretVersion};
@@ -28,10 +28,11 @@ use zeroize::Zeroizing;
 
 use super::extract::{Body, PathParams};
 use super::problem::ApiError;
-use super::session::{Caller, SecretCaller, TokenReach};
+use super::session::{Caller, SecretCaller};
 use crate::app::AppState;
 use crate::app::commands::Attempt;
-use crate::crypto::{CryptoError, SealedValue};
+use crate::app::reach::{TokenReach, authorize_in};
+use crate::app::values::{open, to_event_form};
 
 /// The largest value keyward stores: secrets, certificates and env bundles, not files of
 /// any size.
@@ -234,25 +235,6 @@ fn decide_access(
         now: context.now,
     };
     authorize_in(models, reach, vault, &request)
-}
-
-/// The four layers for `request`, in `vault`, by a token of `reach`: for a caller, or for
-/// a token a principal would be issued now (explain, a share's sharer).
-pub(super) fn authorize_in(
-    models: &ReadModels,
-    reach: &TokenReach,
-    vault: &Vault,
-    request: &AccessRequest,
-) -> Decision {
-    let policies = models.access.policies_of(vault.id).map(|granted| &granted.policy);
-    authorize(
-        &reach.scope(),
-        request,
-        &VaultFacts {
-            owner: vault.created_by,
-        },
-        policies,
-    )
 }
 
 /// The refusal a caller sees: the layer, not the policy details behind it (those are for
@@ -755,39 +737,6 @@ async fn record_denied_read(
         )
         .await?;
     Ok(())
-}
-
-pub(super) async fn open(
-    state: &AppState,
-    secret: &Secret,
-    version: u64,
-    sealed: &Sealed,
-) -> Result<Zeroizing<Vec<u8>>, ApiError> {
-    let sealed = from_event_form(sealed)?;
-    match state
-        .envelope
-        .open(secret.vault_id, secret.path.as_str(), version, &sealed)
-        .await
-    {
-        Ok(plaintext) => Ok(plaintext),
-        // Deleted between the read decision and now: its keys are gone with it.
-        Err(CryptoError::KeyDestroyed { .. }) => Err(ApiError::NotFound("secret not found".into())),
-        Err(other) => Err(ApiError::internal(other)),
-    }
-}
-
-/// Events carry the sealed value as base64 text; the crypto module's type and the
-/// domain's share that JSON form.
-pub(super) fn to_event_form(sealed: &SealedValue) -> Result<Sealed, ApiError> {
-    serde_json::to_value(sealed)
-        .and_then(serde_json::from_value)
-        .map_err(ApiError::internal)
-}
-
-pub(super) fn from_event_form(sealed: &Sealed) -> Result<SealedValue, ApiError> {
-    serde_json::to_value(sealed)
-        .and_then(serde_json::from_value)
-        .map_err(ApiError::internal)
 }
 
 #[cfg(test)]

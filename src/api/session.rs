@@ -4,16 +4,12 @@
 //! token is also held to the agent's binding and scopes as they stand now
 //! ([`Caller::reach`]), so narrowing them takes effect on the next request too.
 
-use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
-
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use chrono::{DateTime, Utc};
 use domain::agent::Agent;
-use domain::authz::{CurrentReach, PathPattern, Principal, ScopeCeiling, TokenScope};
+use domain::authz::Principal;
 use domain::user::{User, UserApiKey};
 use domain::{ActorType, AgentId, Metadata, OrgId, UserId, VaultId};
 use projections::ReadModels;
@@ -21,6 +17,7 @@ use projections::ReadModels;
 use super::extract::RequestContext;
 use super::problem::ApiError;
 use crate::app::AppState;
+use crate::app::reach::{AgentReach, TokenReach, parse_scopes};
 use crate::auth::{ApiKey, ApiKeyKind, Claims, PrincipalType, TokenUse};
 
 /// A signed-in human.
@@ -267,98 +264,6 @@ impl HumanSession {
         self.context
             .metadata(ActorType::User, Some(self.user.id.to_string()), Some(self.user.org_id))
     }
-}
-
-/// A token's reach, owned: what the first two layers of authorization check.
-pub struct TokenReach {
-    pub vault_ids: Vec<VaultId>,
-    pub scopes: Option<Vec<PathPattern>>,
-    /// For an agent's token, the agent's binding and ceiling as they stand now: the token
-    /// reaches only what both allow ([`TokenScope::current`]).
-    pub current: Option<AgentReach>,
-}
-
-/// An agent's binding (empty: every vault of its org) and scope ceiling, owned.
-pub struct AgentReach {
-    pub vault_ids: Vec<VaultId>,
-    pub scopes: Vec<PathPattern>,
-}
-
-impl AgentReach {
-    /// What a token issued to `agent` at `now` would carry: its binding, and its scope
-    /// ceiling as the token endpoint derives it.
-    fn now(models: &ReadModels, agent: &Agent, now: DateTime<Utc>) -> Self {
-        Self {
-            vault_ids: agent.settings.vault_ids.clone(),
-            scopes: parse_scopes(&models.access.token_scopes(agent, now)),
-        }
-    }
-}
-
-impl TokenReach {
-    /// A human's token: every vault of the org, bounded by policies and ownership alone.
-    pub fn of_human() -> Self {
-        Self {
-            vault_ids: Vec::new(),
-            scopes: None,
-            current: None,
-        }
-    }
-
-    /// What a token issued to `agent` at `now` would carry: its binding, and its scope
-    /// ceiling as the token endpoint derives it.
-    pub fn of_new_agent_token(models: &ReadModels, agent: &Agent, now: DateTime<Utc>) -> Self {
-        let AgentReach { vault_ids, scopes } = AgentReach::now(models, agent, now);
-        Self {
-            vault_ids,
-            scopes: Some(scopes),
-            current: None,
-        }
-    }
-
-    pub fn scope(&self) -> TokenScope<'_> {
-        TokenScope {
-            vault_ids: &self.vault_ids,
-            scopes: match &self.scopes {
-                None => ScopeCeiling::Unrestricted,
-                Some(patterns) => ScopeCeiling::Patterns(patterns),
-            },
-            current: self.current.as_ref().map(|current| CurrentReach {
-                vault_ids: &current.vault_ids,
-                scopes: &current.scopes,
-            }),
-        }
-    }
-
-    /// Whether the token's binding and, for an agent's, the agent's binding now admit
-    /// `vault` (the first layer of authorization alone).
-    pub fn binds_to(&self, vault: VaultId) -> bool {
-        let admits = |bound: &[VaultId]| bound.is_empty() || bound.contains(&vault);
-        admits(&self.vault_ids) && self.current.as_ref().is_none_or(|current| admits(&current.vault_ids))
-    }
-}
-
-/// A scope that no longer parses reaches nothing.
-fn parse_scopes(scopes: &[String]) -> Vec<PathPattern> {
-    scopes.iter().filter_map(|scope| compiled_scope(scope)).collect()
-}
-
-/// Scopes compiled to globs, by their text: every request of a token carries the same
-/// few scopes, and compiling a glob costs more than the rest of an authorization.
-/// Bounded: when full it starts over, so a stream of unusual tokens cannot grow it.
-fn compiled_scope(scope: &str) -> Option<PathPattern> {
-    const CAPACITY: usize = 4096;
-    static COMPILED: LazyLock<Mutex<HashMap<String, Option<PathPattern>>>> = LazyLock::new(Default::default);
-    let mut compiled = COMPILED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(pattern) = compiled.get(scope) {
-        return pattern.clone();
-    }
-    if compiled.len() >= CAPACITY {
-        compiled.clear();
-    }
-    let pattern = PathPattern::parse(scope).ok();
-    compiled.insert(scope.to_owned(), pattern.clone());
-    pattern
 }
 
 impl Caller {

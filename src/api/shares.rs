@@ -10,26 +10,25 @@ use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use domain::authz::{AccessRequest, Permission, Principal};
+use domain::authz::{Permission, Principal};
 use domain::change::{Change, DomainError};
 use domain::email::Email;
-use domain::secret::{self, Secret, SecretType, SecretVersion};
-use domain::share::{
-    self, AccessRefused, Accessor, Checks, CreateShare, PassphraseCheck, Recipient, RecipientType, Share,
-};
+use domain::secret::SecretType;
+use domain::share::{self, Accessor, CreateShare, Recipient, RecipientType, Share};
 use domain::{AgentId, SecretId, ShareId, UserId};
 use projections::ReadModels;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::extract::{Body, PathParams, QueryParams, RequestContext};
+use super::extract::{Body, PathParams, QueryParams};
 use super::policies::manages;
 use super::problem::ApiError;
-use super::secrets::{authorize_in, open, require};
-use super::session::{Caller, MaybeCaller, TokenReach};
+use super::secrets::require;
+use super::session::{Caller, MaybeCaller};
 use crate::app::AppState;
+use crate::app::shares::{OpenShare, OpenedShare, claim_hash, notify_address, open_share};
+use crate::auth::PasswordRejected;
 use crate::auth::password::PASSPHRASE_POLICY;
-use crate::auth::{ApiKeyHash, PasswordRejected};
 use crate::config::parse_net;
 use crate::mail::{self, Mail};
 
@@ -79,10 +78,6 @@ fn new_claim_token() -> Result<(Zeroizing<String>, String), ApiError> {
     let token = Zeroizing::new(format!("sc_{}", URL_SAFE_NO_PAD.encode(random.as_slice())));
     let hash = claim_hash(&token);
     Ok((token, hash))
-}
-
-fn claim_hash(token: &str) -> String {
-    ApiKeyHash::of(token).as_str().to_owned()
 }
 
 fn recipient_email(share: &Share, models: &ReadModels) -> Option<String> {
@@ -143,68 +138,6 @@ fn resolve_recipient(
         }
         RecipientType::AnyoneWithLink => Ok(Recipient::AnyoneWithLink),
     }
-}
-
-/// Whether the share's creator still stands behind it ([`Checks::sharer_stands`]), judged
-/// as a token issued to the creator now would be, by the four layers of authorization
-/// (as the explain endpoint judges one) at the opening request's address and time: the
-/// value leaves to that address, now. A human must still be of the share's org; an agent
-/// must still be able to sign in, and with the Intents API it hands out no key material,
-/// whatever type the secret has taken since it was shared.
-fn sharer_stands(
-    models: &ReadModels,
-    share: &Share,
-    secret: &Secret,
-    current: &SecretVersion,
-    context: &RequestContext,
-) -> bool {
-    let Some(vault) = models.directory.vault_in_org(secret.vault_id, share.org_id) else {
-        return false;
-    };
-    let sharer = share.created_by;
-    let reach = if sharer.is_agent() {
-        let Some(agent) = models
-            .directory
-            .agent(AgentId(sharer.id))
-            .filter(|agent| agent.org_id == share.org_id && agent.can_authenticate(context.now))
-        else {
-            return false;
-        };
-        let key_material =
-            secret.secret_type.is_signing_key_material() || current.secret_type.is_signing_key_material();
-        if agent.settings.intents_api_enabled && key_material {
-            return false;
-        }
-        TokenReach::of_new_agent_token(models, agent, context.now)
-    } else {
-        let member = models
-            .directory
-            .user(UserId(sharer.id))
-            .is_some_and(|user| user.org_id == share.org_id);
-        if !member {
-            return false;
-        }
-        TokenReach::of_human()
-    };
-    let request = AccessRequest {
-        principal: sharer,
-        vault_id: vault.id,
-        path: &secret.path,
-        permission: Permission::Read,
-        client_ip: context.client_ip,
-        now: context.now,
-    };
-    authorize_in(models, &reach, vault, &request).allowed
-}
-
-/// The email of a principal, or of the human behind an agent: where share news goes.
-fn notify_address(models: &ReadModels, principal: Principal) -> Option<Email> {
-    let user = if principal.is_agent() {
-        models.directory.agent(AgentId(principal.id))?.created_by
-    } else {
-        UserId(principal.id)
-    };
-    models.directory.user(user).map(|user| user.email.clone())
 }
 
 /// A new share's passphrase against [`PASSPHRASE_POLICY`], the refusal naming the rule.
@@ -362,16 +295,6 @@ fn accessor_of(caller: Option<&Caller>) -> Accessor {
     }
 }
 
-fn refusal_error(refusal: AccessRefused) -> ApiError {
-    match refusal {
-        // A share its sharer no longer stands behind is over, as a revoked one is.
-        // A locked share is not found either (`visible_to` in domain/src/share.rs).
-        AccessRefused::NotFound | AccessRefused::SharerWithdrawn => ApiError::NotFound("share not found".into()),
-        AccessRefused::Expired(_) | AccessRefused::UsedUp(_) => ApiError::Gone(refusal.to_string()),
-        AccessRefused::Passphrase | AccessRefused::Address => ApiError::Forbidden(refusal.to_string()),
-    }
-}
-
 /// GET /v1/share/{share_id}: the secret's latest value, counted. The passphrase comes in a
 /// JSON body (as the 1claw SDK sends it) or as `?passphrase=`; an invitation's claim token
 /// as `?claim=` (the emailed link) or in the body, and claims the share first.
@@ -389,166 +312,39 @@ pub async fn access(
             ApiError::BadRequest("the body must be a JSON object such as {\"passphrase\": \"...\"}".into())
         })?
     };
-    let passphrase = from_body.passphrase.or(query.passphrase);
-    let claim = from_body.claim.or(query.claim).map(|token| claim_hash(&token));
-    let accessor = accessor_of(caller.as_ref());
-    let share = state
-        .projector
-        .read(|models| models.shares.get(share_id).cloned())
-        .filter(|share| {
-            share::visible_to(share, &accessor)
-                || claim
-                    .as_deref()
-                    .is_some_and(|claim| share::claim(share, &accessor, claim).is_ok())
-        })
-        .ok_or_else(|| ApiError::NotFound("share not found".into()))?;
-    let address_ok = share.ip_allowlist.is_empty()
-        || share
-            .ip_allowlist
-            .iter()
-            .filter_map(|entry| parse_net(entry))
-            .any(|net| net.contains(&context.client_ip));
-    let passphrase = match &share.passphrase_hash {
-        None => PassphraseCheck::Passed,
-        // Refused for its address whatever the passphrase: nothing to check, nothing learnt.
-        Some(_) if !address_ok => PassphraseCheck::NotPresented,
-        Some(hash) => check_passphrase_of(&state, &share, hash, passphrase, context.client_ip).await?,
-    };
     let metadata = match &caller {
         Some(caller) => caller.metadata(),
-        None => context.metadata(domain::ActorType::Anonymous, None, Some(share.org_id)),
+        None => context.metadata(domain::ActorType::Anonymous, None, None),
     };
-    let now = context.now;
-    let outcome = state
-        .commands
-        .decide_with(&metadata, |models| {
-            let share = models.shares.get(share_id).ok_or(DomainError::NotFound("share"))?;
-            // A claim is decided with the opening, and recorded with it, on the share as
-            // claimed; a wrong token changes nothing.
-            let claimed = match claim.as_deref() {
-                Some(claim) if !share::visible_to(share, &accessor) => share::claim(share, &accessor, claim)?,
-                _ => None,
-            };
-            let mut as_claimed = share.clone();
-            if claimed.is_some() {
-                as_claimed.claimed_by = accessor.principal().map(|p| UserId(p.id));
-            }
-            let share = &as_claimed;
-            let secret = models
-                .secrets
-                .secret_by_id(share.secret_id)
-                .ok_or_else(|| DomainError::Gone("the shared secret was deleted".into()))?;
-            let current = models
-                .secrets
-                .version(secret.vault_id, &secret.path, secret.version)
-                .ok_or(DomainError::NotFound("secret version"))?;
-            let sealed = models
-                .secrets
-                .value(secret.vault_id, &secret.path, secret.version)
-                .ok_or(DomainError::NotFound("secret version"))?;
-            let checks = Checks {
-                passphrase,
-                address_ok,
-                sharer_stands: sharer_stands(models, share, secret, current, &context),
-            };
-            let access = match share::access(share, &accessor, checks, secret.version, now) {
-                Ok(access) => with_claim(access, claimed),
-                Err(refusal @ (AccessRefused::Passphrase | AccessRefused::Address)) => {
-                    // Audited, counted as no access; a wrong passphrase counts toward the lock.
-                    let denied = share::access_denied(share, &accessor, &refusal, checks);
-                    return Ok((vec![with_claim(denied, claimed)], Err(refusal)));
-                }
-                Err(refusal) => return Ok((claimed.into_iter().collect(), Err(refusal))),
-            };
-            // The share lends its sharer's read: it is recorded, limited and counted as the
-            // sharer's own read of the value would be (disabled, expired or used up is 410).
-            let read = secret::read(secret, current, share.created_by, now)
-                .map_err(|refusal| DomainError::Gone(format!("the shared secret: {refusal}")))?;
-            let mut changes = vec![access, read];
-            let notice = notify_address(models, share.created_by).map(|to| {
-                let count = match share.max_access_count {
-                    Some(limit) => format!("{} of {limit}", share.access_count + 1),
-                    None => (share.access_count + 1).to_string(),
-                };
-                let by = match &accessor {
-                    Accessor::Anonymous => format!("someone with the link from {}", context.client_ip),
-                    Accessor::User { email, .. } => email.as_str().to_owned(),
-                    Accessor::Agent { id } => format!("agent {id}"),
-                };
-                mail::share_accessed(to, share.org_id, share.id, share.path.as_str(), &by, &count)
-            });
-            changes.extend(notice.as_ref().map(Mail::queued));
-            Ok((
-                changes,
-                Ok((
-                    secret.clone(),
-                    sealed.clone(),
-                    share.access_count + 1,
-                    share.max_access_count,
-                    notice,
-                )),
-            ))
-        })
-        .await;
-    let (_, decided) = outcome?;
-    let (secret, sealed, access_count, max_access_count, notice) = decided.map_err(refusal_error)?;
-    if let Some(notice) = notice {
-        state.mailer.send(notice);
-    }
-    let plaintext = open(&state, &secret, secret.version, &sealed).await?;
-    let value = String::from_utf8(plaintext.to_vec()).map_err(|_| ApiError::internal("a stored value is not UTF-8"))?;
+    let opened = open_share(
+        &state,
+        OpenShare {
+            share_id,
+            accessor: accessor_of(caller.as_ref()),
+            passphrase: from_body.passphrase.or(query.passphrase),
+            claim: from_body.claim.or(query.claim),
+            client_ip: context.client_ip,
+            now: context.now,
+            metadata,
+        },
+    )
+    .await?;
+    let OpenedShare {
+        secret,
+        value,
+        access_count,
+        max_access_count,
+    } = opened;
     Ok(Json(SharedSecretResponse {
         id: share_id,
         secret_id: secret.id,
         path: secret.path.to_string(),
         secret_type: secret.secret_type,
-        value: Zeroizing::new(value),
+        value,
         version: secret.version,
         access_count,
         max_access_count,
     }))
-}
-
-/// Checks the passphrase presented for a share that has one. Every attempt is taken from
-/// the client's allowance and the share's before anything else (429 once either ran out,
-/// see src/app/rate_limit.rs), so of concurrent guesses only the allowance's worth is ever
-/// checked; a right one is given back. Checks (argon2) run a few at a time.
-async fn check_passphrase_of(
-    state: &AppState,
-    share: &Share,
-    hash: &str,
-    presented: Option<Zeroizing<String>>,
-    client: std::net::IpAddr,
-) -> Result<PassphraseCheck, ApiError> {
-    state.limits.share_guess(client, share.id)?;
-    let Some(presented) = presented else {
-        return Ok(PassphraseCheck::NotPresented);
-    };
-    let right = {
-        let _turn = state.limits.passphrase_check().await?;
-        let hash = hash.to_owned();
-        tokio::task::spawn_blocking(move || crate::auth::verify_password(&presented, &hash))
-            .await
-            .map_err(ApiError::internal)?
-    };
-    if right {
-        state.limits.share_guess_was_right(client, share.id);
-        Ok(PassphraseCheck::Passed)
-    } else {
-        Ok(PassphraseCheck::Wrong)
-    }
-}
-
-/// `change` of the share's stream, preceded by the share's claim if there is one, in one
-/// append, against the version the claim was decided on.
-fn with_claim(change: Change, claimed: Option<Change>) -> Change {
-    match claimed {
-        Some(mut claim) => {
-            claim.events.extend(change.events);
-            claim
-        }
-        None => change,
-    }
 }
 
 /// DELETE /v1/share/{share_id}: by its sharer, or by whoever manages the shared secret's

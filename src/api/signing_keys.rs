@@ -22,9 +22,9 @@ use super::auth::confirm_password;
 use super::chains::{enabled_chain, enabled_chains};
 use super::extract::{Body, PathParams, QueryParams};
 use super::problem::ApiError;
-use super::secrets::{from_event_form, to_event_form};
 use super::session::{Caller, HumanSession};
 use crate::app::AppState;
+use crate::app::values::{from_event_form, to_event_form};
 
 #[derive(Deserialize)]
 pub struct CreateSigningKeyRequest {

@@ -2,6 +2,7 @@
 //! answer in one place: problem+json in src/api/problem.rs.
 
 use domain::change::DomainError;
+use domain::share::AccessRefused;
 
 use super::commands::CommandError;
 use crate::store::AppendError;
@@ -17,6 +18,10 @@ pub enum AppError {
     /// what changed.
     #[error("{0}")]
     Contended(String),
+    /// A share refused to open: not there for this accessor, over, or its passphrase or
+    /// the client's address wrong.
+    #[error(transparent)]
+    ShareRefused(AccessRefused),
     /// Asked too often: the caller may try again after this many seconds.
     #[error("too many requests; retry in {retry_after_seconds} s")]
     Throttled { retry_after_seconds: u64 },

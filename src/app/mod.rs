@@ -9,8 +9,11 @@ pub mod commands;
 pub mod error;
 pub(crate) mod lanes;
 pub mod rate_limit;
+pub mod reach;
 pub mod reservations;
+pub mod shares;
 mod state;
+pub mod values;
 
 pub use error::AppError;
 pub use state::{AppState, Services};

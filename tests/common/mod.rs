@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod chain;
+pub mod in_process;
 pub mod mail;
 pub mod process;
 pub mod world;
