@@ -1,8 +1,6 @@
 //! Human accounts: sign-up, sign-in and out, profile, password, and the keys that verify
 //! keyward's tokens.
 
-use std::collections::HashSet;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -15,8 +13,7 @@ use domain::change::{Change, DomainError};
 use domain::email::Email;
 use domain::events::{AuthMethod, AuthenticationFailed, OrgRole, SignInKind, UserAuthenticated};
 use domain::user::{self, User};
-use domain::{ActorType, ExpectedVersion, Metadata, OrgId, StreamId, UserId, VaultId};
-use projections::ReadModels;
+use domain::{ActorType, ExpectedVersion, Metadata, OrgId, StreamId, UserId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -24,9 +21,8 @@ use zeroize::Zeroizing;
 use super::extract::{Body, RequestContext};
 use super::problem::ApiError;
 use super::session::{HumanCredential, HumanSession};
-use super::vaults;
 use crate::app::AppState;
-use crate::app::commands::Attempt;
+use crate::app::account::delete_account;
 use crate::auth::{self, ApiKeyHash, PrincipalType, TokenRequest, TokenUse, VerificationToken};
 use crate::mail;
 
@@ -459,51 +455,8 @@ pub async fn delete_me(
         )));
     }
     confirm_password(&state, &session, &headers, "account deletion").await?;
-    let (user_id, now) = (session.user.id, session.context.now);
-    let (metadata, state) = (session.metadata(), &state);
-    let shredded = std::sync::Mutex::new(HashSet::new());
-    let shredded = &shredded;
-    state
-        .commands
-        .run::<_, _, ApiError, _>(
-            // Decided before any key goes, since shredding cannot be undone: a refusal
-            // (the organization has other members) destroys nothing.
-            || async move {
-                let (_, vaults) = state.projector.read(|models| account_deletion(models, user_id, now))?;
-                let unshredded: Vec<VaultId> = {
-                    let shredded = shredded.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                    vaults.into_iter().filter(|id| !shredded.contains(id)).collect()
-                };
-                vaults::shred(state, unshredded.iter().copied()).await?;
-                let mut shredded = shredded.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                shredded.extend(unshredded);
-                Ok(shredded.clone())
-            },
-            |shredded| {
-                let (changes, vaults) = state.projector.read(|models| account_deletion(models, user_id, now))?;
-                // A vault created since its keys went: its keys go too, then it is decided again.
-                if vaults.iter().all(|id| shredded.contains(id)) {
-                    Ok(Attempt::changes(changes, &metadata, ())?)
-                } else {
-                    Ok(Attempt::Stale(
-                        "vaults kept being created while the account was being deleted",
-                    ))
-                }
-            },
-        )
-        .await?;
+    delete_account(&state, session.user.id, session.context.now, &session.metadata()).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// The decision to delete `user`'s account on `models`, and the vaults it deletes.
-fn account_deletion(
-    models: &ReadModels,
-    user: UserId,
-    now: DateTime<Utc>,
-) -> Result<(Vec<Change>, Vec<VaultId>), DomainError> {
-    let deletion = models.account_deletion(user).ok_or(DomainError::NotFound("user"))?;
-    let vault_ids = deletion.vaults.iter().map(|vault| vault.id).collect();
-    Ok((user::delete_account(deletion, now)?, vault_ids))
 }
 
 #[derive(Serialize)]

@@ -14,6 +14,7 @@ use super::extract::{Body, PathParams};
 use super::problem::ApiError;
 use super::session::HumanSession;
 use crate::app::AppState;
+use crate::app::values::shred_vaults;
 
 #[derive(Deserialize)]
 pub struct CreateVaultRequest {
@@ -110,7 +111,7 @@ pub async fn delete(
     if visible_vault(&state, &session, vault_id)?.created_by != owner {
         return Err(ApiError::Forbidden(ONLY_THE_OWNER_DELETES.into()));
     }
-    shred(&state, [vault_id]).await?;
+    shred_vaults(&state, [vault_id]).await?;
     state
         .commands
         .decide(&session.metadata(), |models| {
@@ -125,17 +126,6 @@ pub async fn delete(
 }
 
 const ONLY_THE_OWNER_DELETES: &str = "only the vault's owner can delete it";
-
-/// Destroys the keys of `vaults`, which must happen before the log says they are deleted:
-/// from then on none of their values may be recoverable, whatever happens after. Their
-/// ciphertexts stay in the log for good. Shredding cannot be undone, so whoever calls this
-/// has decided the deletion first, and decides it again to append it.
-pub(super) async fn shred(state: &AppState, vaults: impl IntoIterator<Item = VaultId>) -> Result<(), ApiError> {
-    for vault_id in vaults {
-        state.envelope.shred_vault(vault_id).await.map_err(ApiError::internal)?;
-    }
-    Ok(())
-}
 
 /// A vault of the caller's organization; any other vault is a 404, so vault ids of
 /// other tenants cannot be probed.

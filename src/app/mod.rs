@@ -3,6 +3,7 @@
 //! decides again when another request changed the state first; its workers reserve and
 //! broadcast transactions behind the requests that queued them.
 
+pub mod account;
 pub mod broadcasts;
 pub mod chains;
 pub mod commands;

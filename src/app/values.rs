@@ -1,6 +1,7 @@
 //! Secret values under envelope encryption: opened only once their read is in the log,
-//! and carried by events in the form the domain keeps.
+//! carried by events in the form the domain keeps, and shredded with their vaults.
 
+use domain::VaultId;
 use domain::change::DomainError;
 use domain::secret::{Sealed, Secret};
 use zeroize::Zeroizing;
@@ -40,4 +41,19 @@ pub fn from_event_form(sealed: &Sealed) -> Result<SealedValue, AppError> {
     serde_json::to_value(sealed)
         .and_then(serde_json::from_value)
         .map_err(AppError::internal)
+}
+
+/// Destroys the keys of `vaults`, which must happen before the log says they are deleted:
+/// from then on none of their values may be recoverable, whatever happens after. Their
+/// ciphertexts stay in the log for good. Shredding cannot be undone, so whoever calls this
+/// has decided the deletion first, and decides it again to append it.
+pub async fn shred_vaults(services: &Services, vaults: impl IntoIterator<Item = VaultId>) -> Result<(), AppError> {
+    for vault_id in vaults {
+        services
+            .envelope
+            .shred_vault(vault_id)
+            .await
+            .map_err(AppError::internal)?;
+    }
+    Ok(())
 }
