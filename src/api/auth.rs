@@ -96,11 +96,9 @@ pub async fn signup(
             }
             Ok(changes.into_iter().chain([mail_queued.clone()]).collect())
         })
-        .await
-        .map_err(|error| match ApiError::from(error) {
-            ApiError::Conflict(_) => ApiError::from(email_taken()),
-            other => other,
-        })?;
+        // A racing sign-up that got the address first moves its stream: the decision is
+        // made again, and finds the address taken.
+        .await?;
     state.mailer.send(verification_mail);
     let (access_token, _) = issue_session(&state, user_id, org_id, sign_in, TokenUse::Api, context.now)?;
     Ok(Json(SignupResponse {
