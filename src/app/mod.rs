@@ -9,6 +9,7 @@ pub mod chains;
 pub mod commands;
 pub mod error;
 pub(crate) mod lanes;
+pub mod mailer;
 pub mod rate_limit;
 pub mod reach;
 pub mod reservations;

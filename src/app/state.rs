@@ -6,12 +6,12 @@ use anyhow::Context;
 
 use super::broadcasts::Broadcasts;
 use super::commands::Commands;
+use super::mailer::Mailer;
 use super::rate_limit::RateLimits;
 use super::reservations::Reservations;
 use crate::auth::{SigningKeys, TOKEN_AUDIENCE, TokenIssuer};
 use crate::config::Config;
 use crate::crypto::{Envelope, KeyTable, MasterKey};
-use crate::mail::Mailer;
 use crate::projector::Projector;
 use crate::store::audit_index::AuditIndex;
 use crate::store::{EventStore, snapshot};
