@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use domain::authz::{AccessRequest, Permission, Principal};
 use domain::change::{Change, DomainError};
 use domain::email::Email;
-use domain::secret::{self, Secret, SecretVersion};
+use domain::secret::{self, Sealed, Secret, SecretVersion};
 use domain::share::{self, AccessRefused, Accessor, Checks, PassphraseCheck, Share};
 use domain::{AgentId, Metadata, ShareId, UserId};
 use projections::ReadModels;
@@ -140,31 +140,39 @@ pub async fn open_share(services: &Services, command: OpenShare) -> Result<Opene
                 mail::share_accessed(to, share.org_id, share.id, share.path.as_str(), &by, &count)
             });
             changes.extend(notice.as_ref().map(Mail::queued));
-            Ok((
-                changes,
-                Ok((
-                    secret.clone(),
-                    sealed.clone(),
-                    share.access_count + 1,
-                    share.max_access_count,
-                    notice,
-                )),
-            ))
+            let opening = Opening {
+                secret: secret.clone(),
+                sealed: sealed.clone(),
+                access_count: share.access_count + 1,
+                max_access_count: share.max_access_count,
+                notice,
+            };
+            Ok((changes, Ok(opening)))
         })
         .await;
     let (_, decided) = outcome?;
-    let (secret, sealed, access_count, max_access_count, notice) = decided.map_err(AppError::ShareRefused)?;
-    if let Some(notice) = notice {
+    let opening = decided.map_err(AppError::ShareRefused)?;
+    if let Some(notice) = opening.notice {
         services.mailer.send(notice);
     }
-    let plaintext = open(services, &secret, secret.version, &sealed).await?;
+    let plaintext = open(services, &opening.secret, opening.secret.version, &opening.sealed).await?;
     let value = String::from_utf8(plaintext.to_vec()).map_err(|_| AppError::internal("a stored value is not UTF-8"))?;
     Ok(OpenedShare {
-        secret,
+        secret: opening.secret,
         value: Zeroizing::new(value),
-        access_count,
-        max_access_count,
+        access_count: opening.access_count,
+        max_access_count: opening.max_access_count,
     })
+}
+
+/// What an opening decided: the secret and its sealed value to open once the opening is
+/// in the log, the counts, and the mail that tells the sharer.
+struct Opening {
+    secret: Secret,
+    sealed: Sealed,
+    access_count: u64,
+    max_access_count: Option<u64>,
+    notice: Option<Mail>,
 }
 
 /// What the log keeps of an invitation's claim token: its hash.
