@@ -207,6 +207,15 @@ async fn one_idempotency_key_five_times_at_once_signs_once() {
     let repeats = answers.iter().filter(|a| matches!(a, Ok(Reserved::Repeat(_)))).count();
     assert_eq!((signed, repeats), (1, 4), "every other answer repeats the first");
     assert_eq!(keyward.signed_nonces(agent), vec![0]);
+    let signed_id = keyward
+        .state
+        .projector
+        .read(|models| models.transactions.history(agent).records()[0].id);
+    for answer in &answers {
+        if let Ok(Reserved::Repeat(id)) = answer {
+            assert_eq!(*id, signed_id, "a repeat names the transaction the first signed");
+        }
+    }
 
     let other_request = keyward.ticket(agent, org, (CHAIN, CHAIN_ID), ALLOWED, "0.2", Some("pay-invoice-7"));
     assert!(matches!(

@@ -103,7 +103,7 @@ impl AgentRequest {
         for (field, chains) in named_chains {
             if let Some(unknown) = chains
                 .into_iter()
-                .find(|chain| super::chains::enabled_chain(state, chain).is_none())
+                .find(|chain| crate::app::chains::enabled_chain(state, chain).is_none())
             {
                 return Err(ApiError::BadRequest(format!(
                     "{field}: no chain named {unknown:?} is configured"
@@ -330,7 +330,7 @@ impl AgentResponse {
 
 /// [`AgentResponse::read`] for one agent of the session's org.
 fn shown(state: &AppState, session: &HumanSession, agent_id: AgentId) -> Result<AgentResponse, ApiError> {
-    let chains = super::chains::registry(state);
+    let chains = crate::app::chains::registry(state);
     let agent = visible_agent(state, session, agent_id)?;
     let now = session.context.now;
     Ok(state
@@ -392,7 +392,7 @@ pub async fn create(
 }
 
 pub async fn list(State(state): State<AppState>, session: HumanSession) -> Json<AgentListResponse> {
-    let chains = super::chains::registry(&state);
+    let chains = crate::app::chains::registry(&state);
     let now = session.context.now;
     let agents = state.projector.read(|models| {
         models

@@ -15,7 +15,7 @@ use super::problem::ApiError;
 use super::session::{Caller, HumanSession};
 use crate::app::AppState;
 
-pub use crate::app::chains::{configured, enabled_chain, enabled_chains, registry};
+use crate::app::chains::{configured, enabled_chain, enabled_chains, registry};
 
 #[derive(Serialize)]
 pub struct ChainResponse {

@@ -8,12 +8,12 @@ use domain::{AgentId, SecretPath, VaultId};
 use intents::{Address, Bytes, PrivateKey, Rpc};
 use serde::Deserialize;
 
-use super::chains::enabled_chain;
 use super::problem::ApiError;
 use super::secrets::{Purpose, may_read, read_value};
 use super::session::{AgentSession, Caller};
 use super::signing_keys;
 use crate::app::AppState;
+use crate::app::chains::enabled_chain;
 
 pub(super) fn parse_address(text: &str) -> Result<Address, ApiError> {
     let hex = text

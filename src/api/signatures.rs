@@ -15,13 +15,13 @@ use intents::message::{Message, sign_digest};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::chains::enabled_chain;
 use super::extract::{Body, PathParams};
 use super::intent::{Intent, check_agent, key_for};
 use super::problem::ApiError;
 use super::session::{AgentSession, Caller};
 use super::transactions::{SubmitRequest, sign_only};
 use crate::app::AppState;
+use crate::app::chains::enabled_chain;
 
 #[derive(Deserialize)]
 pub struct SignIntentRequest {

@@ -19,11 +19,11 @@ use zeroize::Zeroizing;
 
 use super::agents::{agent_or_its_humans, visible_agent};
 use super::auth::confirm_password;
-use super::chains::{enabled_chain, enabled_chains};
 use super::extract::{Body, PathParams, QueryParams};
 use super::problem::ApiError;
 use super::session::{Caller, HumanSession};
 use crate::app::AppState;
+use crate::app::chains::{enabled_chain, enabled_chains};
 use crate::app::values::{from_event_form, to_event_form};
 
 #[derive(Deserialize)]
